@@ -1,0 +1,8 @@
+"""Ordered server-side apply with safe pruning: plan, execute, prune, wait, lock."""
+
+from syncer.apply.changeset import Change, ChangeSet
+from syncer.apply.options import SyncOptions
+from syncer.apply.plan import Plan, build_plan
+from syncer.apply.sync import EmptySourceRefused, plan_sync, sync
+
+__all__ = ["Change", "ChangeSet", "EmptySourceRefused", "Plan", "SyncOptions", "build_plan", "plan_sync", "sync"]

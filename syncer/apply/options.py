@@ -1,0 +1,29 @@
+"""Options of a sync, as one plain dataclass with the defaults users get."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from syncer.diff import IgnoreRule
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    app: str
+    """The app's name: names its ApplySet parent (`ConfigMap syncer-<app>`) and lock."""
+    namespace: str = "default"
+    """Default namespace for namespaced objects; home of the app's inventory and lock."""
+    field_manager: str = "syncer"
+    force_conflicts: bool = True
+    """Git is the source of truth: take fields other managers own, and report it."""
+    prune: bool = True
+    allow_empty: bool = False
+    dry_run: bool = False
+    wait: bool = False
+    timeout: float = 300.0
+    """Seconds `wait` waits for health, and CRDs for Established."""
+    concurrency: int = 16
+    """Requests in flight at once within a step."""
+    lock_timeout: float = 60.0
+    """Seconds to wait for another sync of the same app to finish."""
+    ignore: tuple[IgnoreRule, ...] = ()

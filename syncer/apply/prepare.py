@@ -1,0 +1,85 @@
+"""Turn a manifest into the body syncer server-side applies. Pure.
+
+Server-side apply is stricter than client-side apply in a few places on the Kubernetes
+versions still in use (1.20 among them). Manifests that `kubectl apply` accepts must sync, so
+these are fixed up before sending, as Flux does (fluxcd/pkg `ssa/normalize`):
+- container ports and Service ports without `protocol`: `protocol` is part of the list-map
+  key, and before Kubernetes 1.21/1.22 an element that omits it is rejected or duplicated
+  (structured-merge-diff#130, kubernetes#98576), so the default `TCP` is filled in;
+- Secret `stringData`: the server folds it into `data`, so applying it shows as drift on every
+  run and conflicts with itself (kubernetes#108008); it is folded into `data` here instead;
+- `status` and `metadata.creationTimestamp: null` (emitted by `kubectl create --dry-run -o
+  yaml`) are dropped: status is not ours to set, and a null timestamp is rejected by SSA.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from typing import Any
+
+from syncer.apply.applyset import with_part_of
+from syncer.model import Object
+
+_POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "ReplicationController": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+_WORKLOAD_GROUPS = {"", "apps", "batch", "extensions"}
+
+
+def _dig(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _default_protocols(ports: Any) -> None:
+    if isinstance(ports, list):
+        for port in ports:
+            if isinstance(port, dict) and not port.get("protocol"):
+                port["protocol"] = "TCP"
+
+
+def _fold_string_data(secret: Object) -> None:
+    string_data = secret.pop("stringData", None)
+    if not isinstance(string_data, dict) or not string_data:
+        return
+    data = dict(secret.get("data") or {})
+    for key, value in string_data.items():
+        data[key] = base64.b64encode(str(value).encode()).decode()
+    secret["data"] = data
+
+
+def prepare_body(obj: Object, *, applyset: str, namespaced: bool) -> Object:
+    """The body to apply: a deep copy with the SSA workarounds, the namespace fixed to the
+    resource's scope, and the ApplySet membership label."""
+    body = copy.deepcopy(obj)
+    group = str(body.get("apiVersion", "")).rpartition("/")[0]
+    kind = body.get("kind")
+    body.pop("status", None)
+    metadata = body.setdefault("metadata", {})
+    if "creationTimestamp" in metadata and metadata["creationTimestamp"] is None:
+        del metadata["creationTimestamp"]
+    if not namespaced:
+        metadata.pop("namespace", None)
+    if group in _WORKLOAD_GROUPS and kind in _POD_TEMPLATE_PATHS:
+        pod_spec = _dig(body, _POD_TEMPLATE_PATHS[kind])
+        if isinstance(pod_spec, dict):
+            for field in ("containers", "initContainers", "ephemeralContainers"):
+                for container in pod_spec.get(field) or []:
+                    if isinstance(container, dict):
+                        _default_protocols(container.get("ports"))
+    if group == "" and kind == "Service":
+        _default_protocols(_dig(body, ("spec", "ports")))
+    if group == "" and kind == "Secret":
+        _fold_string_data(body)
+    return with_part_of(body, applyset)

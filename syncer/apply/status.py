@@ -1,0 +1,236 @@
+"""What the daemon last did for an app, kept where users can read it with kubectl.
+
+The status lives on the app's ApplySet parent (`ConfigMap syncer-<app>`) as annotations, and
+each change of it is also reported as a Kubernetes Event on that ConfigMap:
+
+    status.syncer.dev/revision   the commit of the last sync
+    status.syncer.dev/time       when this status was recorded (RFC 3339, UTC)
+    status.syncer.dev/result     Succeeded | Failed
+    status.syncer.dev/error      why it failed (absent after a success)
+    status.syncer.dev/summary    {"created": 1, "configured": 2, ...} as JSON
+
+The annotations are written by server-side apply under their own field manager,
+`syncer-status`, so they never take over or disturb the inventory fields the sync owns (and a
+sync never removes them). They are written only when the revision, the result or the error
+changed, or the sync changed something: a resync that finds nothing to do writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Literal
+
+from syncer.apply.applyset import ID_LABEL, PARENT_PREFIX, TOOLING, TOOLING_ANNOTATION, Inventory
+from syncer.apply.changeset import ACTIONS, ChangeAction, ChangeSet
+from syncer.errors import ClusterError
+from syncer.kube import Kube
+from syncer.model import Object
+
+log = logging.getLogger(__name__)
+
+STATUS_MANAGER = "syncer-status"
+PREFIX = "status.syncer.dev/"
+REVISION_ANNOTATION = PREFIX + "revision"
+TIME_ANNOTATION = PREFIX + "time"
+RESULT_ANNOTATION = PREFIX + "result"
+ERROR_ANNOTATION = PREFIX + "error"
+SUMMARY_ANNOTATION = PREFIX + "summary"
+MAX_ERROR_LENGTH = 4000
+"""Annotations share a 256 KiB budget per object; a long list of failures is cut here."""
+EVENT_COMPONENT = "syncer"
+
+Result = Literal["Succeeded", "Failed"]
+CHANGING_ACTIONS: tuple[ChangeAction, ...] = ("created", "configured", "recreated", "deleted")
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class AppStatus:
+    """The outcome of one sync as users see it."""
+
+    revision: str
+    result: Result
+    error: str = ""
+    summary: dict[str, int] = field(default_factory=dict)
+    time: str = field(default_factory=now_rfc3339)
+
+    @classmethod
+    def of(cls, changes: ChangeSet) -> AppStatus:
+        error = changes.error or "; ".join(
+            f"{c.ref}: {c.message}" for c in changes.changes if c.action == "failed"
+        )
+        return cls(
+            revision=changes.revision,
+            result="Succeeded" if changes.ok else "Failed",
+            error=error if not changes.ok else "",
+            summary={k: v for k, v in changes.summary().items() if v},
+        )
+
+    @classmethod
+    def failed(cls, *, revision: str, error: str) -> AppStatus:
+        return cls(revision=revision, result="Failed", error=error)
+
+    def same_outcome(self, other: AppStatus | None) -> bool:
+        """True when recording this status again would tell users nothing new."""
+        return other is not None and (self.revision, self.result, self.error) == (
+            other.revision, other.result, other.error)
+
+    def summary_text(self) -> str:
+        parts = [f"{self.summary[a]} {a}" for a in ACTIONS if self.summary.get(a)]
+        return ", ".join(parts) if parts else "no objects"
+
+    def annotations(self) -> dict[str, str]:
+        values = {
+            REVISION_ANNOTATION: self.revision,
+            TIME_ANNOTATION: self.time,
+            RESULT_ANNOTATION: self.result,
+            SUMMARY_ANNOTATION: json.dumps(self.summary, separators=(",", ":"), sort_keys=True),
+        }
+        if self.error:
+            error = self.error
+            if len(error) > MAX_ERROR_LENGTH:
+                error = error[: MAX_ERROR_LENGTH - 20] + " ... (truncated)"
+            values[ERROR_ANNOTATION] = error
+        return values
+
+
+def changed_something(changes: ChangeSet) -> bool:
+    return changes.count(*CHANGING_ACTIONS) > 0
+
+
+def needs_recording(new: AppStatus, recorded: AppStatus | None, *, changed: bool) -> bool:
+    """Whether a sync's status is worth a write: only news, so an idle resync writes nothing."""
+    return changed or not new.same_outcome(recorded)
+
+
+def read_status(parent: Object | None) -> AppStatus | None:
+    """The status recorded on a parent ConfigMap, or None when it has none."""
+    annotations = ((parent or {}).get("metadata") or {}).get("annotations") or {}
+    revision = annotations.get(REVISION_ANNOTATION)
+    result = annotations.get(RESULT_ANNOTATION)
+    if revision is None or result not in ("Succeeded", "Failed"):
+        return None
+    try:
+        summary = json.loads(annotations.get(SUMMARY_ANNOTATION) or "{}")
+    except ValueError:
+        summary = {}
+    if not isinstance(summary, dict):
+        summary = {}
+    return AppStatus(
+        revision=revision,
+        result=result,
+        error=annotations.get(ERROR_ANNOTATION, ""),
+        summary={str(k): int(v) for k, v in summary.items() if isinstance(v, int)},
+        time=annotations.get(TIME_ANNOTATION, ""),
+    )
+
+
+def read_app_status(kube: Kube, *, app: str, namespace: str) -> AppStatus | None:
+    parent = Inventory.for_app(app=app, namespace=namespace).parent
+    live = kube.get(kube.resource_for("v1", "ConfigMap"), parent.name, namespace=namespace)
+    return read_status(live)
+
+
+def write_status(kube: Kube, *, app: str, namespace: str, status: AppStatus) -> Object:
+    """Server-side apply the status annotations onto the app's parent; returns the parent.
+
+    When there is no parent yet (the very first sync failed before writing anything), the
+    status creates it, with the ApplySet id and tooling so that it is recognisably the app's
+    parent: a user looking for why the app never synced finds the answer there.
+    """
+    inventory = Inventory.for_app(app=app, namespace=namespace)
+    configmaps = kube.resource_for("v1", "ConfigMap")
+    metadata: Object = {"name": inventory.parent.name, "namespace": namespace, "annotations": status.annotations()}
+    if kube.get(configmaps, inventory.parent.name, namespace=namespace) is None:
+        metadata["labels"] = {ID_LABEL: inventory.id}
+        metadata["annotations"][TOOLING_ANNOTATION] = TOOLING
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
+    return kube.apply(configmaps, body, subject=str(inventory.parent), field_manager=STATUS_MANAGER,
+                      force=True, dry_run=False)
+
+
+def emit_event(kube: Kube, *, app: str, parent: Object, status: AppStatus, instance: str = "") -> Object:
+    """A core/v1 Event on the parent ConfigMap: SyncSucceeded (Normal) or SyncFailed (Warning)."""
+    metadata = parent["metadata"]
+    succeeded = status.result == "Succeeded"
+    short = status.revision[:12]
+    message = (f"app {app} synced revision {short}: {status.summary_text()}" if succeeded
+               else f"app {app} failed to sync revision {short}: {status.error}")
+    now = datetime.now(timezone.utc)
+    event: Object = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
+        "involvedObject": {
+            "apiVersion": "v1", "kind": "ConfigMap", "name": metadata["name"],
+            "namespace": metadata["namespace"], "uid": metadata.get("uid"),
+            "resourceVersion": metadata.get("resourceVersion"),
+        },
+        "reason": "SyncSucceeded" if succeeded else "SyncFailed",
+        "message": message[:1024],
+        "type": "Normal" if succeeded else "Warning",
+        "source": {"component": EVENT_COMPONENT, "host": socket.gethostname()},
+        "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "count": 1,
+        "reportingComponent": EVENT_COMPONENT,
+        "reportingInstance": (instance or socket.gethostname())[:128],
+    }
+    events = kube.resource_for("v1", "Event")
+    return kube.create(events, event, subject=f"Event/{metadata['namespace']}/{metadata['name']}")
+
+
+def record(kube: Kube, *, app: str, namespace: str, status: AppStatus, instance: str = "") -> None:
+    """Write the status and its Event. Raises ClusterError when the status cannot be written
+    (e.g. the app's namespace does not exist yet); a failed Event is only logged, as the
+    status itself already tells the story."""
+    parent = write_status(kube, app=app, namespace=namespace, status=status)
+    try:
+        emit_event(kube, app=app, parent=parent, status=status, instance=instance)
+    except ClusterError as error:
+        log.warning("app %s: cannot create an Event: %s", app, error)
+
+
+@dataclass(frozen=True)
+class AppStatusRow:
+    """One app as `syncer status` lists it: where its parent is and what it says."""
+
+    app: str
+    namespace: str
+    status: AppStatus | None
+    """None when the app has not been synced by the daemon (or has no parent at all)."""
+
+    def to_dict(self) -> dict[str, object]:
+        status = self.status
+        return {
+            "app": self.app,
+            "namespace": self.namespace,
+            "parent": f"ConfigMap/{self.namespace}/{PARENT_PREFIX}{self.app}",
+            "revision": status.revision if status else None,
+            "time": status.time if status else None,
+            "result": status.result if status else None,
+            "error": (status.error or None) if status else None,
+            "summary": dict(status.summary) if status else {},
+        }
+
+
+def list_app_statuses(kube: Kube, *, namespace: str | None) -> list[AppStatusRow]:
+    """Every syncer ApplySet parent in a namespace (or all namespaces, None), with its status."""
+    configmaps = kube.resource_for("v1", "ConfigMap")
+    rows = []
+    for parent in kube.list(configmaps, namespace=namespace, label_selector=ID_LABEL):
+        metadata = parent["metadata"]
+        tooling = (metadata.get("annotations") or {}).get(TOOLING_ANNOTATION, "")
+        name = str(metadata["name"])
+        if not tooling.startswith("syncer/") or not name.startswith(PARENT_PREFIX):
+            continue
+        rows.append(AppStatusRow(app=name[len(PARENT_PREFIX):], namespace=str(metadata["namespace"]),
+                                 status=read_status(parent)))
+    return sorted(rows, key=lambda row: (row.namespace, row.app))

@@ -1,0 +1,64 @@
+"""Options shared by the commands that talk to a cluster (`diff`, `sync`, `status`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import yaml
+
+from syncer.diff import IgnoreRule, parse_ignore_rules
+from syncer.errors import ConfigError
+from syncer.kube import ClientOptions, Kube
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def cluster_options(fn: F) -> F:
+    """--kubeconfig and --context (in a pod with neither, the pod's service account is used)."""
+    fn = click.option("--context", default=None, help="Kubeconfig context (default: the current one).")(fn)
+    fn = click.option(
+        "--kubeconfig", type=click.Path(dir_okay=False), default=None, envvar="KUBECONFIG",
+        help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).",
+    )(fn)
+    return fn
+
+
+def app_options(fn: F) -> F:
+    """--name, --field-manager, --concurrency and --ignore-differences."""
+    fn = click.option(
+        "--ignore-differences", "ignore_file", type=click.Path(exists=True, dir_okay=False), default=None,
+        help="YAML list of rules (Argo CD's ignoreDifferences format) for fields left out of the comparison.",
+    )(fn)
+    fn = click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True,
+                      help="Requests in flight at once.")(fn)
+    fn = click.option("--field-manager", default="syncer", show_default=True,
+                      help="Server-side apply field manager.")(fn)
+    fn = click.option("--name", "app", required=True,
+                      help="The app's name: names its ApplySet inventory and lock.")(fn)
+    return fn
+
+
+def output_option(fn: F) -> F:
+    return click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
+                        show_default=True, help="Output format (json goes to stdout).")(fn)
+
+
+def connect(*, kubeconfig: str | None, context: str | None, concurrency: int = 16) -> Kube:
+    return Kube.connect(ClientOptions(kubeconfig=kubeconfig, context=context, pool_size=max(concurrency, 4) * 2))
+
+
+def load_ignore_rules(path: str | None) -> tuple[IgnoreRule, ...]:
+    if not path:
+        return ()
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read ignore rules: {error}") from error
+    if isinstance(raw, dict):
+        raw = raw.get("ignoreDifferences", [])
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: expected a list of ignore rules (or a mapping with ignoreDifferences)")
+    return tuple(parse_ignore_rules(raw, where=path))

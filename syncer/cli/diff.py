@@ -1,0 +1,45 @@
+"""`syncer diff`: what a sync would change, exactly. Exit 0 no changes, 1 changes, 2 error
+(the `kubectl diff` convention), so CI can gate on it. Needs only read and dry-run access."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from syncer.apply import SyncOptions, plan_sync
+from syncer.cli import cli
+from syncer.cli.common import app_options, cluster_options, connect, load_ignore_rules, output_option
+from syncer.cli.options import render_from_options, source_options
+from syncer.cli.output import console, diff_json, print_diff_text, print_json
+
+
+@cli.command("diff")
+@source_options
+@app_options
+@cluster_options
+@output_option
+@click.option("--no-prune", "prune", flag_value=False, default=True,
+              help="Do not show objects that a sync would prune.")
+def diff_command(
+    *, app: str, field_manager: str, concurrency: int, ignore_file: str | None,
+    kubeconfig: str | None, context: str | None, output: str, prune: bool, **source: Any,
+) -> None:
+    """Show what `syncer sync` would change: a three-way diff of Git, the live cluster and what
+    syncer applied last. Secret values are never shown."""
+    snapshot, manifests = render_from_options(source)
+    options = SyncOptions(
+        app=app, namespace=source["namespace"], field_manager=field_manager, concurrency=concurrency,
+        prune=prune, ignore=load_ignore_rules(ignore_file), dry_run=True,
+    )
+    kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency)
+    try:
+        plan = plan_sync(kube, manifests, options=options, revision=snapshot.revision)
+    finally:
+        kube.close()
+    if output == "json":
+        print_json(diff_json(plan))
+    else:
+        print_diff_text(plan, out=console(sys.stdout))
+    sys.exit(1 if plan.has_changes else 0)

@@ -1,0 +1,50 @@
+"""`syncer render`: print the manifests a repository path renders to, as they would be applied."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+import yaml
+
+from syncer.cli import cli
+from syncer.cli.options import SourceOptions, render_from_options, source_options
+
+_BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Dumper(_BaseDumper):  # type: ignore[valid-type,misc]
+    """Writes objects shared through YAML aliases out in full: readers of the output (kubectl,
+    diff tools, people) should not have to resolve `&id001` references."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(objects: list[dict[str, Any]]) -> str:
+    """Multi-document YAML, each document starting with `---`, keys in their original order."""
+    return yaml.dump_all(
+        objects, Dumper=_Dumper, sort_keys=False, explicit_start=True, allow_unicode=True, default_flow_style=False
+    )
+
+
+@cli.command("render")
+@source_options
+@click.option("-o", "--output", "output_format", type=click.Choice(["yaml", "json"]), default="yaml",
+              show_default=True, help="Output format on stdout.")  # fmt: skip
+def render_command(*, output_format: str, **values: Any) -> None:
+    """Render a repository path to the manifests syncer would apply (nothing is applied).
+
+    Exits with status 2 and lists every problem when any manifest is invalid.
+    """
+    source = SourceOptions.from_values(values)
+    snapshot, manifests = render_from_options(source)
+    objects = [manifest.obj for manifest in manifests]
+    if output_format == "json":
+        document = {"revision": snapshot.revision, "items": objects}
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
+    elif objects:
+        click.echo(dump_yaml(objects), nl=False)
+    noun = "object" if len(objects) == 1 else "objects"
+    click.echo(f"rendered {len(objects)} {noun} from {snapshot.repo} ({source.path}) at {snapshot.revision}", err=True)

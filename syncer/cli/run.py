@@ -1,0 +1,108 @@
+"""`syncer run`: the in-cluster daemon. Keeps every app of a configuration file in sync,
+serves health, readiness, metrics and webhooks, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from syncer.cli import cli
+from syncer.cli.common import cluster_options
+from syncer.config import load_config
+from syncer.daemon import Daemon, DaemonOptions, ElectionOptions
+from syncer.daemon.http import parse_listen
+from syncer.daemon.logs import configure_logging
+from syncer.errors import ConfigError
+from syncer.kube import ClientOptions
+
+log = logging.getLogger("syncer.run")
+
+SECRET_ENV = "SYNCER_WEBHOOK_SECRET"
+
+
+def read_webhook_secret(path: str | None) -> bytes | None:
+    """From the file (trailing newline dropped, as `kubectl create secret --from-file` keeps
+    it) or else $SYNCER_WEBHOOK_SECRET; None when neither is set (webhooks off)."""
+    if path:
+        try:
+            secret = Path(path).read_text().strip()
+        except OSError as error:
+            raise ConfigError(f"--webhook-secret-file {path}: cannot read it: {error.strerror or error}") from None
+        if not secret:
+            raise ConfigError(f"--webhook-secret-file {path}: the file is empty")
+        return secret.encode()
+    secret = os.environ.get(SECRET_ENV, "").strip()
+    return secret.encode() if secret else None
+
+
+@cli.command("run")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="The apps to keep in sync (YAML; see examples/deploy/README.md).")
+@click.option("--listen", default="0.0.0.0:8080", show_default=True,
+              help="HOST:PORT for /healthz, /readyz, /metrics and /webhook.")
+@click.option("--leader-elect", is_flag=True,
+              help="Elect a leader among replicas through a Lease; only the leader syncs.")
+@click.option("--leader-election-namespace", envvar="POD_NAMESPACE", default="default", show_default=True,
+              help="Namespace of the syncer-leader Lease (default: $POD_NAMESPACE, else default).")
+@click.option("--lease-duration", type=click.FloatRange(min=3), default=15, show_default=True,
+              help="Seconds without renewal after which a standby takes over (renewal every third of it).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per line, for log collectors.")
+@cluster_options
+@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="SYNCER_CACHE_DIR", default=None,
+              help="Where Git clones are cached (default: $SYNCER_CACHE_DIR, else ~/.cache/syncer/repos).")
+@click.option("--webhook-secret-file", type=click.Path(dir_okay=False), default=None,
+              help=f"File with the webhook secret (else ${SECRET_ENV}); without one, /webhook is off.")
+@click.option("--shutdown-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
+              help="Seconds a running sync may take to finish after SIGTERM.")
+@click.pass_context
+def run_command(
+    ctx: click.Context, *, config_path: str, listen: str, leader_elect: bool, leader_election_namespace: str,
+    lease_duration: float, log_format: str, kubeconfig: str | None, context: str | None, cache_dir: str | None,
+    webhook_secret_file: str | None, shutdown_timeout: float,
+) -> None:
+    """Keep the apps of a configuration file in sync: poll each on its interval (or at once
+    on a webhook), apply new revisions and revert drift. Runs until SIGTERM or SIGINT, then
+    lets running syncs finish and exits 0."""
+    verbose = int(ctx.find_root().params.get("verbose") or 0)
+    configure_logging(json_lines=log_format == "json", verbose=verbose)
+    config = load_config(Path(config_path))
+    try:
+        address = parse_listen(listen)
+    except ValueError as error:
+        raise ConfigError(f"--listen: {error}") from None
+    election = ElectionOptions.for_lease(lease_duration, namespace=leader_election_namespace) if leader_elect else None
+    options = DaemonOptions(
+        listen=address, cache_dir=Path(cache_dir) if cache_dir else None,
+        webhook_secret=read_webhook_secret(webhook_secret_file), election=election,
+    )
+    daemon = Daemon(config, client=ClientOptions(kubeconfig=kubeconfig, context=context), options=options)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            log.warning("still waiting for running syncs to finish (up to %.0fs)", shutdown_timeout)
+        else:
+            log.info("%s received: no new syncs start; waiting for running ones", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    daemon.start()
+    while not stop.wait(1.0):
+        pass
+    still_running = daemon.stop(timeout=shutdown_timeout)
+    if still_running:
+        log.error("gave up waiting after %.0fs for the sync of %s; exiting while it runs",
+                  shutdown_timeout, ", ".join(still_running))
+        logging.shutdown()
+        # The sync threads cannot be interrupted; without _exit the interpreter would wait.
+        os._exit(1)
+    log.info("stopped")

@@ -1,0 +1,63 @@
+"""`syncer sync`: make the cluster match the source, in dependency order, pruning what the
+source no longer has. Exit 0 on success, 2 on any failure."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from syncer.apply import SyncOptions, sync
+from syncer.cli import cli
+from syncer.cli.common import app_options, cluster_options, connect, load_ignore_rules, output_option
+from syncer.cli.options import render_from_options, source_options
+from syncer.cli.output import StepProgress, console, print_changeset, print_json
+
+
+@cli.command("sync")
+@source_options
+@app_options
+@cluster_options
+@output_option
+@click.option("--no-prune", "prune", flag_value=False, default=True,
+              help="Keep objects that are no longer in the source.")
+@click.option("--allow-empty", is_flag=True,
+              help="Allow a source with no objects to prune everything the app owns.")
+@click.option("--dry-run", is_flag=True, help="Run everything server-side with dryRun=All; change nothing.")
+@click.option("--wait", is_flag=True, help="Wait until the applied objects are healthy.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
+              help="Seconds to wait for health (--wait) and for CRDs to be Established.")
+@click.option("--no-force-conflicts", "force_conflicts", flag_value=False, default=True,
+              help="Fail instead of taking over fields that other field managers own.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
+              help="Seconds to wait while another sync of the same app runs.")
+@click.option("--show-unchanged", "verbose", is_flag=True, help="List unchanged objects too.")
+def sync_command(
+    *, app: str, field_manager: str, concurrency: int, ignore_file: str | None,
+    kubeconfig: str | None, context: str | None, output: str, prune: bool, allow_empty: bool,
+    dry_run: bool, wait: bool, timeout: float, force_conflicts: bool, lock_timeout: float,
+    verbose: bool, **source: Any,
+) -> None:
+    """Apply the source to the cluster with server-side apply, in dependency order, and prune
+    what it no longer has. Every object is validated by the server before the first write."""
+    snapshot, manifests = render_from_options(source)
+    options = SyncOptions(
+        app=app, namespace=source["namespace"], field_manager=field_manager, concurrency=concurrency,
+        prune=prune, allow_empty=allow_empty, dry_run=dry_run, wait=wait, timeout=timeout,
+        force_conflicts=force_conflicts, lock_timeout=lock_timeout, ignore=load_ignore_rules(ignore_file),
+    )
+    err = console(sys.stderr)
+    progress = StepProgress(err, total=len(manifests))
+    kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency)
+    try:
+        with progress.running():
+            changes = sync(kube, manifests, options=options, revision=snapshot.revision,
+                           report=progress.on_change, on_step=progress.on_step)
+    finally:
+        kube.close()
+    if output == "json":
+        print_json(changes.to_dict())
+    else:
+        print_changeset(changes, out=err, verbose=verbose)
+    sys.exit(0 if changes.ok else 2)

@@ -1,0 +1,75 @@
+"""Prometheus metrics of the daemon, in a registry of its own.
+
+A registry per daemon (not the library's global one) keeps two daemons in one process (the
+tests' leader election) from sharing counters, and keeps the output to syncer's own series.
+Every series of every configured app is created at start, so a standby or an app that never
+synced shows an explicit 0 instead of no series at all (`rate()` and alerts need the zero).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from syncer.apply.changeset import ChangeAction, ChangeSet
+
+DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+APPLIED_ACTIONS: tuple[ChangeAction, ...] = ("created", "configured", "recreated")
+
+
+class Metrics:
+    """The daemon's series; `observe_*` methods are called from the sync threads."""
+
+    def __init__(self, apps: Iterable[str]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.sync_runs = Counter("syncer_sync_runs", "Syncs run, per app.", ["app"], registry=r)
+        self.sync_failures = Counter("syncer_sync_failures", "Syncs (or fetches and renders) that failed, per app.",
+                                     ["app"], registry=r)
+        self.sync_duration = Histogram("syncer_sync_duration_seconds", "Time a sync took, per app.", ["app"],
+                                       buckets=DURATION_BUCKETS, registry=r)
+        self.objects_applied = Counter("syncer_objects_applied",
+                                       "Objects created, configured or recreated, per app.", ["app"], registry=r)
+        self.objects_pruned = Counter("syncer_objects_pruned", "Objects deleted by pruning, per app.", ["app"],
+                                      registry=r)
+        self.last_success = Gauge("syncer_last_successful_sync_timestamp_seconds",
+                                  "Unix time of the last successful sync, per app.", ["app"], registry=r)
+        self.last_revision = Info("syncer_last_synced_revision",
+                                  "The revision of the last successful sync, per app.", ["app"], registry=r)
+        self.fetch_duration = Histogram("syncer_git_fetch_duration_seconds",
+                                        "Time fetching and exporting a new revision took, per app.", ["app"],
+                                        buckets=DURATION_BUCKETS, registry=r)
+        self.leader = Gauge("syncer_leader", "1 while this replica runs syncs (is the leader), else 0.",
+                            registry=r)
+        for app in apps:
+            for metric in (self.sync_runs, self.sync_failures, self.sync_duration, self.objects_applied,
+                           self.objects_pruned, self.fetch_duration):
+                metric.labels(app=app)
+
+    def observe_sync(self, app: str, *, changes: ChangeSet | None, ok: bool, seconds: float) -> None:
+        """One sync attempt; `changes` is None when it failed before producing any (the Git
+        server unreachable, a render error, validation): that still counts as a run, so that
+        failures / runs stays a ratio."""
+        self.sync_runs.labels(app=app).inc()
+        self.sync_duration.labels(app=app).observe(seconds)
+        if changes is not None:
+            self.objects_applied.labels(app=app).inc(changes.count(*APPLIED_ACTIONS))
+            self.objects_pruned.labels(app=app).inc(changes.count("deleted"))
+        if ok and changes is not None:
+            self.last_success.labels(app=app).set(time.time())
+            self.last_revision.labels(app=app).info({"revision": changes.revision})
+        else:
+            self.sync_failures.labels(app=app).inc()
+
+    def observe_fetch(self, app: str, seconds: float) -> None:
+        self.fetch_duration.labels(app=app).observe(seconds)
+
+    def set_leader(self, leading: bool) -> None:
+        self.leader.set(1 if leading else 0)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text format and its content type, for GET /metrics."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

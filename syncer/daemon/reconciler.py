@@ -1,0 +1,153 @@
+"""One tick of one app: check Git, fetch and render when it moved, sync, record the outcome.
+
+    new revision in Git            -> fetch, render, sync
+    same revision, selfHeal        -> sync the cached render again (reverts live drift; a sync
+                                      that finds nothing to change writes nothing)
+    same revision, no selfHeal     -> nothing, unless the last attempt failed (then retry)
+    a plain directory (no commits) -> render again every tick: its files may have changed
+
+The outcome goes to three places: a log line, the metrics, and the status on the app's
+ApplySet parent (only when it is news, see `syncer.apply.status`). Failures never escape a
+tick: they become a failed status and a False return, which the scheduler turns into backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from syncer.apply import ChangeSet, SyncOptions, sync
+from syncer.apply.status import AppStatus, changed_something, needs_recording, read_app_status, record
+from syncer.config import AppConfig
+from syncer.daemon.metrics import Metrics
+from syncer.errors import ClusterError, SyncerError
+from syncer.kube import Kube
+from syncer.model import Manifest
+from syncer.sources import WORKING_TREE, Source, open_source, render
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOCK_TIMEOUT = 30.0
+"""How long a tick waits for another sync of the same app (a manual `syncer sync`, or a
+former leader finishing); after that the tick fails and is retried with backoff."""
+
+
+class AppReconciler:
+    """Keeps one app in sync across ticks; ticks of one app never overlap (the scheduler)."""
+
+    def __init__(
+        self,
+        app: AppConfig,
+        *,
+        kube: Kube,
+        metrics: Metrics,
+        cache_dir: Path | None = None,
+        field_manager: str = "syncer",
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        instance: str = "",
+    ) -> None:
+        self.app = app
+        self._kube = kube
+        self._metrics = metrics
+        self._field_manager = field_manager
+        self._lock_timeout = lock_timeout
+        self._instance = instance
+        try:
+            self.source: Source = open_source(app.repo, revision=app.revision, cache_dir=cache_dir, auth=app.auth)
+        except SyncerError as error:
+            raise type(error)(f"{app.where}: {error}") from error
+        self._manifests: Sequence[Manifest] | None = None
+        self._rendered_revision: str | None = None
+        self._last_ok = False
+        self._recorded: AppStatus | None = None
+        self._recorded_loaded = False
+        self._status_error: str | None = None
+
+    @property
+    def options(self) -> SyncOptions:
+        app = self.app
+        return SyncOptions(
+            app=app.name, namespace=app.namespace, field_manager=self._field_manager, prune=app.prune,
+            wait=app.wait, timeout=app.timeout, ignore=app.ignore, lock_timeout=self._lock_timeout,
+        )
+
+    def tick(self) -> bool:
+        """One round; True when the app is in sync (or nothing needed doing)."""
+        started = time.monotonic()
+        revision = self._rendered_revision or "unknown"
+        try:
+            revision = self.source.remote_revision()
+            if self._manifests is None or revision != self._rendered_revision or revision == WORKING_TREE:
+                revision = self._fetch_and_render()
+            elif not self.app.self_heal and self._last_ok:
+                return True
+            assert self._manifests is not None
+            changes = sync(self._kube, self._manifests, options=self.options, revision=revision)
+        except SyncerError as error:
+            return self._failed(revision=revision, error=str(error), started=started)
+        except Exception as error:  # a bug must not stop the daemon; report it like a failure
+            log.exception("app %s: unexpected error", self.app.name)
+            return self._failed(revision=revision, error=f"internal error: {error!r}", started=started)
+        return self._synced(changes, started=started)
+
+    def _fetch_and_render(self) -> str:
+        fetch_started = time.monotonic()
+        snapshot = self.source.fetch()
+        self._metrics.observe_fetch(self.app.name, time.monotonic() - fetch_started)
+        manifests = render(snapshot, self.app.path, namespace=self.app.namespace)
+        self._manifests, self._rendered_revision = manifests, snapshot.revision
+        return snapshot.revision
+
+    def _synced(self, changes: ChangeSet, *, started: float) -> bool:
+        seconds = time.monotonic() - started
+        ok = changes.ok
+        self._last_ok = ok
+        self._metrics.observe_sync(self.app.name, changes=changes, ok=ok, seconds=seconds)
+        summary = changes.summary()
+        counts = ", ".join(f"{summary[a]} {a}" for a in ("created", "configured", "recreated", "deleted",
+                                                          "unchanged", "skipped", "failed")
+                           if summary[a] or a in ("created", "configured", "deleted", "unchanged"))
+        extra = {"app": self.app.name, "revision": changes.revision, "result": "ok" if ok else "failed",
+                 "summary": summary, "duration": round(seconds, 3)}
+        if ok:
+            log.info("app %s synced %s: %s (%.1fs)", self.app.name, changes.revision[:12], counts, seconds,
+                     extra=extra)
+        else:
+            log.error("app %s sync of %s failed: %s (%s)", self.app.name, changes.revision[:12],
+                      changes.error or "some objects failed", counts, extra={**extra, "error": changes.error})
+        for warning in changes.warnings:
+            log.warning("app %s: %s", self.app.name, warning, extra={"app": self.app.name})
+        self._record(AppStatus.of(changes), changed=changed_something(changes))
+        return ok
+
+    def _failed(self, *, revision: str, error: str, started: float) -> bool:
+        seconds = time.monotonic() - started
+        self._last_ok = False
+        self._metrics.observe_sync(self.app.name, changes=None, ok=False, seconds=seconds)
+        log.error("app %s sync of %s failed: %s", self.app.name, revision[:12], error,
+                  extra={"app": self.app.name, "revision": revision, "result": "failed", "error": error,
+                         "duration": round(seconds, 3)})
+        self._record(AppStatus.failed(revision=revision, error=error), changed=False)
+        return False
+
+    def _record(self, status: AppStatus, *, changed: bool) -> None:
+        """Write the status when it is news. What was recorded before a restart is read back
+        once from the parent, so a restarted daemon does not rewrite an unchanged status."""
+        name, namespace = self.app.name, self.app.namespace
+        try:
+            if not self._recorded_loaded:
+                self._recorded = read_app_status(self._kube, app=name, namespace=namespace)
+                self._recorded_loaded = True
+            if not needs_recording(status, self._recorded, changed=changed):
+                return
+            record(self._kube, app=name, namespace=namespace, status=status, instance=self._instance)
+        except ClusterError as error:
+            message = str(error)
+            # Logged once per distinct problem, not on every tick while it lasts.
+            level = logging.DEBUG if message == self._status_error else logging.WARNING
+            log.log(level, "app %s: cannot record its status: %s", name, message, extra={"app": name})
+            self._status_error = message
+            return
+        self._recorded, self._status_error = status, None

@@ -1,0 +1,243 @@
+"""The daemon: apps from the configuration, each synced on its interval by the leader.
+
+    daemon = Daemon(load_config(path), client=ClientOptions(), options=DaemonOptions())
+    daemon.start()
+    ...                                   # until SIGTERM
+    still_running = daemon.stop(timeout=60)
+
+Wiring only: ticks are `AppReconciler`s, timing is `AppScheduler`, leadership is
+`LeaderElector`, and HTTP is `DaemonHTTPServer`, which calls back into the endpoint methods
+here. Stopping never interrupts a sync: scheduling stops, running syncs finish (bounded by
+the caller's timeout), and only then is leadership released, so a standby cannot start
+syncing an app while this replica still writes it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from syncer.apply.lock import default_identity
+from syncer.config import Config
+from syncer.daemon.http import DaemonHTTPServer
+from syncer.daemon.leader import ElectionOptions, LeaderElector
+from syncer.daemon.metrics import Metrics
+from syncer.daemon.reconciler import DEFAULT_LOCK_TIMEOUT, AppReconciler
+from syncer.daemon.scheduler import AppScheduler
+from syncer.daemon.webhook import WebhookRejected, authenticate, event_name, is_push, matching_apps, parse_push
+from syncer.errors import ClusterError, ConfigError
+from syncer.kube import ClientOptions, Kube
+
+log = logging.getLogger(__name__)
+
+FORWARDED_HEADER = "x-syncer-forwarded"
+_FORWARD_HEADERS = ("content-type", "x-hub-signature-256", "x-gitea-signature", "x-gogs-signature",
+                    "x-gitlab-token", "x-github-event", "x-gitea-event", "x-gogs-event", "x-gitlab-event")
+READY_CACHE_SECONDS = 2.0
+"""The API server is asked at most this often, however often probes come."""
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    listen: tuple[str, int] = ("0.0.0.0", 8080)
+    cache_dir: Path | None = None
+    webhook_secret: bytes | None = None
+    """The shared webhook secret; None switches POST /webhook off (404)."""
+    election: ElectionOptions | None = None
+    """None: no leader election, this replica always syncs."""
+    identity: str = field(default_factory=default_identity)
+    advertise_url: str | None = None
+    """This replica's HTTP address as other replicas reach it (for passing on webhooks)."""
+    field_manager: str = "syncer"
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    max_workers: int = 16
+    """Apps synced at once; more apps than this wait for a free worker."""
+
+
+def default_advertise_url(address: tuple[str, int]) -> str:
+    """How other replicas reach this one: the pod's IP ($POD_IP, from the downward API), else
+    the address listened on, else the host name."""
+    host, port = address
+    host = os.environ.get("POD_IP") or (host if host not in ("0.0.0.0", "::", "") else socket.gethostname())
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class Daemon:
+    """See the module docstring. Implements `syncer.daemon.http.Endpoints`."""
+
+    def __init__(self, config: Config, *, client: ClientOptions, options: DaemonOptions) -> None:
+        self.config = config
+        self.options = options
+        self.metrics = Metrics(app.name for app in config.apps)
+        self._kube = Kube.connect(replace(client, pool_size=max(client.pool_size, 64)))
+        # Probes and Lease renewals must answer quickly, never sit in retries.
+        self._control = Kube.connect(replace(client, max_retries=0, timeout=5.0))
+        self.reconcilers = {
+            app.name: AppReconciler(app, kube=self._kube, metrics=self.metrics, cache_dir=options.cache_dir,
+                                    field_manager=options.field_manager, lock_timeout=options.lock_timeout,
+                                    instance=options.identity)
+            for app in config.apps
+        }
+        self.scheduler = AppScheduler(max_workers=max(1, min(options.max_workers, len(config.apps))))
+        try:
+            self.http = DaemonHTTPServer(options.listen, self)
+        except OSError as error:
+            host, port = options.listen
+            raise ConfigError(f"--listen {host}:{port}: cannot listen there: {error.strerror or error}") from None
+        self.elector: LeaderElector | None = None
+        if options.election is not None:
+            self.elector = LeaderElector(
+                self._control, identity=options.identity, options=options.election,
+                url=options.advertise_url or default_advertise_url(self.http.address),
+                on_started_leading=self._started_leading, on_stopped_leading=self._stopped_leading,
+            )
+        self._stopping = False
+        self._ready_lock = threading.Lock()
+        self._ready_checked: tuple[float, str | None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.http.address
+
+    @property
+    def is_leader(self) -> bool:
+        return self.elector is None or self.elector.is_leader
+
+    def start(self) -> None:
+        self.http.start()
+        log.info("listening on http://%s:%d (healthz, readyz, metrics%s)", *self.address,
+                 ", webhook" if self.options.webhook_secret else "")
+        for name, reconciler in self.reconcilers.items():
+            self.scheduler.add(name, interval=reconciler.app.interval, tick=functools.partial(self._tick, reconciler))
+        self.scheduler.start()
+        if self.elector is None:
+            self.metrics.set_leader(True)
+        else:
+            self.metrics.set_leader(False)
+            self.elector.start()
+        log.info("syncing %d app(s) from %s as %s%s", len(self.reconcilers), self.config.source,
+                 self.options.identity, " (leader election on)" if self.elector else "")
+
+    def stop(self, *, timeout: float = 60.0, release: bool = True) -> list[str]:
+        """Stop scheduling and wait up to `timeout` seconds for running syncs. Returns the
+        apps still syncing when the time ran out (then leadership is not released: the Lease
+        expires on its own, after those syncs have had more time). `release=False` leaves the
+        Lease to expire in any case, as a crash would."""
+        self._stopping = True
+        still_running = self.scheduler.stop(timeout=timeout)
+        if self.elector is not None:
+            self.elector.stop(release=release and not still_running)
+        self.metrics.set_leader(False)
+        self.http.stop()
+        self._control.close()
+        if not still_running:
+            self._kube.close()
+        return still_running
+
+    def _tick(self, reconciler: AppReconciler) -> bool:
+        if not self.is_leader:
+            return True
+        return reconciler.tick()
+
+    def _started_leading(self) -> None:
+        self.metrics.set_leader(True)
+        self.scheduler.trigger_all()
+
+    def _stopped_leading(self) -> None:
+        self.metrics.set_leader(False)
+        log.warning("no longer the leader: no new syncs start until leadership is regained")
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    def healthz(self) -> tuple[int, str]:
+        return 200, "ok"
+
+    def readyz(self) -> tuple[int, str]:
+        if self._stopping:
+            return 503, "not ready: shutting down"
+        problem = self._cluster_problem()
+        if problem is not None:
+            return 503, f"not ready: the API server is unreachable: {problem}"
+        if self.elector is None:
+            role = "leader (leader election off)"
+        elif self.elector.is_leader:
+            role = f"leader ({self.options.identity})"
+        else:
+            role = f"standby (leader: {self.elector.holder or 'none yet'})"
+        return 200, f"ready: {role}; {len(self.reconcilers)} app(s) configured"
+
+    def _cluster_problem(self) -> str | None:
+        now = time.monotonic()
+        with self._ready_lock:
+            checked = self._ready_checked
+            if checked is not None and now - checked[0] < READY_CACHE_SECONDS:
+                return checked[1]
+        problem = None
+        try:
+            self._control.request("GET", "/version", subject="API server", verb="probe")
+        except ClusterError as error:
+            problem = str(error)
+        with self._ready_lock:
+            self._ready_checked = (time.monotonic(), problem)
+        return problem
+
+    def exposition(self) -> tuple[bytes, str]:
+        return self.metrics.exposition()
+
+    def webhook(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        secret = self.options.webhook_secret
+        if secret is None:
+            return 404, {"error": "webhooks are off: start syncer run with --webhook-secret-file "
+                                  "or SYNCER_WEBHOOK_SECRET"}
+        try:
+            provider = authenticate(headers, body, secret=secret)
+            if not is_push(headers):
+                return 200, {"triggered": [], "ignored": f"event {event_name(headers)!r} is not a push"}
+            push = parse_push(body)
+        except WebhookRejected as rejected:
+            log.warning("webhook rejected (%d): %s", rejected.status, rejected)
+            return rejected.status, {"error": str(rejected)}
+        apps = matching_apps(self.config.apps, push)
+        if self.elector is not None and not self.elector.is_leader:
+            return self._forward(headers, body)
+        for app in apps:
+            self.scheduler.trigger(app)
+        log.info("webhook from %s: push to %s triggered %s", provider, push.ref or "?",
+                 ", ".join(apps) or "no app", extra={"apps": apps, "ref": push.ref})
+        return 202, {"triggered": apps}
+
+    def _forward(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        """A standby passes an authenticated push on to the leader, which alone syncs: with
+        several replicas behind one Service, about half of all webhooks reach a standby."""
+        assert self.elector is not None
+        url = self.elector.leader_url
+        if headers.get(FORWARDED_HEADER) or not url:
+            return 503, {"error": "this replica is a standby and does not know the leader's address; "
+                                  "the push is picked up at the next interval"}
+        request = urllib.request.Request(
+            url.rstrip("/") + "/webhook", data=body, method="POST",
+            headers={**{k: v for k, v in headers.items() if k in _FORWARD_HEADERS},
+                     FORWARDED_HEADER: self.options.identity},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - our own leader
+                return int(response.status), json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            try:
+                return error.code, json.loads(error.read() or b"{}")
+            except ValueError:
+                return error.code, {"error": f"the leader at {url} answered {error.code}"}
+        except (OSError, ValueError) as error:
+            return 503, {"error": f"cannot pass the push on to the leader at {url}: {error}"}

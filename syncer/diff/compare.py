@@ -1,0 +1,109 @@
+"""Decide per object whether a sync creates, updates, deletes or leaves it, and show how.
+
+The caller does the talking to the server: for an update it passes what a server-side-apply
+dry-run predicts, so defaults, admission webhooks and the merge itself are the server's, and
+this module only has to compare two objects of the same shape. Secret values are masked
+before any text is produced, so they cannot reach a diff, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from deepdiff import DeepDiff
+
+from syncer.diff.fieldsets import values_equal
+from syncer.diff.ignore import IgnoreRule, apply_ignores
+from syncer.diff.normalize import normalize
+from syncer.diff.secrets import PROCESS_SALT, mask_secret
+from syncer.diff.text import unified_yaml_diff
+from syncer.model import Object, ObjectRef
+
+Action = Literal["create", "update", "delete", "unchanged"]
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+@dataclass(frozen=True)
+class ObjectDiff:
+    """What a sync does to one object, as data for printers and the plan."""
+
+    ref: ObjectRef
+    api_version: str
+    action: Action
+    diff: str
+    """Unified diff of the masked, normalised YAML; "" when unchanged."""
+    removed: tuple[str, ...] = ()
+    """Readable paths the apply removes (see `removed_paths`); only set for updates."""
+    changed: tuple[str, ...] = ()
+    """Readable paths whose values differ (`.spec.replicas`), for one-line summaries in
+    change sets, logs and Events; only set for updates. Masked values, like the diff."""
+
+
+def changed_paths(before: Object, after: Object) -> tuple[str, ...]:
+    """The differing leaves of two objects (`.spec.replicas`, `.spec.containers[0].image`,
+    `.metadata.labels["app.kubernetes.io/name"]`), found by deepdiff."""
+    tree = DeepDiff(before, after, view="tree")
+    paths = set()
+    for changes in tree.values():
+        for change in changes:
+            readable = ""
+            for step in change.path(output_format="list"):
+                if isinstance(step, int):
+                    readable += f"[{step}]"
+                elif _PLAIN_KEY.fullmatch(str(step)):
+                    readable += f".{step}"
+                else:
+                    readable += f'["{step}"]'
+            paths.add(readable)
+    return tuple(sorted(paths))
+
+
+def _prepared(obj: Object, *, live: Object | None, ignore: Sequence[IgnoreRule], salt: bytes) -> Object:
+    """Normalised, then masked (folding stringData into data, so ignore pointers into /data
+    catch values given as stringData too), then with ignored fields removed."""
+    masked = mask_secret(normalize(obj), salt=salt)
+    return apply_ignores(masked, rules=ignore, live=live) if ignore else masked
+
+
+def compare(
+    *,
+    ref: ObjectRef,
+    api_version: str,
+    live: Object | None,
+    predicted: Object | None,
+    ignore: Sequence[IgnoreRule] = (),
+    salt: bytes = PROCESS_SALT,
+    removed: Sequence[str] = (),
+) -> ObjectDiff:
+    """Compare `live` with `predicted` (what the object will be after the sync).
+
+    - no live object: "create"; pass the desired manifest as `predicted`, so server defaults
+      do not pollute the diff; ignore rules do not apply, the whole object is new;
+    - no predicted object: "delete", the whole live object shown as removed;
+    - both: "unchanged" when equal after normalising, masking and ignoring, else "update".
+    """
+    label = ref.qualified()
+    if live is None and predicted is None:
+        raise ValueError(f"{ref}: compare() needs a live or a predicted object")
+    if live is None:
+        assert predicted is not None
+        after = _prepared(predicted, live=None, ignore=(), salt=salt)
+        return ObjectDiff(ref, api_version, "create", unified_yaml_diff(None, after, label=label))
+    if predicted is None:
+        before = _prepared(live, live=None, ignore=(), salt=salt)
+        return ObjectDiff(ref, api_version, "delete", unified_yaml_diff(before, None, label=label))
+    before = _prepared(live, live=live, ignore=ignore, salt=salt)
+    after = _prepared(predicted, live=live, ignore=ignore, salt=salt)
+    if values_equal(before, after):
+        return ObjectDiff(ref, api_version, "unchanged", "")
+    return ObjectDiff(
+        ref,
+        api_version,
+        "update",
+        unified_yaml_diff(before, after, label=label),
+        removed=tuple(removed),
+        changed=changed_paths(before, after),
+    )

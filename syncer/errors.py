@@ -1,0 +1,94 @@
+"""The few error types syncer raises. Every message names the object or file it is about.
+
+Expected failures never surface as tracebacks: the CLI prints `str(error)` and exits with
+`exit_code`. Errors from the Kubernetes client are wrapped (the original is `__cause__`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SyncerError(Exception):
+    """Base of all expected failures; `exit_code` is what the CLI exits with."""
+
+    exit_code = 2
+
+
+class ConfigError(SyncerError):
+    """Bad command-line arguments or app configuration."""
+
+
+class SourceError(SyncerError):
+    """The source could not be fetched: unreachable, revision or path not found, auth."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input, with where it is (`file:line` or an object identity)."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+class RenderError(SyncerError):
+    """The manifests are invalid. Carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(f"invalid manifests ({len(problems)} {noun}):\n{lines}")
+
+
+class ClusterError(SyncerError):
+    """The API server refused a request or could not be reached.
+
+    `status` is the HTTP status (0 when there was no response); `subject` names the object
+    or resource the request was about.
+    """
+
+    def __init__(self, subject: str, message: str, *, status: int = 0, reason: str = "") -> None:
+        self.subject = subject
+        self.message = message
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{subject}: {message}" if subject else message)
+
+
+class NotFound(ClusterError):
+    """HTTP 404."""
+
+
+class Conflict(ClusterError):
+    """HTTP 409: an apply conflict with another field manager, or an update race."""
+
+
+class Forbidden(ClusterError):
+    """HTTP 403: the credentials may not do this."""
+
+
+class Invalid(ClusterError):
+    """HTTP 422 (or 400): the object fails validation, e.g. an immutable field changed."""
+
+
+class Unavailable(ClusterError):
+    """The API server is unreachable or overloaded after retries (connection errors, 429, 5xx)."""
+
+
+class ValidationFailed(SyncerError):
+    """The server rejected objects during the dry-run before any write."""
+
+    def __init__(self, failures: list[ClusterError]) -> None:
+        self.failures = failures
+        lines = "\n".join(f"  {f}" for f in failures)
+        super().__init__(
+            f"validation failed for {len(failures)} object(s); nothing was changed:\n{lines}"
+        )
+
+
+class LockHeld(SyncerError):
+    """Another sync of the same app holds its lock."""

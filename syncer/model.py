@@ -1,0 +1,96 @@
+"""Plain data shared by every stage of the pipeline: object identities and manifests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Object = dict[str, Any]
+"""A Kubernetes object as decoded from YAML or JSON."""
+
+
+def split_api_version(api_version: str) -> tuple[str, str]:
+    """`apps/v1` -> ("apps", "v1"); `v1` -> ("", "v1") (the core group has no name)."""
+    group, _, version = api_version.rpartition("/")
+    return group, version
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    """The identity of an object: group, kind, namespace (None when cluster-scoped), name.
+
+    The version is deliberately not part of it: `apps/v1` and `apps/v1beta2` Deployments of
+    the same name are the same object.
+    """
+
+    group: str
+    kind: str
+    namespace: str | None
+    name: str
+
+    @classmethod
+    def of(cls, obj: Object) -> ObjectRef:
+        metadata = obj.get("metadata") or {}
+        group, _ = split_api_version(str(obj.get("apiVersion", "")))
+        return cls(
+            group=group,
+            kind=str(obj.get("kind", "")),
+            namespace=metadata.get("namespace") or None,
+            name=str(metadata.get("name", "")),
+        )
+
+    @property
+    def group_kind(self) -> str:
+        """`Deployment.apps`, or `ConfigMap` for the core group (the ApplySet notation)."""
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+    def __str__(self) -> str:
+        """`Kind/namespace/name`, or `Kind/name` for cluster-scoped objects."""
+        if self.namespace:
+            return f"{self.kind}/{self.namespace}/{self.name}"
+        return f"{self.kind}/{self.name}"
+
+    def qualified(self) -> str:
+        """Like str(), with the group: `Deployment.apps/shop/web`."""
+        if self.namespace:
+            return f"{self.group_kind}/{self.namespace}/{self.name}"
+        return f"{self.group_kind}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a manifest came from, for messages: a file, the document's index and line."""
+
+    file: str
+    document: int = 0
+    line: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass
+class Manifest:
+    """One desired object, rendered from the source, and where it came from."""
+
+    obj: Object
+    origin: Origin
+    namespace_defaulted: bool = field(default=False)
+    """True when the namespace was filled in from the app's default namespace, so it may be
+    dropped if the cluster says the kind is cluster-scoped."""
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef.of(self.obj)
+
+    @property
+    def api_version(self) -> str:
+        return str(self.obj["apiVersion"])
+
+    @property
+    def kind(self) -> str:
+        return str(self.obj["kind"])
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return dict((self.obj.get("metadata") or {}).get("annotations") or {})

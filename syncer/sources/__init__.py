@@ -1,0 +1,79 @@
+"""The first pipeline stage: a repository at a revision, and a path in it, become manifests.
+
+    source = open_source("https://git.example.com/shop.git", revision="main")
+    snapshot = source.fetch()                  # Snapshot(revision=<sha>, root=<export>, repo=...)
+    manifests = render(snapshot, "deploy/prod", namespace="shop")
+
+Nothing here talks to the Kubernetes API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from syncer.errors import ConfigError, SourceError
+from syncer.sources.auth import GitAuth
+from syncer.sources.git import DEFAULT_CACHE_DIR, GitSource
+from syncer.sources.giturl import local_url, looks_like_url, parse_url, reject_unsafe
+from syncer.sources.local import LocalSource
+from syncer.sources.render import render
+from syncer.sources.snapshot import WORKING_TREE, Snapshot, Source
+from syncer.sources.yamlload import RenderLimits
+
+__all__ = [
+    "DEFAULT_CACHE_DIR",
+    "WORKING_TREE",
+    "GitAuth",
+    "GitSource",
+    "LocalSource",
+    "RenderLimits",
+    "Snapshot",
+    "Source",
+    "is_git_repository",
+    "open_source",
+    "render",
+]
+
+
+def open_source(
+    repo: str,
+    *,
+    revision: str | None = None,
+    cache_dir: Path | None = None,
+    auth: GitAuth | None = None,
+) -> Source:
+    """The source for `repo`: a URL or a local Git repository (cloned into the cache and read
+    at `revision`, default the remote's HEAD), or a plain directory (read in place).
+
+    Only validates and parses; nothing is fetched until `remote_revision()` or `fetch()`.
+    """
+    reject_unsafe(repo)
+    if "://" not in repo:
+        local = Path(repo).expanduser()
+        if local.is_dir():
+            if is_git_repository(local):
+                return GitSource(local_url(local), revision=revision, cache_dir=cache_dir, auth=auth)
+            if revision is not None:
+                raise ConfigError(
+                    f"repository {repo}: --revision needs a Git repository, and this is a plain "
+                    "directory (its files are read as they are)"
+                )
+            if auth is not None and auth != GitAuth():
+                raise ConfigError(f"repository {repo}: credentials do not apply to a plain directory")
+            return LocalSource(local, display=repo)
+        if local.exists():
+            raise SourceError(f"repository {repo}: is a file, not a directory or Git repository")
+    if looks_like_url(repo):
+        return GitSource(parse_url(repo), revision=revision, cache_dir=cache_dir, auth=auth)
+    raise SourceError(
+        f"repository {repo}: no such directory, and not a URL "
+        "(https://host/repo.git, ssh://host/repo.git, git@host:repo.git or file:///path)"
+    )
+
+
+def is_git_repository(directory: Path) -> bool:
+    """The top of a work tree (has .git) or a bare repository; a subdirectory of a work tree
+    is a plain directory, read in place."""
+    if (directory / ".git").exists():
+        return True
+    return (directory / "HEAD").is_file() and (directory / "objects").is_dir() and (directory / "refs").is_dir()

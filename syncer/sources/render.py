@@ -1,0 +1,231 @@
+"""Rendering: the files under a path of a snapshot become an ordered, validated manifest list.
+
+A directory with a kustomization is built with Kustomize; any other directory is walked in
+sorted order (recursively, skipping hidden entries such as .git and .github, and building
+subdirectories that hold a kustomization with Kustomize), reading *.yaml, *.yml and *.json.
+The order is deterministic so that the same revision always renders the same list.
+
+Everything read must lie inside the snapshot's root: a `..` in the path or a symlink leading
+out of the repository is an error, so a repository cannot make syncer read (and apply, or
+show in a diff) files from the machine it runs on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from syncer.errors import Problem, RenderError, SourceError
+from syncer.model import Manifest, Origin
+from syncer.sources import kustomize
+from syncer.sources.snapshot import Snapshot
+from syncer.sources.validate import RenderedDocument, validate
+from syncer.sources.yamlload import Budget, LimitExceeded, RenderLimits, load_json, load_yaml
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """Something that renders to documents: a file, or a kustomization directory."""
+
+    path: Path
+    kustomization: bool = False
+
+
+def render(
+    snapshot: Snapshot,
+    path: str = ".",
+    *,
+    namespace: str = "default",
+    limits: RenderLimits = RenderLimits(),
+) -> list[Manifest]:
+    """The manifests under `path` (relative to the repository root) of `snapshot`.
+
+    Raises SourceError when `path` is not in the repository, and RenderError listing every
+    problem found when any document is invalid or a limit is exceeded.
+    """
+    root = snapshot.root.resolve()
+    target = resolve_path(snapshot, path)
+    problems: list[Problem] = []
+    budget = Budget(limits)
+    documents: list[RenderedDocument] = []
+    try:
+        for unit in _units(target, root=root, problems=problems):
+            if unit.kustomization:
+                documents += _build_kustomization(unit.path, root=root, budget=budget, problems=problems)
+            else:
+                documents += _read_file(unit.path, root=root, budget=budget, problems=problems)
+    except LimitExceeded as exceeded:
+        raise RenderError([*problems, exceeded.problem]) from None
+    manifests, found = validate(documents, namespace=namespace)
+    problems += found
+    if problems:
+        raise RenderError(problems)
+    return manifests
+
+
+def resolve_path(snapshot: Snapshot, path: str) -> Path:
+    """The absolute, symlink-free location of `path`, checked to be inside the repository."""
+    relative = PurePosixPath(path or ".")
+    if relative.is_absolute() or ".." in relative.parts:
+        raise SourceError(
+            f"path {path!r}: must be relative to the repository root and must not contain '..'"
+        )
+    root = snapshot.root.resolve()
+    candidate = root.joinpath(*relative.parts)
+    if not os.path.lexists(candidate):
+        raise SourceError(
+            f"path {path!r} not found in repository {snapshot.repo} at revision "
+            f"{snapshot.revision}; check --path (it is relative to the repository root)"
+        )
+    try:
+        target = candidate.resolve()
+    except (OSError, RuntimeError) as error:
+        raise SourceError(f"path {path!r} in repository {snapshot.repo}: cannot resolve it ({error})") from None
+    if not target.is_relative_to(root):
+        raise SourceError(f"path {path!r} in repository {snapshot.repo} is a symlink leading outside the repository")
+    if not target.exists():
+        raise SourceError(f"path {path!r} in repository {snapshot.repo} is a broken symlink")
+    return target
+
+
+def _units(target: Path, *, root: Path, problems: list[Problem]) -> list[_Unit]:
+    if target.is_file():
+        if not target.name.lower().endswith(MANIFEST_SUFFIXES):
+            problems.append(Problem(_relative(target, root), "not a .yaml, .yml or .json file"))
+            return []
+        return [_Unit(target)]
+    if kustomize.kustomization_file(target) is not None:
+        return [_Unit(target, kustomization=True)]
+    units: list[_Unit] = []
+    _walk(target, root=root, visited=set(), units=units, problems=problems)
+    return units
+
+
+def _walk(directory: Path, *, root: Path, visited: set[Path], units: list[_Unit], problems: list[Problem]) -> None:
+    """Depth-first in name order; `visited` holds real paths so symlinked loops end."""
+    real = directory.resolve()
+    if real in visited:
+        return
+    visited.add(real)
+    try:
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except OSError as error:
+        problems.append(Problem(_relative(directory, root), f"cannot list the directory: {error.strerror}"))
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        if entry.is_symlink():
+            problem = _symlink_problem(path, root=root)
+            if problem is not None:
+                problems.append(problem)
+                continue
+            if not path.exists():
+                if entry.name.lower().endswith(MANIFEST_SUFFIXES):
+                    problems.append(Problem(_relative(path, root), "broken symlink: its target does not exist"))
+                continue
+        if path.is_dir():
+            if kustomize.kustomization_file(path) is not None:
+                units.append(_Unit(path, kustomization=True))
+            else:
+                _walk(path, root=root, visited=visited, units=units, problems=problems)
+        elif entry.name.lower().endswith(MANIFEST_SUFFIXES) and path.is_file():
+            units.append(_Unit(path))
+
+
+def _symlink_problem(path: Path, *, root: Path) -> Problem | None:
+    try:
+        target = path.resolve()
+    except (OSError, RuntimeError):
+        return Problem(_relative(path, root), "symlink loop: the link resolves to itself")
+    if target.is_relative_to(root):
+        return None
+    return Problem(
+        _relative(path, root),
+        f"symlink leads outside the repository (to {os.readlink(path)}); "
+        "only links to files inside the repository are followed",
+    )
+
+
+def _escaping_symlinks(directory: Path, *, root: Path) -> list[Problem]:
+    problems: list[Problem] = []
+    for current, dirs, files in os.walk(directory):
+        dirs[:] = sorted(name for name in dirs if not name.startswith("."))
+        for name in sorted([*dirs, *files]):
+            path = Path(current, name)
+            if path.is_symlink():
+                problem = _symlink_problem(path, root=root)
+                if problem is not None:
+                    problems.append(problem)
+    return problems
+
+
+def _read_file(path: Path, *, root: Path, budget: Budget, problems: list[Problem]) -> list[RenderedDocument]:
+    relative = _relative(path, root)
+    limit = budget.limits.max_file_bytes
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            problems.append(Problem(relative, f"the file has {size} bytes, more than the limit of {limit}; split it"))
+            return []
+        with path.open("rb") as stream:
+            data = stream.read(limit + 1)
+    except OSError as error:
+        problems.append(Problem(relative, f"cannot read the file: {error.strerror}"))
+        return []
+    if len(data) > limit:
+        problems.append(Problem(relative, f"the file has more than {limit} bytes; split it"))
+        return []
+    budget.add_bytes(len(data), where=relative)
+    load = load_json if path.name.lower().endswith(".json") else load_yaml
+    loaded, found = load(data, file=relative, budget=budget)
+    problems += found
+    return [
+        RenderedDocument(
+            obj=document.obj,
+            origin=Origin(file=relative, document=document.index, line=document.line),
+            where=f"{relative}:{document.line}",
+            item_lines=document.item_lines,
+        )
+        for document in loaded
+    ]
+
+
+def _build_kustomization(
+    directory: Path, *, root: Path, budget: Budget, problems: list[Problem]
+) -> list[RenderedDocument]:
+    relative = _relative(directory, root)
+    bases, found = kustomize.local_bases(directory, root=root, relative=relative)
+    for base in bases:
+        found += _escaping_symlinks(base, root=root)
+    if found:
+        problems += found
+        return []
+    try:
+        output = kustomize.build(directory, root=root, limits=budget.limits)
+    except kustomize.KustomizeError as error:
+        problems.append(Problem(relative, str(error)))
+        return []
+    budget.add_bytes(len(output), where=relative)
+    loaded, found = load_yaml(output, file=f"{relative} (kustomize output)", budget=budget)
+    problems += found
+    return [
+        RenderedDocument(
+            obj=document.obj,
+            origin=Origin(file=relative, document=document.index),
+            where=f"{relative} (kustomize output, document {document.index + 1})",
+        )
+        for document in loaded
+    ]
+
+
+def _relative(path: Path, root: Path) -> str:
+    """Repository-relative, `/`-separated; `.` for the root itself."""
+    try:
+        return path.relative_to(root).as_posix() or "."
+    except ValueError:
+        return path.as_posix()

@@ -1,0 +1,40 @@
+"""The data a source hands to rendering, and the interface every source implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+WORKING_TREE = "working-tree"
+"""The revision of a plain directory: there is no commit to name, only what is on disk."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One revision of the configuration, checked out where rendering can read it.
+
+    `root` never changes after `fetch()` returned it (for Git sources it is a directory named
+    after the commit), so a sync that is still reading it cannot see a later revision.
+    """
+
+    revision: str
+    """The resolved commit SHA, or `working-tree` for a plain directory."""
+    root: Path
+    repo: str
+    """The repository as shown to people: never contains credentials."""
+
+
+class Source(Protocol):
+    """Where desired state comes from: a Git repository at a revision, or a plain directory."""
+
+    def remote_revision(self) -> str:
+        """The revision `fetch()` would produce now, found without downloading objects.
+
+        The daemon compares it with the last synced revision and skips `fetch()` when equal.
+        """
+        ...
+
+    def fetch(self) -> Snapshot:
+        """Bring the configuration to disk and return an immutable snapshot of it."""
+        ...

@@ -1,0 +1,202 @@
+"""Checking a rendered set of documents as a whole, and turning it into manifests.
+
+Pure: documents in, manifests and problems out. Rendering fails if any problem is found, so
+a half-valid set is never applied (a missing object could otherwise be pruned).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from syncer.errors import Problem
+from syncer.model import Manifest, ObjectRef, Origin, split_api_version
+
+CLUSTER_SCOPED: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("", "ComponentStatus"),
+        ("", "Namespace"),
+        ("", "Node"),
+        ("", "PersistentVolume"),
+        ("admissionregistration.k8s.io", "MutatingAdmissionPolicy"),
+        ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding"),
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"),
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"),
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition"),
+        ("apiregistration.k8s.io", "APIService"),
+        ("certificates.k8s.io", "CertificateSigningRequest"),
+        ("certificates.k8s.io", "ClusterTrustBundle"),
+        ("extensions", "PodSecurityPolicy"),
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
+        ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
+        ("internal.apiserver.k8s.io", "StorageVersion"),
+        ("networking.k8s.io", "IngressClass"),
+        ("networking.k8s.io", "IPAddress"),
+        ("networking.k8s.io", "ServiceCIDR"),
+        ("node.k8s.io", "RuntimeClass"),
+        ("policy", "PodSecurityPolicy"),
+        ("rbac.authorization.k8s.io", "ClusterRole"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+        ("resource.k8s.io", "DeviceClass"),
+        ("resource.k8s.io", "ResourceSlice"),
+        ("scheduling.k8s.io", "PriorityClass"),
+        ("storage.k8s.io", "CSIDriver"),
+        ("storage.k8s.io", "CSINode"),
+        ("storage.k8s.io", "StorageClass"),
+        ("storage.k8s.io", "VolumeAttachment"),
+        ("storage.k8s.io", "VolumeAttributesClass"),
+        ("storagemigration.k8s.io", "StorageVersionMigration"),
+    }
+)
+"""Well-known cluster-scoped kinds by (group, kind). Any other kind not defined by a CRD in
+the same render is assumed namespaced; its namespace is marked as defaulted so the applier
+can drop it when discovery says otherwise."""
+
+_CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
+
+
+@dataclass(frozen=True)
+class RenderedDocument:
+    """A decoded document before validation, with where it came from."""
+
+    obj: Any
+    origin: Origin
+    where: str
+    """How problems name it: `file:line`, or the kustomization and document number."""
+    item_lines: tuple[int, ...] = ()
+
+
+def validate(documents: Iterable[RenderedDocument], *, namespace: str) -> tuple[list[Manifest], list[Problem]]:
+    """Manifests for every valid document, and every problem found in the set.
+
+    Lists are flattened; namespaced objects without a namespace get `namespace`; for
+    well-known cluster-scoped kinds a stray `metadata.namespace` is dropped, as the API
+    server ignores it, so that the object's identity matches the live one.
+    """
+    problems: list[Problem] = []
+    candidates: list[RenderedDocument] = []
+    for document in flatten_lists(documents):
+        found = shape_problems(document.obj)
+        problems += [Problem(document.where, message) for message in found]
+        if not found:
+            candidates.append(document)
+    scopes = cluster_scoped_kinds(document.obj for document in candidates)
+    manifests: list[Manifest] = []
+    first_seen: dict[ObjectRef, RenderedDocument] = {}
+    for document in candidates:
+        manifest = _with_namespace(document, namespace=namespace, scopes=scopes)
+        ref = manifest.ref
+        first = first_seen.setdefault(ref, document)
+        if first is not document:
+            problems.append(
+                Problem(
+                    document.where,
+                    f"{ref.qualified()} is defined twice: here and at {first.where}; remove one of them",
+                )
+            )
+            continue
+        manifests.append(manifest)
+    return manifests, problems
+
+
+def flatten_lists(documents: Iterable[RenderedDocument]) -> Iterator[RenderedDocument]:
+    """`kind: List` (and `*List` kinds with `items`) become their items, recursively."""
+    for document in documents:
+        if not _is_list(document.obj):
+            yield document
+            continue
+        items = document.obj.get("items") or []
+        for number, item in enumerate(items):
+            if number < len(document.item_lines):
+                line = document.item_lines[number]
+                where = f"{document.origin.file}:{line}"
+            else:
+                line = document.origin.line
+                where = f"{document.where}, item {number + 1}"
+            origin = Origin(file=document.origin.file, document=document.origin.document, line=line)
+            yield from flatten_lists([RenderedDocument(obj=item, origin=origin, where=where)])
+
+
+def shape_problems(obj: Any) -> list[str]:
+    """What keeps a document from being an object the API server could identify."""
+    if not isinstance(obj, dict):
+        return [
+            f"the document is a {_type_name(obj)}, not a Kubernetes object "
+            "(a mapping with apiVersion, kind and metadata.name)"
+        ]
+    missing: list[str] = []
+    found: list[str] = []
+    for field in ("apiVersion", "kind"):
+        _check_string(obj.get(field), field, missing=missing, found=found)
+    metadata = obj.get("metadata")
+    if metadata is None:
+        missing.append("metadata.name")
+    elif not isinstance(metadata, dict):
+        found.append(f"metadata must be a mapping, not a {_type_name(metadata)}")
+    else:
+        _check_string(metadata.get("name"), "metadata.name", missing=missing, found=found)
+        if "metadata.name" in missing and "generateName" in metadata:
+            found.append("metadata.generateName is not supported: objects are applied by name")
+        namespace = metadata.get("namespace")
+        if namespace is not None and not isinstance(namespace, str):
+            found.append(f"metadata.namespace must be a string, not a {_type_name(namespace)} (quote it)")
+    if missing:
+        found.insert(0, f"{_join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
+    return found
+
+
+def cluster_scoped_kinds(objects: Iterable[dict[str, Any]]) -> dict[tuple[str, str], bool]:
+    """(group, kind) -> cluster-scoped?, from the well-known table and CRDs in the render."""
+    scopes = {group_kind: True for group_kind in CLUSTER_SCOPED}
+    for obj in objects:
+        group, _ = split_api_version(obj["apiVersion"])
+        if (group, obj["kind"]) != _CRD:
+            continue
+        spec = obj.get("spec")
+        names = spec.get("names") if isinstance(spec, dict) else None
+        if isinstance(spec, dict) and isinstance(names, dict):
+            crd_group, crd_kind = spec.get("group"), names.get("kind")
+            if isinstance(crd_group, str) and isinstance(crd_kind, str):
+                scopes[(crd_group, crd_kind)] = spec.get("scope") == "Cluster"
+    return scopes
+
+
+def _with_namespace(document: RenderedDocument, *, namespace: str, scopes: dict[tuple[str, str], bool]) -> Manifest:
+    obj = document.obj
+    metadata = obj["metadata"]
+    group, _ = split_api_version(obj["apiVersion"])
+    if scopes.get((group, obj["kind"]), False):
+        metadata.pop("namespace", None)
+        return Manifest(obj=obj, origin=document.origin)
+    if metadata.get("namespace"):
+        return Manifest(obj=obj, origin=document.origin)
+    metadata["namespace"] = namespace
+    return Manifest(obj=obj, origin=document.origin, namespace_defaulted=True)
+
+
+def _is_list(obj: Any) -> bool:
+    if not isinstance(obj, dict) or not isinstance(obj.get("kind"), str):
+        return False
+    items = obj.get("items")
+    if obj["kind"] == "List":
+        return items is None or isinstance(items, list)
+    return obj["kind"].endswith("List") and isinstance(items, list)
+
+
+def _check_string(value: Any, field: str, *, missing: list[str], found: list[str]) -> None:
+    if value is None or value == "":
+        missing.append(field)
+    elif not isinstance(value, str):
+        found.append(f"{field} must be a string, not a {_type_name(value)} (quote it)")
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _type_name(value: Any) -> str:
+    names = {dict: "mapping", list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)

@@ -1,0 +1,48 @@
+"""Helpers for end-to-end tests: write an app's manifests into a folder, render them with
+syncer's own renderer, and reach the test cluster through syncer's own adapter."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from syncer.apply import SyncOptions
+from syncer.kube import ClientOptions, Kube
+from syncer.model import Manifest
+from syncer.sources import open_source
+from syncer.sources.render import render
+
+
+def write_app(root: Path, files: dict[str, str]) -> Path:
+    """Replace the folder's YAML files with `files` (name -> YAML text, dedented)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.glob("*.yaml"):
+        old.unlink()
+    for name, text in files.items():
+        (root / name).write_text(textwrap.dedent(text))
+    return root
+
+
+def render_app(root: Path, *, namespace: str) -> list[Manifest]:
+    return render(open_source(str(root)).fetch(), ".", namespace=namespace)
+
+
+def connect(kubeconfig: Path, context: str) -> Kube:
+    return Kube.connect(ClientOptions(kubeconfig=str(kubeconfig), context=context))
+
+
+def options(app: str, namespace: str, **overrides: Any) -> SyncOptions:
+    settings: dict[str, Any] = {"lock_timeout": 5, "timeout": 60, **overrides}
+    return SyncOptions(app=app, namespace=namespace, **settings)
+
+
+def configmap(api: client.ApiClient, namespace: str, name: str) -> Any | None:
+    try:
+        return client.CoreV1Api(api).read_namespaced_config_map(name, namespace)
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise

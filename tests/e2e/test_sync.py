@@ -1,0 +1,362 @@
+"""`syncer sync` against a real API server: order, validation before writes, pruning and its
+guard rails, conflicts, immutable fields, RBAC, and the per-app lock."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from syncer.apply import ChangeSet, EmptySourceRefused, sync
+from syncer.apply.lock import AppLock
+from syncer.errors import LockHeld, ValidationFailed
+from syncer.kube import Kube
+from tests.conftest import ClusterAccess
+from tests.e2e.apps import configmap, connect, options, render_app, write_app
+
+
+@pytest.fixture
+def kube(cluster: ClusterAccess) -> Iterator[Kube]:
+    kube = connect(cluster.kubeconfig, cluster.context)
+    yield kube
+    kube.close()
+
+
+def actions(changes: ChangeSet) -> dict[str, str]:
+    return {str(c.ref): c.action for c in changes.changes}
+
+
+def cm(name: str, **data: str) -> str:
+    items = "".join(f"\n  {k}: {v!r}" for k, v in data.items()) or " {}"
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:{items}\n"
+
+
+def test_worst_file_order_syncs_crd_namespace_first(
+    tmp_path: Path, kube: Kube, kube_api: client.ApiClient
+) -> None:
+    suffix = secrets.token_hex(3)
+    ns, group = f"t-order-{suffix}", f"o{suffix}.example.com"
+    app = write_app(tmp_path / "app", {
+        "a-widget.yaml": f"""
+            apiVersion: {group}/v1
+            kind: Widget
+            metadata: {{name: w1, namespace: {ns}}}
+            spec: {{size: 3}}
+            """,
+        "b-deploy.yaml": f"""
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {{name: web, namespace: {ns}}}
+            spec:
+              replicas: 0
+              selector: {{matchLabels: {{app: web}}}}
+              template:
+                metadata: {{labels: {{app: web}}}}
+                spec:
+                  containers:
+                  - name: web
+                    image: nginx
+                    ports: [{{containerPort: 80}}]
+            """,
+        "c-crd.yaml": f"""
+            apiVersion: apiextensions.k8s.io/v1
+            kind: CustomResourceDefinition
+            metadata: {{name: widgets.{group}}}
+            spec:
+              group: {group}
+              scope: Namespaced
+              names: {{kind: Widget, plural: widgets, singular: widget}}
+              versions:
+              - name: v1
+                served: true
+                storage: true
+                schema:
+                  openAPIV3Schema:
+                    type: object
+                    properties:
+                      spec: {{type: object, properties: {{size: {{type: integer}}}}}}
+            """,
+        "z-namespace.yaml": f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n",
+    })
+    try:
+        changes = sync(kube, render_app(app, namespace=ns), options=options("order", ns), revision="r1")
+        assert changes.ok, changes.error
+        order = [str(c.ref) for c in changes.changes]
+        assert order.index(f"CustomResourceDefinition/widgets.{group}") < order.index(f"Widget/{ns}/w1")
+        assert order.index(f"Namespace/{ns}") < order.index(f"Deployment/{ns}/web")
+        assert set(actions(changes).values()) == {"created"}
+        widget = client.CustomObjectsApi(kube_api).get_namespaced_custom_object(group, "v1", ns, "widgets", "w1")
+        assert widget["spec"] == {"size": 3}
+        again = sync(kube, render_app(app, namespace=ns), options=options("order", ns), revision="r1")
+        assert set(actions(again).values()) == {"unchanged"}
+    finally:
+        client.CoreV1Api(kube_api).delete_namespace(ns)
+        client.ApiextensionsV1Api(kube_api).delete_custom_resource_definition(f"widgets.{group}")
+
+
+def test_unchanged_objects_are_not_written(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
+) -> None:
+    app = write_app(tmp_path / "app", {"cm.yaml": cm("settings", color="blue")})
+    sync(kube, render_app(app, namespace=namespace), options=options("noop", namespace), revision="r1")
+    before = configmap(kube_api, namespace, "settings").metadata.resource_version
+    kube.stats.by_verb.clear()
+    changes = sync(kube, render_app(app, namespace=namespace), options=options("noop", namespace), revision="r1")
+    assert actions(changes) == {f"ConfigMap/{namespace}/settings": "unchanged"}
+    assert configmap(kube_api, namespace, "settings").metadata.resource_version == before
+    writes = {verb: n for verb, n in kube.stats.by_verb.items() if verb not in ("list", "get", "discovery")}
+    assert writes == {}, "a no-op sync must send no write and no dry-run"
+
+
+def test_prune_removes_file_but_keeps_hand_made_object(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
+) -> None:
+    app = write_app(tmp_path / "app", {"a.yaml": cm("keep"), "b.yaml": cm("drop")})
+    sync(kube, render_app(app, namespace=namespace), options=options("prune", namespace), revision="r1")
+    client.CoreV1Api(kube_api).create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="hand-made"), data={"x": "1"})
+    )
+    write_app(app, {"a.yaml": cm("keep")})
+    changes = sync(kube, render_app(app, namespace=namespace), options=options("prune", namespace), revision="r2")
+    assert changes.ok, changes.error
+    assert actions(changes)[f"ConfigMap/{namespace}/drop"] == "deleted"
+    assert configmap(kube_api, namespace, "drop") is None
+    assert configmap(kube_api, namespace, "keep") is not None
+    assert configmap(kube_api, namespace, "hand-made") is not None
+
+
+def test_prune_disabled_annotation_and_no_prune_keep_objects(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
+) -> None:
+    kept = cm("kept").replace("metadata:\n", "metadata:\n  annotations: {syncer.dev/prune: disabled}\n")
+    app = write_app(tmp_path / "app", {"a.yaml": cm("a"), "b.yaml": cm("b"), "kept.yaml": kept})
+    sync(kube, render_app(app, namespace=namespace), options=options("keep", namespace), revision="r1")
+    write_app(app, {"a.yaml": cm("a")})
+    changes = sync(kube, render_app(app, namespace=namespace), options=options("keep", namespace, prune=False),
+                   revision="r2")
+    assert configmap(kube_api, namespace, "b") is not None
+    assert actions(changes).get(f"ConfigMap/{namespace}/b") == "skipped"
+    changes = sync(kube, render_app(app, namespace=namespace), options=options("keep", namespace), revision="r2")
+    assert actions(changes)[f"ConfigMap/{namespace}/kept"] == "skipped"
+    assert configmap(kube_api, namespace, "kept") is not None
+    assert configmap(kube_api, namespace, "b") is None
+
+
+def test_empty_render_is_refused_unless_allowed(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
+) -> None:
+    app = write_app(tmp_path / "app", {"a.yaml": cm("a")})
+    sync(kube, render_app(app, namespace=namespace), options=options("empty", namespace), revision="r1")
+    write_app(app, {})
+    with pytest.raises(EmptySourceRefused, match="--allow-empty"):
+        sync(kube, render_app(app, namespace=namespace), options=options("empty", namespace), revision="r2")
+    assert configmap(kube_api, namespace, "a") is not None
+    changes = sync(kube, [], options=options("empty", namespace, allow_empty=True), revision="r2")
+    assert actions(changes)[f"ConfigMap/{namespace}/a"] == "deleted"
+    assert configmap(kube_api, namespace, "a") is None
+
+
+def test_unknown_kind_fails_validation_and_writes_nothing(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
+) -> None:
+    app = write_app(tmp_path / "app", {
+        "a.yaml": cm("first"),
+        "b.yaml": "apiVersion: nowhere.example.com/v1\nkind: Gadget\nmetadata: {name: g}\n",
+    })
+    with pytest.raises(ValidationFailed) as failure:
+        sync(kube, render_app(app, namespace=namespace), options=options("unknown", namespace), revision="r1")
+    assert f"Gadget/{namespace}/g" in str(failure.value)
+    assert "nothing was changed" in str(failure.value)
+    assert configmap(kube_api, namespace, "first") is None
+    assert configmap(kube_api, namespace, "syncer-unknown") is None, "not even the inventory is written"
+
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  {annotations}
+spec:
+  replicas: 0
+  selector: {{matchLabels: {{app: {selector}}}}}
+  template:
+    metadata: {{labels: {{app: {selector}}}}}
+    spec:
+      containers: [{{name: web, image: nginx}}]
+"""
+
+
+def test_immutable_change_is_an_error_naming_the_field_and_writes_nothing(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
+) -> None:
+    app = write_app(tmp_path / "app", {"d.yaml": DEPLOYMENT.format(annotations="", selector="web"),
+                                        "cm.yaml": cm("cfg", v="1")})
+    sync(kube, render_app(app, namespace=namespace), options=options("immutable", namespace), revision="r1")
+    write_app(app, {"d.yaml": DEPLOYMENT.format(annotations="", selector="web-v2"), "cm.yaml": cm("cfg", v="2")})
+    with pytest.raises(ValidationFailed) as failure:
+        sync(kube, render_app(app, namespace=namespace), options=options("immutable", namespace), revision="r2")
+    message = str(failure.value)
+    assert f"Deployment/{namespace}/web" in message and "spec.selector" in message and "immutable" in message
+    assert "syncer.dev/recreate" in message
+    assert configmap(kube_api, namespace, "cfg").data == {"v": "1"}
+
+
+def test_recreate_annotation_replaces_object_with_immutable_change(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
+) -> None:
+    annotations = "annotations: {syncer.dev/recreate: 'true'}"
+    app = write_app(tmp_path / "app", {"d.yaml": DEPLOYMENT.format(annotations=annotations, selector="web")})
+    sync(kube, render_app(app, namespace=namespace), options=options("recreate", namespace), revision="r1")
+    apps = client.AppsV1Api(kube_api)
+    old_uid = apps.read_namespaced_deployment("web", namespace).metadata.uid
+    write_app(app, {"d.yaml": DEPLOYMENT.format(annotations=annotations, selector="web-v2")})
+    changes = sync(kube, render_app(app, namespace=namespace), options=options("recreate", namespace), revision="r2")
+    assert actions(changes)[f"Deployment/{namespace}/web"] == "recreated", changes.error
+    new = apps.read_namespaced_deployment("web", namespace)
+    assert new.metadata.uid != old_uid
+    assert new.spec.selector.match_labels == {"app": "web-v2"}
+
+
+def test_conflicts_are_forced_and_reported_or_refused(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
+) -> None:
+    app = write_app(tmp_path / "app", {"cm.yaml": cm("shared", owner="git")})
+    kube.apply(kube.resource_for("v1", "ConfigMap"),
+               {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared", "namespace": namespace},
+                "data": {"owner": "someone-else"}},
+               subject="setup", field_manager="other-tool", force=False, dry_run=False)
+    with pytest.raises(ValidationFailed, match="other-tool"):
+        sync(kube, render_app(app, namespace=namespace),
+             options=options("conflict", namespace, force_conflicts=False), revision="r1")
+    assert configmap(kube_api, namespace, "shared").data == {"owner": "someone-else"}
+    changes = sync(kube, render_app(app, namespace=namespace), options=options("conflict", namespace), revision="r1")
+    change = next(c for c in changes.changes if c.ref.name == "shared")
+    assert change.action == "configured"
+    assert "other-tool" in change.message and "data.owner" in change.message
+    assert configmap(kube_api, namespace, "shared").data == {"owner": "git"}
+
+
+def test_forbidden_object_fails_validation_and_writes_nothing(
+    tmp_path: Path, cluster: ClusterAccess, restricted_context: str, namespace: str, kube_api: client.ApiClient
+) -> None:
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    rbac.create_namespaced_role(namespace, {
+        "metadata": {"name": "configmaps-only"},
+        "rules": [
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "patch", "create", "delete"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]},
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
+        ],
+    })
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "configmaps-only"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "configmaps-only"},
+        "subjects": [{"kind": "User", "name": "syncer-restricted", "apiGroup": "rbac.authorization.k8s.io"}],
+    })
+    app = write_app(tmp_path / "app", {
+        "cm.yaml": cm("allowed"),
+        "secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: denied}\nstringData: {k: v}\n",
+    })
+    restricted = connect(cluster.kubeconfig, restricted_context)
+    try:
+        with pytest.raises(ValidationFailed) as failure:
+            sync(restricted, render_app(app, namespace=namespace), options=options("rbac", namespace), revision="r1")
+    finally:
+        restricted.close()
+    assert f"Secret/{namespace}/denied" in str(failure.value)
+    assert "forbidden" in str(failure.value)
+    assert configmap(kube_api, namespace, "allowed") is None
+
+
+def test_second_sync_waits_for_the_lock_then_fails(
+    tmp_path: Path, kube: Kube, namespace: str
+) -> None:
+    app = write_app(tmp_path / "app", {"cm.yaml": cm("locked")})
+    with AppLock(kube, app="locked", namespace=namespace, timeout=5, identity="someone-else"):
+        with pytest.raises(LockHeld, match="someone-else"):
+            sync(kube, render_app(app, namespace=namespace),
+                 options=options("locked", namespace, lock_timeout=1), revision="r1")
+
+
+def test_concurrent_syncs_of_one_app_both_complete(
+    tmp_path: Path, cluster: ClusterAccess, namespace: str, kube_api: client.ApiClient
+) -> None:
+    app = write_app(tmp_path / "app", {f"cm{i}.yaml": cm(f"cm{i}", i=str(i)) for i in range(20)})
+    manifests = render_app(app, namespace=namespace)
+    results: list[ChangeSet | BaseException] = []
+
+    def run() -> None:
+        kube = connect(cluster.kubeconfig, cluster.context)
+        try:
+            results.append(sync(kube, manifests, options=options("twice", namespace, lock_timeout=30), revision="r1"))
+        except BaseException as error:  # collected and asserted below
+            results.append(error)
+        finally:
+            kube.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(isinstance(r, ChangeSet) and r.ok for r in results), results
+    created = sum(r.count("created") for r in results if isinstance(r, ChangeSet))
+    assert created == 20, "each object is created exactly once"
+    assert len(client.CoreV1Api(kube_api).list_namespaced_config_map(
+        namespace, label_selector="applyset.kubernetes.io/part-of").items) == 20
+
+
+def test_dry_run_changes_nothing(tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient) -> None:
+    app = write_app(tmp_path / "app", {"cm.yaml": cm("planned")})
+    changes = sync(kube, render_app(app, namespace=namespace), options=options("dry", namespace, dry_run=True),
+                   revision="r1")
+    assert changes.dry_run and actions(changes) == {f"ConfigMap/{namespace}/planned": "created"}
+    assert configmap(kube_api, namespace, "planned") is None
+    assert configmap(kube_api, namespace, "syncer-dry") is None
+
+
+def test_sync_wave_and_depends_on_order_the_apply(tmp_path: Path, kube: Kube, namespace: str) -> None:
+    app = write_app(tmp_path / "app", {
+        "a.yaml": cm("late").replace("metadata:\n", "metadata:\n  annotations: {syncer.dev/sync-wave: '1'}\n"),
+        "b.yaml": cm("needs-b").replace(
+            "metadata:\n", f"metadata:\n  annotations: {{config.kubernetes.io/depends-on: /namespaces/{namespace}/ConfigMap/b}}\n"),
+        "c.yaml": cm("b"),
+        "d.yaml": cm("early").replace("metadata:\n", "metadata:\n  annotations: {syncer.dev/sync-wave: '-1'}\n"),
+    })
+    changes = sync(kube, render_app(app, namespace=namespace), options=options("waves", namespace), revision="r1")
+    order = [c.ref.name for c in changes.changes]
+    assert order.index("early") < order.index("b") < order.index("needs-b") < order.index("late")
+
+
+def test_wait_reports_healthy_rollout(tmp_path: Path, kube: Kube, namespace: str) -> None:
+    app = write_app(tmp_path / "app", {"d.yaml": DEPLOYMENT.format(annotations="", selector="web")})
+    changes = sync(kube, render_app(app, namespace=namespace),
+                   options=options("wait", namespace, wait=True, timeout=30), revision="r1")
+    assert changes.ok, changes.error
+
+
+def test_namespace_with_foreign_objects_is_not_pruned(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
+) -> None:
+    extra = f"{namespace}-x"
+    app = write_app(tmp_path / "app", {
+        "ns.yaml": f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {extra}}}\n",
+        "cm.yaml": cm("inside").replace("metadata:\n", f"metadata:\n  namespace: {extra}\n"),
+    })
+    core = client.CoreV1Api(kube_api)
+    try:
+        sync(kube, render_app(app, namespace=namespace), options=options("nsprune", namespace), revision="r1")
+        core.create_namespaced_config_map(extra, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="foreign")))
+        write_app(app, {"keep.yaml": cm("home")})
+        changes = sync(kube, render_app(app, namespace=namespace), options=options("nsprune", namespace), revision="r2")
+        assert actions(changes)[f"ConfigMap/{extra}/inside"] == "deleted"
+        assert actions(changes)[f"Namespace/{extra}"] == "skipped"
+        assert "foreign" in next(c.message for c in changes.changes if c.ref.name == extra)
+        assert core.read_namespace(extra).status.phase == "Active"
+    finally:
+        core.delete_namespace(extra)
