@@ -30,11 +30,21 @@ def _condition(obj: Object, kind: str) -> dict[str, Any] | None:
     return None
 
 
+_WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+
+
 def _observed(obj: Object) -> bool:
+    """The controller has seen the latest spec. Workload controllers always report
+    observedGeneration, so its absence means not yet; for other kinds (kstatus's rule) it only
+    counts when present."""
     status = obj.get("status") or {}
     generation = (obj.get("metadata") or {}).get("generation")
     observed = status.get("observedGeneration")
-    return generation is None or observed is None or observed >= generation
+    if generation is None:
+        return True
+    if observed is None:
+        return obj.get("kind") not in _WORKLOADS
+    return bool(observed >= generation)
 
 
 def health(obj: Object) -> HealthStatus:
@@ -47,7 +57,7 @@ def health(obj: Object) -> HealthStatus:
         if established and established.get("status") == "True":
             return HealthStatus("healthy")
         return HealthStatus("progressing", "not yet Established")
-    if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet") and not _observed(obj):
+    if not _observed(obj):
         return HealthStatus("progressing", "the controller has not yet observed the latest generation")
     if kind == "Deployment":
         progressing = _condition(obj, "Progressing")
@@ -64,6 +74,15 @@ def health(obj: Object) -> HealthStatus:
         want = spec.get("replicas", 1)
         if status.get("readyReplicas", 0) < want:
             return HealthStatus("progressing", f"{status.get('readyReplicas', 0)}/{want} ready")
+        strategy = spec.get("updateStrategy") or {}
+        if strategy.get("type") == "OnDelete":
+            return HealthStatus("healthy")  # pods are only replaced when a user deletes them
+        partition = (strategy.get("rollingUpdate") or {}).get("partition") or 0
+        if partition:
+            updated = status.get("updatedReplicas", 0)
+            if updated < want - partition:
+                return HealthStatus("progressing", f"{updated}/{want - partition} updated above the partition")
+            return HealthStatus("healthy")
         if status.get("updateRevision") and status.get("currentRevision") != status.get("updateRevision"):
             return HealthStatus("progressing", "rolling update in progress")
         return HealthStatus("healthy")

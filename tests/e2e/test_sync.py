@@ -360,3 +360,31 @@ def test_namespace_with_foreign_objects_is_not_pruned(
         assert core.read_namespace(extra).status.phase == "Active"
     finally:
         core.delete_namespace(extra)
+
+
+def test_write_failing_after_validation_stops_the_waves_and_prunes_nothing(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
+) -> None:
+    """A ResourceQuota admits each dry-run on its own but not all the writes together: the
+    cluster refuses a write that validation allowed, as when it changes under a sync."""
+    app = write_app(tmp_path / "app", {"old.yaml": cm("old")})
+    sync(kube, render_app(app, namespace=namespace), options=options("quota", namespace), revision="r1")
+    core = client.CoreV1Api(kube_api)
+    used = len(core.list_namespaced_config_map(namespace).items)
+    core.create_namespaced_resource_quota(namespace, client.V1ResourceQuota(
+        metadata=client.V1ObjectMeta(name="cms"), spec=client.V1ResourceQuotaSpec(hard={"configmaps": str(used + 1)})))
+    for _ in range(100):  # the quota admits nothing until kube-controller-manager computed its usage
+        if (core.read_namespaced_resource_quota("cms", namespace).status.used or {}).get("configmaps"):
+            break
+        threading.Event().wait(0.1)
+    write_app(app, {"a.yaml": cm("new-a"), "b.yaml": cm("new-b"),
+                    "svc.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: later}\n"
+                                "spec: {ports: [{port: 80}]}\n"})
+    changes = sync(kube, render_app(app, namespace=namespace), options=options("quota", namespace), revision="r2")
+    assert not changes.ok and changes.error is not None and "nothing was pruned" in changes.error
+    got = actions(changes)
+    assert sorted([got[f"ConfigMap/{namespace}/new-a"], got[f"ConfigMap/{namespace}/new-b"]]) == ["created", "failed"]
+    assert got[f"Service/{namespace}/later"] == "skipped"
+    assert configmap(kube_api, namespace, "old") is not None, "nothing is pruned after a failed write"
+    failed = next(c for c in changes.changes if c.action == "failed")
+    assert "exceeded quota" in failed.message

@@ -171,37 +171,19 @@ def test_unhealthy_states_say_why(live: Object, message_part: str) -> None:
     assert message_part in health(live).message
 
 
-# Diverges from kstatus (cli-utils pkg/kstatus/status/core.go), which the module follows.
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a DaemonSet the controller has not acted on yet (generation 1, status without "
-    "observedGeneration, desiredNumberScheduled 0 as the API server stores it on create) is "
-    "reported healthy, so --wait returns before any daemon pod exists; kstatus requires "
-    "status.observedGeneration for DaemonSets and reports InProgress"
-))
+# Cases where kstatus (cli-utils pkg/kstatus/status/core.go) is the reference.
 def test_daemonset_not_yet_seen_by_its_controller_is_progressing() -> None:
     fresh = daemonset({"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
                        "numberReady": 0}, generation=1)
     assert health(fresh).state == "progressing"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a custom resource changed by this sync (metadata.generation 2) whose controller has not "
-    "reconciled it yet (status.observedGeneration 1, Ready=True from the previous spec) is reported "
-    "healthy, so --wait returns at once; the observedGeneration check is only made for "
-    "Deployment/StatefulSet/DaemonSet/ReplicaSet, kstatus makes it for every object"
-))
 def test_stale_ready_condition_of_a_changed_object_is_progressing() -> None:
     stale = obj("helm.toolkit.fluxcd.io/v2", "HelmRelease", spec={"chart": {}}, generation=2,
                 status={"observedGeneration": 1, "conditions": [condition("Ready", "True")]})
     assert health(stale).state == "progressing"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a StatefulSet with spec.updateStrategy.rollingUpdate.partition (a staged rollout) never "
-    "reaches currentRevision == updateRevision while the partition is > 0, so it stays "
-    "'progressing' until --wait times out; kstatus and `kubectl rollout status` count it done "
-    "when updatedReplicas >= replicas - partition"
-))
 def test_partitioned_statefulset_rollout_is_healthy_once_its_partition_is_updated() -> None:
     staged = statefulset(
         {**STATEFULSET_DONE, "updatedReplicas": 1, "currentReplicas": 2, "updateRevision": "web-8a1c"},
@@ -210,11 +192,6 @@ def test_partitioned_statefulset_rollout_is_healthy_once_its_partition_is_update
     assert health(staged).state == "healthy"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a StatefulSet with updateStrategy OnDelete only updates pods a user deletes, so after a "
-    "template change currentRevision != updateRevision indefinitely and --wait times out; kstatus "
-    "reports OnDelete StatefulSets as Current"
-))
 def test_on_delete_statefulset_is_healthy_when_its_pods_are_ready() -> None:
     on_delete = statefulset({**STATEFULSET_DONE, "updateRevision": "web-8a1c"},
                             spec={"replicas": 3, "updateStrategy": {"type": "OnDelete"}})
