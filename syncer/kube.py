@@ -259,6 +259,10 @@ class Kube:
                 if 200 <= status < 300:
                     return json.loads(data) if data else None
                 message, reason = _status_message(data, str(response.reason))
+                if status == 500 and "failed to create typed patch object" in message:
+                    # Kubernetes < 1.22 answers a manifest it cannot convert (a number where
+                    # the schema wants a string, ...) with a 500; it is invalid input, not a fault.
+                    status = 422
                 retry_after_header = response.getheader("Retry-After")
                 if retry_after_header and retry_after_header.isdigit():
                     retry_after = float(retry_after_header)

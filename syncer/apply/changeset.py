@@ -47,6 +47,8 @@ class ChangeSet:
     error: str | None = None
     """Why the sync stopped early; None when it ran to the end."""
     warnings: list[str] = field(default_factory=list)
+    inventory_annotations: dict[str, str] = field(default_factory=dict)
+    """The app's ApplySet parent annotations as the sync found them (the recorded status)."""
 
     @property
     def ok(self) -> bool:

@@ -89,6 +89,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     parent_version: str | None = None
     """resourceVersion of the ApplySet parent when it was read (None: there is none)."""
+    parent_annotations: dict[str, str] = field(default_factory=dict)
 
     def inventory_is_current(self) -> bool:
         """The parent records exactly the desired objects' group-kinds and namespaces (and
@@ -340,6 +341,7 @@ def build_plan(
         parent = kube.get(configmaps, plan.inventory.parent.name, namespace=plan.inventory.parent.namespace)
     plan.inventory = plan.inventory.read(parent)
     plan.parent_version = parent["metadata"]["resourceVersion"] if parent else None
+    plan.parent_annotations = dict((parent or {}).get("metadata", {}).get("annotations") or {})
     if parent is not None and plan.inventory.tooling and not plan.inventory.tooling.startswith("syncer/"):
         plan.failures.append(ClusterError(
             str(plan.inventory.parent),

@@ -112,11 +112,16 @@ def needs_recording(new: AppStatus, recorded: AppStatus | None, *, changed: bool
 
 def read_status(parent: Object | None) -> AppStatus | None:
     """The status recorded on a parent ConfigMap, or None when it has none."""
-    annotations = ((parent or {}).get("metadata") or {}).get("annotations") or {}
+    return status_from_annotations(((parent or {}).get("metadata") or {}).get("annotations") or {})
+
+
+def status_from_annotations(annotations: dict[str, str]) -> AppStatus | None:
+    """The status recorded in a parent's annotations, or None when there is none."""
     revision = annotations.get(REVISION_ANNOTATION)
     result = annotations.get(RESULT_ANNOTATION)
     if revision is None or result not in ("Succeeded", "Failed"):
         return None
+    outcome: Literal["Succeeded", "Failed"] = "Succeeded" if result == "Succeeded" else "Failed"
     try:
         summary = json.loads(annotations.get(SUMMARY_ANNOTATION) or "{}")
     except ValueError:
@@ -125,7 +130,7 @@ def read_status(parent: Object | None) -> AppStatus | None:
         summary = {}
     return AppStatus(
         revision=revision,
-        result=result,
+        result=outcome,
         error=annotations.get(ERROR_ANNOTATION, ""),
         summary={str(k): int(v) for k, v in summary.items() if isinstance(v, int)},
         time=annotations.get(TIME_ANNOTATION, ""),
@@ -234,3 +239,12 @@ def list_app_statuses(kube: Kube, *, namespace: str | None) -> list[AppStatusRow
         rows.append(AppStatusRow(app=name[len(PARENT_PREFIX):], namespace=str(metadata["namespace"]),
                                  status=read_status(parent)))
     return sorted(rows, key=lambda row: (row.namespace, row.app))
+
+
+def record_outcome(kube: Kube, changes: ChangeSet, *, namespace: str) -> None:
+    """Record a finished sync's status when it is news (as `syncer run` does), using the status
+    the sync found on the parent, so that an idle resync costs no request."""
+    status = AppStatus.of(changes)
+    recorded = status_from_annotations(changes.inventory_annotations)
+    if needs_recording(status, recorded, changed=changed_something(changes)):
+        record(kube, app=changes.app, namespace=namespace, status=status)

@@ -76,7 +76,8 @@ def _current_fingerprint(kube: Kube, plan: Plan) -> dict[ObjectRef, str]:
 
 def dry_run_changes(kube: Kube, plan: Plan, *, report: Reporter) -> ChangeSet:
     """What a sync would do, every write replaced by the server's dry-run."""
-    changes = ChangeSet(app=plan.options.app, revision=plan.revision, dry_run=True, warnings=list(plan.warnings))
+    changes = ChangeSet(app=plan.options.app, revision=plan.revision, dry_run=True, warnings=list(plan.warnings),
+                        inventory_annotations=plan.parent_annotations)
     names = {"create": "created", "update": "configured", "unchanged": "unchanged"}
     for step in plan.steps:
         for ref in step:
@@ -130,7 +131,8 @@ def sync(
     if options.dry_run:
         return dry_run_changes(kube, plan, report=report)
     if not plan.has_changes and plan.inventory_is_current():
-        changes = ChangeSet(app=options.app, revision=revision, warnings=list(plan.warnings))
+        changes = ChangeSet(app=options.app, revision=revision, warnings=list(plan.warnings),
+                            inventory_annotations=plan.parent_annotations)
         for step in plan.steps:
             for ref in step:
                 change = Change(ref=ref, api_version=plan.objects[ref].api_version, action="unchanged")
@@ -163,6 +165,7 @@ def sync(
                     _undo_bootstrap(kube, created)
                 raise
         result = execute(kube, plan, report=report, on_step=on_step)
+        result.inventory_annotations = plan.parent_annotations
         if created is not None:
             for index, change in enumerate(result.changes):
                 if change.ref == created and change.action == "unchanged":

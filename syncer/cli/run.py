@@ -82,7 +82,6 @@ def run_command(
         listen=address, cache_dir=Path(cache_dir) if cache_dir else None,
         webhook_secret=read_webhook_secret(webhook_secret_file), election=election,
     )
-    daemon = Daemon(config, client=ClientOptions(kubeconfig=kubeconfig, context=context), options=options)
 
     stop = threading.Event()
 
@@ -95,6 +94,7 @@ def run_command(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    daemon = Daemon(config, client=ClientOptions(kubeconfig=kubeconfig, context=context), options=options)
     daemon.start()
     while not stop.wait(1.0):
         pass

@@ -16,7 +16,7 @@ from syncer.cli import cli
 from syncer.cli.common import cluster_options, connect, output_option
 from syncer.cli.output import console, print_json
 from syncer.config import load_config
-from syncer.errors import ConfigError
+from syncer.errors import ConfigError, Forbidden
 from syncer.kube import Kube
 
 COLUMNS = ("APP", "NAMESPACE", "RESULT", "REVISION", "SYNCED", "CHANGES", "ERROR")
@@ -83,6 +83,9 @@ def status_command(
             rows = _rows_from_config(kube, config_path)
         else:
             rows = list_app_statuses(kube, namespace=namespace)
+    except Forbidden as error:
+        hint = "" if namespace or config_path else "; to look in one namespace, pass --namespace"
+        raise Forbidden(error.subject, f"{error.message}{hint}", status=error.status) from error
     finally:
         kube.close()
     if output == "json":

@@ -9,10 +9,12 @@ from typing import Any
 import click
 
 from syncer.apply import SyncOptions, sync
+from syncer.apply.status import record_outcome
 from syncer.cli import cli
 from syncer.cli.common import app_options, cluster_options, connect, load_ignore_rules, output_option
 from syncer.cli.options import render_from_options, source_options
 from syncer.cli.output import StepProgress, console, print_changeset, print_json
+from syncer.errors import ClusterError
 
 
 @cli.command("sync")
@@ -54,6 +56,11 @@ def sync_command(
         with progress.running():
             changes = sync(kube, manifests, options=options, revision=snapshot.revision,
                            report=progress.on_change, on_step=progress.on_step)
+        if not dry_run:
+            try:
+                record_outcome(kube, changes, namespace=options.namespace)
+            except ClusterError as error:
+                changes.warnings.append(f"cannot record the app's status: {error}")
     finally:
         kube.close()
     if output == "json":

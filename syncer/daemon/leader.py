@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from syncer.apply.lock import now_micro
 from syncer.errors import ClusterError, Conflict
-from syncer.kube import Kube
+from syncer.kube import Kube, Resource
 from syncer.model import Object
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,6 @@ class LeaderElector:
         self._url = url
         self._on_started = on_started_leading
         self._on_stopped = on_stopped_leading
-        self._resource = kube.resource_for("coordination.k8s.io/v1", "Lease")
         self._subject = f"Lease/{options.namespace}/{options.name}"
         self._lock = threading.Lock()
         self._lease: Object | None = None
@@ -102,6 +101,13 @@ class LeaderElector:
         self._holder_url: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._campaign_error: str | None = None
+
+    @property
+    def _resource(self) -> Resource:
+        """Looked up when first needed (then cached by the adapter), so that a daemon starts,
+        and reports itself not ready, while the API server is unreachable."""
+        return self._kube.resource_for("coordination.k8s.io/v1", "Lease")
 
     # -- state -----------------------------------------------------------------------------
 
@@ -154,11 +160,16 @@ class LeaderElector:
     def _campaign_step(self) -> float:
         try:
             if self._try_acquire():
+                self._campaign_error = None
                 log.info("%s: became the leader as %s", self._subject, self.identity)
                 self._set_leading(True)
                 return self.options.renew_period
+            self._campaign_error = None
         except ClusterError as error:
-            log.warning("%s: cannot campaign for leadership: %s", self._subject, error)
+            # Once per distinct problem: retries come every retry_period while it lasts.
+            level = logging.DEBUG if str(error) == self._campaign_error else logging.WARNING
+            log.log(level, "%s: cannot campaign for leadership: %s", self._subject, error)
+            self._campaign_error = str(error)
         return self.options.retry_period
 
     def _lead_step(self) -> float:

@@ -91,6 +91,11 @@ class AppScheduler:
     def start(self) -> None:
         self._scheduler.start()
 
+    @property
+    def running(self) -> bool:
+        """True from start() until stop(): the scheduler's thread is alive and dispatching."""
+        return bool(self._scheduler.running) and not self._stopping
+
     def failures(self, app: str) -> int:
         with self._lock:
             return self._jobs[app].failures

@@ -157,11 +157,16 @@ class Daemon:
 
     def _stopped_leading(self) -> None:
         self.metrics.set_leader(False)
-        log.warning("no longer the leader: no new syncs start until leadership is regained")
+        if not self._stopping:
+            log.warning("no longer the leader: no new syncs start until leadership is regained")
 
     # -- endpoints -------------------------------------------------------------------------
 
     def healthz(self) -> tuple[int, str]:
+        """Liveness: the process serves HTTP and, unless it is shutting down, still schedules
+        syncs (a dead scheduler would otherwise leave a pod that looks fine but never syncs)."""
+        if not self._stopping and not self.scheduler.running:
+            return 503, "not healthy: the scheduler is not running"
         return 200, "ok"
 
     def readyz(self) -> tuple[int, str]:

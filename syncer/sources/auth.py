@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -196,7 +197,8 @@ def ensure_askpass(directory: Path) -> Path:
     if path.is_file() and path.read_text() == ASKPASS_SCRIPT:
         return path
     directory.mkdir(parents=True, exist_ok=True)
-    temporary = directory / f".askpass.{os.getpid()}.tmp"
+    # Per thread too: the daemon's apps share one cache directory and start at the same time.
+    temporary = directory / f".askpass.{os.getpid()}.{threading.get_ident()}.tmp"
     temporary.write_text(ASKPASS_SCRIPT)
     temporary.chmod(0o700)
     temporary.replace(path)

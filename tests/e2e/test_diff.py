@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +41,6 @@ spec:
 def deployment(*, replicas: int = 1, image: str = "nginx:1.25", extra_label: str = "") -> str:
     return DEPLOYMENT.format(replicas=replicas, image=image, extra_label=extra_label)
 
-
-@pytest.fixture
-def kube(cluster: ClusterAccess) -> Iterator[Kube]:
-    kube = connect(cluster.kubeconfig, cluster.context)
-    yield kube
-    kube.close()
 
 
 def run_diff(cluster: ClusterAccess, app: Path, namespace: str, *extra: str) -> tuple[int, dict[str, Any]]:
@@ -197,3 +190,32 @@ def test_plan_is_cheap_on_the_api_server(kube: Kube, tmp_path: Path, namespace: 
     synced(kube, app, namespace)
     assert kube.stats.by_verb.get("list", 0) <= 2, "one LIST per kind and namespace"
     assert "dry-run" not in kube.stats.by_verb and "get" not in kube.stats.by_verb
+
+
+def test_diff_needs_only_read_and_dry_run_rights(
+    cluster: ClusterAccess, kube: Kube, kube_api: client.ApiClient, restricted_context: str,
+    tmp_path: Path, namespace: str,
+) -> None:
+    app = write_app(tmp_path / "app", {"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v1}\n"})
+    synced(kube, app, namespace)
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    rbac.create_namespaced_role(namespace, {
+        "metadata": {"name": "ci-diff"},
+        # patch is the verb a dry-run needs; the test proves nothing is written with it
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "patch"]}],
+    })
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "ci-diff"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ci-diff"},
+        "subjects": [{"kind": "User", "name": "syncer-restricted", "apiGroup": "rbac.authorization.k8s.io"}],
+    })
+    write_app(app, {"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v2}\n"})
+    before = client.CoreV1Api(kube_api).read_namespaced_config_map("c", namespace).metadata.resource_version
+    result = CliRunner().invoke(cli, [
+        "diff", "--repo", str(app), "--name", "d", "--namespace", namespace,
+        "--kubeconfig", str(cluster.kubeconfig), "--context", restricted_context, "-o", "json",
+    ])
+    assert result.exit_code == 1, result.output
+    assert changed(json.loads(result.stdout))["ConfigMap/c"]["action"] == "update"
+    after = client.CoreV1Api(kube_api).read_namespaced_config_map("c", namespace).metadata.resource_version
+    assert before == after

@@ -3,27 +3,23 @@ guard rails, conflicts, immutable fields, RBAC, and the per-app lock."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from kubernetes import client
 
 from syncer.apply import ChangeSet, EmptySourceRefused, sync
 from syncer.apply.lock import AppLock
+from syncer.cli import cli
 from syncer.errors import LockHeld, ValidationFailed
 from syncer.kube import Kube
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import configmap, connect, options, render_app, write_app
 
-
-@pytest.fixture
-def kube(cluster: ClusterAccess) -> Iterator[Kube]:
-    kube = connect(cluster.kubeconfig, cluster.context)
-    yield kube
-    kube.close()
 
 
 def actions(changes: ChangeSet) -> dict[str, str]:
@@ -388,3 +384,23 @@ def test_write_failing_after_validation_stops_the_waves_and_prunes_nothing(
     assert configmap(kube_api, namespace, "old") is not None, "nothing is pruned after a failed write"
     failed = next(c for c in changes.changes if c.action == "failed")
     assert "exceeded quota" in failed.message
+
+
+def test_sync_command_exit_codes_and_json_change_set(
+    tmp_path: Path, cluster: ClusterAccess, namespace: str, kube_api: client.ApiClient
+) -> None:
+    app = write_app(tmp_path / "app", {"cm.yaml": cm("cli", k="v")})
+    args = ["sync", "--repo", str(app), "--name", "cli", "--namespace", namespace,
+            "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context]
+    result = CliRunner().invoke(cli, [*args, "-o", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["summary"]["created"] == 1
+    assert report["changes"] == [{"action": "created", "apiVersion": "v1", "kind": "ConfigMap",
+                                  "namespace": namespace, "name": "cli", "message": ""}]
+    text = CliRunner().invoke(cli, args)
+    assert text.exit_code == 0 and "1 unchanged" in text.output
+    write_app(app, {"cm.yaml": cm("cli", k="v"), "bad.yaml": "apiVersion: v1\nkind: Nope\nmetadata: {name: x}\n"})
+    failed = CliRunner().invoke(cli, args)
+    assert failed.exit_code == 2
+    assert f"Nope/{namespace}/x" in failed.output and "nothing was changed" in failed.output

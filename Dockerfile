@@ -1,0 +1,61 @@
+# syntax=docker/dockerfile:1
+#
+# The syncer image: `syncer run` by default, reading its apps from /etc/syncer/apps.yaml.
+#
+#   docker build -t syncer:0.1.0 .
+#   docker run --rm syncer:0.1.0 --help
+#
+# Probes (see examples/deploy/deployment.yaml): liveness GET /healthz (the process serves
+# HTTP), readiness GET /readyz (configuration loaded, API server reachable; 200 on the leader
+# and on standbys alike, the body says which). Both on port 8080.
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# Kustomize renders directories that hold a kustomization.yaml. Downloaded in a stage of its
+# own so that curl does not end up in the final image; checked against the release checksums.
+FROM ${PYTHON_IMAGE} AS kustomize
+ARG KUSTOMIZE_VERSION=5.4.3
+ARG TARGETARCH=amd64
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends curl ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /tmp/kustomize
+RUN base="https://github.com/kubernetes-sigs/kustomize/releases/download/kustomize%2Fv${KUSTOMIZE_VERSION}" \
+ && file="kustomize_v${KUSTOMIZE_VERSION}_linux_${TARGETARCH}.tar.gz" \
+ && curl -fsSLO "${base}/${file}" \
+ && curl -fsSLO "${base}/checksums.txt" \
+ && grep " ${file}\$" checksums.txt | sha256sum -c - \
+ && tar -xzf "${file}" kustomize \
+ && ./kustomize version
+
+FROM ${PYTHON_IMAGE}
+
+# git fetches the sources; openssh-client serves ssh:// and git@host:path repositories.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git openssh-client \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=kustomize /tmp/kustomize/kustomize /usr/local/bin/kustomize
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY syncer ./syncer
+RUN pip install --no-cache-dir . \
+ && cd / && rm -rf /src
+
+# A fixed numeric UID, so that `runAsNonRoot` can verify it without resolving names.
+RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/syncer syncer \
+ && mkdir -p /var/cache/syncer \
+ && chown syncer:syncer /var/cache/syncer
+ENV HOME=/home/syncer \
+    SYNCER_CACHE_DIR=/var/cache/syncer \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+USER 10001:10001
+WORKDIR /home/syncer
+
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status == 200 else 1)"]
+
+ENTRYPOINT ["syncer"]
+CMD ["run", "--config", "/etc/syncer/apps.yaml"]

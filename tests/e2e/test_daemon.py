@@ -1,0 +1,371 @@
+"""`syncer run` against a real API server and a local Git repository: new commits are applied,
+drift is reverted, webhooks trigger syncs at once, metrics count, leader election hands over,
+and SIGTERM stops the process cleanly."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.conftest import ClusterAccess
+from syncer.apply.status import RESULT_ANNOTATION, REVISION_ANNOTATION, SUMMARY_ANNOTATION
+from syncer.config import AppConfig, Config
+from syncer.daemon import Daemon, DaemonOptions, ElectionOptions
+from syncer.kube import ClientOptions
+
+SECRET = b"webhook-secret"
+SYNCER = Path(sys.executable).parent / "syncer"
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+def eventually(condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def configmap_yaml(name: str, color: str) -> str:
+    return textwrap.dedent(f"""\
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: {name}
+        data:
+          color: {color}
+        """)
+
+
+def commit(repo: Path, files: dict[str, str], message: str = "change") -> str:
+    for name, text in files.items():
+        path = repo / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "deploy"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "test@example.com")
+    git(path, "config", "user.name", "test")
+    git(path, "config", "commit.gpgsign", "false")
+    commit(path, {"shop/config.yaml": configmap_yaml("web-config", "blue")}, "first")
+    return path
+
+
+def app(name: str, repo: Path, namespace: str, **overrides: Any) -> AppConfig:
+    fields: dict[str, Any] = {"revision": "main", "path": "shop", "interval": 1.0, "timeout": 30.0, **overrides}
+    return AppConfig(name=name, repo=str(repo), namespace=namespace, **fields)
+
+
+def color(api: client.ApiClient, namespace: str, name: str = "web-config") -> str | None:
+    try:
+        live = client.CoreV1Api(api).read_namespaced_config_map(name, namespace)
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return (live.data or {}).get("color")
+
+
+def read_configmap(api: client.ApiClient, namespace: str, name: str) -> Any:
+    """The live ConfigMap (typed Any: the client's models make every field optional)."""
+    return client.CoreV1Api(api).read_namespaced_config_map(name, namespace)
+
+
+def read_lease(api: client.ApiClient, namespace: str) -> Any:
+    return client.CoordinationV1Api(api).read_namespaced_lease("syncer-leader", namespace)
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError as error:
+        return 0, str(error)
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in Prometheus text format."""
+    wanted = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
+    for line in text.splitlines():
+        if line.startswith(name + wanted + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def url(daemon: Daemon, path: str) -> str:
+    return f"http://127.0.0.1:{daemon.address[1]}{path}"
+
+
+def syncs(daemon: Daemon, app_name: str) -> float:
+    _, text = get(url(daemon, "/metrics"))
+    return metric(text, "syncer_sync_runs_total", app=app_name) or 0.0
+
+
+@pytest.fixture
+def start_daemon(cluster: ClusterAccess, tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    started: list[Daemon] = []
+
+    def start(*apps: AppConfig, **options: Any) -> Daemon:
+        defaults: dict[str, Any] = {"listen": ("127.0.0.1", 0), "cache_dir": tmp_path / "cache", "lock_timeout": 10.0}
+        daemon = Daemon(
+            Config(apps=apps, source="test"),
+            client=ClientOptions(kubeconfig=str(cluster.kubeconfig), context=cluster.context),
+            options=DaemonOptions(**{**defaults, **options}),
+        )
+        daemon.start()
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        if not daemon._stopping:
+            daemon.stop(timeout=30)
+
+
+# -- tests ---------------------------------------------------------------------------------
+
+def test_a_new_commit_is_applied_within_a_few_intervals(
+    repo: Path, namespace: str, kube_api: client.ApiClient, start_daemon: Callable[..., Daemon]
+) -> None:
+    start_daemon(app("shop", repo, namespace))
+    eventually(lambda: color(kube_api, namespace) == "blue", timeout=15, what="the first sync")
+
+    sha = commit(repo, {"shop/config.yaml": configmap_yaml("web-config", "green")})
+    eventually(lambda: color(kube_api, namespace) == "green", timeout=8, what="the new commit to be applied")
+
+    def status() -> dict[str, str] | None:
+        annotations: dict[str, str] = read_configmap(kube_api, namespace, "syncer-shop").metadata.annotations or {}
+        return annotations if annotations.get(REVISION_ANNOTATION) == sha else None
+
+    annotations = eventually(status, timeout=5, what="the status annotations to name the new commit")
+    assert annotations[RESULT_ANNOTATION] == "Succeeded"
+    assert json.loads(annotations[SUMMARY_ANNOTATION]) == {"configured": 1}
+    managers = {entry.manager for entry in read_configmap(kube_api, namespace, "syncer-shop").metadata.managed_fields}
+    assert {"syncer", "syncer-status"} <= managers
+
+    events: Any = client.CoreV1Api(kube_api).list_namespaced_event(
+        namespace, field_selector="involvedObject.name=syncer-shop").items
+    assert {(e.reason, e.type, e.source.component) for e in events} >= {("SyncSucceeded", "Normal", "syncer")}
+    assert any(sha[:12] in e.message for e in events)
+
+    # Idle resyncs (selfHeal, every second) write nothing: not the objects, not the status.
+    def versions() -> tuple[str, str]:
+        return (read_configmap(kube_api, namespace, "web-config").metadata.resource_version,
+                read_configmap(kube_api, namespace, "syncer-shop").metadata.resource_version)
+
+    before = versions()
+    time.sleep(3.5)
+    assert versions() == before
+
+
+def test_drift_is_reverted_only_with_self_heal(
+    repo: Path, namespace: str, kube_api: client.ApiClient, start_daemon: Callable[..., Daemon]
+) -> None:
+    commit(repo, {"manual/config.yaml": configmap_yaml("manual-config", "blue")})
+    start_daemon(app("healed", repo, namespace), app("manual", repo, namespace, path="manual", self_heal=False))
+    eventually(lambda: color(kube_api, namespace) == "blue" and color(kube_api, namespace, "manual-config") == "blue",
+               timeout=15, what="both apps to sync")
+    core = client.CoreV1Api(kube_api)
+    for name in ("web-config", "manual-config"):
+        core.patch_namespaced_config_map(name, namespace, {"data": {"color": "red"}})
+
+    eventually(lambda: color(kube_api, namespace) == "blue", timeout=8, what="the drift to be reverted")
+    time.sleep(2.5)  # more than two more ticks of the app without selfHeal
+    assert color(kube_api, namespace, "manual-config") == "red"
+
+
+def webhook_body(repo: Path, ref: str = "refs/heads/main") -> bytes:
+    return json.dumps({"ref": ref, "repository": {"clone_url": f"file://{repo}", "default_branch": "main"}}).encode()
+
+
+def github_headers(body: bytes, secret: bytes = SECRET) -> dict[str, str]:
+    signature = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-GitHub-Event": "push", "X-Hub-Signature-256": f"sha256={signature}"}
+
+
+def test_a_signed_webhook_triggers_a_sync_at_once(
+    repo: Path, namespace: str, kube_api: client.ApiClient, start_daemon: Callable[..., Daemon]
+) -> None:
+    daemon = start_daemon(app("shop", repo, namespace, interval=3600.0), webhook_secret=SECRET)
+    eventually(lambda: color(kube_api, namespace) == "blue", timeout=15, what="the first sync")
+    commit(repo, {"shop/config.yaml": configmap_yaml("web-config", "green")})
+
+    body = webhook_body(repo)
+    assert post(url(daemon, "/webhook"), body, github_headers(body, b"wrong"))[0] == 403
+    assert post(url(daemon, "/webhook"), body, {"Content-Type": "application/json"})[0] == 401
+    assert post(url(daemon, "/webhook"), b"{oops", github_headers(b"{oops"))[0] == 400
+    other_branch = webhook_body(repo, "refs/heads/dev")
+    assert post(url(daemon, "/webhook"), other_branch, github_headers(other_branch)) == (202, {"triggered": []})
+    time.sleep(1)
+    assert color(kube_api, namespace) == "blue"  # nothing above triggered a sync
+
+    pushed = time.monotonic()
+    assert post(url(daemon, "/webhook"), body, github_headers(body)) == (202, {"triggered": ["shop"]})
+    eventually(lambda: color(kube_api, namespace) == "green", timeout=10, what="the webhook's sync")
+    assert time.monotonic() - pushed < 10  # the interval is an hour: only the webhook explains it
+
+
+def test_without_a_secret_the_webhook_is_off(
+    repo: Path, namespace: str, start_daemon: Callable[..., Daemon]
+) -> None:
+    daemon = start_daemon(app("shop", repo, namespace, interval=3600.0))
+    body = webhook_body(repo)
+    status, answer = post(url(daemon, "/webhook"), body, github_headers(body))
+    assert status == 404
+    assert "webhooks are off" in answer["error"]
+
+
+def test_metrics_count_syncs_per_app(
+    repo: Path, namespace: str, kube_api: client.ApiClient, start_daemon: Callable[..., Daemon]
+) -> None:
+    sha = git(repo, "rev-parse", "HEAD")
+    daemon = start_daemon(app("shop", repo, namespace), app("broken", repo, namespace, path="missing"))
+    eventually(lambda: syncs(daemon, "shop") >= 2 and syncs(daemon, "broken") >= 1, timeout=15,
+               what="syncs of both apps")
+    status, text = get(url(daemon, "/metrics"))
+    assert status == 200
+    assert metric(text, "syncer_objects_applied_total", app="shop") == 1
+    assert metric(text, "syncer_objects_pruned_total", app="shop") == 0
+    assert metric(text, "syncer_sync_failures_total", app="shop") == 0
+    assert metric(text, "syncer_sync_failures_total", app="broken") == metric(text, "syncer_sync_runs_total",
+                                                                              app="broken")
+    assert metric(text, "syncer_last_synced_revision_info", app="shop", revision=sha) == 1
+    assert (metric(text, "syncer_last_successful_sync_timestamp_seconds", app="shop") or 0) > time.time() - 60
+    assert (metric(text, "syncer_sync_duration_seconds_count", app="shop") or 0) >= 2
+    assert metric(text, "syncer_git_fetch_duration_seconds_count", app="shop") == 1  # one revision, one fetch
+    assert metric(text, "syncer_leader") == 1
+
+    ready, body = get(url(daemon, "/readyz"))
+    assert (ready, body) == (200, "ready: leader (leader election off); 2 app(s) configured\n")
+    assert get(url(daemon, "/healthz")) == (200, "ok\n")
+
+
+def test_only_the_leader_syncs_and_a_standby_takes_over(
+    repo: Path, namespace: str, kube_api: client.ApiClient, start_daemon: Callable[..., Daemon]
+) -> None:
+    election = ElectionOptions(namespace=namespace, lease_duration=2.0, renew_deadline=1.4, renew_period=0.5,
+                               retry_period=0.2)
+    first = start_daemon(app("shop", repo, namespace), election=election, identity="first", webhook_secret=SECRET)
+    eventually(lambda: first.is_leader, timeout=10, what="the first replica to lead")
+    second = start_daemon(app("shop", repo, namespace), election=election, identity="second", webhook_secret=SECRET)
+    eventually(lambda: syncs(first, "shop") >= 2, timeout=15, what="the leader to sync")
+
+    assert "standby (leader: first)" in get(url(second, "/readyz"))[1]
+    assert "ready: leader (first)" in get(url(first, "/readyz"))[1]
+    assert syncs(second, "shop") == 0
+    lease = read_lease(kube_api, namespace)
+    assert lease.spec.holder_identity == "first"
+
+    # A webhook that reaches the standby is passed on to the leader.
+    commit(repo, {"shop/config.yaml": configmap_yaml("web-config", "green")})
+    body = webhook_body(repo)
+    assert post(url(second, "/webhook"), body, github_headers(body)) == (202, {"triggered": ["shop"]})
+    eventually(lambda: color(kube_api, namespace) == "green", timeout=10, what="the forwarded webhook's sync")
+
+    # The leader dies without releasing the Lease: the standby waits for it to expire.
+    first.stop(timeout=10, release=False)
+    stopped = time.monotonic()
+    assert not (first.is_leader and second.is_leader)
+    eventually(lambda: second.is_leader, timeout=10, what="the standby to take over")
+    assert time.monotonic() - stopped >= 1.0  # not before the Lease could have expired
+    before = syncs(second, "shop")
+    eventually(lambda: syncs(second, "shop") > before, timeout=10, what="the new leader to sync")
+    lease = read_lease(kube_api, namespace)
+    assert lease.spec.holder_identity == "second"
+    assert lease.spec.lease_transitions == 1
+
+    # A clean stop releases the Lease at once.
+    second.stop(timeout=10)
+    lease = read_lease(kube_api, namespace)
+    assert lease.spec.holder_identity is None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_sigterm_stops_syncer_run_cleanly(
+    repo: Path, namespace: str, cluster: ClusterAccess, kube_api: client.ApiClient, tmp_path: Path
+) -> None:
+    config = tmp_path / "apps.yaml"
+    config.write_text(textwrap.dedent(f"""\
+        apps:
+        - name: shop
+          repo: {repo}
+          revision: main
+          path: shop
+          namespace: {namespace}
+          interval: 1s
+        """))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "SYNCER_WEBHOOK_SECRET")}
+    process = subprocess.Popen(
+        [str(SYNCER), "run", "--config", str(config), "--listen", f"127.0.0.1:{port}", "--log-format", "json",
+         "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context, "--cache-dir", str(tmp_path / "cache")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        eventually(lambda: get(f"http://127.0.0.1:{port}/readyz")[0] == 200 or process.poll() is not None,
+                   timeout=30, what="syncer run to be ready")
+        assert process.poll() is None, process.communicate()[1]
+        eventually(lambda: color(kube_api, namespace) == "blue", timeout=15, what="the first sync")
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert time.monotonic() - signalled < 10
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    synced = [line for line in lines if line.get("app") == "shop" and line.get("result") == "ok"]
+    assert synced and synced[0]["revision"] == git(repo, "rev-parse", "HEAD")
+    assert synced[0]["summary"]["created"] == 1
+    assert lines[-1]["message"] == "stopped"
+

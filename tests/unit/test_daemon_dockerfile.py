@@ -1,0 +1,100 @@
+"""The Dockerfile and the example deployment fit the code: what the image copies exists, it
+runs the installed console script, and the deployment's command line, probes, port and
+configuration are what `syncer run` accepts and serves. (No Docker engine is needed.)"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from syncer.cli.run import run_command
+from syncer.config import parse_config
+from syncer.daemon import DaemonOptions
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "examples" / "deploy"
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+
+
+def deploy_objects() -> list[dict[str, Any]]:
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    objects = []
+    for name in kustomization["resources"]:
+        objects += [doc for doc in yaml.safe_load_all((DEPLOY / name).read_text()) if doc]
+    return objects
+
+
+def find(kind: str, name: str) -> dict[str, Any]:
+    return next(o for o in deploy_objects() if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+def test_the_image_copies_files_that_exist_and_runs_the_console_script() -> None:
+    instructions = dockerfile_instructions()
+    copies = [args.split() for op, args in instructions if op == "COPY" and "--from" not in args]
+    for *sources, _ in copies:
+        for source in sources:
+            assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is not in the repository"
+    dockerignore = (ROOT / ".dockerignore").read_text().split()
+    assert {"!pyproject.toml", "!README.md", "!syncer"} <= set(dockerignore)
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert dict(instructions)["ENTRYPOINT"] == '["syncer"]' and "syncer" in scripts
+    assert dict(instructions)["CMD"] == '["run", "--config", "/etc/syncer/apps.yaml"]'
+    assert dict(instructions)["USER"] == "10001:10001"
+    assert any(op == "RUN" and "pip install --no-cache-dir ." in args for op, args in instructions)
+    assert "/healthz" in dict(instructions)["HEALTHCHECK"]
+
+
+def test_the_deployment_runs_what_syncer_run_accepts() -> None:
+    deployment = find("Deployment", "syncer")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    run_command.make_context("run", list(container["args"][1:]))  # raises on an unknown option
+    assert container["args"][0] == "run" and "--leader-elect" in container["args"]
+    assert deployment["spec"]["replicas"] == 2
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["ports"][0]["containerPort"] == DaemonOptions().listen[1]
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["terminationGracePeriodSeconds"] > 60  # more than --shutdown-timeout
+
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
+    volume = next(v for v in pod["volumes"] if v["name"] == "config")
+    config_arg = next(a for a in container["args"] if a.startswith("--config="))
+    assert config_arg == f"--config={mount['mountPath']}/apps.yaml"
+    configmap = find("ConfigMap", volume["configMap"]["name"])
+    config = parse_config(configmap["data"]["apps.yaml"], source="config.yaml", base_dir=Path("/etc/syncer"))
+    assert [app.name for app in config.apps] == ["shop"]
+
+
+def test_rbac_covers_what_the_daemon_writes() -> None:
+    core = find("ClusterRole", "syncer-core")
+    granted = {(group, resource, verb) for rule in core["rules"] for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"]}
+    needed = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update", "delete")}
+    needed |= {("", "configmaps", v) for v in ("get", "list", "patch")} | {("", "events", "create")}
+    assert needed <= granted
+    account = find("ServiceAccount", "syncer")
+    for binding in ("syncer-core", "syncer-apply"):
+        subjects = find("ClusterRoleBinding", binding)["subjects"]
+        assert subjects == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
+                             "namespace": account["metadata"]["namespace"]}]
+    assert find("Deployment", "syncer")["spec"]["template"]["spec"]["serviceAccountName"] == "syncer"
+
+
+def test_the_service_exposes_metrics() -> None:
+    service = find("Service", "syncer")
+    annotations = service["metadata"]["annotations"]
+    assert (annotations["prometheus.io/scrape"], annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == (
+        "true", "8080", "/metrics")
+    labels = find("Deployment", "syncer")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert re.fullmatch(r"\d+", str(service["spec"]["ports"][0]["port"]))
