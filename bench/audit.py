@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -187,14 +187,19 @@ class AuditLog:
             return 0
 
     def events_from(self, offset: int) -> list[AuditEvent]:
-        return list(self._iter_from(offset))
+        return self.read(offset)[0]
 
-    def _iter_from(self, offset: int) -> Iterator[AuditEvent]:
+    def read(self, offset: int) -> tuple[list[AuditEvent], int]:
+        """The events of the complete lines after `offset`, and the offset after them (a
+        line the server is still writing is left for the next read)."""
+        events = []
         with self.path.open("rb") as file:
             file.seek(offset)
             for raw in file:
                 if not raw.endswith(b"\n"):
-                    return
+                    break
+                offset += len(raw)
                 event = parse_event(raw.decode("utf-8", "replace"))
                 if event is not None:
-                    yield event
+                    events.append(event)
+        return events, offset
