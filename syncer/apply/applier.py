@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from collections.abc import Callable
 
 from syncer.apply.changeset import Change, ChangeSet
@@ -34,12 +35,15 @@ StepReporter = Callable[[int, int, int], None]
 
 
 def write_inventory(kube: Kube, plan: Plan, *, refs: list[ObjectRef], widen: bool) -> None:
-    """Server-side apply the ApplySet parent with the given members' group-kinds/namespaces."""
+    """Server-side apply the ApplySet parent with the given members' group-kinds/namespaces
+    (no request when it already records exactly that)."""
     inventory = plan.inventory.including(refs) if widen else plan.inventory.exactly(refs)
+    if plan.inventory.exists and inventory.records_same(plan.inventory):
+        return
     configmaps = kube.resource_for("v1", "ConfigMap")
     kube.apply(configmaps, inventory.parent_body(), subject=str(inventory.parent),
                field_manager=plan.options.field_manager, force=True, dry_run=False)
-    plan.inventory = inventory
+    plan.inventory = replace(inventory, exists=True)
 
 
 def _wait_established(kube: Kube, planned: PlannedObject, *, timeout: float) -> ClusterError | None:

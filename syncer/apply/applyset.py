@@ -84,6 +84,12 @@ class Inventory:
     def exactly(self, refs: list[ObjectRef]) -> Inventory:
         return Inventory(parent=self.parent, id=self.id, exists=self.exists, tooling=self.tooling).including(refs)
 
+    def records_same(self, other: Inventory) -> bool:
+        """Both record the same group-kinds and namespaces (the parent's own namespace is
+        implied, so it does not count)."""
+        home = {self.parent.namespace}
+        return (self.group_kinds, self.namespaces - home) == (other.group_kinds, other.namespaces - home)
+
     def search_namespaces(self) -> list[str]:
         """Every namespace the app's namespaced objects may live in."""
         assert self.parent.namespace is not None

@@ -95,10 +95,7 @@ class Plan:
         """The parent records exactly the desired objects' group-kinds and namespaces (and
         those of the objects it keeps)."""
         kept = [c.ref for c in self.prune]
-        wanted = self.inventory.exactly(list(self.objects) + kept)
-        home = {self.inventory.parent.namespace}
-        return self.inventory.exists and (wanted.group_kinds, wanted.namespaces - home) == (
-            self.inventory.group_kinds, self.inventory.namespaces - home)
+        return self.inventory.exists and self.inventory.exactly(list(self.objects) + kept).records_same(self.inventory)
 
     @property
     def changed(self) -> list[PlannedObject]:

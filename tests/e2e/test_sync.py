@@ -404,3 +404,17 @@ def test_sync_command_exit_codes_and_json_change_set(
     failed = CliRunner().invoke(cli, args)
     assert failed.exit_code == 2
     assert f"Nope/{namespace}/x" in failed.output and "nothing was changed" in failed.output
+
+
+def test_one_changed_object_is_one_write(tmp_path: Path, kube: Kube, namespace: str) -> None:
+    app = write_app(tmp_path / "app", {f"cm{i}.yaml": cm(f"cm{i}", v="1") for i in range(10)})
+    sync(kube, render_app(app, namespace=namespace), options=options("one", namespace), revision="r1")
+    (app / "cm3.yaml").write_text(cm("cm3", v="2"))
+    kube.stats.by_verb.clear()
+    changes = sync(kube, render_app(app, namespace=namespace), options=options("one", namespace), revision="r2")
+    assert actions(changes)[f"ConfigMap/{namespace}/cm3"] == "configured"
+    assert "changed .data.v" in next(c.message for c in changes.changes if c.ref.name == "cm3")
+    assert kube.stats.by_verb["apply"] == 1, "only the changed object is written"
+    assert kube.stats.by_verb["dry-run"] == 1, "only the changed object is checked by the server"
+    # the rest is the app's lock: one Lease created and deleted
+    assert (kube.stats.by_verb["create"], kube.stats.by_verb["delete"]) == (1, 1)
