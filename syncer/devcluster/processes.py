@@ -128,6 +128,8 @@ class Detached:
                 return False
             return True
         cmdline = _cmdline(self.pid)
+        if cmdline == "" and _proc_state(self.pid) is not None:
+            return True  # exiting: the kernel has dropped its command line, not yet its pid
         return cmdline is not None and self.marker in cmdline
 
     def poll(self) -> int | None:

@@ -60,10 +60,16 @@ def normalize(obj: Object) -> Object:
     `key: null` means "unset", which is how the server stores it. `metadata.labels` and
     `metadata.annotations` are dropped when empty, since the server omits empty maps there.
     """
-    result = copy.deepcopy(obj)
+    # `_prune` below rebuilds every map and list, so the result shares nothing mutable with
+    # `obj`; only the maps marked here need copying first (a deep copy of a live object,
+    # managedFields and all, was most of the cost of a resync that changes nothing).
+    result = dict(obj)
     result.pop("status", None)
     metadata = result.get("metadata")
     if isinstance(metadata, dict):
+        metadata = result["metadata"] = dict(metadata)
+        if isinstance(metadata.get("annotations"), dict):
+            metadata["annotations"] = dict(metadata["annotations"])
         for key in SERVER_METADATA:
             if key in metadata:
                 metadata[key] = _REMOVED
@@ -86,7 +92,9 @@ def without_paths(obj: Object, paths: Iterable[Path]) -> Object:
     Maps and lists left empty by a removal are removed as well, so that removing the only
     annotation from one side and nothing from a side without annotations compares equal.
     """
-    result = copy.deepcopy(obj)
+    paths = list(paths)
+    # Without paths nothing is marked, and `_prune` alone copies (see `normalize`).
+    result = copy.deepcopy(obj) if paths else obj
     for path in paths:
         _mark(result, path)
     cleaned, _ = _prune(result)
