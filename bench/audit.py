@@ -66,13 +66,18 @@ class ObjectKey:
 
     resource: str
     namespace: str | None
-    name: str
+    name: str | None
+    """None: any object of the resource in the namespace (Events get generated names)."""
 
     def matches(self, event: AuditEvent) -> bool:
-        return (event.resource, event.namespace, event.name) == (self.resource, self.namespace, self.name)
+        return (
+            (event.resource, event.namespace) == (self.resource, self.namespace)
+            and (self.name is None or event.name == self.name)
+        )
 
     def __str__(self) -> str:
-        return f"{self.resource}/{self.namespace}/{self.name}" if self.namespace else f"{self.resource}/{self.name}"
+        name = self.name or "*"
+        return f"{self.resource}/{self.namespace}/{name}" if self.namespace else f"{self.resource}/{name}"
 
 
 def parse_timestamp(text: str) -> float:

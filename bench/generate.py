@@ -15,6 +15,7 @@ Layout of one app's folder (one file per object, as many real repositories keep 
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,6 +79,9 @@ def _secret(name: str, namespace: str, labels: dict[str, str], index: int) -> Ob
 
 
 def _service(name: str, namespace: str, labels: dict[str, str], index: int) -> Object:
+    """Headless: the local control plane's service range is a /24, too small for 1,250
+    ClusterIPs. Ports name `protocol`: server-side apply on 1.20 rejects a port without it
+    (syncer fills it in itself, kubectl does not), and the tools must get the same input."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -179,6 +183,11 @@ def generate(count: int, *, prefix: str) -> list[AppObject]:
     return objects
 
 
+def list_budget(objects: Sequence[AppObject]) -> int:
+    """LISTs a resync needs at most: one per kind and namespace (cluster-scoped kinds once)."""
+    return len({(item.kind, item.namespace) for item in objects})
+
+
 def change_one(objects: Sequence[AppObject], *, value: str = "2") -> tuple[list[AppObject], AppObject]:
     """The objects with the first ConfigMap's `revision` value set to `value`, and that
     ConfigMap as changed."""
@@ -195,21 +204,24 @@ def change_one(objects: Sequence[AppObject], *, value: str = "2") -> tuple[list[
 def remove_fraction(
     objects: Sequence[AppObject], *, fraction: float = 0.1
 ) -> tuple[list[AppObject], list[AppObject]]:
-    """(kept, removed): every k-th non-Namespace object is removed, k = round(1/fraction),
-    so removals are spread evenly over kinds and namespaces. Namespaces are always kept:
-    pruning one would delete everything in it."""
+    """(kept, removed): within each kind and namespace every k-th object is removed,
+    k = round(1/fraction), each group starting at another offset, so removals are spread over
+    every kind and namespace and add up to the fraction. Namespaces are always kept: pruning
+    one would delete everything in it."""
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     step = max(1, round(1 / fraction))
+    groups: dict[tuple[str, str | None], list[int]] = {}  # (kind, namespace) -> [offset, seen]
     kept: list[AppObject] = []
     removed: list[AppObject] = []
-    position = 0
     for item in objects:
         if item.kind == "Namespace":
             kept.append(item)
             continue
-        (removed if position % step == step - 1 else kept).append(item)
-        position += 1
+        counter = groups.setdefault((item.kind, item.namespace), [len(groups), 0])
+        offset, seen = counter
+        counter[1] += 1
+        (removed if (seen + offset) % step == step - 1 else kept).append(item)
     return kept, removed
 
 
@@ -245,9 +257,10 @@ class GitRepo:
         result = subprocess.run(
             ["git", "-C", str(self.root), *args],
             capture_output=True, text=True, check=False,
+            # HOME points away from the user's ~/.gitconfig (signing, hooks, templates).
             env={"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@syncer.invalid",
                  "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@syncer.invalid",
-                 "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(self.root)},
+                 "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.root)},
         )
         if result.returncode != 0:
             raise RuntimeError(f"{self.root}: git {' '.join(args)} failed: {result.stderr.strip()}")

@@ -70,6 +70,8 @@ class Measurement:
     result: dict[str, Any] | None = None
     """What the command reported (syncer's `-o json` summary), when it reports anything."""
     notes: list[str] = field(default_factory=list)
+    walls: list[float] = field(default_factory=list)
+    """Wall times of every repetition, when the command was repeated (this is the median one)."""
 
     @property
     def cpu(self) -> float:
@@ -89,6 +91,7 @@ class Measurement:
             "requests": self.requests.to_dict(),
             "result": self.result,
             "notes": self.notes,
+            "repetition_wall_seconds": [round(wall, 3) for wall in self.walls],
         }
 
 
@@ -104,6 +107,17 @@ class Command:
     bookkeeping: tuple[ObjectKey, ...] = ()
     ok_exit_codes: frozenset[int] = frozenset({0})
     env: Mapping[str, str] | None = None
+
+
+def median_run(runs: Sequence[Measurement]) -> Measurement:
+    """The run with the median wall time (the lower middle one for an even count), carrying
+    every run's wall time: short commands are repeated to see past a shared machine's noise."""
+    if not runs:
+        raise ValueError("no runs to choose from")
+    ordered = sorted(runs, key=lambda run: run.wall)
+    chosen = ordered[(len(ordered) - 1) // 2]
+    chosen.walls = [run.wall for run in runs]
+    return chosen
 
 
 class CommandFailed(RuntimeError):

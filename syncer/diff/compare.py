@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from deepdiff import DeepDiff
-
 from syncer.diff.fieldsets import values_equal
 from syncer.diff.ignore import IgnoreRule, apply_ignores
 from syncer.diff.normalize import normalize
@@ -45,6 +43,10 @@ class ObjectDiff:
 def changed_paths(before: Object, after: Object) -> tuple[str, ...]:
     """The differing leaves of two objects (`.spec.replicas`, `.spec.containers[0].image`,
     `.metadata.labels["app.kubernetes.io/name"]`), found by deepdiff."""
+    # Imported here: deepdiff (with pydantic) takes a tenth of a second to import, and a
+    # resync that changes nothing never gets here.
+    from deepdiff import DeepDiff
+
     tree = DeepDiff(before, after, view="tree")
     paths = set()
     for changes in tree.values():
