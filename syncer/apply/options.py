@@ -27,3 +27,5 @@ class SyncOptions:
     lock_timeout: float = 60.0
     """Seconds to wait for another sync of the same app to finish."""
     ignore: tuple[IgnoreRule, ...] = ()
+    diff_text: bool = True
+    """Render unified diffs in the plan (`syncer diff` prints them; a sync need not)."""

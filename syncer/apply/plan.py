@@ -256,19 +256,20 @@ def diff_object(kube: Kube, planned: PlannedObject, *, options: SyncOptions) -> 
         if live is not None and "immutable" in error.message and wants_recreate:
             planned.recreate = True
             planned.diff = compare(ref=planned.ref, api_version=planned.api_version, live=live,
-                                   predicted=planned.body, ignore=rules)
+                                   predicted=planned.body, ignore=rules, text=options.diff_text)
             return None
         return _explain_invalid(error, planned)
     except ClusterError as error:
         return error
     if live is None:
         planned.diff = compare(ref=planned.ref, api_version=planned.api_version, live=None,
-                               predicted=planned.body, ignore=rules)
+                               predicted=planned.body, ignore=rules, text=options.diff_text)
     else:
         owned = owned_fields(live, options.field_manager)
         removed = removed_paths(planned.body, owned) if owned is not None else []
         planned.diff = compare(ref=planned.ref, api_version=planned.api_version, live=live,
-                               predicted=predicted, ignore=rules, removed=removed)
+                               predicted=predicted, ignore=rules, removed=removed,
+                               text=options.diff_text)
     return None
 
 
@@ -313,7 +314,8 @@ def _prune_candidates(
                     keep = f'kept: annotated {PRUNE_ANNOTATION}: "disabled"'
                 candidate = PruneCandidate(ref=ref, api_version=str(live.get("apiVersion")),
                                            resource=resource, live=live, keep=keep)
-                candidate.diff = compare(ref=ref, api_version=candidate.api_version, live=live, predicted=None)
+                candidate.diff = compare(ref=ref, api_version=candidate.api_version, live=live, predicted=None,
+                                         text=plan.options.diff_text)
                 plan.prune.append(candidate)
 
 
@@ -380,7 +382,8 @@ def build_plan(
         if planned.deferred:
             planned.diff = compare(ref=planned.ref, api_version=planned.api_version,
                                    live=planned.live, predicted=planned.body,
-                                   ignore=rules_for(planned.ref, planned.body, options.ignore))
+                                   ignore=rules_for(planned.ref, planned.body, options.ignore),
+                                   text=options.diff_text)
 
     crds = {key: ref for key, (ref, _) in crd_definitions(manifests).items()}
     plan.steps = plan_steps(

@@ -3,6 +3,7 @@ their results into output and an exit code. One module per command."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Any
@@ -13,8 +14,29 @@ from syncer import __version__
 from syncer.errors import SyncerError
 
 
+# Each command's module, imported only when the command runs (or help lists it): a sync
+# should not pay for importing the daemon's scheduler or the control plane's code.
+_COMMAND_MODULES = {
+    "dev-cluster": "syncer.cli.devcluster",
+    "diff": "syncer.cli.diff",
+    "render": "syncer.cli.render",
+    "run": "syncer.cli.run",
+    "status": "syncer.cli.status",
+    "sync": "syncer.cli.sync",
+}
+
+
 class _Group(click.Group):
-    """Turns expected failures (SyncerError) into a message on stderr and their exit code."""
+    """Loads command modules lazily, and turns expected failures (SyncerError) into a
+    message on stderr and their exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _COMMAND_MODULES:
+            importlib.import_module(_COMMAND_MODULES[cmd_name])  # registers itself on `cli`
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -35,7 +57,3 @@ def cli(verbose: int) -> None:
 
 def main() -> None:
     cli(prog_name="syncer")
-
-
-# The command modules register themselves on `cli`, so they are imported after it exists.
-from syncer.cli import devcluster, diff, render, run, status, sync  # noqa: E402, F401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,11 +28,13 @@ def cluster_options(fn: F) -> F:
 
 
 def app_options(fn: F) -> F:
-    """--name, --field-manager, --concurrency and --ignore-differences."""
+    """--name, --field-manager, --concurrency, --qps and --ignore-differences."""
     fn = click.option(
         "--ignore-differences", "ignore_file", type=click.Path(exists=True, dir_okay=False), default=None,
         help="YAML list of rules (Argo CD's ignoreDifferences format) for fields left out of the comparison.",
     )(fn)
+    fn = click.option("--qps", type=click.FloatRange(min=0), default=1000, show_default=True,
+                      help="Requests per second at most (0: no limit).")(fn)
     fn = click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True,
                       help="Requests in flight at once.")(fn)
     fn = click.option("--field-manager", default="syncer", show_default=True,
@@ -46,8 +49,11 @@ def output_option(fn: F) -> F:
                         show_default=True, help="Output format (json goes to stdout).")(fn)
 
 
-def connect(*, kubeconfig: str | None, context: str | None, concurrency: int = 16) -> Kube:
-    return Kube.connect(ClientOptions(kubeconfig=kubeconfig, context=context, pool_size=max(concurrency, 4) * 2))
+def connect(*, kubeconfig: str | None, context: str | None, concurrency: int = 16, qps: float | None = None) -> Kube:
+    options = ClientOptions(kubeconfig=kubeconfig, context=context, pool_size=max(concurrency, 4) * 2)
+    if qps is not None:
+        options = replace(options, qps=qps, burst=max(1, int(qps)))
+    return Kube.connect(options)
 
 
 def load_ignore_rules(path: str | None) -> tuple[IgnoreRule, ...]:

@@ -23,7 +23,7 @@ from syncer.cli.output import console, diff_json, print_diff_text, print_json
 @click.option("--no-prune", "prune", flag_value=False, default=True,
               help="Do not show objects that a sync would prune.")
 def diff_command(
-    *, app: str, field_manager: str, concurrency: int, ignore_file: str | None,
+    *, app: str, field_manager: str, concurrency: int, qps: float, ignore_file: str | None,
     kubeconfig: str | None, context: str | None, output: str, prune: bool, **source: Any,
 ) -> None:
     """Show what `syncer sync` would change: a three-way diff of Git, the live cluster and what
@@ -33,7 +33,7 @@ def diff_command(
         app=app, namespace=source["namespace"], field_manager=field_manager, concurrency=concurrency,
         prune=prune, ignore=load_ignore_rules(ignore_file), dry_run=True,
     )
-    kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency)
+    kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps)
     try:
         plan = plan_sync(kube, manifests, options=options, revision=snapshot.revision)
     finally:

@@ -36,7 +36,7 @@ from syncer.errors import ClusterError
               help="Seconds to wait while another sync of the same app runs.")
 @click.option("--show-unchanged", "verbose", is_flag=True, help="List unchanged objects too.")
 def sync_command(
-    *, app: str, field_manager: str, concurrency: int, ignore_file: str | None,
+    *, app: str, field_manager: str, concurrency: int, qps: float, ignore_file: str | None,
     kubeconfig: str | None, context: str | None, output: str, prune: bool, allow_empty: bool,
     dry_run: bool, wait: bool, timeout: float, force_conflicts: bool, lock_timeout: float,
     verbose: bool, **source: Any,
@@ -48,10 +48,11 @@ def sync_command(
         app=app, namespace=source["namespace"], field_manager=field_manager, concurrency=concurrency,
         prune=prune, allow_empty=allow_empty, dry_run=dry_run, wait=wait, timeout=timeout,
         force_conflicts=force_conflicts, lock_timeout=lock_timeout, ignore=load_ignore_rules(ignore_file),
+        diff_text=False,
     )
     err = console(sys.stderr)
     progress = StepProgress(err, total=len(manifests))
-    kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency)
+    kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps)
     try:
         with progress.running():
             changes = sync(kube, manifests, options=options, revision=snapshot.revision,

@@ -71,6 +71,7 @@ class AppReconciler:
         return SyncOptions(
             app=app.name, namespace=app.namespace, field_manager=self._field_manager, prune=app.prune,
             wait=app.wait, timeout=app.timeout, ignore=app.ignore, lock_timeout=self._lock_timeout,
+            diff_text=False,
         )
 
     def tick(self) -> bool:

@@ -79,6 +79,7 @@ def compare(
     ignore: Sequence[IgnoreRule] = (),
     salt: bytes = PROCESS_SALT,
     removed: Sequence[str] = (),
+    text: bool = True,
 ) -> ObjectDiff:
     """Compare `live` with `predicted` (what the object will be after the sync).
 
@@ -86,15 +87,22 @@ def compare(
       do not pollute the diff; ignore rules do not apply, the whole object is new;
     - no predicted object: "delete", the whole live object shown as removed;
     - both: "unchanged" when equal after normalising, masking and ignoring, else "update".
+
+    With `text=False` the unified diff is left empty: rendering YAML is most of the cost of
+    comparing, and a sync that prints no diff needs only the action.
     """
     label = ref.qualified()
     if live is None and predicted is None:
         raise ValueError(f"{ref}: compare() needs a live or a predicted object")
     if live is None:
         assert predicted is not None
+        if not text:
+            return ObjectDiff(ref, api_version, "create", "")
         after = _prepared(predicted, live=None, ignore=(), salt=salt)
         return ObjectDiff(ref, api_version, "create", unified_yaml_diff(None, after, label=label))
     if predicted is None:
+        if not text:
+            return ObjectDiff(ref, api_version, "delete", "")
         before = _prepared(live, live=None, ignore=(), salt=salt)
         return ObjectDiff(ref, api_version, "delete", unified_yaml_diff(before, None, label=label))
     before = _prepared(live, live=live, ignore=ignore, salt=salt)
@@ -105,7 +113,7 @@ def compare(
         ref,
         api_version,
         "update",
-        unified_yaml_diff(before, after, label=label),
+        unified_yaml_diff(before, after, label=label) if text else "",
         removed=tuple(removed),
         changed=changed_paths(before, after),
     )
