@@ -145,7 +145,7 @@ class GitSource:
             self._prune_exports(keep=root)
         if by_sha:
             self._resolved_short_sha = sha
-        return Snapshot(revision=sha, root=root, repo=self.url.url)
+        return Snapshot(revision=sha, root=root, repo=self.url.url, render_cache=self.directory / "renders" / sha)
 
     # -- clone and fetch -----------------------------------------------------------------
 
@@ -293,6 +293,7 @@ class GitSource:
         for _, stale in exports[self.keep_exports - 1 :]:
             log.debug("pruning export %s", stale)
             _remove(stale)
+            _remove(self.directory / "renders" / stale.name)
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from syncer.errors import Problem, RenderError, SourceError
 from syncer.model import Manifest, Origin
-from syncer.sources import kustomize
+from syncer.sources import kustomize, rendercache
 from syncer.sources.snapshot import Snapshot
 from syncer.sources.validate import RenderedDocument, validate
 from syncer.sources.yamlload import Budget, LimitExceeded, RenderLimits, load_json, load_yaml
@@ -48,12 +48,18 @@ def render(
     """
     root = snapshot.root.resolve()
     target = resolve_path(snapshot, path)
+    cache = rendercache.cache_file(snapshot, path=path, namespace=namespace, limits=limits)
+    cached = rendercache.load(cache) if cache is not None else None
+    if cached is not None:
+        return cached
     problems: list[Problem] = []
     budget = Budget(limits)
     documents: list[RenderedDocument] = []
+    kustomized = False
     try:
         for unit in _units(target, root=root, problems=problems):
             if unit.kustomization:
+                kustomized = True
                 documents += _build_kustomization(unit.path, root=root, budget=budget, problems=problems)
             else:
                 documents += _read_file(unit.path, root=root, budget=budget, problems=problems)
@@ -63,6 +69,8 @@ def render(
     problems += found
     if problems:
         raise RenderError(problems)
+    if cache is not None and not kustomized:
+        rendercache.store(cache, manifests)
     return manifests
 
 

@@ -23,6 +23,8 @@ class Snapshot:
     root: Path
     repo: str
     """The repository as shown to people: never contains credentials."""
+    render_cache: Path | None = None
+    """Where rendered manifests of exactly this snapshot may be cached (Git snapshots only)."""
 
 
 class Source(Protocol):
