@@ -9,6 +9,7 @@ the next one down.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -318,7 +319,7 @@ def scaling(bench: Bench, sizes: Sequence[int]) -> list[ScalePoint]:
         bench.settle()
         fresh = bench.measure(bench.syncer("sync", app, "scale-fresh"), expect=_summary_is(created=app.total))
         bench.settle()
-        noop = bench.repeated(lambda: bench.syncer("sync", app, "scale-noop"))
+        noop = bench.repeated(functools.partial(bench.syncer, "sync", app, "scale-noop"))
         problem = _summary_is(unchanged=app.total)(noop)
         if problem:
             noop.notes.append(problem)

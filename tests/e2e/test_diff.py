@@ -7,16 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from click.testing import CliRunner
 from kubernetes import client
 
 from syncer.apply import sync
 from syncer.cli import cli
-from syncer.diff import IgnoreRule
 from syncer.kube import Kube
 from tests.conftest import ClusterAccess
-from tests.e2e.apps import connect, options, render_app, write_app
+from tests.e2e.apps import options, render_app, write_app
 
 
 DEPLOYMENT = """
