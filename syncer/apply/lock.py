@@ -155,7 +155,8 @@ class AppLock:
             pass
 
     def __enter__(self) -> AppLock:
-        self.acquire()
+        if self._lease is None:
+            self.acquire()
         return self
 
     def __exit__(

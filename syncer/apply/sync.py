@@ -22,7 +22,7 @@ from syncer.apply.lock import AppLock
 from syncer.apply.options import SyncOptions
 from syncer.apply.plan import ListKey, Plan, build_plan
 from syncer.apply.prune import prune
-from syncer.errors import ClusterError, SyncerError, ValidationFailed
+from syncer.errors import ClusterError, NotFound, SyncerError, ValidationFailed
 from syncer.kube import Kube
 from syncer.model import Manifest, ObjectRef
 
@@ -148,14 +148,18 @@ def sync(
 
     namespace = plan.inventory.parent.namespace or options.namespace
     created = _bootstrap_namespace(kube, plan)
-    if created is None and kube.get(kube.resource_for("v1", "Namespace"), namespace) is None:
+    lock = AppLock(kube, app=options.app, namespace=namespace, timeout=options.lock_timeout)
+    try:
+        lock.acquire()
+    except NotFound as error:  # the lock's namespace is missing: nothing was written
         raise ValidationFailed([ClusterError(
             f"Namespace/{namespace}",
-            f"app {options.app} keeps its inventory in namespace {namespace}, which does not exist; "
-            "create it, add a Namespace manifest to the source, or choose another --namespace",
+            f"app {options.app} keeps its inventory and lock in namespace {namespace}, which does not "
+            f"exist ({error.message}); create it, add a Namespace manifest to the source, or choose "
+            "another --namespace",
             status=404,
-        )])
-    with AppLock(kube, app=options.app, namespace=namespace, timeout=options.lock_timeout):
+        )]) from error
+    with lock:
         if created is not None or _current_fingerprint(kube, plan) != _fingerprint(plan):
             log.info("app %s: the cluster changed since planning; planning again under the lock", options.app)
             try:

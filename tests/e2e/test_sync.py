@@ -418,3 +418,14 @@ def test_one_changed_object_is_one_write(tmp_path: Path, kube: Kube, namespace: 
     assert kube.stats.by_verb["dry-run"] == 1, "only the changed object is checked by the server"
     # the rest is the app's lock: one Lease created and deleted
     assert (kube.stats.by_verb["create"], kube.stats.by_verb["delete"]) == (1, 1)
+
+
+def test_missing_app_namespace_is_an_error_before_any_write(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
+) -> None:
+    elsewhere = cm("elsewhere").replace("metadata:\n", f"metadata:\n  namespace: {namespace}\n")
+    app = write_app(tmp_path / "app", {"cm.yaml": elsewhere})
+    with pytest.raises(ValidationFailed, match="no-such-namespace-4d2"):
+        sync(kube, render_app(app, namespace="no-such-namespace-4d2"),
+             options=options("homeless", "no-such-namespace-4d2"), revision="r1")
+    assert configmap(kube_api, namespace, "elsewhere") is None
