@@ -256,6 +256,12 @@ class Kube:
                 if 200 <= status < 300:
                     return json.loads(data) if data else None
                 message, reason = _status_message(data, str(response.reason))
+                if status == 403 and message.rstrip().endswith("forbidden:"):
+                    # Kubernetes 1.20 gives no reason when an apply would create the object.
+                    message = message.rstrip() + (
+                        " the credentials lack the RBAC verb for this request (a server-side apply "
+                        "needs 'patch', and 'create' too when the object does not exist yet)"
+                        if method == "PATCH" else f" the credentials may not {method} this resource")
                 if status == 500 and "failed to create typed patch object" in message:
                     # Kubernetes < 1.22 answers a manifest it cannot convert (a number where
                     # the schema wants a string, ...) with a 500; it is invalid input, not a fault.

@@ -429,3 +429,55 @@ def test_missing_app_namespace_is_an_error_before_any_write(
         sync(kube, render_app(app, namespace="no-such-namespace-4d2"),
              options=options("homeless", "no-such-namespace-4d2"), revision="r1")
     assert configmap(kube_api, namespace, "elsewhere") is None
+
+
+def test_a_namespace_scoped_user_can_sync_and_prune_its_namespace(
+    tmp_path: Path, cluster: ClusterAccess, restricted_context: str, namespace: str, kube_api: client.ApiClient
+) -> None:
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    rbac.create_namespaced_role(namespace, {
+        "metadata": {"name": "app-owner"},
+        "rules": [
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "patch", "delete"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update", "delete"]},
+        ],
+    })
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "app-owner"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "app-owner"},
+        "subjects": [{"kind": "User", "name": "syncer-restricted", "apiGroup": "rbac.authorization.k8s.io"}],
+    })
+    app = write_app(tmp_path / "app", {"a.yaml": cm("a"), "b.yaml": cm("b")})
+    restricted = connect(cluster.kubeconfig, restricted_context)
+    try:
+        first = sync(restricted, render_app(app, namespace=namespace), options=options("scoped", namespace), revision="r1")
+        assert first.ok, first.error
+        write_app(app, {"a.yaml": cm("a")})
+        second = sync(restricted, render_app(app, namespace=namespace), options=options("scoped", namespace), revision="r2")
+    finally:
+        restricted.close()
+    assert second.ok, second.error
+    assert actions(second)[f"ConfigMap/{namespace}/b"] == "deleted"
+    assert configmap(kube_api, namespace, "a") is not None and configmap(kube_api, namespace, "b") is None
+
+
+def test_forbidden_create_says_which_verb_is_missing(
+    tmp_path: Path, cluster: ClusterAccess, restricted_context: str, namespace: str, kube_api: client.ApiClient
+) -> None:
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    rbac.create_namespaced_role(namespace, {
+        "metadata": {"name": "no-create"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "patch"]}],
+    })
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "no-create"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "no-create"},
+        "subjects": [{"kind": "User", "name": "syncer-restricted", "apiGroup": "rbac.authorization.k8s.io"}],
+    })
+    app = write_app(tmp_path / "app", {"a.yaml": cm("a")})
+    restricted = connect(cluster.kubeconfig, restricted_context)
+    try:
+        with pytest.raises(ValidationFailed, match="'create' too when the object does not exist"):
+            sync(restricted, render_app(app, namespace=namespace), options=options("nocreate", namespace), revision="r1")
+    finally:
+        restricted.close()
