@@ -137,6 +137,13 @@ class AppScheduler:
         return IntervalTrigger(seconds=period, jitter=jitter_for(period), timezone=timezone.utc)
 
     def _run_soon(self, app: str) -> None:
+        """Make the job due now, from a thread of its own: when a tick finishes very fast,
+        APScheduler calls `_finished` on its own thread, inside `_process_jobs`, which holds
+        the (re-entrant) job store lock and sets the job's next run time right after, which
+        would silently overwrite a change made here. Another thread waits for that lock."""
+        threading.Thread(target=self._make_due, args=(app,), name=f"trigger-{app}", daemon=True).start()
+
+    def _make_due(self, app: str) -> None:
         try:
             self._scheduler.modify_job(app, next_run_time=datetime.now(timezone.utc))
         except JobLookupError:  # shut down meanwhile
