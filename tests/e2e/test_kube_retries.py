@@ -88,6 +88,7 @@ def flaky(cluster: ClusterAccess) -> Iterator[tuple[Kube, Faults]]:
     configuration = client.Configuration()
     configuration.host = f"http://127.0.0.1:{server.server_address[1]}"
     configuration.api_key = {"authorization": f"Bearer {token}"}
+    configuration.retries = False  # as syncer configures its client: retries are its own
     options = ClientOptions(max_retries=3, backoff_base=0.05, backoff_cap=2.0)
     kube = Kube(client.ApiClient(configuration), options)
     yield kube, faults
@@ -102,8 +103,10 @@ def test_transient_failure_is_retried(flaky: tuple[Kube, Faults], namespace: str
     faults.plan = [fault, fault]
     seen_before = faults.seen
     names = {o["metadata"]["name"] for o in kube.list(configmaps, namespace=namespace)}
-    assert faults.seen - seen_before == 3, "two failures, then the answer"
+    assert faults.plan == [], "both failures happened"
     assert "kube-root-ca.crt" in names, "the real answer arrived"
+    if fault != "reset":  # a dropped keep-alive connection may also fail before reaching the proxy
+        assert faults.seen - seen_before == 3, "two failures, then the answer"
 
 
 def test_retry_after_is_honoured(flaky: tuple[Kube, Faults], namespace: str) -> None:
