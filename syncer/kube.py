@@ -15,7 +15,6 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,9 +169,13 @@ def load_api_client(options: ClientOptions) -> k8s_client.ApiClient:
     configuration = k8s_client.Configuration()
     kubeconfig = options.kubeconfig or os.environ.get("KUBECONFIG")
     default_path = Path.home() / ".kube" / "config"
+    where = "in-cluster service account"
     try:
         if kubeconfig or default_path.exists() or options.context:
             path = kubeconfig.split(os.pathsep)[0] if kubeconfig else str(default_path)
+            where = f"kubeconfig {path}" + (f", context {options.context}" if options.context else "")
+            if not Path(path).is_file():
+                raise ConfigError(f"{where}: no such file; pass --kubeconfig or set KUBECONFIG")
             k8s_config.load_kube_config(
                 config_file=path, context=options.context, client_configuration=configuration
             )
@@ -183,7 +186,7 @@ def load_api_client(options: ClientOptions) -> k8s_client.ApiClient:
                 "no cluster configured: pass --kubeconfig, set KUBECONFIG, or run inside a pod"
             )
     except (ConfigException, OSError) as error:
-        raise ConfigError(f"cannot load cluster configuration: {error}") from error
+        raise ConfigError(f"{where}: cannot load the cluster configuration: {error}") from error
     configuration.connection_pool_maxsize = options.pool_size
     configuration.retries = False
     return k8s_client.ApiClient(configuration)
@@ -306,7 +309,7 @@ class Kube:
         group, version = split_api_version(api_version)
         path = f"/apis/{group}/{version}" if group else f"/api/{version}"
         try:
-            listing = self.request("GET", path, subject=api_version, verb="discovery")
+            listing = self.request("GET", path, subject=f"API discovery of {api_version}", verb="discovery")
         except NotFound:
             listing = {"resources": []}
         resources: dict[str, Resource] = {}
@@ -385,20 +388,11 @@ class Kube:
         page_size: int = 500,
     ) -> list[Object]:
         """Every object of a kind in a namespace (or cluster-wide), following pagination."""
-        return list(self.iter_list(resource, namespace=namespace, label_selector=label_selector, page_size=page_size))
-
-    def iter_list(
-        self,
-        resource: Resource,
-        *,
-        namespace: str | None = None,
-        label_selector: str | None = None,
-        page_size: int = 500,
-    ) -> Iterator[Object]:
         query = {"limit": str(page_size)}
         if label_selector:
             query["labelSelector"] = label_selector
         subject = f"{resource.kind} in {namespace}" if namespace else resource.kind
+        objects: list[Object] = []
         while True:
             page = self.request(
                 "GET", resource.path(namespace=namespace), subject=subject, verb="list", query=query
@@ -406,10 +400,10 @@ class Kube:
             for item in page.get("items", []):
                 item.setdefault("apiVersion", resource.api_version)
                 item.setdefault("kind", resource.kind)
-                yield item
+                objects.append(item)
             token = (page.get("metadata") or {}).get("continue")
             if not token:
-                return
+                return objects
             query["continue"] = token
 
     def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> Object | None:

@@ -155,8 +155,7 @@ class AppLock:
             pass
 
     def __enter__(self) -> AppLock:
-        if self._lease is None:
-            self.acquire()
+        self.acquire()
         return self
 
     def __exit__(

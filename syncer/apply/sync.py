@@ -159,7 +159,7 @@ def sync(
             "another --namespace",
             status=404,
         )]) from error
-    with lock:
+    try:
         if created is not None or _current_fingerprint(kube, plan) != _fingerprint(plan):
             log.info("app %s: the cluster changed since planning; planning again under the lock", options.app)
             try:
@@ -175,3 +175,5 @@ def sync(
                 if change.ref == created and change.action == "unchanged":
                     result.changes[index] = Change(ref=created, api_version="v1", action="created")
         return result
+    finally:
+        lock.release()

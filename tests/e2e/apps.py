@@ -46,3 +46,18 @@ def configmap(api: client.ApiClient, namespace: str, name: str) -> Any | None:
         if error.status == 404:
             return None
         raise
+
+
+RESTRICTED_USER = "syncer-restricted"
+"""The unprivileged user of the local control plane (context `restricted`)."""
+
+
+def grant_restricted(api: client.ApiClient, namespace: str, *, role: str, rules: list[dict[str, Any]]) -> None:
+    """Give the unprivileged user exactly these RBAC rules in the namespace."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": role}, "rules": rules})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": role},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+        "subjects": [{"kind": "User", "name": RESTRICTED_USER, "apiGroup": "rbac.authorization.k8s.io"}],
+    })

@@ -14,7 +14,7 @@ from syncer.apply import sync
 from syncer.cli import cli
 from syncer.kube import Kube
 from tests.conftest import ClusterAccess
-from tests.e2e.apps import options, render_app, write_app
+from tests.e2e.apps import grant_restricted, options, render_app, write_app
 
 
 DEPLOYMENT = """
@@ -196,17 +196,10 @@ def test_diff_needs_only_read_and_dry_run_rights(
 ) -> None:
     app = write_app(tmp_path / "app", {"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v1}\n"})
     synced(kube, app, namespace)
-    rbac = client.RbacAuthorizationV1Api(kube_api)
-    rbac.create_namespaced_role(namespace, {
-        "metadata": {"name": "ci-diff"},
-        # patch is the verb a dry-run needs; the test proves nothing is written with it
-        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "patch"]}],
-    })
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "ci-diff"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ci-diff"},
-        "subjects": [{"kind": "User", "name": "syncer-restricted", "apiGroup": "rbac.authorization.k8s.io"}],
-    })
+    # patch is the verb a dry-run needs; the test proves nothing is written with it
+    grant_restricted(kube_api, namespace, role="ci-diff", rules=[
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "patch"]},
+    ])
     write_app(app, {"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v2}\n"})
     before = client.CoreV1Api(kube_api).read_namespaced_config_map("c", namespace).metadata.resource_version
     result = CliRunner().invoke(cli, [

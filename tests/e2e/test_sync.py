@@ -18,7 +18,7 @@ from syncer.cli import cli
 from syncer.errors import LockHeld, ValidationFailed
 from syncer.kube import Kube
 from tests.conftest import ClusterAccess
-from tests.e2e.apps import configmap, connect, options, render_app, write_app
+from tests.e2e.apps import configmap, connect, grant_restricted, options, render_app, write_app
 
 
 
@@ -240,20 +240,11 @@ def test_conflicts_are_forced_and_reported_or_refused(
 def test_forbidden_object_fails_validation_and_writes_nothing(
     tmp_path: Path, cluster: ClusterAccess, restricted_context: str, namespace: str, kube_api: client.ApiClient
 ) -> None:
-    rbac = client.RbacAuthorizationV1Api(kube_api)
-    rbac.create_namespaced_role(namespace, {
-        "metadata": {"name": "configmaps-only"},
-        "rules": [
-            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "patch", "create", "delete"]},
-            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]},
-            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
-        ],
-    })
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "configmaps-only"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "configmaps-only"},
-        "subjects": [{"kind": "User", "name": "syncer-restricted", "apiGroup": "rbac.authorization.k8s.io"}],
-    })
+    grant_restricted(kube_api, namespace, role="configmaps-only", rules=[
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "patch", "create", "delete"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]},
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
+    ])
     app = write_app(tmp_path / "app", {
         "cm.yaml": cm("allowed"),
         "secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: denied}\nstringData: {k: v}\n",
@@ -434,19 +425,10 @@ def test_missing_app_namespace_is_an_error_before_any_write(
 def test_a_namespace_scoped_user_can_sync_and_prune_its_namespace(
     tmp_path: Path, cluster: ClusterAccess, restricted_context: str, namespace: str, kube_api: client.ApiClient
 ) -> None:
-    rbac = client.RbacAuthorizationV1Api(kube_api)
-    rbac.create_namespaced_role(namespace, {
-        "metadata": {"name": "app-owner"},
-        "rules": [
-            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "patch", "delete"]},
-            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update", "delete"]},
-        ],
-    })
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "app-owner"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "app-owner"},
-        "subjects": [{"kind": "User", "name": "syncer-restricted", "apiGroup": "rbac.authorization.k8s.io"}],
-    })
+    grant_restricted(kube_api, namespace, role="app-owner", rules=[
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "patch", "delete"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update", "delete"]},
+    ])
     app = write_app(tmp_path / "app", {"a.yaml": cm("a"), "b.yaml": cm("b")})
     restricted = connect(cluster.kubeconfig, restricted_context)
     try:
@@ -464,16 +446,9 @@ def test_a_namespace_scoped_user_can_sync_and_prune_its_namespace(
 def test_forbidden_create_says_which_verb_is_missing(
     tmp_path: Path, cluster: ClusterAccess, restricted_context: str, namespace: str, kube_api: client.ApiClient
 ) -> None:
-    rbac = client.RbacAuthorizationV1Api(kube_api)
-    rbac.create_namespaced_role(namespace, {
-        "metadata": {"name": "no-create"},
-        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "patch"]}],
-    })
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "no-create"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "no-create"},
-        "subjects": [{"kind": "User", "name": "syncer-restricted", "apiGroup": "rbac.authorization.k8s.io"}],
-    })
+    grant_restricted(kube_api, namespace, role="no-create", rules=[
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "patch"]},
+    ])
     app = write_app(tmp_path / "app", {"a.yaml": cm("a")})
     restricted = connect(cluster.kubeconfig, restricted_context)
     try:
