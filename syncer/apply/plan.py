@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from syncer.apply.applyset import ID_LABEL, PART_OF_LABEL, PARENT_PREFIX, Inventory, is_member, split_group_kind
 from syncer.apply.filters import Candidate, PruneContext, desired_uids, keep_reason
@@ -302,19 +302,16 @@ def _wants(planned: PlannedObject, annotation: str) -> bool:
     return (planned.body["metadata"].get("annotations") or {}).get(annotation) == "true"
 
 
-def project(live: Object, onto: Object) -> Object:
-    """The parts of `live` at the paths `onto` sets (maps recursively, anything else whole):
-    what a re-created object is compared with, so that server defaults and status, which a
-    create sets again, do not show as removed."""
-    result: Object = {}
-    for key, value in onto.items():
-        if key not in live:
-            continue
-        if isinstance(value, dict) and isinstance(live[key], dict):
-            result[key] = project(live[key], value)
-        else:
-            result[key] = live[key]
-    return result
+def project(live: Any, onto: Any) -> Any:
+    """The parts of `live` at the paths `onto` sets (into maps, and into lists item by item
+    when both have the same length; anything else whole): what a re-created object is
+    compared with, so that server defaults and status, which a create sets again, do not
+    show as removed."""
+    if isinstance(onto, dict) and isinstance(live, dict):
+        return {key: project(live[key], value) for key, value in onto.items() if key in live}
+    if isinstance(onto, list) and isinstance(live, list) and len(onto) == len(live):
+        return [project(item, wanted) for item, wanted in zip(live, onto)]
+    return live
 
 
 def check_object(kube: Kube, planned: PlannedObject, *, options: SyncOptions) -> ClusterError | None:

@@ -26,7 +26,7 @@ from typing import Literal
 
 from syncer.apply.applyset import ID_LABEL, PARENT_PREFIX, TOOLING, TOOLING_ANNOTATION, Inventory
 from syncer.apply.changeset import ChangeSet, summary_text
-from syncer.errors import ClusterError
+from syncer.errors import ClusterError, LockLost
 from syncer.kube import Kube
 from syncer.model import Action, Object
 
@@ -268,6 +268,10 @@ class OutcomeRecorder:
         return self.record(AppStatus.of(changes), changed=changes.changed_something,
                            parent_annotations=changes.inventory_annotations)
 
-    def record_failure(self, *, revision: str, error: str) -> bool:
-        """The outcome of a sync that failed before it could run (validation, source, lock)."""
-        return self.record(AppStatus.failed(revision=revision, error=error), changed=False)
+    def record_failure(self, *, revision: str, error: Exception) -> bool:
+        """The outcome of a sync that failed before or while it ran (validation, source, lock).
+        A sync that lost its lock records nothing: the sync that holds it now is the app's
+        latest outcome, and this one may no longer write."""
+        if isinstance(error, LockLost):
+            return False
+        return self.record(AppStatus.failed(revision=revision, error=str(error)), changed=False)

@@ -68,7 +68,7 @@ def sync_command(
                                report=progress.on_change, on_step=progress.on_step)
         except SyncerError as error:
             if not dry_run:
-                _record(lambda: recorder.record_failure(revision=snapshot.revision, error=str(error)), warnings=None)
+                _record(lambda: recorder.record_failure(revision=snapshot.revision, error=error), warnings=None)
             raise
         _record(lambda: recorder.record_changes(changes), warnings=changes.warnings)
     finally:

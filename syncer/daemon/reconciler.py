@@ -87,10 +87,10 @@ class AppReconciler:
             assert self._manifests is not None
             changes = sync(self._kube, self._manifests, options=self.options, revision=revision)
         except SyncerError as error:
-            return self._failed(revision=revision, error=str(error), started=started)
+            return self._failed(revision=revision, error=error, started=started)
         except Exception as error:  # a bug must not stop the daemon; report it like a failure
             log.exception("app %s: unexpected error", self.app.name)
-            return self._failed(revision=revision, error=f"internal error: {error!r}", started=started)
+            return self._failed(revision=revision, error=RuntimeError(f"internal error: {error!r}"), started=started)
         return self._synced(changes, started=started)
 
     def _fetch_and_render(self) -> str:
@@ -121,12 +121,12 @@ class AppReconciler:
         self._record(lambda: self._recorder.record_changes(changes))
         return ok
 
-    def _failed(self, *, revision: str, error: str, started: float) -> bool:
+    def _failed(self, *, revision: str, error: Exception, started: float) -> bool:
         seconds = time.monotonic() - started
         self._last_ok = False
         self._metrics.observe_sync(self.app.name, changes=None, ok=False, seconds=seconds)
         log.error("app %s sync of %s failed: %s", self.app.name, revision[:12], error,
-                  extra={"app": self.app.name, "revision": revision, "result": "failed", "error": error,
+                  extra={"app": self.app.name, "revision": revision, "result": "failed", "error": str(error),
                          "duration": round(seconds, 3)})
         self._record(lambda: self._recorder.record_failure(revision=revision, error=error))
         return False
