@@ -62,6 +62,8 @@ class ClusterAccess:
     context: str
     restricted_context: str | None
     controller_manager: bool = True
+    etcd_pid: int | None = None
+    """The local control plane's etcd (None on an existing cluster), for outage tests."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -121,6 +123,7 @@ def cluster(
             context=ADMIN_CONTEXT,
             restricted_context=RESTRICTED_CONTEXT,
             controller_manager=running.controller_manager_pid is not None,
+            etcd_pid=running.etcd_pid,
         )
     finally:
         failed = request.session.testsfailed > 0
