@@ -139,6 +139,8 @@ def _add_forms(forms: dict[str, str], value: Any, *, label: str, decode: bool) -
         decoded = _decoded(value)
         if decoded != value.encode():
             texts.append(decoded.decode("utf-8", "replace"))
+    elif isinstance(value, str):  # stringData is sent folded into data, base64-encoded
+        texts.append(base64.b64encode(value.encode()).decode())
     for text in list(texts):
         texts += [json.dumps(text)[1:-1], repr(text)[1:-1]]
         texts += [line.strip() for line in text.splitlines() if len(line.strip()) >= 8]

@@ -282,8 +282,9 @@ def _construct(loader: _Loader, root: Node, *, where: str) -> Any:
         return loader.construct_document(root)
     except yaml.YAMLError:
         raise
-    except (ValueError, TypeError, OverflowError) as error:
-        raise _ConstructError(where, str(error)) from None
+    except (ValueError, TypeError, OverflowError, IndexError) as error:
+        # PyYAML's constructors index into the scalar (an empty `!!int ` is an IndexError).
+        raise _ConstructError(where, str(error) or f"a value does not fit its tag ({type(error).__name__})") from None
 
 
 def _item_lines(root: Node) -> tuple[int, ...]:
