@@ -8,7 +8,6 @@ within --request-timeout, and /readyz says not ready while etcd is down.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import signal
@@ -35,22 +34,12 @@ from syncer.daemon import Daemon, DaemonOptions
 from syncer.errors import ClusterError
 from syncer.kube import ClientOptions, Kube
 from tests.conftest import ClusterAccess
+from tests.e2e.apps import eventually
 
 SYNCER = Path(sys.executable).parent / "syncer"
 PIN = "1234567890"
 PIN_FORMS = (PIN, "MTIzNDU2Nzg5MA==")
 """The value and its base64 form: neither may appear anywhere."""
-
-
-def eventually(condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -97,31 +86,6 @@ data: {color: blue}
 
 
 # -- report 1: kustomize -------------------------------------------------------------------------
-
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    seen: list[str]
-
-    def do_GET(self) -> None:
-        self.seen.append(self.path)
-        body = CONFIGMAP.replace("settings", "fetched").encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
-@pytest.fixture
-def recording_server() -> Iterator[tuple[str, list[str]]]:
-    seen: list[str] = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Recorder", (_Recorder,), {"seen": seen}))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    server.shutdown()
-    server.server_close()
-
 
 def test_a_kustomization_cannot_fetch_a_url_or_read_outside_and_nothing_is_written(
     tmp_path: Path, cluster: ClusterAccess, namespace: str, kube_api: client.ApiClient,
@@ -294,20 +258,18 @@ def test_invalid_base64_fails_at_once_naming_the_key(
 
 # -- report 7: a hung API server, readiness -----------------------------------------------------
 
-@pytest.fixture
-def black_hole() -> Iterator[int]:
-    """A port on 127.0.0.1 that accepts connections and never answers (a paused API server)."""
+def tcp_server(on_accept: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A port on 127.0.0.1 whose connections are handed to `on_accept`, until the test ends."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
-    held: list[socket.socket] = []
+    listener.settimeout(0.2)
     stop = threading.Event()
 
     def accept() -> None:
-        listener.settimeout(0.2)
         while not stop.is_set():
             try:
-                held.append(listener.accept()[0])
+                on_accept(listener.accept()[0])
             except OSError:
                 continue
 
@@ -316,36 +278,27 @@ def black_hole() -> Iterator[int]:
     yield listener.getsockname()[1]
     stop.set()
     thread.join()
+    listener.close()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[int]:
+    """Accepts connections and never answers (a paused API server)."""
+    held: list[socket.socket] = []
+    yield from tcp_server(held.append)
     for sock in held:
         sock.close()
-    listener.close()
     assert held, "nothing connected to the black hole: this test proves nothing"
 
 
 @pytest.fixture
 def resetting() -> Iterator[int]:
-    """A port on 127.0.0.1 that accepts connections and resets them at once."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    stop = threading.Event()
+    """Accepts connections and resets them at once."""
+    def reset(sock: socket.socket) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
 
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                sock = listener.accept()[0]
-            except OSError:
-                continue
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            sock.close()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    listener.close()
+    yield from tcp_server(reset)
 
 
 def kubeconfig_to(cluster: ClusterAccess, port: int, path: Path) -> Path:
@@ -360,17 +313,22 @@ def kubeconfig_to(cluster: ClusterAccess, port: int, path: Path) -> Path:
     return path
 
 
+def diff_against(port: int, *, request_timeout: int, cluster: ClusterAccess, tmp_path: Path
+                 ) -> tuple[subprocess.CompletedProcess[str], float]:
+    """`syncer diff` with the API server's address replaced by 127.0.0.1:port, and its duration."""
+    repo = write(tmp_path / "repo", {"cm.yaml": CONFIGMAP})
+    kubeconfig = kubeconfig_to(cluster, port, tmp_path / "kubeconfig")
+    started = time.monotonic()
+    result = run_syncer("diff", "--repo", str(repo), "--name", "hung", "--namespace", "default",
+                        "--kubeconfig", str(kubeconfig), "--context", cluster.context,
+                        "--request-timeout", str(request_timeout), timeout=60)
+    return result, time.monotonic() - started
+
+
 def test_a_hung_api_server_is_a_clear_error_within_the_request_timeout(
     tmp_path: Path, cluster: ClusterAccess, black_hole: int
 ) -> None:
-    repo = write(tmp_path / "repo", {"cm.yaml": CONFIGMAP})
-    kubeconfig = kubeconfig_to(cluster, black_hole, tmp_path / "kubeconfig")
-
-    started = time.monotonic()
-    result = run_syncer("diff", "--repo", str(repo), "--name", "hung", "--namespace", "default",
-                        "--kubeconfig", str(kubeconfig), "--context", cluster.context, "--request-timeout", "6",
-                        timeout=60)
-    elapsed = time.monotonic() - started
+    result, elapsed = diff_against(black_hole, request_timeout=6, cluster=cluster, tmp_path=tmp_path)
 
     assert result.returncode == 2, result.stderr
     assert 5 <= elapsed < 15, f"{elapsed:.1f}s"
@@ -381,16 +339,10 @@ def test_a_hung_api_server_is_a_clear_error_within_the_request_timeout(
 def test_dropped_connections_are_retried_with_a_warning_each_then_fail_within_the_timeout(
     tmp_path: Path, cluster: ClusterAccess, resetting: int
 ) -> None:
-    repo = write(tmp_path / "repo", {"cm.yaml": CONFIGMAP})
-    kubeconfig = kubeconfig_to(cluster, resetting, tmp_path / "kubeconfig")
-
-    started = time.monotonic()
-    result = run_syncer("diff", "--repo", str(repo), "--name", "reset", "--namespace", "default",
-                        "--kubeconfig", str(kubeconfig), "--context", cluster.context, "--request-timeout", "8",
-                        timeout=60)
+    result, elapsed = diff_against(resetting, request_timeout=8, cluster=cluster, tmp_path=tmp_path)
 
     assert result.returncode == 2
-    assert time.monotonic() - started < 15
+    assert elapsed < 15
     warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING") and "retrying in" in line]
     assert len(warnings) >= 2 and "(attempt 1: " in warnings[0] and "(attempt 2: " in warnings[1], result.stderr
     assert "gave up after" in result.stderr

@@ -24,23 +24,18 @@ import pytest
 from syncer.daemon import http as daemon_http
 from syncer.daemon.http import DaemonHTTPServer
 from syncer.daemon.logs import JsonFormatter
+from tests.unit.test_daemon_http import Endpoints as FixedEndpoints
 
 HALF_OPEN = 300
 
 
-class Endpoints:
+class Endpoints(FixedEndpoints):
+    """Fixed answers; webhooks wait until `release` is set (a request busy being answered)."""
+
     def __init__(self) -> None:
+        super().__init__()
         self.release = threading.Event()
         self.release.set()
-
-    def healthz(self) -> tuple[int, str]:
-        return 200, "ok"
-
-    def readyz(self) -> tuple[int, str]:
-        return 200, "ready"
-
-    def exposition(self) -> tuple[bytes, str]:
-        return b"", "text/plain"
 
     def webhook(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         self.release.wait(10)
