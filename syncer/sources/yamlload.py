@@ -282,9 +282,10 @@ def _construct(loader: _Loader, root: Node, *, where: str) -> Any:
         return loader.construct_document(root)
     except yaml.YAMLError:
         raise
-    except (ValueError, TypeError, OverflowError, IndexError) as error:
-        # PyYAML's constructors index into the scalar (an empty `!!int ` is an IndexError).
-        raise _ConstructError(where, str(error) or f"a value does not fit its tag ({type(error).__name__})") from None
+    except (ValueError, TypeError, OverflowError, IndexError):
+        # PyYAML's messages quote the value (`invalid literal for int(): 'hunter2'`), which may
+        # be a Secret's; an empty `!!int ` raises IndexError.
+        raise _ConstructError(where, "a value does not fit its explicit tag (!!int, !!float, ...)") from None
 
 
 def _item_lines(root: Node) -> tuple[int, ...]:

@@ -135,3 +135,15 @@ def test_validation_failures_read_the_same_whatever_order_they_come_in() -> None
     assert str(ValidationFailed(failures)) == str(ValidationFailed(list(reversed(failures))))
     assert [f.subject for f in ValidationFailed(failures).failures] == [
         "ConfigMap/shop/c", "Secret/shop/a", "Secret/shop/b"]
+
+
+def test_a_value_that_does_not_fit_its_tag_is_not_quoted(tmp_path: Path) -> None:
+    problems = render_problems(tmp_path, """
+        apiVersion: v1
+        kind: Secret
+        metadata: {name: db}
+        stringData: {pin: !!int hunter2-horse}
+        """)
+
+    assert problems == ["secret.yaml:1: cannot decode the document: a value does not fit its explicit tag "
+                        "(!!int, !!float, ...)"]
