@@ -3,7 +3,12 @@
 A thin layer over the official client's `ApiClient`: it sends raw JSON requests (no model
 classes, so thousands of objects stay cheap), discovers only the API groups a sync uses,
 limits its own request rate (the official client has no rate limiter), retries transient
-failures with bounded exponential backoff, and turns HTTP errors into syncer's own error types.
+failures with bounded exponential backoff within one deadline per request, and turns HTTP
+errors into syncer's own error types.
+
+The adapter knows the body it sent, so an error about a Secret is scrubbed of the Secret's
+values here, where the error is made: the API server may quote a rejected value, and nothing
+downstream (CLI output, logs, Events, status annotations) can leak what never reaches it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
+from syncer.diff.secrets import scrub, secret_values
 from syncer.errors import (
     ClusterError,
     ConfigError,
@@ -85,7 +91,12 @@ class ClientOptions:
     against runaway loops: on one API server a sync is bounded by its CPU long before this,
     and API Priority and Fairness protects the server's other clients."""
     burst: int = 1000
-    timeout: float = 60.0
+    request_timeout: float = 30.0
+    """Seconds one API request may take in all, retries included (`--request-timeout`). A hung
+    or unreachable API server is reported within this, not after minutes of silent retries;
+    every API call syncer makes is small (one object, or a page of 500), so 30 s is generous."""
+    connect_timeout: float = 5.0
+    """Seconds to establish a connection (at most the time left of `request_timeout`)."""
     max_retries: int = 6
     backoff_base: float = 0.2
     backoff_cap: float = 10.0
@@ -250,7 +261,8 @@ class Kube:
         body: Any = None,
         content_type: str = "application/json",
     ) -> Any:
-        """Send one request, retrying transient failures; return the decoded JSON body."""
+        """Send one request, retrying transient failures until `request_timeout` has passed;
+        return the decoded JSON body. Errors about a Secret body are scrubbed of its values."""
         headers = {"Accept": "application/json"}
         payload: Any = None
         if body is not None:
@@ -261,6 +273,9 @@ class Kube:
             if content_type == APPLY_PATCH and not isinstance(body, str):
                 payload = json.dumps(body, separators=(",", ":"))
         url = self._api.configuration.host + path + (f"?{urlencode(query)}" if query else "")
+        secret_forms = secret_values(body)
+        budget = self._options.request_timeout
+        deadline = time.monotonic() + budget
         attempt = 0
         while True:
             if self._write_guard is not None and method != "GET" and not _is_dry_run(query, body):
@@ -270,10 +285,11 @@ class Kube:
             header_params = self._headers(headers)
             retry_after: float | None = None
             details: dict[str, Any] = {}
+            remaining = max(deadline - time.monotonic(), 0.1)
             try:
                 response = self._api.call_api(
                     method, url, header_params=header_params, body=payload,
-                    _request_timeout=self._options.timeout,
+                    _request_timeout=(min(self._options.connect_timeout, remaining), remaining),
                 )
                 response.read()
                 status = int(response.status)
@@ -294,21 +310,29 @@ class Kube:
                 retry_after_header = response.getheader("Retry-After")
                 if retry_after_header and retry_after_header.isdigit():
                     retry_after = float(retry_after_header)
+            except urllib3.exceptions.ReadTimeoutError:
+                status, reason = 0, ""
+                message = (f"the API server at {self.server} did not answer within {remaining:.0f}s "
+                           f"(--request-timeout {budget:g}s)")
             except (urllib3.exceptions.HTTPError, OSError, k8s_client.ApiException) as error:
-                status, message, reason, details = 0, f"cannot reach the API server at {self.server}: {error}", "", {}
+                status, message, reason = 0, f"cannot reach the API server at {self.server}: {error}", ""
+            message = scrub(message, secret_forms)
+            if secret_forms and details:
+                details = json.loads(scrub(json.dumps(details), secret_forms))
             if status not in RETRYABLE_STATUS and status != 0:
                 raise error_for_status(status, subject=subject, message=message, reason=reason, details=details)
-            if attempt >= self._options.max_retries:
-                raise error_for_status(
-                    status, subject=subject,
-                    message=f"{message} (gave up after {attempt + 1} attempts)", reason=reason,
-                    details=details,
-                )
             delay = backoff_delay(
                 attempt, base=self._options.backoff_base, cap=self._options.backoff_cap,
                 retry_after=retry_after,
             )
-            log.info("%s: %s %s failed (%s), retrying in %.1fs", subject, method, path, status or message, delay)
+            if attempt >= self._options.max_retries or time.monotonic() + delay >= deadline:
+                raise error_for_status(
+                    status, subject=subject, reason=reason, details=details,
+                    message=f"{message} (gave up after {attempt + 1} attempts in "
+                            f"{budget - (deadline - time.monotonic()):.0f}s)",
+                )
+            log.warning("%s: %s %s failed (attempt %d: %s); retrying in %.1fs",
+                        subject, method, path, attempt + 1, status or message, delay)
             time.sleep(delay)
             attempt += 1
 
@@ -462,7 +486,7 @@ class Kube:
             subject=subject,
             verb="dry-run" if dry_run else "apply",
             query=query,
-            body=json.dumps(obj, separators=(",", ":")),
+            body=obj,
             content_type=APPLY_PATCH,
         )
         assert isinstance(result, dict)

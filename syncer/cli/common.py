@@ -17,8 +17,17 @@ from syncer.kube import ClientOptions, Kube
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+DEFAULT_REQUEST_TIMEOUT = ClientOptions.request_timeout
+
+
 def cluster_options(fn: F) -> F:
-    """--kubeconfig and --context (in a pod with neither, the pod's service account is used)."""
+    """--kubeconfig, --context (in a pod with neither, the pod's service account is used) and
+    --request-timeout."""
+    fn = click.option(
+        "--request-timeout", type=click.FloatRange(min=1), default=DEFAULT_REQUEST_TIMEOUT, show_default=True,
+        envvar="SYNCER_REQUEST_TIMEOUT",
+        help="Seconds one API request may take, retries included; a hung API server fails within this.",
+    )(fn)
     fn = click.option("--context", default=None, help="Kubeconfig context (default: the current one).")(fn)
     fn = click.option(
         "--kubeconfig", type=click.Path(dir_okay=False), default=None, envvar="KUBECONFIG",
@@ -49,8 +58,18 @@ def output_option(fn: F) -> F:
                         show_default=True, help="Output format (json goes to stdout).")(fn)
 
 
-def connect(*, kubeconfig: str | None, context: str | None, concurrency: int = 16, qps: float | None = None) -> Kube:
-    options = ClientOptions(kubeconfig=kubeconfig, context=context, pool_size=max(concurrency, 4) * 2)
+def connect(
+    *, kubeconfig: str | None, context: str | None, concurrency: int = 16, qps: float | None = None,
+    request_timeout: float | None = None,
+) -> Kube:
+    """The cluster client of a command. Without `request_timeout`, the running command's
+    --request-timeout is used (`diff` and `sync` receive it among their source options)."""
+    if request_timeout is None:
+        click_context = click.get_current_context(silent=True)
+        given = click_context.params.get("request_timeout") if click_context is not None else None
+        request_timeout = float(given) if given is not None else DEFAULT_REQUEST_TIMEOUT
+    options = ClientOptions(kubeconfig=kubeconfig, context=context, pool_size=max(concurrency, 4) * 2,
+                            request_timeout=request_timeout)
     if qps is not None:
         options = replace(options, qps=qps, burst=max(1, int(qps)))
     return Kube.connect(options)

@@ -16,7 +16,7 @@ from syncer.cli import cli
 from syncer.cli.common import cluster_options
 from syncer.config import load_config
 from syncer.daemon import Daemon, DaemonOptions, ElectionOptions
-from syncer.daemon.http import parse_listen
+from syncer.daemon.http import DEFAULT_LISTEN, parse_listen
 from syncer.daemon.logs import configure_logging
 from syncer.errors import ConfigError
 from syncer.kube import ClientOptions
@@ -44,8 +44,9 @@ def read_webhook_secret(path: str | None) -> bytes | None:
 @cli.command("run")
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
               help="The apps to keep in sync (YAML; see examples/deploy/README.md).")
-@click.option("--listen", default="0.0.0.0:8080", show_default=True,
-              help="HOST:PORT for /healthz, /readyz, /metrics and /webhook.")
+@click.option("--listen", default=DEFAULT_LISTEN, show_default=True,
+              help="HOST:PORT for /healthz, /readyz, /metrics and /webhook; the default listens on all "
+                   "interfaces (probes reach the pod's IP), 127.0.0.1:8080 keeps it local.")
 @click.option("--leader-elect", is_flag=True,
               help="Elect a leader among replicas through a Lease; only the leader syncs.")
 @click.option("--leader-election-namespace", envvar="POD_NAMESPACE", default="default", show_default=True,
@@ -64,8 +65,8 @@ def read_webhook_secret(path: str | None) -> bytes | None:
 @click.pass_context
 def run_command(
     ctx: click.Context, *, config_path: str, listen: str, leader_elect: bool, leader_election_namespace: str,
-    lease_duration: float, log_format: str, kubeconfig: str | None, context: str | None, cache_dir: str | None,
-    webhook_secret_file: str | None, shutdown_timeout: float,
+    lease_duration: float, log_format: str, kubeconfig: str | None, context: str | None, request_timeout: float,
+    cache_dir: str | None, webhook_secret_file: str | None, shutdown_timeout: float,
 ) -> None:
     """Keep the apps of a configuration file in sync: poll each on its interval (or at once
     on a webhook), apply new revisions and revert drift. Runs until SIGTERM or SIGINT, then
@@ -94,7 +95,8 @@ def run_command(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    daemon = Daemon(config, client=ClientOptions(kubeconfig=kubeconfig, context=context), options=options)
+    client = ClientOptions(kubeconfig=kubeconfig, context=context, request_timeout=request_timeout)
+    daemon = Daemon(config, client=client, options=options)
     daemon.start()
     while not stop.wait(1.0):
         pass

@@ -71,13 +71,13 @@ def _rows_from_config(kube: Kube, path: str) -> list[AppStatusRow]:
 @output_option
 def status_command(
     *, config_path: str | None, namespace: str | None, all_namespaces: bool, kubeconfig: str | None,
-    context: str | None, output: str,
+    context: str | None, output: str, request_timeout: float,
 ) -> None:
     """Show each app's last sync: revision, when, result, changes and error, as recorded by
     `syncer run` on the app's ApplySet parent (ConfigMap syncer-<app>)."""
     if sum(bool(x) for x in (config_path, namespace, all_namespaces)) > 1:
         raise ConfigError("give at most one of --config, --namespace and --all-namespaces")
-    kube = connect(kubeconfig=kubeconfig, context=context)
+    kube = connect(kubeconfig=kubeconfig, context=context, request_timeout=request_timeout)
     try:
         if config_path:
             rows = _rows_from_config(kube, config_path)

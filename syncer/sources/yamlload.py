@@ -111,6 +111,9 @@ class Document:
     """1-based line of the document's first node."""
     item_lines: tuple[int, ...] = ()
     """For a mapping with an `items` sequence (a `kind: List`), the line of each item."""
+    value_lines: dict[tuple[int | None, str, str], int] = field(default_factory=dict)
+    """For Secrets, the line of each `data`/`stringData` entry: (item number in a List or
+    None, field, key) -> line, so that a bad value is reported where it is written."""
 
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -161,7 +164,8 @@ def load_yaml(data: bytes, *, file: str, budget: Budget) -> tuple[list[Document]
             obj = _construct(loader, root, where=f"{file}:{line}")
             if obj is not None:
                 budget.add_document(where=f"{file}:{line}")
-                documents.append(Document(obj=obj, index=index, line=line, item_lines=_item_lines(root)))
+                documents.append(Document(obj=obj, index=index, line=line, item_lines=_item_lines(root),
+                                          value_lines=_secret_value_lines(root)))
             index += 1
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -278,8 +282,10 @@ def _construct(loader: _Loader, root: Node, *, where: str) -> Any:
         return loader.construct_document(root)
     except yaml.YAMLError:
         raise
-    except (ValueError, TypeError, OverflowError) as error:
-        raise _ConstructError(where, str(error)) from None
+    except (ValueError, TypeError, OverflowError, IndexError):
+        # PyYAML's messages quote the value (`invalid literal for int(): 'hunter2'`), which may
+        # be a Secret's; an empty `!!int ` raises IndexError.
+        raise _ConstructError(where, "a value does not fit its explicit tag (!!int, !!float, ...)") from None
 
 
 def _item_lines(root: Node) -> tuple[int, ...]:
@@ -289,6 +295,34 @@ def _item_lines(root: Node) -> tuple[int, ...]:
         if isinstance(key, ScalarNode) and key.value == "items" and isinstance(value, SequenceNode):
             return tuple(item.start_mark.line + 1 for item in value.value)
     return ()
+
+
+def _secret_value_lines(root: Node) -> dict[tuple[int | None, str, str], int]:
+    lines: dict[tuple[int | None, str, str], int] = {}
+    items = _mapping_value(root, "items")
+    mappings: list[tuple[int | None, Node]] = [(None, root)]
+    if isinstance(items, SequenceNode):
+        mappings += list(enumerate(items.value))
+    for number, mapping in mappings:
+        kind = _mapping_value(mapping, "kind")
+        if not isinstance(kind, ScalarNode) or kind.value != "Secret":
+            continue
+        for field_name in ("data", "stringData"):
+            values = _mapping_value(mapping, field_name)
+            if isinstance(values, MappingNode):
+                for key, value in values.value:
+                    if isinstance(key, ScalarNode):
+                        lines[(number, field_name, key.value)] = value.start_mark.line + 1
+    return lines
+
+
+def _mapping_value(node: Node, name: str) -> Node | None:
+    if isinstance(node, MappingNode):
+        for key, value in node.value:
+            if isinstance(key, ScalarNode) and key.value == name:
+                found: Node = value
+                return found
+    return None
 
 
 def _yaml_message(error: yaml.MarkedYAMLError) -> str:

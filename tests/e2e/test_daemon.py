@@ -28,23 +28,13 @@ from syncer.apply.status import RESULT_ANNOTATION, REVISION_ANNOTATION, SUMMARY_
 from syncer.config import AppConfig, Config
 from syncer.daemon import Daemon, DaemonOptions, ElectionOptions
 from syncer.kube import ClientOptions
+from tests.e2e.apps import eventually
 
 SECRET = b"webhook-secret"
 SYNCER = Path(sys.executable).parent / "syncer"
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-def eventually(condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()

@@ -530,8 +530,20 @@ def test_kustomize_errors_name_the_directory(repo: Path) -> None:
         render(snapshot_of(repo), "app")
 
     (problem,) = problems_of(excinfo)
-    assert problem.startswith("app: ")
-    assert "failed" in problem and "missing.yaml" in problem
+    assert problem.startswith("app/kustomization.yaml: resources entry 'missing.yaml': not found in the repository")
+    assert str(repo) not in problem
+
+
+@needs_kustomize
+def test_kustomize_failures_name_the_directory(repo: Path) -> None:
+    write(repo, "app/kustomization.yaml", "resources: [cm.yaml]\n")
+    write(repo, "app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\n")
+
+    with pytest.raises(RenderError) as excinfo:
+        render(snapshot_of(repo), "app")
+
+    (problem,) = problems_of(excinfo)
+    assert problem.startswith("app: ") and "failed" in problem
     assert str(repo) not in problem
 
 
@@ -544,8 +556,9 @@ def test_kustomize_bases_outside_the_repository_are_refused(repo: Path, tmp_path
         render(snapshot_of(repo), "app")
 
     assert problems_of(excinfo) == [
-        "app/kustomization.yaml: reference '../../outside' leads outside the repository; keep bases inside it",
-        f"app/kustomization.yaml: reference '{tmp_path / 'outside'}' leads outside the repository; keep bases inside it",
+        "app/kustomization.yaml: resources entry '../../outside': leads outside the repository; keep bases inside it",
+        f"app/kustomization.yaml: resources entry '{tmp_path / 'outside'}': an absolute path: use a path relative "
+        "to the kustomization, inside the repository",
     ]
 
 
