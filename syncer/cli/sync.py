@@ -11,9 +11,17 @@ import click
 from syncer.apply import SyncOptions, sync
 from syncer.apply.status import record_outcome
 from syncer.cli import cli
-from syncer.cli.common import app_options, cluster_options, connect, load_ignore_rules, output_option
+from syncer.cli.common import (
+    Duration,
+    app_options,
+    cluster_options,
+    connect,
+    load_ignore_rules,
+    output_option,
+    resolve_namespace,
+)
 from syncer.cli.options import render_from_options, source_options
-from syncer.cli.output import StepProgress, console, print_changeset, print_json
+from syncer.cli.output import StepProgress, console, print_changeset, print_document, sync_json
 from syncer.errors import ClusterError
 
 
@@ -28,12 +36,12 @@ from syncer.errors import ClusterError
               help="Allow a source with no objects to prune everything the app owns.")
 @click.option("--dry-run", is_flag=True, help="Run everything server-side with dryRun=All; change nothing.")
 @click.option("--wait", is_flag=True, help="Wait until the applied objects are healthy.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
-              help="Seconds to wait for health (--wait) and for CRDs to be Established.")
+@click.option("--timeout", type=Duration(minimum=1), default="5m", show_default=True,
+              help="How long to wait for health (--wait) and for CRDs to be Established (5m, 90s, 300).")
 @click.option("--no-force-conflicts", "force_conflicts", flag_value=False, default=True,
               help="Fail instead of taking over fields that other field managers own.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
-              help="Seconds to wait while another sync of the same app runs.")
+@click.option("--lock-timeout", type=Duration(), default="1m", show_default=True,
+              help="How long to wait while another sync of the same app runs.")
 @click.option("--show-unchanged", "verbose", is_flag=True, help="List unchanged objects too.")
 def sync_command(
     *, app: str, field_manager: str, concurrency: int, qps: float, ignore_file: str | None,
@@ -43,6 +51,7 @@ def sync_command(
 ) -> None:
     """Apply the source to the cluster with server-side apply, in dependency order, and prune
     what it no longer has. Every object is validated by the server before the first write."""
+    namespace_from = resolve_namespace(source, kubeconfig=kubeconfig, context=context)
     snapshot, manifests = render_from_options(source)
     options = SyncOptions(
         app=app, namespace=source["namespace"], field_manager=field_manager, concurrency=concurrency,
@@ -50,11 +59,11 @@ def sync_command(
         force_conflicts=force_conflicts, lock_timeout=lock_timeout, ignore=load_ignore_rules(ignore_file),
         diff_text=False,
     )
-    err = console(sys.stderr)
+    err = console()
     progress = StepProgress(err, total=len(manifests))
     kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps)
     try:
-        with progress.running():
+        with progress.running(kube.stats):
             changes = sync(kube, manifests, options=options, revision=snapshot.revision,
                            report=progress.on_change, on_step=progress.on_step)
         if not dry_run:
@@ -64,8 +73,9 @@ def sync_command(
                 changes.warnings.append(f"cannot record the app's status: {error}")
     finally:
         kube.close()
-    if output == "json":
-        print_json(changes.to_dict())
+    if output == "text":
+        print_changeset(changes, out=err, namespace=options.namespace, namespace_from=namespace_from,
+                        verbose=verbose)
     else:
-        print_changeset(changes, out=err, verbose=verbose)
+        print_document(sync_json(changes, namespace=options.namespace), output=output)
     sys.exit(0 if changes.ok else 2)

@@ -110,7 +110,7 @@ class AppReconciler:
         counts = ", ".join(f"{summary[a]} {a}" for a in ("created", "configured", "recreated", "deleted",
                                                           "unchanged", "skipped", "failed")
                            if summary[a] or a in ("created", "configured", "deleted", "unchanged"))
-        extra = {"app": self.app.name, "revision": changes.revision, "result": "ok" if ok else "failed",
+        extra = {"app": self.app.name, "revision": changes.revision, "result": "Succeeded" if ok else "Failed",
                  "summary": summary, "duration": round(seconds, 3)}
         if ok:
             log.info("app %s synced %s: %s (%.1fs)", self.app.name, changes.revision[:12], counts, seconds,
@@ -128,7 +128,7 @@ class AppReconciler:
         self._last_ok = False
         self._metrics.observe_sync(self.app.name, changes=None, ok=False, seconds=seconds)
         log.error("app %s sync of %s failed: %s", self.app.name, revision[:12], error,
-                  extra={"app": self.app.name, "revision": revision, "result": "failed", "error": error,
+                  extra={"app": self.app.name, "revision": revision, "result": "Failed", "error": error,
                          "duration": round(seconds, 3)})
         self._record(AppStatus.failed(revision=revision, error=error), changed=False)
         return False

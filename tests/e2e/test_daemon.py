@@ -364,7 +364,7 @@ def test_sigterm_stops_syncer_run_cleanly(
     assert process.returncode == 0, stderr
     assert time.monotonic() - signalled < 10
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
-    synced = [line for line in lines if line.get("app") == "shop" and line.get("result") == "ok"]
+    synced = [line for line in lines if line.get("app") == "shop" and line.get("result") == "Succeeded"]
     assert synced and synced[0]["revision"] == git(repo, "rev-parse", "HEAD")
     assert synced[0]["summary"]["created"] == 1
     assert lines[-1]["message"] == "stopped"
