@@ -268,10 +268,10 @@ def test_metrics_count_syncs_per_app(
                what="syncs of both apps")
     status, text = get(url(daemon, "/metrics"))
     assert status == 200
-    assert metric(text, "syncer_objects_applied_total", app="shop", action="created") == 1
-    assert metric(text, "syncer_objects_applied_total", app="shop", action="configured") == 0
-    assert metric(text, "syncer_app_info", app="shop", sync_status="Succeeded", health_status="Unknown") == 1
-    assert metric(text, "syncer_app_info", app="broken", sync_status="Failed", health_status="Unknown") == 1
+    assert metric(text, "syncer_objects_applied_total", action="created", app="shop") == 1
+    assert metric(text, "syncer_objects_applied_total", action="configured", app="shop") == 0
+    assert metric(text, "syncer_app_info", app="shop", health_status="Unknown", sync_status="Succeeded") == 1
+    assert metric(text, "syncer_app_info", app="broken", health_status="Unknown", sync_status="Failed") == 1
     assert "_created" not in text and metric(text, "process_resident_memory_bytes")
     assert metric(text, "syncer_objects_pruned_total", app="shop") == 0
     assert metric(text, "syncer_sync_failures_total", app="shop") == 0
