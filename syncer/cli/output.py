@@ -287,7 +287,7 @@ class StepProgress:
                 self._progress.update(self._task, description=description, completed=done)
             else:
                 elapsed = time.monotonic() - self._started
-                self._out.print(f"{description}: {done}/{self._total} objects ({elapsed:.0f}s)")
+                self._out.print(Text(f"{description}: {done}/{self._total} objects ({elapsed:.0f}s)"))
 
     @contextmanager
     def running(self, stats: RequestStats | None = None) -> Iterator[StepProgress]:

@@ -141,7 +141,7 @@ def status_command(
         return
     if not rows:
         where = f"namespace {namespace}" if namespace else "the cluster"
-        err.print(f"no syncer apps found in {where}")
+        err.print(Text(f"no syncer apps found in {where}"))
         return
     cells = [row_cells(row) for row in rows]
     if not err.is_terminal:
