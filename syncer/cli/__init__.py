@@ -50,13 +50,13 @@ def _add_verbosity(ctx: click.Context, param: click.Parameter, value: int) -> in
 
 
 def _verbose_option() -> click.Option:
-    return click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_add_verbosity,
+    return click.Option(["-v", "--verbose", "log_verbosity"], count=True, expose_value=False, callback=_add_verbosity,
                         help="More log output (-v info, -vv debug); also before the command.")
 
 
 def _with_verbose_option(command: click.Command) -> click.Command:
     """Every command takes -v, as kubectl's and flux's do after the command name."""
-    if not any(param.name == "verbose" for param in command.params):
+    if not any("-v" in param.opts for param in command.params):
         command.params.append(_verbose_option())
     if isinstance(command, click.Group):
         for sub in command.commands.values():

@@ -80,6 +80,15 @@ def test_verbose_works_before_and_after_the_command(checkout: Path, args: list[s
     assert "DEBUG" not in invoke("render", "--repo", str(checkout))[2]
 
 
+def test_every_command_takes_verbose() -> None:
+    """`sync` has a parameter named `verbose` (--show-unchanged) of its own."""
+    for name in ("sync", "diff", "status", "run", "version", "render"):
+        code, stdout, _ = invoke(name, "--help")
+        assert code == 0 and "-v, --verbose" in stdout, name
+    code, _, stderr = invoke("sync", "-vv", "--name", "a", "--repo", "/nonexistent", "-n", "shop")
+    assert code == 2 and "no such directory" in stderr
+
+
 @pytest.mark.parametrize("output", ["json", "yaml"])
 def test_version_document(output: str) -> None:
     code, stdout, stderr = invoke("version", "--client", "-o", output)
