@@ -10,9 +10,11 @@ from typing import Any, TypeVar
 import click
 import yaml
 
+from syncer.cli import OUTPUT_KEY
+from syncer.config import format_duration, parse_duration
 from syncer.diff import IgnoreRule, parse_ignore_rules
 from syncer.errors import ConfigError
-from syncer.kube import ClientOptions, Kube
+from syncer.kube import ClientOptions, Kube, default_namespace
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,9 +55,45 @@ def app_options(fn: F) -> F:
     return fn
 
 
+def _remember_output(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    ctx.meta[OUTPUT_KEY] = value
+    return value
+
+
 def output_option(fn: F) -> F:
-    return click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
-                        show_default=True, help="Output format (json goes to stdout).")(fn)
+    return click.option("-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text",
+                        show_default=True, callback=_remember_output, is_eager=True,
+                        help="text for people (stderr), or a json|yaml document on stdout.")(fn)
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """A duration flag in the format of the configuration file: `90s`, `5m`, `1h30m`, or
+    plain seconds (`300`), as kubectl reads its durations."""
+
+    name = "duration"
+
+    def __init__(self, *, minimum: float = 0.0) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = parse_duration(value, allow_zero=True)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        if seconds < self.minimum:
+            self.fail(f"{value} is shorter than the minimum of {format_duration(self.minimum)}", param, ctx)
+        return seconds
+
+
+def resolve_namespace(source: dict[str, Any], *, kubeconfig: str | None, context: str | None) -> str:
+    """Fill in --namespace as kubectl does when it is not given: the context's namespace (or
+    the pod's own), else `default`. Returns where it came from, for the output ("" when given)."""
+    if source.get("namespace"):
+        return ""
+    source["namespace"], origin = default_namespace(ClientOptions(kubeconfig=kubeconfig, context=context))
+    return origin
 
 
 def connect(

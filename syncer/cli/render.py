@@ -15,6 +15,8 @@ import yaml
 from syncer.cli import cli
 from syncer.cli.options import SourceOptions, render_from_options, source_options
 from syncer.diff.secrets import PROCESS_SALT, mask_secret
+from syncer.errors import ConfigError
+from syncer.kube import ClientOptions, default_namespace
 
 _BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -34,6 +36,15 @@ def dump_yaml(objects: list[dict[str, Any]]) -> str:
     )
 
 
+def _context_namespace() -> str:
+    """The namespace diff and sync would default to, so that render shows what they apply;
+    `default` when there is no usable kubeconfig (render needs no cluster)."""
+    try:
+        return default_namespace(ClientOptions())[0]
+    except ConfigError:
+        return "default"
+
+
 @cli.command("render")
 @source_options
 @click.option("-o", "--output", "output_format", type=click.Choice(["yaml", "json"]), default="yaml",
@@ -45,6 +56,8 @@ def render_command(*, output_format: str, show_secrets: bool, **values: Any) -> 
 
     Exits with status 2 and lists every problem when any manifest is invalid.
     """
+    if not values.get("namespace"):
+        values["namespace"] = _context_namespace()
     source = SourceOptions.from_values(values)
     snapshot, manifests = render_from_options(source)
     objects = [manifest.obj if show_secrets else mask_secret(manifest.obj, salt=PROCESS_SALT)

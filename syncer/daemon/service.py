@@ -79,7 +79,7 @@ class Daemon:
     def __init__(self, config: Config, *, client: ClientOptions, options: DaemonOptions) -> None:
         self.config = config
         self.options = options
-        self.metrics = Metrics(app.name for app in config.apps)
+        self.metrics = Metrics((app.name for app in config.apps), waiting=(app.name for app in config.apps if app.wait))
         self._kube = Kube.connect(replace(client, pool_size=max(client.pool_size, 64)))
         # Probes and Lease renewals must answer quickly, never sit in retries.
         self._control = Kube.connect(replace(client, max_retries=0, request_timeout=5.0))

@@ -170,7 +170,14 @@ def load_yaml(data: bytes, *, file: str, budget: Budget) -> tuple[list[Document]
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"{file}:{mark.line + 1}" if mark is not None else file
-        problems.append(Problem(where, f"invalid YAML: {_yaml_message(error)}"))
+        depth = flow_depth(data, end=mark.index) if mark is not None else 0
+        if depth > budget.limits.max_depth:
+            # libyaml's scanner reads ahead of the events and, since PyYAML 6.0.4, stops at its
+            # own depth limit before the composer sees level 257: the limit is syncer's, and
+            # so is its message, whichever libyaml is installed.
+            problems.append(Problem(where, f"invalid YAML: nested more than {budget.limits.max_depth} levels deep"))
+        else:
+            problems.append(Problem(where, f"invalid YAML: {_yaml_message(error)}"))
     except yaml.YAMLError as error:
         problems.append(Problem(file, f"invalid YAML: {error}"))
     except _ComposeError as error:
@@ -323,6 +330,37 @@ def _mapping_value(node: Node, name: str) -> Node | None:
                 found: Node = value
                 return found
     return None
+
+def flow_depth(data: bytes, *, end: int) -> int:
+    """The deepest nesting of flow collections (`[`, `{`) in the first `end` characters,
+    outside quoted scalars and comments: how deep the input goes where a parser gave up."""
+    text = data.decode("utf-8", "replace")[:end]
+    depth = deepest = 0
+    quote = ""
+    previous = "\n"
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\" and quote == '"':
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and previous in " \t\n":
+            newline = text.find("\n", index)
+            index = len(text) if newline < 0 else newline
+            previous = "\n"
+            continue
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+        previous = char
+        index += 1
+    return deepest
 
 
 def _yaml_message(error: yaml.MarkedYAMLError) -> str:

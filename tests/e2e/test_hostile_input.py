@@ -188,7 +188,7 @@ def test_the_daemon_writes_no_secret_value_to_its_log_events_or_status(
         stdout, stderr = process.communicate(timeout=30)
 
     log_lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
-    failures = [line for line in log_lines if line.get("app") == "leak" and line.get("result") == "failed"]
+    failures = [line for line in log_lines if line.get("app") == "leak" and line.get("result") == "Failed"]
     assert len(failures) >= 2, stderr
     assert len({line["error"] for line in failures}) == 1, "a repeated failure must read the same"
     assert "data.pin" in annotations[ERROR_ANNOTATION]

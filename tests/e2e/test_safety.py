@@ -485,7 +485,7 @@ def test_diff_shows_an_immutable_change_as_the_recreate_sync_does(
         "diff", "--repo", str(app), "--name", "rc", "--namespace", namespace,
         "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context, "-o", "json"])
     assert result.exit_code == 1, result.output
-    job = next(o for o in json.loads(result.stdout)["objects"] if o["kind"] == "Job")
+    job = next(o for o in json.loads(result.stdout)["changes"] if o["kind"] == "Job")
     assert job["action"] == "recreated"
     removed = [line for line in job["diff"].splitlines() if line.startswith("-") and not line.startswith("---")]
     assert removed and all("busybox:1" in line for line in removed), job["diff"]
@@ -560,4 +560,4 @@ def test_status_shows_a_cli_sync_that_failed_validation(
     assert status is not None and status.result == "Failed" and f"Nope/{namespace}/x" in status.error
     shown = CliRunner().invoke(cli, ["status", "-n", namespace, "--kubeconfig", str(cluster.kubeconfig),
                                      "--context", cluster.context, "-o", "json"])
-    assert json.loads(shown.stdout)[0]["result"] == "Failed"
+    assert json.loads(shown.stdout)["items"][0]["result"] == "Failed"

@@ -14,6 +14,7 @@ from syncer.errors import Problem, RenderError, SourceError
 from syncer.model import Origin
 from syncer.sources import RenderLimits, Snapshot, render
 from syncer.sources.validate import RenderedDocument, validate
+from syncer.sources.yamlload import flow_depth
 
 
 def write(root: Path, relative: str, text: str) -> Path:
@@ -585,3 +586,11 @@ def test_relative_origins_do_not_depend_on_a_symlinked_root(repo: Path, tmp_path
     (manifest,) = render(snapshot_of(alias))
 
     assert manifest.origin.file == "cm.yaml"
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [("[[[]]]", 3), ("{a: [1, {b: 2}]}", 3), ("a: '[[['\nb: \"[[\\\"[\"\n", 0), ("a: 1 # [[[[\n[x]", 1), ("", 0)],
+)
+def test_flow_depth_counts_only_flow_collections(text: str, depth: int) -> None:
+    assert flow_depth(text.encode(), end=len(text)) == depth
