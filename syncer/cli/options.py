@@ -5,7 +5,7 @@
     def diff_command(*, output: str, **source: Any) -> None:
         snapshot, manifests = render_from_options(source)
 
-`source_options` adds plain click options (repo, revision, path, namespace, cache_dir,
+`source_options` adds plain click options (repo, revision, path, namespace, create_namespace, cache_dir,
 ssh_key, known_hosts, username, token_file, token_env); the command collects them with
 `**source` and hands them to `render_from_options` or `source_from_options`.
 """
@@ -22,7 +22,7 @@ import click
 
 from syncer.errors import ConfigError
 from syncer.model import Manifest
-from syncer.sources import GitAuth, RenderLimits, Snapshot, Source, open_source, render
+from syncer.sources import GitAuth, RenderLimits, Snapshot, Source, open_source, render, with_created_namespace
 
 R = TypeVar("R")
 
@@ -39,6 +39,8 @@ class SourceOptions:
     namespace: str = "default"
     cache_dir: Path | None = None
     auth: GitAuth = GitAuth()
+    create_namespace: bool = False
+    """Add the Namespace `namespace` to the render when the manifests do not define it."""
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> SourceOptions:
@@ -52,6 +54,7 @@ class SourceOptions:
             path=values.get("path") or ".",
             namespace=namespace,
             cache_dir=values.get("cache_dir"),
+            create_namespace=bool(values.get("create_namespace")),
             auth=GitAuth(
                 ssh_key_file=values.get("ssh_key"),
                 known_hosts_file=values.get("known_hosts"),
@@ -79,7 +82,10 @@ def render_from_options(
     """Fetch the source the options name and render their path: the start of every command."""
     options = _options(values)
     snapshot = options.open().fetch()
-    return snapshot, render(snapshot, options.path, namespace=options.namespace, limits=limits)
+    manifests = render(snapshot, options.path, namespace=options.namespace, limits=limits)
+    if options.create_namespace:
+        manifests = with_created_namespace(manifests, options.namespace)
+    return snapshot, manifests
 
 
 def _options(values: Mapping[str, Any] | SourceOptions) -> SourceOptions:
@@ -96,6 +102,9 @@ _OPTIONS = [
                  help="Directory or file inside the repository to render."),
     click.option("-n", "--namespace", default="default", show_default=True,
                  help="Namespace for namespaced objects that do not name one."),
+    click.option("--create-namespace", is_flag=True, default=False,
+                 help="Create the --namespace (as part of the app, pruned with it) when the "
+                      "manifests do not define it."),
     click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                  envvar="SYNCER_CACHE_DIR", help="Where Git clones are cached. Default: ~/.cache/syncer/repos."),
     click.option("--ssh-key", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -16,7 +16,7 @@ from syncer.sources.auth import GitAuth
 from syncer.sources.git import DEFAULT_CACHE_DIR, GitSource
 from syncer.sources.giturl import local_url, looks_like_url, parse_url, reject_unsafe
 from syncer.sources.local import LocalSource
-from syncer.sources.render import render
+from syncer.sources.render import render, with_created_namespace
 from syncer.sources.snapshot import WORKING_TREE, Snapshot, Source
 from syncer.sources.yamlload import RenderLimits
 
@@ -32,6 +32,7 @@ __all__ = [
     "is_git_repository",
     "open_source",
     "render",
+    "with_created_namespace",
 ]
 
 

@@ -154,3 +154,25 @@ def test_source_options_contract_for_other_commands(repo: Path) -> None:
     assert seen["namespace"] == "shop"
     assert seen["revision"] == "working-tree"
     assert seen["options"] == SourceOptions(repo=str(repo), path="apps", namespace="shop")
+
+
+def test_create_namespace_adds_the_namespace_the_manifests_lack(repo: Path) -> None:
+    code, stdout, _ = invoke("--repo", str(repo), "--path", "apps", "-n", "argocd", "--create-namespace", "-o", "json")
+
+    assert code == 0
+    objects = json.loads(stdout)
+    objects = objects["items"] if isinstance(objects, dict) else objects
+    assert [(o["kind"], o["metadata"]["name"]) for o in objects][0] == ("Namespace", "argocd")
+    assert [o["kind"] for o in objects].count("Namespace") == 1
+
+
+def test_create_namespace_keeps_the_namespace_the_manifests_define(repo: Path) -> None:
+    (repo / "apps/ns.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: a}}\n")
+
+    code, stdout, _ = invoke("--repo", str(repo), "--path", "apps", "-n", "shop", "--create-namespace", "-o", "json")
+
+    assert code == 0
+    objects = json.loads(stdout)
+    objects = objects["items"] if isinstance(objects, dict) else objects
+    namespaces = [o for o in objects if o["kind"] == "Namespace"]
+    assert [n["metadata"] for n in namespaces] == [{"name": "shop", "labels": {"team": "a"}}]
