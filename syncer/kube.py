@@ -35,12 +35,15 @@ from syncer.errors import (
     Unavailable,
 )
 from syncer.model import Object, split_api_version
+from syncer.updateapply import fallback_reason, parse_server_version, update_apply
 
 log = logging.getLogger(__name__)
 
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+"""Overload and gateway answers. A 500 is retried only when the server asks for it (see
+`is_transient`)."""
 
 
 @dataclass(frozen=True)
@@ -135,16 +138,46 @@ def backoff_delay(attempt: int, *, base: float, cap: float, retry_after: float |
     return delay
 
 
-def _status_message(body: bytes, fallback: str) -> tuple[str, str]:
-    """The `message` and `reason` of a Kubernetes Status body, or the HTTP reason."""
+@dataclass(frozen=True)
+class ServerAnswer:
+    """What a failed response says: the Status `message` and `reason`, and when to retry."""
+
+    message: str
+    reason: str = ""
+    retry_after: float | None = None
+    """Seconds, from the Retry-After header or the Status' details.retryAfterSeconds."""
+
+
+def _server_answer(body: bytes, *, fallback: str, retry_after_header: str | None) -> ServerAnswer:
+    """The `message` and `reason` of a Kubernetes Status body (or the body's text, or the
+    HTTP reason), and the server's retry hint."""
+    retry_after = float(retry_after_header) if retry_after_header and retry_after_header.isdigit() else None
     try:
         status = json.loads(body)
     except ValueError:
         text = body.decode("utf-8", "replace").strip()
-        return (text or fallback), ""
-    if isinstance(status, dict):
-        return str(status.get("message") or fallback), str(status.get("reason") or "")
-    return fallback, ""
+        return ServerAnswer(text or fallback, retry_after=retry_after)
+    if not isinstance(status, dict):
+        return ServerAnswer(fallback, retry_after=retry_after)
+    details = status.get("details")
+    hint = details.get("retryAfterSeconds") if isinstance(details, dict) else None
+    if retry_after is None and isinstance(hint, int) and not isinstance(hint, bool) and hint > 0:
+        retry_after = float(hint)
+    return ServerAnswer(str(status.get("message") or fallback), str(status.get("reason") or ""), retry_after)
+
+
+def is_transient(status: int, *, retry_after: float | None) -> bool:
+    """Whether repeating the same request may succeed.
+
+    No answer at all (0), overload (429) and gateway or availability answers (502, 503, 504)
+    are transient. A 500 is the server's own failure to handle this request (an error in its
+    handler, a panic such as Kubernetes 1.20's on a server-side apply of an APIService), which
+    the same request meets again: it is retried only when the server says when to retry, as
+    client-go does.
+    """
+    if status == 500:
+        return retry_after is not None
+    return status == 0 or status in RETRYABLE_STATUS
 
 
 def error_for_status(status: int, *, subject: str, message: str, reason: str = "") -> ClusterError:
@@ -205,6 +238,8 @@ class Kube:
         self._discovery_lock = threading.Lock()
         self._group_versions: dict[str, dict[str, Resource]] = {}
         self._preferred: dict[str, str] | None = None
+        self._server_version: tuple[int, int, int] | None = None
+        self._server_version_known = False
         self.stats = RequestStats()
 
     @classmethod
@@ -258,7 +293,10 @@ class Kube:
                 data = response.data or b""
                 if 200 <= status < 300:
                     return json.loads(data) if data else None
-                message, reason = _status_message(data, str(response.reason))
+                answer = _server_answer(
+                    data, fallback=str(response.reason), retry_after_header=response.getheader("Retry-After")
+                )
+                message, reason, retry_after = answer.message, answer.reason, answer.retry_after
                 if status == 403 and message.rstrip().endswith("forbidden:"):
                     # Kubernetes 1.20 gives no reason when an apply would create the object.
                     message = message.rstrip() + (
@@ -269,17 +307,13 @@ class Kube:
                     # Kubernetes < 1.22 answers a manifest it cannot convert (a number where
                     # the schema wants a string, ...) with a 500; it is invalid input, not a fault.
                     status = 422
-                retry_after_header = response.getheader("Retry-After")
-                if retry_after_header and retry_after_header.isdigit():
-                    retry_after = float(retry_after_header)
             except (urllib3.exceptions.HTTPError, OSError, k8s_client.ApiException) as error:
                 status, message, reason = 0, f"cannot reach the API server at {self.server}: {error}", ""
-            if status not in RETRYABLE_STATUS and status != 0:
+            if not is_transient(status, retry_after=retry_after):
                 raise error_for_status(status, subject=subject, message=message, reason=reason)
             if attempt >= self._options.max_retries:
-                raise error_for_status(
-                    status, subject=subject,
-                    message=f"{message} (gave up after {attempt + 1} attempts)", reason=reason,
+                raise Unavailable(
+                    subject, f"{message} (gave up after {attempt + 1} attempts)", status=status, reason=reason
                 )
             delay = backoff_delay(
                 attempt, base=self._options.backoff_base, cap=self._options.backoff_cap,
@@ -377,6 +411,27 @@ class Kube:
                 self._group_versions.pop(api_version, None)
             self._preferred = None
 
+    def server_version(self) -> tuple[int, int, int] | None:
+        """The API server's version (`/version`), read once; None when it does not say."""
+        with self._discovery_lock:
+            if self._server_version_known:
+                return self._server_version
+        try:
+            info = self.request("GET", "/version", subject="the API server's version", verb="discovery")
+        except ClusterError as error:
+            log.info("cannot read the API server's version: %s", error)
+            info = None
+        git_version = info.get("gitVersion") if isinstance(info, dict) else None
+        version = parse_server_version(git_version) if isinstance(git_version, str) else None
+        with self._discovery_lock:
+            self._server_version, self._server_version_known = version, True
+        return version
+
+    def apply_fallback(self, resource: Resource) -> str | None:
+        """Why this server cannot server-side apply `resource`, so that `apply` updates it with
+        get + put instead (syncer.updateapply); None when server-side apply works."""
+        return fallback_reason(resource.group_kind, self.server_version())
+
     # -- reads ----------------------------------------------------------------------------------
 
     def list(
@@ -427,7 +482,12 @@ class Kube:
         force: bool,
         dry_run: bool,
     ) -> Object:
-        """Server-side apply `obj`; with dry_run the server validates and predicts, writing nothing."""
+        """Server-side apply `obj`; with dry_run the server validates and predicts, writing nothing.
+
+        Where the server cannot server-side apply the kind (`apply_fallback`), the object is
+        created or updated with the same three-way result instead."""
+        if self.apply_fallback(resource) is not None:
+            return update_apply(self, resource, obj, subject=subject, field_manager=field_manager, dry_run=dry_run)
         metadata = obj.get("metadata") or {}
         query = {"fieldManager": field_manager}
         if force:

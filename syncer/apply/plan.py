@@ -187,6 +187,8 @@ def _resolve(kube: Kube, manifests: Sequence[Manifest], *, plan: Plan) -> list[_
         body = prepare_body(manifest.obj, applyset=plan.inventory.id, namespaced=resource.namespaced)
         if resource.namespaced and not (body.get("metadata") or {}).get("namespace"):
             body["metadata"]["namespace"] = plan.options.namespace
+        if (fallback := kube.apply_fallback(resource)) is not None:
+            plan.warnings.append(f"{ObjectRef.of(body)}: {fallback}")
         resolved.append(_Resolved(manifest, ObjectRef.of(body), resource, body, deferred, blocked_by))
     return resolved
 
