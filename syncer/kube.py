@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
+DROPS_BEFORE_GIVING_UP = 2
+"""A request whose connection is closed without an answer this many times, while the server
+answers a probe in between each time, is one the server fails on, not a network fault."""
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 """Overload and gateway answers. A 500 is retried only when the server asks for it (see
 `is_transient`)."""
@@ -277,7 +280,7 @@ class Kube:
             if content_type == APPLY_PATCH and not isinstance(body, str):
                 payload = json.dumps(body, separators=(",", ":"))
         url = self._api.configuration.host + path + (f"?{urlencode(query)}" if query else "")
-        attempt = 0
+        attempt = dropped_while_reachable = 0
         while True:
             self._limiter.acquire()
             self.stats.count(verb)
@@ -309,6 +312,16 @@ class Kube:
                     status = 422
             except (urllib3.exceptions.HTTPError, OSError, k8s_client.ApiException) as error:
                 status, message, reason = 0, f"cannot reach the API server at {self.server}: {error}", ""
+                if self._answers_probe():
+                    dropped_while_reachable += 1
+                if dropped_while_reachable >= DROPS_BEFORE_GIVING_UP:
+                    raise ClusterError(
+                        subject,
+                        f"the API server at {self.server} answers other requests but closed the connection "
+                        f"without a response to this {method} {dropped_while_reachable} times: it fails on this "
+                        "very request (a panic in its handler?), so retrying cannot help; see its log",
+                        reason="ConnectionDropped",
+                    ) from error
             if not is_transient(status, retry_after=retry_after):
                 raise error_for_status(status, subject=subject, message=message, reason=reason)
             if attempt >= self._options.max_retries:
@@ -322,6 +335,21 @@ class Kube:
             log.info("%s: %s %s failed (%s), retrying in %.1fs", subject, method, path, status or message, delay)
             time.sleep(delay)
             attempt += 1
+
+    def _answers_probe(self) -> bool:
+        """Whether the server answers a trivial request (GET /version) right now: it tells a
+        request the server drops (it panics on it) from a server that cannot be reached."""
+        self.stats.count("probe")
+        try:
+            response = self._api.call_api(
+                "GET", self._api.configuration.host + "/version",
+                header_params=self._headers({"Accept": "application/json"}),
+                _request_timeout=min(self._options.timeout, 10.0),
+            )
+            response.read()
+        except (urllib3.exceptions.HTTPError, OSError, k8s_client.ApiException):
+            return False
+        return 200 <= int(response.status) < 300
 
     def _headers(self, headers: dict[str, str]) -> dict[str, str]:
         """Request headers with the client's defaults (User-Agent) and credentials. What the

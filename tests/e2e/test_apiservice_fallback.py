@@ -58,9 +58,11 @@ def test_the_server_really_cannot_server_side_apply_it(kube: Kube, apiservices: 
         kube.request("PATCH", apiservices.path(name=NAME), subject=f"APIService/{NAME}", verb="dry-run",
                      query={"fieldManager": "syncer", "dryRun": "All"},
                      body=json.dumps(apiservice()), content_type="application/apply-patch+yaml")
-    assert excinfo.value.status == 500
+    # 1.20.2 answers nothing at all: the panic closes the connection, while /version still
+    # answers. Two such drops in a row are the server's fault, not the network's.
+    assert type(excinfo.value) is ClusterError and excinfo.value.reason == "ConnectionDropped"
     assert "cannot reach" not in str(excinfo.value) and "gave up" not in str(excinfo.value)
-    assert kube.stats.by_verb["dry-run"] - before == 1, "sent once, not retried"
+    assert kube.stats.by_verb["dry-run"] - before == 2, "not retried as a transient failure"
 
 
 def test_create_resync_change_and_removal(kube: Kube, kube_api: client.ApiClient, apiservices: Any) -> None:
