@@ -47,6 +47,9 @@ class RealWorldSet:
     expect_failure: tuple[str, ...] = ()
     reason: str = ""
     then: tuple[Step, ...] = field(default_factory=tuple)
+    writes_crds_first: bool = False
+    """The expected failure is found only once the set's CRDs exist (a deferred check), so
+    those are written before it."""
     engine_issue: str = ""
     """A known failure of syncer's engine on this set (the test is an expected failure until it
     is fixed; strict, so the fix shows)."""
@@ -151,7 +154,10 @@ SETS: tuple[RealWorldSet, ...] = (
     ),
     _kapp("knative-service", group=1, expect_failure=("Service/default/helloworld-go", "unknown kind Service in serving.knative.dev/v1"),
           reason="a Knative Service whose CRD comes from another set (knative)"),
-    _kapp("cert-manager-v0.15.1", group=3),
+    _kapp("cert-manager-v0.15.1", group=3, writes_crds_first=True,
+          expect_failure=("Issuer/kapp-cert-manager-v0-15-1/selfsigning-issuer", "conversion webhook"),
+          reason="its Issuer's CRD converts through cert-manager's webhook, which never runs on a control plane "
+                 "without nodes; checked once the CRD exists, so the CRDs are written first"),
     _kapp("istio-v1.12.2", group=2, engine_issue=ENGINE_NAMESPACE_AND_CRD),
     _kapp("knative-v1.1.0", group=2, engine_issue=ENGINE_NAMESPACE_AND_CRD),
     _kapp("pinniped-v0.13.0", group=2),
@@ -164,8 +170,10 @@ SETS: tuple[RealWorldSet, ...] = (
           reason="`policy/v1` PodDisruptionBudgets (1.21) and `autoscaling/v2` HPAs (1.23)"),
     _kapp("knative-v1.8.0", group=3, expect_failure=("policy/v1", "autoscaling/v2"),
           reason="`policy/v1` PodDisruptionBudgets (1.21) and `autoscaling/v2` HPAs (1.23)"),
-    _kapp("gatekeeper-v3.10.0", group=4, expect_failure=("PodDisruptionBudget", "policy/v1"),
-          reason="a `policy/v1` PodDisruptionBudget (1.21)"),
+    _kapp("gatekeeper-v3.10.0", group=4, expect_failure=(
+        "CustomResourceDefinition.apiextensions.k8s.io/k8srequiredlabels.constraints.gatekeeper.sh is defined twice",),
+        reason="exists.yml declares a CRD of config.yml again, differently, for kapp's `kapp.k14s.io/exists` "
+               "annotation (behind it: a `policy/v1` PodDisruptionBudget, 1.21)"),
 )
 
 
