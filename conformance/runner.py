@@ -44,14 +44,13 @@ FIELD_MANAGER = "syncer"
 def written_by_syncer(live: dict[str, Any]) -> str:
     """A fingerprint that changes when syncer writes the object, and not when a controller
     does: the uid (re-created), the generation (spec changed), syncer's managedFields entries
-    (any field it applies, with their time), and the labels and annotations syncer owns.
-    A bare resourceVersion also moves when the Deployment controller writes status or the
-    token controller adds a ServiceAccount's secret."""
+    (the fields it applies, with the time it last changed them) and a ConfigMap's or Secret's
+    data. A bare resourceVersion also moves when the Deployment controller writes status or
+    its revision annotation, or the token controller adds a ServiceAccount's secret."""
     metadata = live.get("metadata") or {}
     entries = [entry for entry in metadata.get("managedFields") or [] if entry.get("manager") == FIELD_MANAGER]
     data = {key: live.get(key) for key in ("data", "binaryData")} if live.get("kind") in ("ConfigMap", "Secret") else {}
-    return json.dumps([metadata.get("uid"), metadata.get("generation"), entries, metadata.get("labels"),
-                       metadata.get("annotations"), data], sort_keys=True)
+    return json.dumps([metadata.get("uid"), metadata.get("generation"), entries, data], sort_keys=True)
 
 
 @dataclass
