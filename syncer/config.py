@@ -47,8 +47,8 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DURATION_HINT = "use e.g. 30s, 5m, 1h, 1h30m or plain seconds (90)"
 
 APP_FIELDS = (
-    "name", "repo", "revision", "path", "namespace", "interval", "prune", "wait", "timeout",
-    "selfHeal", "ignoreDifferences", "auth",
+    "name", "repo", "revision", "path", "namespace", "createNamespace", "interval", "prune", "wait",
+    "timeout", "selfHeal", "ignoreDifferences", "auth",
 )
 AUTH_FIELDS = ("sshKeyFile", "knownHostsFile", "username", "tokenFile", "tokenEnv")
 TOP_LEVEL_FIELDS = ("apps",)
@@ -99,6 +99,8 @@ class AppConfig:
     """Branch, tag or commit; None follows the remote's default branch."""
     path: str = "."
     namespace: str = "default"
+    create_namespace: bool = False
+    """Add the Namespace `namespace` to the render when the manifests do not define it."""
     interval: float = DEFAULT_INTERVAL
     prune: bool = True
     wait: bool = False
@@ -280,6 +282,7 @@ class _AppChecker:
             revision=self.get("revision", _revision, None),
             path=self.get("path", _relative_path, "."),
             namespace=self.get("namespace", _dns_label, "default"),
+            create_namespace=self.get("createNamespace", _boolean, False),
             interval=self.get("interval", parse_duration, DEFAULT_INTERVAL),
             prune=self.get("prune", _boolean, True),
             wait=self.get("wait", _boolean, False),

@@ -46,12 +46,18 @@ from syncer.errors import (
     Unavailable,
 )
 from syncer.model import Object, split_api_version
+from syncer.updateapply import fallback_reason, parse_server_version, update_apply
 
 log = logging.getLogger(__name__)
 
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+DROPS_BEFORE_GIVING_UP = 2
+"""A request whose connection is closed without an answer this many times, while the server
+answers a probe in between each time, is one the server fails on, not a network fault."""
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+"""Overload and gateway answers. A 500 is retried only when the server asks for it (see
+`is_transient`)."""
 
 
 @dataclass(frozen=True)
@@ -151,18 +157,50 @@ def backoff_delay(attempt: int, *, base: float, cap: float, retry_after: float |
     return delay
 
 
-def _status_message(body: bytes, fallback: str) -> tuple[str, str, dict[str, Any]]:
-    """The `message`, `reason` and `details` of a Kubernetes Status body, or the HTTP reason."""
+@dataclass(frozen=True)
+class ServerAnswer:
+    """What a failed response says: the Status `message`, `reason` and `details` (with its
+    `causes`), and when to retry."""
+
+    message: str
+    reason: str = ""
+    retry_after: float | None = None
+    """Seconds, from the Retry-After header or the Status' details.retryAfterSeconds."""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _server_answer(body: bytes, *, fallback: str, retry_after_header: str | None) -> ServerAnswer:
+    """The `message`, `reason` and `details` of a Kubernetes Status body (or the body's text,
+    or the HTTP reason), and the server's retry hint."""
+    retry_after = float(retry_after_header) if retry_after_header and retry_after_header.isdigit() else None
     try:
         status = json.loads(body)
     except ValueError:
         text = body.decode("utf-8", "replace").strip()
-        return (text or fallback), "", {}
-    if isinstance(status, dict):
-        details = status.get("details")
-        return (str(status.get("message") or fallback), str(status.get("reason") or ""),
-                details if isinstance(details, dict) else {})
-    return fallback, "", {}
+        return ServerAnswer(text or fallback, retry_after=retry_after)
+    if not isinstance(status, dict):
+        return ServerAnswer(fallback, retry_after=retry_after)
+    details = status.get("details")
+    details = details if isinstance(details, dict) else {}
+    hint = details.get("retryAfterSeconds")
+    if retry_after is None and isinstance(hint, int) and not isinstance(hint, bool) and hint > 0:
+        retry_after = float(hint)
+    return ServerAnswer(str(status.get("message") or fallback), str(status.get("reason") or ""), retry_after,
+                        details)
+
+
+def is_transient(status: int, *, retry_after: float | None) -> bool:
+    """Whether repeating the same request may succeed.
+
+    No answer at all (0), overload (429) and gateway or availability answers (502, 503, 504)
+    are transient. A 500 is the server's own failure to handle this request (an error in its
+    handler, a panic such as Kubernetes 1.20's on a server-side apply of an APIService), which
+    the same request meets again: it is retried only when the server says when to retry, as
+    client-go does.
+    """
+    if status == 500:
+        return retry_after is not None
+    return status == 0 or status in RETRYABLE_STATUS
 
 
 def error_for_status(
@@ -314,6 +352,8 @@ class Kube:
         self._discovery_lock = threading.Lock()
         self._group_versions: dict[str, dict[str, Resource]] = {}
         self._preferred: dict[str, str] | None = None
+        self._server_version: tuple[int, int, int] | None = None
+        self._server_version_known = False
         self.stats = RequestStats()
         self._write_guard: Callable[[], None] | None = None
 
@@ -364,7 +404,7 @@ class Kube:
         secret_forms = secret_values(body)
         budget = self._options.request_timeout
         deadline = time.monotonic() + budget
-        attempt = 0
+        attempt = dropped_while_reachable = 0
         while True:
             if self._write_guard is not None and method != "GET" and not _is_dry_run(query, body):
                 self._write_guard()
@@ -384,30 +424,41 @@ class Kube:
                 data = response.data or b""
                 if 200 <= status < 300:
                     return json.loads(data) if data else None
-                message, reason, details = _status_message(data, str(response.reason))
-                if status == 403 and message.rstrip().endswith("forbidden:"):
-                    # Kubernetes 1.20 gives no reason when an apply would create the object.
+                answer = _server_answer(
+                    data, fallback=str(response.reason), retry_after_header=response.getheader("Retry-After")
+                )
+                message, reason, retry_after, details = answer.message, answer.reason, answer.retry_after, answer.details
+                if status == 403:
+                    # Kubernetes 1.20 gives no reason at all when an apply would create the
+                    # object; say which RBAC verbs the request needs.
                     message = message.rstrip() + (
-                        " the credentials lack the RBAC verb for this request (a server-side apply "
+                        " (the credentials lack the RBAC verb for this request: a server-side apply "
                         "needs 'patch', and 'create' too when the object does not exist yet)"
-                        if method == "PATCH" else f" the credentials may not {method} this resource")
+                        if method == "PATCH" else f" (the credentials may not {method} this resource)")
                 if status == 500 and "failed to create typed patch object" in message:
                     # Kubernetes < 1.22 answers a manifest it cannot convert (a number where
                     # the schema wants a string, ...) with a 500; it is invalid input, not a fault.
                     status = 422
-                retry_after_header = response.getheader("Retry-After")
-                if retry_after_header and retry_after_header.isdigit():
-                    retry_after = float(retry_after_header)
             except urllib3.exceptions.ReadTimeoutError:
                 status, reason = 0, ""
                 message = (f"the API server at {self.server} did not answer within {remaining:.0f}s "
                            f"(--request-timeout {budget:g}s)")
             except (urllib3.exceptions.HTTPError, OSError, k8s_client.ApiException) as error:
                 status, message, reason = 0, f"cannot reach the API server at {self.server}: {error}", ""
+                if self._answers_probe():
+                    dropped_while_reachable += 1
+                if dropped_while_reachable >= DROPS_BEFORE_GIVING_UP:
+                    raise ClusterError(
+                        subject,
+                        f"the API server at {self.server} answers other requests but closed the connection "
+                        f"without a response to this {method} {dropped_while_reachable} times: it fails on this "
+                        "very request (a panic in its handler?), so retrying cannot help; see its log",
+                        reason="ConnectionDropped",
+                    ) from error
             message = scrub(message, secret_forms)
             if secret_forms and details:
                 details = json.loads(scrub(json.dumps(details), secret_forms))
-            if status not in RETRYABLE_STATUS and status != 0:
+            if not is_transient(status, retry_after=retry_after):
                 raise error_for_status(status, subject=subject, message=message, reason=reason, details=details)
             delay = backoff_delay(
                 attempt, base=self._options.backoff_base, cap=self._options.backoff_cap,
@@ -423,6 +474,21 @@ class Kube:
                         subject, method, path, attempt + 1, status or message, delay)
             time.sleep(delay)
             attempt += 1
+
+    def _answers_probe(self) -> bool:
+        """Whether the server answers a trivial request (GET /version) right now: it tells a
+        request the server drops (it panics on it) from a server that cannot be reached."""
+        self.stats.count("probe")
+        try:
+            response = self._api.call_api(
+                "GET", self._api.configuration.host + "/version",
+                header_params=self._headers({"Accept": "application/json"}),
+                _request_timeout=(self._options.connect_timeout, min(self._options.request_timeout, 10.0)),
+            )
+            response.read()
+        except (urllib3.exceptions.HTTPError, OSError, k8s_client.ApiException):
+            return False
+        return 200 <= int(response.status) < 300
 
     def _headers(self, headers: dict[str, str]) -> dict[str, str]:
         """Request headers with the client's defaults (User-Agent) and credentials. What the
@@ -490,17 +556,23 @@ class Kube:
             raise NotFound(f"{kind}.{group}", f"the API server does not serve the group {group}", status=404)
         return self.resource_for(preferred[group], kind)
 
-    def listable_resources(self) -> list[Resource]:
-        """Every listable kind the server serves, at each group's preferred version."""
+    def listable_resources(self) -> tuple[list[Resource], dict[str, str]]:
+        """Every listable kind the server serves, at each group's preferred version, and the
+        group-versions that could not be discovered (an aggregated API whose backend is down
+        answers 503) with why: callers decide what not knowing them means."""
         group_versions = ["v1"]
         groups = self.request("GET", "/apis", subject="discovery", verb="discovery")
         group_versions += [g["preferredVersion"]["groupVersion"] for g in groups.get("groups", [])]
-        return [resource for group_version in group_versions
-                for resource in self._discover(group_version).values() if "list" in resource.verbs]
-
-    def namespaced_resources(self) -> list[Resource]:
-        """Every listable namespaced kind (for checking what a namespace holds before deleting it)."""
-        return [resource for resource in self.listable_resources() if resource.namespaced]
+        found: list[Resource] = []
+        undiscovered: dict[str, str] = {}
+        for group_version in group_versions:
+            try:
+                served = self._discover(group_version).values()
+            except ClusterError as error:
+                undiscovered[group_version] = error.message
+                continue
+            found.extend(resource for resource in served if "list" in resource.verbs)
+        return found, undiscovered
 
     def forget_discovery(self, api_version: str | None = None) -> None:
         """Drop cached discovery (after a CRD was applied, its group becomes served)."""
@@ -510,6 +582,27 @@ class Kube:
             else:
                 self._group_versions.pop(api_version, None)
             self._preferred = None
+
+    def server_version(self) -> tuple[int, int, int] | None:
+        """The API server's version (`/version`), read once; None when it does not say."""
+        with self._discovery_lock:
+            if self._server_version_known:
+                return self._server_version
+        try:
+            info = self.request("GET", "/version", subject="the API server's version", verb="discovery")
+        except ClusterError as error:
+            log.info("cannot read the API server's version: %s", error)
+            info = None
+        git_version = info.get("gitVersion") if isinstance(info, dict) else None
+        version = parse_server_version(git_version) if isinstance(git_version, str) else None
+        with self._discovery_lock:
+            self._server_version, self._server_version_known = version, True
+        return version
+
+    def apply_fallback(self, resource: Resource) -> str | None:
+        """Why this server cannot server-side apply `resource`, so that `apply` updates it with
+        get + put instead (syncer.updateapply); None when server-side apply works."""
+        return fallback_reason(resource.group_kind, self.server_version())
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -561,7 +654,12 @@ class Kube:
         force: bool,
         dry_run: bool,
     ) -> Object:
-        """Server-side apply `obj`; with dry_run the server validates and predicts, writing nothing."""
+        """Server-side apply `obj`; with dry_run the server validates and predicts, writing nothing.
+
+        Where the server cannot server-side apply the kind (`apply_fallback`), the object is
+        created or updated with the same three-way result instead."""
+        if self.apply_fallback(resource) is not None:
+            return update_apply(self, resource, obj, subject=subject, field_manager=field_manager, dry_run=dry_run)
         metadata = obj.get("metadata") or {}
         query = {"fieldManager": field_manager}
         if force:

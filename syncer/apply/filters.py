@@ -45,6 +45,7 @@ class PruneContext:
     kube: Kube
     applyset: str
     app: str
+    field_manager: str
     desired: frozenset[ObjectRef]
     desired_uids: dict[str, ObjectRef]
     """UID of each desired object that exists -> its ref (one stored object can be served
@@ -59,6 +60,14 @@ class PruneContext:
 
 
 PruneFilter = Callable[[Candidate, PruneContext], "str | None"]
+
+
+def never_applied(candidate: Candidate, context: PruneContext) -> str | None:
+    managers = {entry.get("manager") for entry in (candidate.live.get("metadata") or {}).get("managedFields") or []}
+    if context.field_manager not in managers:
+        return (f"it carries the app's label but {context.field_manager} never applied it (a controller "
+                "copies labels: the endpoints controller gives a Service's to its Endpoints)")
+    return None
 
 
 def prune_disabled(candidate: Candidate, context: PruneContext) -> str | None:
@@ -115,6 +124,7 @@ def foreign_inside(candidate: Candidate, context: PruneContext) -> str | None:
 
 
 PRUNE_FILTERS: tuple[tuple[str, PruneFilter], ...] = (
+    ("never-applied", never_applied),
     ("prune-disabled", prune_disabled),
     ("desired-uid", desired_uid),
     ("terminating", terminating),
@@ -203,10 +213,13 @@ def foreign_objects(kube: Kube, namespace: str, *, applyset: str, app: str) -> l
     """The objects in a namespace that this app does not own (empty: safe to delete).
 
     A kind that cannot be listed counts as foreign: when in doubt, keep the namespace."""
-    found: list[str] = []
     everything: list[Object] = []
-    resources = [r for r in kube.namespaced_resources() if r.group not in _NOT_CONTENT_GROUPS]
+    resources, undiscovered = kube.listable_resources()
+    found = [f"{group_version} (cannot discover: {why})" for group_version, why in sorted(undiscovered.items())
+             if group_version.partition("/")[0] not in _NOT_CONTENT_GROUPS]
     for resource in resources:
+        if not resource.namespaced or resource.group in _NOT_CONTENT_GROUPS:
+            continue
         try:
             everything.extend(kube.list(resource, namespace=namespace))
         except ClusterError as error:

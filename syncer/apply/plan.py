@@ -250,6 +250,8 @@ def _resolve(kube: Kube, manifests: Sequence[Manifest], *, plan: Plan) -> list[_
         body = prepare_body(manifest.obj, applyset=plan.inventory.id, namespaced=resource.namespaced)
         if resource.namespaced and not (body.get("metadata") or {}).get("namespace"):
             body["metadata"]["namespace"] = plan.options.namespace
+        if (fallback := kube.apply_fallback(resource)) is not None:
+            plan.warnings.append(f"{ObjectRef.of(body)}: {fallback}")
         resolved.append(_Resolved(manifest, ObjectRef.of(body), resource, body, new_crd))
     return resolved
 
@@ -410,8 +412,9 @@ def _recover_inventory(kube: Kube, plan: Plan, *, namespaces: Iterable[str]) -> 
     inventory = plan.inventory
     selector = f"{PART_OF_LABEL}={inventory.id}"
     found: list[ObjectRef] = []
-    unsearched: list[str] = []
-    for resource in kube.listable_resources():
+    resources, undiscovered = kube.listable_resources()
+    unsearched = [f"{group_version} (cannot discover: {why})" for group_version, why in sorted(undiscovered.items())]
+    for resource in resources:
         if resource.group in ("events.k8s.io", "metrics.k8s.io") or resource.kind == "Event":
             continue
         try:
@@ -421,6 +424,9 @@ def _recover_inventory(kube: Kube, plan: Plan, *, namespaces: Iterable[str]) -> 
             if not resource.namespaced:
                 unsearched.append(f"{resource.group_kind} ({error.message})")
                 continue
+        except ClusterError as error:
+            unsearched.append(f"{resource.group_kind} ({error.message})")
+            continue
         for namespace in sorted(set(namespaces)):
             try:
                 found.extend(ObjectRef.of(o) for o in kube.list(resource, namespace=namespace,
@@ -478,7 +484,8 @@ def _decide_prune(
 ) -> list[PruneDecision]:
     desired = set(plan.objects)
     context = PruneContext(
-        kube=kube, applyset=plan.inventory.id, app=plan.options.app, desired=frozenset(desired),
+        kube=kube, applyset=plan.inventory.id, app=plan.options.app, field_manager=plan.options.field_manager,
+        desired=frozenset(desired),
         desired_uids=desired_uids((ref, p.live) for ref, p in plan.objects.items() if p.live is not None),
     )
     decisions = []

@@ -6,6 +6,10 @@ these are fixed up before sending, as Flux does (fluxcd/pkg `ssa/normalize`):
 - container ports and Service ports without `protocol`: `protocol` is part of the list-map
   key, and before Kubernetes 1.21/1.22 an element that omits it is rejected or duplicated
   (structured-merge-diff#130, kubernetes#98576), so the default `TCP` is filled in;
+- container resource quantities written as YAML numbers (`cpu: 2`, Flux's test2): a
+  quantity is a string in the schema, and before Kubernetes 1.22 server-side apply refuses a
+  number there ("failed to create typed patch object ... expected string") where `kubectl
+  apply` accepts it; the number is sent as its decimal string;
 - Secret `stringData`: the server folds it into `data`, so applying it shows as drift on every
   run and conflicts with itself (kubernetes#108008); it is folded into `data` here instead;
 - `status` and `metadata.creationTimestamp: null` (emitted by `kubectl create --dry-run -o
@@ -49,6 +53,17 @@ def _default_protocols(ports: Any) -> None:
                 port["protocol"] = "TCP"
 
 
+def _quantities_as_strings(resources: Any) -> None:
+    if not isinstance(resources, dict):
+        return
+    for bound in ("limits", "requests"):
+        quantities = resources.get(bound)
+        if isinstance(quantities, dict):
+            for name, value in quantities.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    quantities[name] = str(value)
+
+
 def _fold_string_data(secret: Object) -> None:
     string_data = secret.pop("stringData", None)
     if not isinstance(string_data, dict) or not string_data:
@@ -78,6 +93,7 @@ def prepare_body(obj: Object, *, applyset: str, namespaced: bool) -> Object:
                 for container in pod_spec.get(field) or []:
                     if isinstance(container, dict):
                         _default_protocols(container.get("ports"))
+                        _quantities_as_strings(container.get("resources"))
     if group == "" and kind == "Service":
         _default_protocols(_dig(body, ("spec", "ports")))
     if group == "" and kind == "Secret":

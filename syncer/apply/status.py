@@ -150,9 +150,10 @@ def read_app_status(kube: Kube, *, app: str, namespace: str) -> AppStatus | None
 def write_status(kube: Kube, *, app: str, namespace: str, status: AppStatus) -> Object:
     """Server-side apply the status annotations onto the app's parent; returns the parent.
 
-    When there is no parent yet (the very first sync failed before writing anything), the
-    status creates it, with the ApplySet id and tooling so that it is recognisably the app's
-    parent: a user looking for why the app never synced finds the answer there.
+    The status always carries the ApplySet id label and the tooling annotation: when there is
+    no parent yet (the very first sync failed before writing anything) it creates the parent,
+    which must be recognisably the app's for a user looking for why the app never synced; and
+    what this field manager applied once and leaves out later, the server removes.
     """
     inventory = Inventory.for_app(app=app, namespace=namespace)
     configmaps = kube.resource_for("v1", "ConfigMap")
@@ -162,10 +163,8 @@ def write_status(kube: Kube, *, app: str, namespace: str, status: AppStatus) -> 
         # The annotations are applied whole: one left out would be removed, and a failed
         # sync must not erase what the cluster last applied.
         status = replace(status, applied_revision=recorded.applied_revision)
-    metadata: Object = {"name": inventory.parent.name, "namespace": namespace, "annotations": status.annotations()}
-    if live is None:
-        metadata["labels"] = {ID_LABEL: inventory.id}
-        metadata["annotations"][TOOLING_ANNOTATION] = TOOLING
+    metadata: Object = {"name": inventory.parent.name, "namespace": namespace, "labels": {ID_LABEL: inventory.id},
+                        "annotations": {**status.annotations(), TOOLING_ANNOTATION: TOOLING}}
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
     return kube.apply(configmaps, body, subject=str(inventory.parent), field_manager=STATUS_MANAGER,
                       force=True, dry_run=False)

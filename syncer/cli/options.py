@@ -5,8 +5,8 @@
     def diff_command(*, output: str, **source: Any) -> None:
         snapshot, manifests = render_from_options(source)
 
-`source_options` adds plain click options (repo, revision, path, namespace, working_tree, cache_dir,
-ssh_key, known_hosts, username, token_file, token_env); the command collects them with
+`source_options` adds plain click options (repo, revision, path, namespace, create_namespace,
+working_tree, cache_dir, ssh_key, known_hosts, username, token_file, token_env); the command collects them with
 `**source` and hands them to `render_from_options` or `source_from_options`.
 """
 
@@ -22,7 +22,16 @@ import click
 
 from syncer.errors import ConfigError
 from syncer.model import Manifest
-from syncer.sources import GitAuth, RenderLimits, Snapshot, Source, open_source, render, uncommitted_changes
+from syncer.sources import (
+    GitAuth,
+    RenderLimits,
+    Snapshot,
+    Source,
+    open_source,
+    render,
+    uncommitted_changes,
+    with_created_namespace,
+)
 
 R = TypeVar("R")
 
@@ -40,6 +49,8 @@ class SourceOptions:
     cache_dir: Path | None = None
     auth: GitAuth = GitAuth()
     working_tree: bool = False
+    create_namespace: bool = False
+    """Add the Namespace `namespace` to the render when the manifests do not define it."""
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> SourceOptions:
@@ -54,6 +65,7 @@ class SourceOptions:
             namespace=namespace,
             cache_dir=values.get("cache_dir"),
             working_tree=bool(values.get("working_tree")),
+            create_namespace=bool(values.get("create_namespace")),
             auth=GitAuth(
                 ssh_key_file=values.get("ssh_key"),
                 known_hosts_file=values.get("known_hosts"),
@@ -94,7 +106,10 @@ def render_from_options(
         click.echo(f"warning: {options.repo} has uncommitted changes ({shown}); syncer reads its last commit. "
                    "Pass --working-tree to use the files on disk.", err=True)
     snapshot = options.open().fetch()
-    return snapshot, render(snapshot, options.path, namespace=options.namespace, limits=limits)
+    manifests = render(snapshot, options.path, namespace=options.namespace, limits=limits)
+    if options.create_namespace:
+        manifests = with_created_namespace(manifests, options.namespace)
+    return snapshot, manifests
 
 
 def _options(values: Mapping[str, Any] | SourceOptions) -> SourceOptions:
@@ -112,6 +127,9 @@ _OPTIONS = [
     click.option("-n", "--namespace", default=None,
                  help="Namespace for namespaced objects that do not name one, and of the app's inventory "
                       "(default: the kubeconfig context's namespace, else default)."),
+    click.option("--create-namespace", is_flag=True, default=False,
+                 help="Create the --namespace (as part of the app, pruned with it) when the "
+                      "manifests do not define it."),
     click.option("--working-tree", is_flag=True,
                  help="Read a local Git checkout's files as they are on disk, uncommitted edits included "
                       "(default: its last commit)."),

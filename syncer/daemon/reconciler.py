@@ -26,7 +26,7 @@ from syncer.daemon.metrics import Metrics
 from syncer.errors import ClusterError, SyncerError
 from syncer.kube import Kube
 from syncer.model import Manifest
-from syncer.sources import WORKING_TREE, Source, open_source, render
+from syncer.sources import WORKING_TREE, Source, open_source, render, with_created_namespace
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,8 @@ class AppReconciler:
         snapshot = self.source.fetch()
         self._metrics.observe_fetch(self.app.name, time.monotonic() - fetch_started)
         manifests = render(snapshot, self.app.path, namespace=self.app.namespace)
+        if self.app.create_namespace:
+            manifests = with_created_namespace(manifests, self.app.namespace)
         self._manifests, self._rendered_revision = manifests, snapshot.revision
         return snapshot.revision
 

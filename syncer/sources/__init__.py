@@ -16,7 +16,7 @@ from syncer.sources.auth import GitAuth
 from syncer.sources.git import DEFAULT_CACHE_DIR, GitSource
 from syncer.sources.giturl import local_url, looks_like_url, parse_url, reject_unsafe
 from syncer.sources.local import LocalSource
-from syncer.sources.render import render
+from syncer.sources.render import render, with_created_namespace
 from syncer.sources.snapshot import WORKING_TREE, Snapshot, Source
 from syncer.sources.worktree import is_work_tree, uncommitted_changes
 from syncer.sources.yamlload import RenderLimits
@@ -35,6 +35,7 @@ __all__ = [
     "open_source",
     "render",
     "uncommitted_changes",
+    "with_created_namespace",
 ]
 
 

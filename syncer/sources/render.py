@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from syncer.errors import Problem, RenderError, SourceError
-from syncer.model import Manifest, Origin
+from syncer.model import Manifest, ObjectRef, Origin
 from syncer.sources import kustomize, rendercache
 from syncer.sources.snapshot import Snapshot
 from syncer.sources.validate import RenderedDocument, validate
@@ -72,6 +72,29 @@ def render(
     if cache is not None and not kustomized:
         rendercache.store(cache, manifests)
     return manifests
+
+
+CREATE_NAMESPACE_ORIGIN = Origin(file="<create-namespace>", document=0, line=0)
+
+
+def with_created_namespace(manifests: list[Manifest], namespace: str) -> list[Manifest]:
+    """`manifests` plus a Namespace `namespace`, unless they define it already.
+
+    Sets such as Argo CD's install name no namespace and expect the user to pick one (Argo
+    CD's `CreateNamespace=true`, Helm's `--create-namespace`). As an ordinary manifest the
+    Namespace is applied first, recorded in the app's inventory and pruned, with the same
+    safety as any Namespace, once the option is dropped. An empty render stays empty, so that
+    the refusal to sync an empty source still holds.
+    """
+    if not manifests or any(
+        manifest.ref == ObjectRef(group="", kind="Namespace", namespace=None, name=namespace) for manifest in manifests
+    ):
+        return manifests
+    created = Manifest(
+        obj={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        origin=CREATE_NAMESPACE_ORIGIN,
+    )
+    return [created, *manifests]
 
 
 def resolve_path(snapshot: Snapshot, path: str) -> Path:

@@ -4,7 +4,7 @@ everything else a no-op resync does, and a commit's files never change.
 Only Git snapshots have one (a plain directory can change at any time), and only renders that
 did not run Kustomize are cached (its output depends on the binary, not just on the commit).
 The key covers everything else the result depends on: the path, the default namespace, the
-limits and syncer's own version. An unreadable entry is ignored and rendered again.
+limits, syncer's own version and the version of the YAML reader's rules. An unreadable entry is ignored and rendered again.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from syncer import __version__
 from syncer.model import Manifest, Origin
 from syncer.sources.snapshot import Snapshot
+from syncer.sources.yamldialect import READER_VERSION
 from syncer.sources.yamlload import RenderLimits
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 def cache_file(snapshot: Snapshot, *, path: str, namespace: str, limits: RenderLimits) -> Path | None:
     if snapshot.render_cache is None:
         return None
-    key = json.dumps([__version__, path, namespace, asdict(limits)], sort_keys=True)
+    key = json.dumps([__version__, READER_VERSION, path, namespace, asdict(limits)], sort_keys=True)
     return snapshot.render_cache / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
 
 

@@ -83,7 +83,7 @@ def validate(documents: Iterable[RenderedDocument], *, namespace: str) -> tuple[
     problems: list[Problem] = []
     candidates: list[RenderedDocument] = []
     for document in flatten_lists(documents):
-        found = shape_problems(document.obj)
+        found = shape_problems(document.obj) or string_map_problems(document.obj)
         problems += [Problem(document.where, message) for message in found]
         if not found:
             candidates.append(document)
@@ -94,6 +94,8 @@ def validate(documents: Iterable[RenderedDocument], *, namespace: str) -> tuple[
         manifest = _with_namespace(document, namespace=namespace, scopes=scopes)
         ref = manifest.ref
         first = first_seen.setdefault(ref, document)
+        if first is not document and first.obj == document.obj:
+            continue  # the same object written twice (Knative's CRDs): one desired state, applied once
         if first is not document:
             problems.append(
                 Problem(
@@ -204,6 +206,54 @@ def _secret_value_problem(field_name: str, value: Any) -> str | None:
     else:
         hint = "YAML reads it as a number and drops trailing zeros"
     return f"must be {what}, not a {_type_name(value)} ({hint}); quote the value"
+
+
+_STRING_MAPS: tuple[tuple[str, ...], ...] = (
+    ("metadata", "labels"),
+    ("metadata", "annotations"),
+    ("spec", "selector", "matchLabels"),
+    ("spec", "template", "metadata", "labels"),
+    ("spec", "template", "metadata", "annotations"),
+    ("spec", "jobTemplate", "spec", "template", "metadata", "labels"),
+    ("spec", "jobTemplate", "spec", "template", "metadata", "annotations"),
+)
+_STRING_DATA: dict[tuple[str, str], tuple[str, ...]] = {
+    ("v1", "ConfigMap"): ("data",),
+}
+"""A Secret's values are checked by `secret_problems`, whose messages never quote a value."""
+
+
+def string_map_problems(obj: dict[str, Any]) -> list[str]:
+    """Labels, annotations and ConfigMap or Secret data whose values are not strings.
+
+    YAML 1.1 reads `labeled: yes` as a boolean, and so do kubectl and the API server: such an
+    object is rejected by the server with no file or line. Found here, the message can say
+    where it is and how to fix it.
+    """
+    paths = [*_STRING_MAPS, *((key,) for key in _STRING_DATA.get((obj["apiVersion"], obj["kind"]), ()))]
+    found: list[str] = []
+    for path in paths:
+        mapping: Any = obj
+        for key in path:
+            mapping = mapping.get(key) if isinstance(mapping, dict) else None
+        if not isinstance(mapping, dict):
+            continue
+        for key, value in mapping.items():
+            if value is not None and not isinstance(value, str):
+                what = _type_name(value)
+                hint = " (YAML reads yes/no/on/off/y/n/true/false unquoted as booleans, as Kubernetes does)" if what == "boolean" else ""
+                name = obj["metadata"]["name"]
+                found.append(
+                    f"{obj['kind']}/{name}: {'.'.join(path)}.{key} must be a string, not a {what} "
+                    f"({_json_scalar(value)}); quote it{hint}"
+                )
+    return found
+
+
+def _json_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, (int, float)) else _type_name(value)
 
 
 def cluster_scoped_kinds(objects: Iterable[dict[str, Any]]) -> dict[tuple[str, str], bool]:

@@ -10,8 +10,10 @@ Why not plain `yaml.safe_load_all`:
   first alias that would exceed it, before construction starts.
 * libyaml's composer recurses in C and crashes the interpreter on deeply nested input
   (`[[[[...`); this one keeps its own stack and enforces a depth limit.
-* Timestamps stay strings, as Kubernetes' own YAML decoding leaves them, so that an
-  annotation such as `released: 2024-05-01` round-trips unchanged.
+* Plain scalars resolve as Kubernetes resolves them (`syncer.sources.yamldialect`): a bare `=`
+  is a string, `y` a boolean, `1:30` a string, a date stays the string it was written as (so
+  an annotation such as `released: 2024-05-01` round-trips unchanged), and map keys, integral
+  floats and NaN are made what they become in the JSON the API server reads.
 * Duplicate keys are reported (PyYAML silently keeps the last one; the API server's strict
   field validation rejects them).
 
@@ -37,9 +39,10 @@ from yaml.events import (
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from syncer.errors import Problem
+from syncer.sources import yamldialect
 
 MiB = 1024 * 1024
-_MERGE_TAG = "tag:yaml.org,2002:merge"
+_MERGE_TAG = yamldialect.MERGE_TAG
 
 
 @dataclass(frozen=True)
@@ -120,9 +123,49 @@ _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoade
 
 
 class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """The safe loader, with timestamps kept as the strings they were written as."""
+    """The safe loader, resolving and constructing scalars and keys as Kubernetes does."""
+
+    def resolve(self, kind: type[Node], value: str | None, implicit: tuple[bool, bool] | bool) -> str:
+        if kind is ScalarNode and isinstance(implicit, tuple) and implicit[0] and value is not None:
+            return yamldialect.resolve_plain(value)[0]
+        return str(super().resolve(kind, value, implicit))
+
+    def construct_go_scalar(self, node: ScalarNode) -> Any:
+        """A scalar tagged bool, int, float or null (implicitly or explicitly, `!!int 0x1F`):
+        its value by Go's rules, which must agree with the tag (go-yaml refuses `!!int abc`)."""
+        tag, value = yamldialect.resolve_plain(str(self.construct_scalar(node)))
+        if tag == yamldialect.INT_TAG and node.tag == yamldialect.FLOAT_TAG:
+            tag, value = node.tag, float(value)
+        if tag != node.tag:
+            line = node.start_mark.line + 1
+            raise ValueError(f"line {line}: {node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}")
+        if isinstance(value, float):
+            try:
+                return yamldialect.json_number(value)
+            except ValueError as error:
+                raise yaml.constructor.ConstructorError(None, None, str(error), node.start_mark) from None
+        return value
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[str, Any]:
+        """Keys as strings, as sigs.k8s.io/yaml writes them into JSON (`8443:` is "8443")."""
+        self.flatten_mapping(node)  # merge keys (`<<: *base`)
+        mapping: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == yamldialect.FLOAT_TAG and isinstance(key_node, ScalarNode):
+                key = float(yamldialect.resolve_plain(key_node.value)[1])  # 1e6 is "1e+06", not "1000000"
+            else:
+                key = self.construct_object(key_node, deep=True)
+            try:
+                text = yamldialect.json_key(key)
+            except ValueError as error:
+                raise yaml.constructor.ConstructorError(None, None, str(error), key_node.start_mark) from None
+            # Keys equal once converted (`16:`, `0x10:`) were reported while composing.
+            mapping[text] = self.construct_object(value_node, deep=deep)
+        return mapping
 
 
+for _tag in (yamldialect.BOOL_TAG, yamldialect.INT_TAG, yamldialect.FLOAT_TAG, yamldialect.NULL_TAG):
+    _Loader.add_constructor(_tag, _Loader.construct_go_scalar)
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_str)
 
 
@@ -267,13 +310,27 @@ def _check_duplicate_key(mapping: _Open, key: Node, *, file: str, problems: list
     if not isinstance(key, ScalarNode) or key.tag == _MERGE_TAG:
         return
     line = key.start_mark.line + 1
-    first = mapping.keys.get(key.value)
+    name = _key_name(key)
+    first = mapping.keys.get(name)
     if first is None:
-        mapping.keys[key.value] = line
+        mapping.keys[name] = line
     else:
         problems.append(
-            Problem(f"{file}:{line}", f"duplicate key {key.value!r} (first at line {first}); remove one of them")
+            Problem(f"{file}:{line}", f"duplicate key {name!r} (first at line {first}); remove one of them")
         )
+
+
+def _key_name(key: ScalarNode) -> str:
+    """The key as it ends up in JSON, so that `16:` and `0x10:` are found to be the same key."""
+    if key.tag not in (yamldialect.BOOL_TAG, yamldialect.INT_TAG, yamldialect.FLOAT_TAG):
+        return str(key.value)
+    tag, value = yamldialect.resolve_plain(key.value)
+    if tag != key.tag:
+        return str(key.value)
+    try:
+        return yamldialect.json_key(yamldialect.json_number(value) if isinstance(value, float) else value)
+    except ValueError:
+        return str(key.value)  # refused when the document is constructed, with its reason
 
 
 class _ConstructError(Exception):

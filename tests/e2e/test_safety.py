@@ -49,7 +49,8 @@ def snapshot(kube: Kube, namespaces: list[str], *, cluster_kinds: tuple[str, ...
     """(kind, namespace, name) -> (uid, resourceVersion) of every object in the namespaces, and
     of every object of the given cluster-scoped kinds."""
     found: Snapshot = {}
-    for resource in kube.listable_resources():
+    resources, _ = kube.listable_resources()
+    for resource in resources:
         if resource.namespaced:
             for namespace in namespaces:
                 for obj in kube.list(resource, namespace=namespace):

@@ -229,3 +229,16 @@ def test_input_is_not_mutated(obj: Object) -> None:
     body = prepare(obj, namespaced=False)
     assert obj == before
     assert body != before
+
+
+def test_numeric_resource_quantities_become_strings() -> None:
+    """Flux's test2: `cpu: 2` is refused by a 1.20 server-side apply ("expected string")."""
+    body = prepare({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"template": {"spec": {"containers": [{
+            "name": "app", "resources": {"limits": {"cpu": 2, "memory": "512Mi"}, "requests": {"cpu": 0.5}},
+        }]}}},
+    })
+
+    resources = body["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources == {"limits": {"cpu": "2", "memory": "512Mi"}, "requests": {"cpu": "0.5"}}

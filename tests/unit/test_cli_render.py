@@ -177,3 +177,25 @@ def test_secret_values_are_masked_unless_asked_for(repo: Path, output: str) -> N
         assert value not in masked
     assert "<secret sha256:" in masked and "bytes>" in masked
     assert "aHVudGVyMi1jb3JyZWN0LWhvcnNl" in shown and "8675309" in shown
+
+
+def test_create_namespace_adds_the_namespace_the_manifests_lack(repo: Path) -> None:
+    code, stdout, _ = invoke("--repo", str(repo), "--path", "apps", "-n", "argocd", "--create-namespace", "-o", "json")
+
+    assert code == 0
+    objects = json.loads(stdout)
+    objects = objects["items"] if isinstance(objects, dict) else objects
+    assert [(o["kind"], o["metadata"]["name"]) for o in objects][0] == ("Namespace", "argocd")
+    assert [o["kind"] for o in objects].count("Namespace") == 1
+
+
+def test_create_namespace_keeps_the_namespace_the_manifests_define(repo: Path) -> None:
+    (repo / "apps/ns.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: a}}\n")
+
+    code, stdout, _ = invoke("--repo", str(repo), "--path", "apps", "-n", "shop", "--create-namespace", "-o", "json")
+
+    assert code == 0
+    objects = json.loads(stdout)
+    objects = objects["items"] if isinstance(objects, dict) else objects
+    namespaces = [o for o in objects if o["kind"] == "Namespace"]
+    assert [n["metadata"] for n in namespaces] == [{"name": "shop", "labels": {"team": "a"}}]

@@ -64,6 +64,7 @@ def test_full_app_with_defaults_and_relative_paths(tmp_path: Path) -> None:
           revision: main
           path: apps/shop
           namespace: shop
+          createNamespace: true
           interval: 1m
           prune: false
           wait: true
@@ -81,6 +82,7 @@ def test_full_app_with_defaults_and_relative_paths(tmp_path: Path) -> None:
     assert (shop.name, shop.repo, shop.revision, shop.path, shop.namespace) == (
         "shop", "https://git.example.com/org/deploy.git", "main", "apps/shop", "shop")
     assert (shop.interval, shop.prune, shop.wait, shop.timeout, shop.self_heal) == (60, False, True, 120, False)
+    assert (shop.create_namespace, local.create_namespace) == (True, False)
     assert [(r.group, r.kind, r.json_pointers) for r in shop.ignore] == [("apps", "Deployment", ("/spec/replicas",))]
     assert shop.auth == GitAuth(token_file=tmp_path / "secrets/token", username="bot")
     # Defaults, and a local repository relative to the configuration file.

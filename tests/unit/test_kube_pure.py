@@ -13,7 +13,15 @@ from urllib.parse import unquote
 import pytest
 
 from syncer.errors import ClusterError, Conflict, Forbidden, Invalid, NotFound, Unavailable
-from syncer.kube import RateLimiter, Resource, _status_message, backoff_delay, error_for_status
+from syncer.kube import (
+    RateLimiter,
+    Resource,
+    ServerAnswer,
+    _server_answer,
+    backoff_delay,
+    error_for_status,
+    is_transient,
+)
 
 # -- backoff ------------------------------------------------------------------------------------
 
@@ -68,7 +76,7 @@ def test_backoff_honours_retry_after(retry_after: float, at_least: float, at_mos
         (422, Invalid),
         (400, Invalid),
         (429, Unavailable),
-        (500, Unavailable),
+        (500, ClusterError),  # the server's own failure, not an unreachable server
         (502, Unavailable),
         (503, Unavailable),
         (504, Unavailable),
@@ -85,6 +93,40 @@ def test_error_for_status(status: int, kind: type[ClusterError]) -> None:
         status, "Deployment/shop/web", "the server said no", "Because",
     )
     assert str(error) == "Deployment/shop/web: the server said no"
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "transient"),
+    [
+        (0, None, True),
+        (429, None, True),
+        (502, None, True),
+        (503, None, True),
+        (504, None, True),
+        (500, None, False),  # Kubernetes 1.20's panic on an APIService apply; a bug in a handler
+        (500, 2.0, True),
+        (400, None, False),
+        (409, 1.0, False),
+    ],
+)
+def test_only_transient_failures_are_retried(status: int, retry_after: float | None, transient: bool) -> None:
+    assert is_transient(status, retry_after=retry_after) is transient
+
+
+@pytest.mark.parametrize(
+    ("body", "header", "answer"),
+    [
+        (b'{"kind":"Status","message":"boom","reason":"InternalError","code":500}', None,
+         ServerAnswer("boom", "InternalError", None)),
+        (b'{"kind":"Status","message":"slow","reason":"ServerTimeout","details":{"retryAfterSeconds":3}}', None,
+         ServerAnswer("slow", "ServerTimeout", 3.0, {"retryAfterSeconds": 3})),
+        (b"This request caused apiserver to panic. Look in the logs for details.\n", None,
+         ServerAnswer("This request caused apiserver to panic. Look in the logs for details.")),
+        (b"", "5", ServerAnswer("Service Unavailable", "", 5.0)),
+    ],
+)
+def test_server_answer(body: bytes, header: str | None, answer: ServerAnswer) -> None:
+    assert _server_answer(body, fallback="Service Unavailable", retry_after_header=header) == answer
 
 
 # -- paths --------------------------------------------------------------------------------------
@@ -212,4 +254,5 @@ def test_rate_limiter_without_qps_never_waits() -> None:
     ],
 )
 def test_status_message(body: bytes, want: tuple[str, str]) -> None:
-    assert _status_message(body, "Internal Server Error")[:2] == want
+    answer = _server_answer(body, fallback="Internal Server Error", retry_after_header=None)
+    assert (answer.message, answer.reason) == want

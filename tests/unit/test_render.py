@@ -288,7 +288,7 @@ def test_invalid_documents(repo: Path, document: str, expected: str) -> None:
 
 
 def test_duplicates_name_both_origins(repo: Path) -> None:
-    write(repo, "a.yaml", CONFIGMAP.format(name="same"))
+    write(repo, "a.yaml", CONFIGMAP.format(name="same").replace("value", "first"))
     other, same = CONFIGMAP.format(name="other").lstrip(), CONFIGMAP.format(name="same").lstrip()
     write(repo, "b.yaml", f"---\n{other}---\n{same}")  # `same` starts on line 9
 
@@ -298,6 +298,16 @@ def test_duplicates_name_both_origins(repo: Path) -> None:
     assert problems_of(excinfo) == [
         "b.yaml:9: ConfigMap/shop/same is defined twice: here and at a.yaml:1; remove one of them"
     ]
+
+
+def test_an_object_written_twice_identically_is_one_object(repo: Path) -> None:
+    """Knative's release YAML repeats its CRDs word for word; kubectl applies both, harmlessly."""
+    write(repo, "a.yaml", CONFIGMAP.format(name="same"))
+    write(repo, "b.yaml", "---\n" + CONFIGMAP.format(name="same").lstrip())
+
+    (manifest,) = render(snapshot_of(repo), namespace="shop")
+
+    assert manifest.origin == Origin(file="a.yaml", document=0, line=1)
 
 
 def test_same_name_in_different_namespaces_or_groups_is_no_duplicate(repo: Path) -> None:
