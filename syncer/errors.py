@@ -7,6 +7,7 @@ Expected failures never surface as tracebacks: the CLI prints `str(error)` and e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class SyncerError(Exception):
@@ -48,15 +49,26 @@ class ClusterError(SyncerError):
     """The API server refused a request or could not be reached.
 
     `status` is the HTTP status (0 when there was no response); `subject` names the object
-    or resource the request was about.
+    or resource the request was about; `reason` and `details` are the server's `Status`
+    fields (details holds `causes`: one per invalid field), so callers decide on data, not
+    on message text.
     """
 
-    def __init__(self, subject: str, message: str, *, status: int = 0, reason: str = "") -> None:
+    def __init__(
+        self, subject: str, message: str, *, status: int = 0, reason: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> None:
         self.subject = subject
         self.message = message
         self.status = status
         self.reason = reason
+        self.details = details or {}
         super().__init__(f"{subject}: {message}" if subject else message)
+
+    @property
+    def causes(self) -> list[dict[str, Any]]:
+        causes = self.details.get("causes")
+        return [c for c in causes if isinstance(c, dict)] if isinstance(causes, list) else []
 
 
 class NotFound(ClusterError):
@@ -73,6 +85,13 @@ class Forbidden(ClusterError):
 
 class Invalid(ClusterError):
     """HTTP 422 (or 400): the object fails validation, e.g. an immutable field changed."""
+
+    def immutable_fields(self) -> list[str]:
+        """The fields the server refused to change because they are immutable. Kubernetes has
+        no reason code for this: its validation reports each one as a `FieldValueInvalid`
+        cause whose message ends with apimachinery's fixed text "field is immutable"."""
+        return [str(c.get("field", "")) for c in self.causes
+                if c.get("reason") == "FieldValueInvalid" and str(c.get("message", "")).endswith("field is immutable")]
 
 
 class Unavailable(ClusterError):
@@ -92,3 +111,7 @@ class ValidationFailed(SyncerError):
 
 class LockHeld(SyncerError):
     """Another sync of the same app holds its lock."""
+
+
+class LockLost(SyncerError):
+    """The sync can no longer prove that it holds its app's lock: it must not write again."""

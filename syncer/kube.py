@@ -8,6 +8,7 @@ failures with bounded exponential backoff, and turns HTTP errors into syncer's o
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,19 +137,23 @@ def backoff_delay(attempt: int, *, base: float, cap: float, retry_after: float |
     return delay
 
 
-def _status_message(body: bytes, fallback: str) -> tuple[str, str]:
-    """The `message` and `reason` of a Kubernetes Status body, or the HTTP reason."""
+def _status_message(body: bytes, fallback: str) -> tuple[str, str, dict[str, Any]]:
+    """The `message`, `reason` and `details` of a Kubernetes Status body, or the HTTP reason."""
     try:
         status = json.loads(body)
     except ValueError:
         text = body.decode("utf-8", "replace").strip()
-        return (text or fallback), ""
+        return (text or fallback), "", {}
     if isinstance(status, dict):
-        return str(status.get("message") or fallback), str(status.get("reason") or "")
-    return fallback, ""
+        details = status.get("details")
+        return (str(status.get("message") or fallback), str(status.get("reason") or ""),
+                details if isinstance(details, dict) else {})
+    return fallback, "", {}
 
 
-def error_for_status(status: int, *, subject: str, message: str, reason: str = "") -> ClusterError:
+def error_for_status(
+    status: int, *, subject: str, message: str, reason: str = "", details: dict[str, Any] | None = None
+) -> ClusterError:
     """Map an HTTP status onto syncer's error tree."""
     kind: type[ClusterError] = ClusterError
     if status == 404:
@@ -160,7 +166,7 @@ def error_for_status(status: int, *, subject: str, message: str, reason: str = "
         kind = Invalid
     elif status == 0 or status in RETRYABLE_STATUS:
         kind = Unavailable
-    return kind(subject, message, status=status, reason=reason)
+    return kind(subject, message, status=status, reason=reason, details=details)
 
 
 def load_api_client(options: ClientOptions) -> k8s_client.ApiClient:
@@ -192,6 +198,10 @@ def load_api_client(options: ClientOptions) -> k8s_client.ApiClient:
     return k8s_client.ApiClient(configuration)
 
 
+def _is_dry_run(query: dict[str, str] | None, body: Any) -> bool:
+    return bool(query and query.get("dryRun")) or (isinstance(body, dict) and bool(body.get("dryRun")))
+
+
 class Kube:
     """Raw-JSON access to one cluster, with discovery, rate limiting and retries.
 
@@ -206,6 +216,15 @@ class Kube:
         self._group_versions: dict[str, dict[str, Resource]] = {}
         self._preferred: dict[str, str] | None = None
         self.stats = RequestStats()
+        self._write_guard: Callable[[], None] | None = None
+
+    def guarded(self, write_guard: Callable[[], None]) -> Kube:
+        """This client (same connection pool, discovery and stats) with a check that runs
+        before every write request, retries included: the sync's lock uses it to stop all
+        writes the moment it can no longer prove it holds the lock."""
+        view = copy.copy(self)
+        view._write_guard = write_guard
+        return view
 
     @classmethod
     def connect(cls, options: ClientOptions = ClientOptions()) -> Kube:
@@ -244,10 +263,13 @@ class Kube:
         url = self._api.configuration.host + path + (f"?{urlencode(query)}" if query else "")
         attempt = 0
         while True:
+            if self._write_guard is not None and method != "GET" and not _is_dry_run(query, body):
+                self._write_guard()
             self._limiter.acquire()
             self.stats.count(verb)
             header_params = self._headers(headers)
             retry_after: float | None = None
+            details: dict[str, Any] = {}
             try:
                 response = self._api.call_api(
                     method, url, header_params=header_params, body=payload,
@@ -258,7 +280,7 @@ class Kube:
                 data = response.data or b""
                 if 200 <= status < 300:
                     return json.loads(data) if data else None
-                message, reason = _status_message(data, str(response.reason))
+                message, reason, details = _status_message(data, str(response.reason))
                 if status == 403 and message.rstrip().endswith("forbidden:"):
                     # Kubernetes 1.20 gives no reason when an apply would create the object.
                     message = message.rstrip() + (
@@ -273,13 +295,14 @@ class Kube:
                 if retry_after_header and retry_after_header.isdigit():
                     retry_after = float(retry_after_header)
             except (urllib3.exceptions.HTTPError, OSError, k8s_client.ApiException) as error:
-                status, message, reason = 0, f"cannot reach the API server at {self.server}: {error}", ""
+                status, message, reason, details = 0, f"cannot reach the API server at {self.server}: {error}", "", {}
             if status not in RETRYABLE_STATUS and status != 0:
-                raise error_for_status(status, subject=subject, message=message, reason=reason)
+                raise error_for_status(status, subject=subject, message=message, reason=reason, details=details)
             if attempt >= self._options.max_retries:
                 raise error_for_status(
                     status, subject=subject,
                     message=f"{message} (gave up after {attempt + 1} attempts)", reason=reason,
+                    details=details,
                 )
             delay = backoff_delay(
                 attempt, base=self._options.backoff_base, cap=self._options.backoff_cap,
@@ -355,18 +378,17 @@ class Kube:
             raise NotFound(f"{kind}.{group}", f"the API server does not serve the group {group}", status=404)
         return self.resource_for(preferred[group], kind)
 
-    def namespaced_resources(self) -> list[Resource]:
-        """Every listable namespaced kind the server serves, at each group's preferred version
-        (for checking what a namespace holds before deleting it)."""
+    def listable_resources(self) -> list[Resource]:
+        """Every listable kind the server serves, at each group's preferred version."""
         group_versions = ["v1"]
         groups = self.request("GET", "/apis", subject="discovery", verb="discovery")
         group_versions += [g["preferredVersion"]["groupVersion"] for g in groups.get("groups", [])]
-        found = []
-        for group_version in group_versions:
-            for resource in self._discover(group_version).values():
-                if resource.namespaced and "list" in resource.verbs:
-                    found.append(resource)
-        return found
+        return [resource for group_version in group_versions
+                for resource in self._discover(group_version).values() if "list" in resource.verbs]
+
+    def namespaced_resources(self) -> list[Resource]:
+        """Every listable namespaced kind (for checking what a namespace holds before deleting it)."""
+        return [resource for resource in self.listable_resources() if resource.namespaced]
 
     def forget_discovery(self, api_version: str | None = None) -> None:
         """Drop cached discovery (after a CRD was applied, its group becomes served)."""
@@ -454,19 +476,24 @@ class Kube:
         namespace: str | None,
         subject: str,
         uid: str | None = None,
+        resource_version: str | None = None,
         dry_run: bool = False,
         propagation: str = "Background",
     ) -> bool:
         """Delete an object; False when it was already gone. With `uid`, only that exact
-        object is deleted (a precondition), never a namesake created since we looked."""
+        object is deleted (a precondition), never a namesake created since we looked; with
+        `resource_version`, only if nobody changed it since."""
         body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
-        if uid:
-            body["preconditions"] = {"uid": uid}
-        query = {"dryRun": "All"} if dry_run else None
+        if uid or resource_version:
+            body["preconditions"] = {k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v}
+        if dry_run:
+            # In the body, not the query: the server ignores a `dryRun` query parameter when
+            # DeleteOptions come in the body, and deletes for real.
+            body["dryRun"] = ["All"]
         try:
             self.request(
                 "DELETE", resource.path(namespace=namespace, name=name),
-                subject=subject, verb="delete", query=query, body=body,
+                subject=subject, verb="dry-run" if dry_run else "delete", body=body,
             )
         except NotFound:
             return False

@@ -3,10 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 Object = dict[str, Any]
 """A Kubernetes object as decoded from YAML or JSON."""
+
+
+class Action(StrEnum):
+    """What a sync does, or would do, to one object: one vocabulary for the plan, the change
+    set, `diff` and `sync` output (text and JSON), logs, metrics and the recorded status."""
+
+    CREATED = "created"
+    CONFIGURED = "configured"
+    RECREATED = "recreated"
+    """Deleted and created again: an immutable field changed and the object opted in."""
+    UNCHANGED = "unchanged"
+    DELETED = "deleted"
+    """Pruned: no longer in the source."""
+    KEPT = "kept"
+    """No longer in the source, but a named prune filter keeps it (a settled state)."""
+    SKIPPED = "skipped"
+    """Not attempted: pruning is off, or the sync stopped before the object's step."""
+    FAILED = "failed"
+
+
+CHANGING_ACTIONS = frozenset({Action.CREATED, Action.CONFIGURED, Action.RECREATED, Action.DELETED})
+"""The actions that write an object; anything else leaves it as it is."""
 
 
 def split_api_version(api_version: str) -> tuple[str, str]:

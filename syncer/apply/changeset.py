@@ -7,29 +7,34 @@ prints.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from syncer.model import ObjectRef
+from syncer.model import CHANGING_ACTIONS, Action, ObjectRef
 
-ChangeAction = Literal[
-    "created", "configured", "unchanged", "deleted", "skipped", "failed", "recreated"
-]
-ACTIONS: tuple[ChangeAction, ...] = (
-    "created", "configured", "recreated", "unchanged", "deleted", "skipped", "failed"
-)
+ACTIONS: tuple[Action, ...] = tuple(Action)
+
+
+def summary_text(summary: Mapping[str, int]) -> str:
+    """`3 created, 1 deleted, 12 unchanged`: the actions that happened, in vocabulary order."""
+    parts = [f"{summary[a]} {a}" for a in ACTIONS if summary.get(a)]
+    return ", ".join(parts) if parts else "no objects"
 
 
 @dataclass(frozen=True)
 class Change:
     ref: ObjectRef
     api_version: str
-    action: ChangeAction
+    action: Action
     message: str = ""
+    reason: str = ""
+    """For a kept object, the name of the prune filter that keeps it."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "action": self.action,
+            "action": str(self.action),
+            "reason": self.reason,
             "apiVersion": self.api_version,
             "kind": self.ref.kind,
             "namespace": self.ref.namespace,
@@ -52,14 +57,18 @@ class ChangeSet:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not any(c.action == "failed" for c in self.changes)
+        return self.error is None and not any(c.action is Action.FAILED for c in self.changes)
 
     def summary(self) -> dict[str, int]:
         counts = Counter(c.action for c in self.changes)
-        return {action: counts.get(action, 0) for action in ACTIONS}
+        return {str(action): counts.get(action, 0) for action in ACTIONS}
 
-    def count(self, *actions: ChangeAction) -> int:
+    def count(self, *actions: Action) -> int:
         return sum(1 for c in self.changes if c.action in actions)
+
+    @property
+    def changed_something(self) -> bool:
+        return any(c.action in CHANGING_ACTIONS for c in self.changes) and not self.dry_run
 
     def to_dict(self) -> dict[str, Any]:
         return {

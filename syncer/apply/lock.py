@@ -1,9 +1,14 @@
 """A per-app lock in the cluster, so two syncs of one app never write at once.
 
 A `coordination.k8s.io/v1` Lease named `syncer-<app>` in the app's namespace. The holder
-renews it while it works; a holder that died stops renewing, and its lease may be taken over
-once `leaseDurationSeconds` has passed. Releasing deletes the Lease (with a UID precondition,
-so only our own Lease is ever deleted).
+renews it while it works; a holder that died (or was paused) stops renewing, and its lease may
+be taken over once `leaseDurationSeconds` has passed.
+
+A holder that cannot prove it still holds the lock must stop writing at once: `ensure_held`
+(run before every write request, see `Kube.guarded`) fails once the last successful renewal
+is older than a safety fraction of the lease's duration, or a renewal found the Lease taken
+or gone; `confirm` (before every prune step) also reads the Lease back. Releasing deletes the
+Lease with UID and resourceVersion preconditions, so only our own, unchanged Lease is deleted.
 """
 
 from __future__ import annotations
@@ -17,13 +22,16 @@ import uuid
 from datetime import datetime, timezone
 from types import TracebackType
 
-from syncer.errors import Conflict, LockHeld, NotFound
+from syncer.errors import ClusterError, Conflict, LockHeld, LockLost, NotFound
 from syncer.kube import Kube
 from syncer.model import Object
 
 log = logging.getLogger(__name__)
 
 LOCK_PREFIX = "syncer-"
+HELD_FRACTION = 0.8
+"""A lock counts as held only while its last renewal is younger than this fraction of the
+lease duration: the rest is the margin for clock rates and the write in flight."""
 
 
 def now_micro() -> str:
@@ -79,6 +87,8 @@ class AppLock:
         self._lease: Object | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._renewed_at = 0.0
+        self._lost: str | None = None
 
     def _spec(self, *, acquired: str | None = None) -> Object:
         now = now_micro()
@@ -125,6 +135,7 @@ class AppLock:
                 )
             time.sleep(self._poll)
         log.debug("%s acquired by %s", self._subject, self._identity)
+        self._renewed_at, self._lost = time.monotonic(), None
         self._stop.clear()
         self._renewer = threading.Thread(target=self._renew_loop, name=f"lease-{self._app}", daemon=True)
         self._renewer.start()
@@ -132,13 +143,47 @@ class AppLock:
     def _renew_loop(self) -> None:
         while not self._stop.wait(self._duration / 3):
             lease = self._lease
-            if lease is None:
+            if lease is None or self._lost:
                 return
-            lease["spec"]["renewTime"] = now_micro()
+            started = time.monotonic()
+            renewed = {**lease, "spec": {**lease["spec"], "renewTime": now_micro()}}
             try:
-                self._lease = self._kube.replace(self._resource, lease, subject=self._subject)
+                self._lease = self._kube.replace(self._resource, renewed, subject=self._subject)
+                self._renewed_at = started
+            except (Conflict, NotFound) as error:
+                self._lost = f"another sync took the lock over or removed it ({error.message})"
+                log.warning("%s: lost: %s", self._subject, self._lost)
+                return
             except Exception as error:  # a failed renewal is retried at the next period
                 log.warning("%s: renewal failed: %s", self._subject, error)
+
+    def ensure_held(self) -> None:
+        """Raise LockLost unless the lock is provably still ours."""
+        if self._lease is None:
+            raise LockLost(f"app {self._app}: {self._subject} is not held; refusing to write")
+        if self._lost:
+            raise LockLost(f"app {self._app}: lost {self._subject}: {self._lost}; stopped before the "
+                           "next write, so a newer sync's work is not undone")
+        age = time.monotonic() - self._renewed_at
+        if age >= self._duration * HELD_FRACTION:
+            self._lost = (f"its last renewal was {age:.0f}s ago, longer than the lease allows "
+                          f"({self._duration}s); another sync may hold it now")
+            raise LockLost(f"app {self._app}: lost {self._subject}: {self._lost}; stopped before the "
+                           "next write, so a newer sync's work is not undone")
+
+    def confirm(self) -> None:
+        """ensure_held, and the Lease read back is still the one we last wrote."""
+        self.ensure_held()
+        assert self._lease is not None
+        try:
+            current = self._kube.get(self._resource, self._name, namespace=self._namespace)
+        except ClusterError as error:
+            raise LockLost(f"app {self._app}: cannot confirm {self._subject}: {error.message}") from error
+        mine = self._lease["metadata"]
+        if current is None or current["metadata"].get("uid") != mine.get("uid") or (
+                current.get("spec") or {}).get("holderIdentity") != self._identity:
+            self._lost = "another sync holds it now"
+            raise LockLost(f"app {self._app}: lost {self._subject}: another sync holds it now")
 
     def release(self) -> None:
         self._stop.set()
@@ -146,11 +191,11 @@ class AppLock:
             self._renewer.join()
             self._renewer = None
         lease, self._lease = self._lease, None
-        if lease is None:
-            return
+        if lease is None or self._lost:
+            return  # a lost lease may be somebody else's by now
         try:
-            self._kube.delete(self._resource, self._name, namespace=self._namespace,
-                              subject=self._subject, uid=lease["metadata"]["uid"])
+            self._kube.delete(self._resource, self._name, namespace=self._namespace, subject=self._subject,
+                              uid=lease["metadata"]["uid"], resource_version=lease["metadata"]["resourceVersion"])
         except (NotFound, Conflict):
             pass
 

@@ -26,6 +26,9 @@ class SyncOptions:
     """Requests in flight at once within a step."""
     lock_timeout: float = 60.0
     """Seconds to wait for another sync of the same app to finish."""
+    lock_duration: int = 30
+    """Seconds the app's Lease lasts without renewal; a sync that cannot renew it within
+    that time stops writing."""
     ignore: tuple[IgnoreRule, ...] = ()
     diff_text: bool = True
     """Render unified diffs in the plan (`syncer diff` prints them; a sync need not)."""

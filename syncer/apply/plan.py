@@ -1,12 +1,17 @@
-"""Planning: what a sync would do, decided by reading the cluster and asking the server.
+"""Planning: every decision a sync makes, made once, by reading the cluster and asking the server.
 
 Reads only. For every desired object it finds the live object (one LIST per kind and
 namespace, never a GET per object), proves locally when an apply would change nothing, and
 otherwise asks the server with a server-side apply dry-run (`dryRun=All`, the same field
-manager as the real apply), which both validates the object and predicts the result. It also
-reads the app's ApplySet inventory to find what is no longer in Git (prune candidates).
+manager as the real apply), which both validates the object and predicts the result. It
+reads the app's ApplySet inventory to find what Git no longer has and runs the prune filters
+(`filters.py`) on it.
 
-`syncer diff`, `syncer sync --dry-run` and `syncer sync` all start here.
+The result is a `Plan`: per object an `Action`, per prune candidate an `Action` and the name
+of the filter that kept it, and an ordered tuple of typed tasks. `syncer diff` prints it,
+`syncer sync --dry-run` executes it with every request in dry-run mode, and `syncer sync`
+executes it (`executor.py`). Nothing after this module decides whether an object is
+created, configured, recreated, kept or deleted.
 """
 
 from __future__ import annotations
@@ -15,21 +20,22 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from syncer.apply.applyset import Inventory, is_member, split_group_kind
+from syncer.apply.applyset import ID_LABEL, PART_OF_LABEL, PARENT_PREFIX, Inventory, is_member, split_group_kind
+from syncer.apply.filters import Candidate, PruneContext, desired_uids, keep_reason
 from syncer.apply.options import SyncOptions
-from syncer.apply.order import OrderInfo, order_info, plan_steps
+from syncer.apply.order import OrderInfo, deletion_steps, order_info, plan_steps
 from syncer.apply.prepare import prepare_body
 from syncer.diff import ObjectDiff, apply_ignores, compare, owned_fields, proven_unchanged, removed_paths, rules_for
-from syncer.errors import ClusterError, Conflict, Invalid, NotFound
+from syncer.errors import ClusterError, Conflict, Forbidden, Invalid, NotFound
 from syncer.kube import Kube, Resource
-from syncer.model import Manifest, Object, ObjectRef, Origin, split_api_version
+from syncer.model import CHANGING_ACTIONS, Action, Manifest, Object, ObjectRef, Origin, split_api_version
 
 log = logging.getLogger(__name__)
 
 RECREATE_ANNOTATION = "syncer.dev/recreate"
-PRUNE_ANNOTATION = "syncer.dev/prune"
+ADOPT_ANNOTATION = "syncer.dev/adopt"
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -37,7 +43,7 @@ R = TypeVar("R")
 
 @dataclass
 class PlannedObject:
-    """One desired object and what applying it would do."""
+    """One desired object and what the sync does to it."""
 
     ref: ObjectRef
     api_version: str
@@ -45,36 +51,86 @@ class PlannedObject:
     resource: Resource
     origin: Origin
     live: Object | None
+    action: Action = Action.UNCHANGED
     diff: ObjectDiff | None = None
-    deferred: str | None = None
-    """Why the server cannot check this object before the sync starts writing (its namespace
-    or CustomResourceDefinition is created by the same sync); None when it was checked."""
-    blocked_by: ObjectRef | None = None
-    """The Namespace or CustomResourceDefinition of this sync that `deferred` waits for."""
-    recreate: bool = False
-    """An immutable field changes and the object opted in to being deleted and re-created."""
+    blocked_by: frozenset[ObjectRef] = frozenset()
+    """Namespaces and CustomResourceDefinitions this sync creates that must exist before the
+    server can check this object; empty when it was checked at plan time."""
     conflicts: str | None = None
     """Fields owned by other managers that the apply takes over (forced), as the server said."""
 
     @property
-    def action(self) -> str:
-        if self.deferred:
-            return "create" if self.live is None else "update"
-        assert self.diff is not None
-        return self.diff.action
+    def waiting_for(self) -> str:
+        """Why the server cannot check this object before the sync starts writing."""
+        return ", ".join(f"{'its namespace' if b.kind == 'Namespace' else 'its CustomResourceDefinition'} "
+                         f"{b.name}" for b in sorted(self.blocked_by)) + " (created by this sync)"
 
 
-@dataclass
-class PruneCandidate:
-    """A live member of the app's ApplySet that Git no longer has."""
+@dataclass(frozen=True)
+class PruneDecision:
+    """A live member of the app's ApplySet that Git no longer has, and what happens to it."""
 
     ref: ObjectRef
     api_version: str
     resource: Resource
     live: Object
-    keep: str | None = None
-    """Why it is kept (an opt-out annotation); None when it will be deleted."""
+    action: Action
+    """DELETED, KEPT (a filter keeps it) or SKIPPED (pruning is off)."""
+    reason: str = ""
+    """The name of the filter that keeps it (`foreign-inside`, ...); "" when deleted."""
+    message: str = ""
     diff: ObjectDiff | None = None
+
+
+# -- tasks: the plan's executable specification ------------------------------------------------
+
+@dataclass(frozen=True)
+class EnsureNamespace:
+    """Create the app's own namespace first: its inventory and lock live there."""
+
+    ref: ObjectRef
+
+
+@dataclass(frozen=True)
+class WriteInventory:
+    """Record group-kinds and namespaces on the ApplySet parent: the union of old and new
+    before applying (`widen`), exactly the new set after pruning (`narrow`)."""
+
+    inventory: Inventory
+    stage: str
+
+
+@dataclass(frozen=True)
+class CheckBlocked:
+    """Dry-run the objects that had to wait for a Namespace or CRD of this sync, before any
+    of them is written."""
+
+    refs: tuple[ObjectRef, ...]
+
+
+@dataclass(frozen=True)
+class ApplyStep:
+    index: int
+    refs: tuple[ObjectRef, ...]
+
+
+@dataclass(frozen=True)
+class WaitEstablished:
+    refs: tuple[ObjectRef, ...]
+
+
+@dataclass(frozen=True)
+class PruneStep:
+    refs: tuple[ObjectRef, ...]
+
+
+@dataclass(frozen=True)
+class WaitHealthy:
+    refs: tuple[ObjectRef, ...]
+
+
+Task = EnsureNamespace | WriteInventory | CheckBlocked | ApplyStep | WaitEstablished | PruneStep | WaitHealthy
+WRITING_TASKS = (EnsureNamespace, WriteInventory, PruneStep)
 
 
 @dataclass
@@ -82,44 +138,52 @@ class Plan:
     options: SyncOptions
     revision: str
     inventory: Inventory
+    """The inventory as the parent records it (or as recovered from members' labels)."""
     objects: dict[ObjectRef, PlannedObject] = field(default_factory=dict)
     steps: list[list[ObjectRef]] = field(default_factory=list)
-    prune: list[PruneCandidate] = field(default_factory=list)
+    prune: list[PruneDecision] = field(default_factory=list)
+    tasks: tuple[Task, ...] = ()
     failures: list[ClusterError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     parent_version: str | None = None
     """resourceVersion of the ApplySet parent when it was read (None: there is none)."""
     parent_annotations: dict[str, str] = field(default_factory=dict)
 
-    def inventory_is_current(self) -> bool:
-        """The parent records exactly the desired objects' group-kinds and namespaces (and
-        those of the objects it keeps)."""
-        kept = [c.ref for c in self.prune]
-        return self.inventory.exists and self.inventory.exactly(list(self.objects) + kept).records_same(self.inventory)
-
     @property
     def changed(self) -> list[PlannedObject]:
-        return [o for o in self.objects.values() if o.action != "unchanged"]
+        return [o for o in self.objects.values() if o.action in CHANGING_ACTIONS]
 
     @property
-    def deletions(self) -> list[PruneCandidate]:
-        return [c for c in self.prune if c.keep is None]
+    def deletions(self) -> list[PruneDecision]:
+        return [d for d in self.prune if d.action is Action.DELETED]
+
+    @property
+    def writes(self) -> bool:
+        """Whether executing the plan writes anything (objects, inventory or prune)."""
+        return any(isinstance(t, WRITING_TASKS) or (isinstance(t, ApplyStep) and self._step_writes(t))
+                   for t in self.tasks)
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.changed) or (self.options.prune and bool(self.deletions))
+        """What `syncer diff` exits 1 on: the sync would write."""
+        return self.writes
+
+    def _step_writes(self, step: ApplyStep) -> bool:
+        return any(self.objects[ref].action in CHANGING_ACTIONS for ref in step.refs)
+
+    def inventory_writes(self) -> list[WriteInventory]:
+        return [t for t in self.tasks if isinstance(t, WriteInventory)]
+
+    def decisions(self) -> list[tuple[ObjectRef, Action]]:
+        """Every object's action, in apply order, then the prune decisions."""
+        return ([(ref, self.objects[ref].action) for step in self.steps for ref in step]
+                + [(d.ref, d.action) for d in self.prune])
 
     def diffs(self) -> list[ObjectDiff]:
         """Every object's diff in apply order, then the deletions."""
-        result = []
-        for step in self.steps:
-            for ref in step:
-                planned = self.objects[ref]
-                if planned.diff is not None:
-                    result.append(planned.diff)
-        if self.options.prune:
-            result.extend(c.diff for c in self.deletions if c.diff is not None)
-        return result
+        result = [self.objects[ref].diff for step in self.steps for ref in step]
+        result.extend(d.diff for d in self.deletions)
+        return [d for d in result if d is not None]
 
 
 def run_concurrently(fn: Callable[[T], R], items: Sequence[T], *, workers: int) -> list[R]:
@@ -160,8 +224,8 @@ class _Resolved:
     ref: ObjectRef
     resource: Resource
     body: Object
-    deferred: str | None
-    blocked_by: ObjectRef | None
+    new_crd: ObjectRef | None
+    """The CRD of this sync that defines the kind, when the server does not serve it yet."""
 
 
 def _resolve(kube: Kube, manifests: Sequence[Manifest], *, plan: Plan) -> list[_Resolved]:
@@ -170,7 +234,7 @@ def _resolve(kube: Kube, manifests: Sequence[Manifest], *, plan: Plan) -> list[_
     resolved = []
     for manifest in manifests:
         group, _ = split_api_version(manifest.api_version)
-        deferred, blocked_by = None, None
+        new_crd = None
         try:
             resource = kube.resource_for(manifest.api_version, manifest.kind)
         except NotFound:
@@ -182,12 +246,11 @@ def _resolve(kube: Kube, manifests: Sequence[Manifest], *, plan: Plan) -> list[_
                     status=404,
                 ))
                 continue
-            blocked_by, resource = crds[(group, manifest.kind)]
-            deferred = f"its CustomResourceDefinition {blocked_by.name} is created by this sync"
+            new_crd, resource = crds[(group, manifest.kind)]
         body = prepare_body(manifest.obj, applyset=plan.inventory.id, namespaced=resource.namespaced)
         if resource.namespaced and not (body.get("metadata") or {}).get("namespace"):
             body["metadata"]["namespace"] = plan.options.namespace
-        resolved.append(_Resolved(manifest, ObjectRef.of(body), resource, body, deferred, blocked_by))
+        resolved.append(_Resolved(manifest, ObjectRef.of(body), resource, body, new_crd))
     return resolved
 
 
@@ -207,58 +270,75 @@ def _read_live(
     return dict(zip(keys, run_concurrently(read, keys, workers=workers)))
 
 
-def _dry_run(kube: Kube, planned: PlannedObject, *, options: SyncOptions) -> Object:
-    """Server-side apply dry-run. Conflicts with other managers are recorded, then forced (or
-    turned into an error with --no-force-conflicts)."""
+def dry_run_apply(kube: Kube, planned: PlannedObject, *, options: SyncOptions) -> tuple[Object, str | None]:
+    """Server-side apply dry-run: the predicted object, and the fields it takes over from other
+    managers (forced), or a Conflict with --no-force-conflicts."""
     subject = str(planned.ref)
     try:
         return kube.apply(planned.resource, planned.body, subject=subject,
-                          field_manager=options.field_manager, force=False, dry_run=True)
+                          field_manager=options.field_manager, force=False, dry_run=True), None
     except Conflict as conflict:
         if not options.force_conflicts:
             raise Conflict(subject, f"{conflict.message}; syncer leaves fields owned by other "
                            "managers alone with --no-force-conflicts (drop the flag to take them over)",
                            status=409) from conflict
-        planned.conflicts = conflict.message
         return kube.apply(planned.resource, planned.body, subject=subject,
-                          field_manager=options.field_manager, force=True, dry_run=True)
+                          field_manager=options.field_manager, force=True, dry_run=True), conflict.message
 
 
-def _explain_invalid(error: Invalid, planned: PlannedObject) -> ClusterError:
-    if "immutable" not in error.message:
+def _explain_immutable(error: Invalid, planned: PlannedObject) -> ClusterError:
+    fields = error.immutable_fields()
+    if not fields:
         return error
     return Invalid(
         error.subject,
-        f"{error.message} — an immutable field changes; to delete and re-create the object, "
-        f'annotate it with {RECREATE_ANNOTATION}: "true" ({planned.origin})',
-        status=error.status, reason=error.reason,
+        f"{error.message} — immutable field(s) {', '.join(fields)} change; to delete and re-create "
+        f'the object, annotate it with {RECREATE_ANNOTATION}: "true" ({planned.origin})',
+        status=error.status, reason=error.reason, details=error.details,
     )
 
 
-def diff_object(kube: Kube, planned: PlannedObject, *, options: SyncOptions) -> ClusterError | None:
-    """Fill in planned.diff (and recreate); return the server's objection, if any."""
+def _wants(planned: PlannedObject, annotation: str) -> bool:
+    return (planned.body["metadata"].get("annotations") or {}).get(annotation) == "true"
+
+
+def project(live: Any, onto: Any) -> Any:
+    """The parts of `live` at the paths `onto` sets (into maps, and into lists item by item
+    when both have the same length; anything else whole): what a re-created object is
+    compared with, so that server defaults and status, which a create sets again, do not
+    show as removed."""
+    if isinstance(onto, dict) and isinstance(live, dict):
+        return {key: project(live[key], value) for key, value in onto.items() if key in live}
+    if isinstance(onto, list) and isinstance(live, list) and len(onto) == len(live):
+        return [project(item, wanted) for item, wanted in zip(live, onto)]
+    return live
+
+
+def check_object(kube: Kube, planned: PlannedObject, *, options: SyncOptions) -> ClusterError | None:
+    """Decide planned.action and planned.diff; return the server's objection, if any."""
     rules = rules_for(planned.ref, planned.body, options.ignore)
     live = planned.live
-    if live is not None:
-        if proven_unchanged(
-            apply_ignores(planned.body, rules=rules, live=live),
-            apply_ignores(live, rules=rules, live=live),
-            manager=options.field_manager,
-        ):
-            # What compare(live, predicted=live) would return, without normalising and masking
-            # two copies of the live object: on a resync nearly every object takes this path.
-            planned.diff = ObjectDiff(planned.ref, planned.api_version, "unchanged", "")
-            return None
+    if live is not None and proven_unchanged(
+        apply_ignores(planned.body, rules=rules, live=live),
+        apply_ignores(live, rules=rules, live=live),
+        manager=options.field_manager,
+    ):
+        # What compare(live, predicted=live) would return, without normalising and masking
+        # two copies of the live object: on a resync nearly every object takes this path.
+        planned.action = Action.UNCHANGED
+        planned.diff = ObjectDiff(planned.ref, planned.api_version, Action.UNCHANGED, "")
+        return None
     try:
-        predicted = _dry_run(kube, planned, options=options)
+        predicted, planned.conflicts = dry_run_apply(kube, planned, options=options)
     except Invalid as error:
-        wants_recreate = (planned.body["metadata"].get("annotations") or {}).get(RECREATE_ANNOTATION) == "true"
-        if live is not None and "immutable" in error.message and wants_recreate:
-            planned.recreate = True
-            planned.diff = compare(ref=planned.ref, api_version=planned.api_version, live=live,
-                                   predicted=planned.body, ignore=rules, text=options.diff_text)
+        if live is not None and error.immutable_fields() and _wants(planned, RECREATE_ANNOTATION):
+            diff = compare(ref=planned.ref, api_version=planned.api_version, live=project(live, planned.body),
+                           predicted=planned.body, ignore=rules, text=options.diff_text)
+            planned.action = Action.RECREATED
+            planned.diff = ObjectDiff(planned.ref, planned.api_version, Action.RECREATED, diff.diff,
+                                      changed=diff.changed)
             return None
-        return _explain_invalid(error, planned)
+        return _explain_immutable(error, planned)
     except ClusterError as error:
         return error
     if live is None:
@@ -270,79 +350,218 @@ def diff_object(kube: Kube, planned: PlannedObject, *, options: SyncOptions) -> 
         planned.diff = compare(ref=planned.ref, api_version=planned.api_version, live=live,
                                predicted=predicted, ignore=rules, removed=removed,
                                text=options.diff_text)
+    planned.action = planned.diff.action
     return None
 
 
-def _prune_candidates(
-    kube: Kube,
-    *,
-    plan: Plan,
-    desired: set[ObjectRef],
-    listed: dict[ListKey, list[Object] | ClusterError],
-) -> None:
-    """Live members of the ApplySet (by label, in the recorded group-kinds and namespaces)
-    that are not desired."""
+# -- ownership between apps -------------------------------------------------------------------
+
+def _owning_app(kube: Kube, applyset: str, *, near: Iterable[str | None]) -> str:
+    """A readable name for the app that owns an ApplySet id: its parent ConfigMap, found by
+    the id label (cluster-wide, else in the namespaces we can read)."""
+    configmaps = kube.resource_for("v1", "ConfigMap")
+    selector = f"{ID_LABEL}={applyset}"
+    parents: list[Object] = []
+    for namespace in [None, *sorted({n for n in near if n})]:
+        try:
+            parents = kube.list(configmaps, namespace=namespace, label_selector=selector)
+        except (Forbidden, NotFound):
+            continue
+        if parents:
+            break
+    for parent in parents:
+        name, namespace = parent["metadata"]["name"], parent["metadata"].get("namespace")
+        if name.startswith(PARENT_PREFIX):
+            return f"app {name[len(PARENT_PREFIX):]} (namespace {namespace})"
+        return f"the ApplySet of ConfigMap/{namespace}/{name}"
+    return f"another ApplySet ({applyset})"
+
+
+def ownership_failures(kube: Kube, plan: Plan) -> list[ClusterError]:
+    """Objects this app may not apply: another app's members (unless the manifest opts in to
+    taking them over) and ApplySet parents, which are never members of any set."""
+    failures: list[ClusterError] = []
+    for planned in plan.objects.values():
+        labels = (planned.live or {}).get("metadata", {}).get("labels") or {}
+        body_labels = planned.body["metadata"].get("labels") or {}
+        if planned.ref == plan.inventory.parent or ID_LABEL in labels or ID_LABEL in body_labels:
+            failures.append(ClusterError(
+                str(planned.ref),
+                f"is an ApplySet parent ({planned.origin}); a parent is never a member of a set, so "
+                "syncer will not apply it as part of an app", status=409, reason="ApplySetParent"))
+            continue
+        owner = labels.get(PART_OF_LABEL)
+        if owner and owner != plan.inventory.id and not _wants(planned, ADOPT_ANNOTATION):
+            app = _owning_app(kube, owner, near=[planned.ref.namespace, plan.options.namespace])
+            failures.append(ClusterError(
+                str(planned.ref),
+                f"belongs to {app}, not to app {plan.options.app} ({planned.origin}); remove it from "
+                f"one of the two sources, or take it over explicitly by annotating it with "
+                f'{ADOPT_ANNOTATION}: "true"', status=409, reason="OwnedByAnotherApp"))
+    return failures
+
+
+# -- the inventory ------------------------------------------------------------------------------
+
+def _recover_inventory(kube: Kube, plan: Plan, *, namespaces: Iterable[str]) -> Inventory:
+    """The parent is missing: find the app's members by their `part-of` label, so that what
+    Git removed meanwhile is still pruned. One LIST per kind (cluster-wide, or per namespace
+    for credentials that may not list cluster-wide)."""
     inventory = plan.inventory
-    selector = f"applyset.kubernetes.io/part-of={inventory.id}"
+    selector = f"{PART_OF_LABEL}={inventory.id}"
+    found: list[ObjectRef] = []
+    unsearched: list[str] = []
+    for resource in kube.listable_resources():
+        if resource.group in ("events.k8s.io", "metrics.k8s.io") or resource.kind == "Event":
+            continue
+        try:
+            found.extend(ObjectRef.of(o) for o in kube.list(resource, label_selector=selector))
+            continue
+        except (Forbidden, NotFound) as error:
+            if not resource.namespaced:
+                unsearched.append(f"{resource.group_kind} ({error.message})")
+                continue
+        for namespace in sorted(set(namespaces)):
+            try:
+                found.extend(ObjectRef.of(o) for o in kube.list(resource, namespace=namespace,
+                                                                 label_selector=selector))
+            except ClusterError:
+                unsearched.append(f"{resource.group_kind} in {namespace}")
+    if found:
+        plan.warnings.append(
+            f"{inventory.parent} was missing; recovered the app's inventory from the labels of "
+            f"{len(found)} object(s) ({', '.join(sorted({r.group_kind for r in found}))})")
+    if unsearched and found:
+        plan.warnings.append("could not search for members of this app in: " + ", ".join(unsearched[:10]))
+    return inventory.including(found)
+
+
+def _read_parent(kube: Kube, plan: Plan, listed: dict[ListKey, list[Object] | ClusterError]) -> Object | None:
+    configmaps = kube.resource_for("v1", "ConfigMap")
+    parent_list = listed.get((configmaps, plan.inventory.parent.namespace))
+    if isinstance(parent_list, list):
+        return next((o for o in parent_list if o["metadata"]["name"] == plan.inventory.parent.name), None)
+    return kube.get(configmaps, plan.inventory.parent.name, namespace=plan.inventory.parent.namespace)
+
+
+# -- prune decisions ------------------------------------------------------------------------------
+
+def _members(
+    kube: Kube, plan: Plan, listed: dict[ListKey, list[Object] | ClusterError]
+) -> list[tuple[Resource, Object]]:
+    """Live members of the ApplySet, by label, in the recorded group-kinds and namespaces."""
+    inventory = plan.inventory
+    selector = f"{PART_OF_LABEL}={inventory.id}"
+    members: list[tuple[Resource, Object]] = []
     for group_kind in sorted(inventory.group_kinds):
         group, kind = split_group_kind(group_kind)
         try:
             resource = kube.preferred_resource(group, kind)
         except NotFound:
             plan.warnings.append(
-                f"{group_kind}: recorded in the inventory but no longer served; its objects cannot be pruned"
-            )
+                f"{group_kind}: recorded in the inventory but no longer served; its objects cannot be pruned")
             continue
         namespaces: list[str | None] = list(inventory.search_namespaces()) if resource.namespaced else [None]
         for namespace in namespaces:
-            cached = next(
-                (objs for (res, ns), objs in listed.items()
-                 if ns == namespace and res.group == resource.group and res.kind == resource.kind),
-                None,
-            )
+            cached = next((objs for (res, ns), objs in listed.items()
+                           if ns == namespace and res.group == resource.group and res.kind == resource.kind), None)
             if isinstance(cached, list):
-                members = [o for o in cached if is_member(o, inventory.id)]
+                live = [o for o in cached if is_member(o, inventory.id)]
             else:
-                members = kube.list(resource, namespace=namespace, label_selector=selector)
-            for live in members:
-                ref = ObjectRef.of(live)
-                if ref in desired or ref == inventory.parent:
-                    continue
-                annotations = (live.get("metadata") or {}).get("annotations") or {}
-                keep = None
-                if annotations.get(PRUNE_ANNOTATION) == "disabled":
-                    keep = f'kept: annotated {PRUNE_ANNOTATION}: "disabled"'
-                candidate = PruneCandidate(ref=ref, api_version=str(live.get("apiVersion")),
-                                           resource=resource, live=live, keep=keep)
-                candidate.diff = compare(ref=ref, api_version=candidate.api_version, live=live, predicted=None,
-                                         text=plan.options.diff_text)
-                plan.prune.append(candidate)
+                live = kube.list(resource, namespace=namespace, label_selector=selector)
+            members.extend((resource, o) for o in live)
+    return members
+
+
+def _decide_prune(
+    kube: Kube, plan: Plan, listed: dict[ListKey, list[Object] | ClusterError]
+) -> list[PruneDecision]:
+    desired = set(plan.objects)
+    context = PruneContext(
+        kube=kube, applyset=plan.inventory.id, app=plan.options.app, desired=frozenset(desired),
+        desired_uids=desired_uids((ref, p.live) for ref, p in plan.objects.items() if p.live is not None),
+    )
+    decisions = []
+    for resource, live in _members(kube, plan, listed):
+        ref = ObjectRef.of(live)
+        if ref in desired or ref == plan.inventory.parent:
+            continue
+        candidate = Candidate(ref=ref, api_version=str(live.get("apiVersion")), resource=resource, live=live)
+        kept = keep_reason(candidate, context)
+        diff = compare(ref=ref, api_version=candidate.api_version, live=live, predicted=None,
+                       text=plan.options.diff_text)
+        if kept is not None:
+            action, reason, message = Action.KEPT, kept[0], f"kept: {kept[1]}"
+        elif not plan.options.prune:
+            action, reason, message = Action.SKIPPED, "prune-off", "not pruned: pruning is off (--no-prune)"
+        else:
+            action, reason, message = Action.DELETED, "", "pruned: no longer in the source"
+        decisions.append(PruneDecision(ref=ref, api_version=candidate.api_version, resource=resource, live=live,
+                                       action=action, reason=reason, message=message, diff=diff))
+    return sorted(decisions, key=lambda d: d.ref)
+
+
+# -- tasks ---------------------------------------------------------------------------------------
+
+def _tasks(plan: Plan) -> tuple[Task, ...]:
+    tasks: list[Task] = []
+    home = ObjectRef(group="", kind="Namespace", namespace=None, name=plan.inventory.parent.namespace or "")
+    if home in plan.objects and plan.objects[home].live is None:
+        tasks.append(EnsureNamespace(home))
+
+    desired = list(plan.objects)
+    kept = [d.ref for d in plan.prune if d.action is not Action.DELETED and d.reason != "desired-uid"]
+    widened = plan.inventory.including(desired)
+    final = plan.inventory.exactly(desired + kept)
+    if not plan.inventory.exists or not widened.records_same(plan.inventory):
+        tasks.append(WriteInventory(widened, "widen"))
+
+    checked: set[ObjectRef] = set()
+    created_before: set[ObjectRef] = set()
+    for index, step in enumerate(plan.steps):
+        ready = tuple(ref for s in plan.steps[index:] for ref in s
+                      if plan.objects[ref].blocked_by and ref not in checked
+                      and plan.objects[ref].blocked_by <= created_before)
+        if ready:
+            tasks.append(CheckBlocked(ready))
+            checked.update(ready)
+        tasks.append(ApplyStep(index, tuple(step)))
+        new_crds = tuple(ref for ref in step if ref.kind == "CustomResourceDefinition"
+                         and ref.group == "apiextensions.k8s.io" and plan.objects[ref].action in CHANGING_ACTIONS)
+        if new_crds:
+            tasks.append(WaitEstablished(new_crds))
+        created_before.update(step)
+
+    for step in deletion_steps(d.ref for d in plan.deletions):
+        tasks.append(PruneStep(tuple(step)))
+    if not final.records_same(widened):
+        tasks.append(WriteInventory(final, "narrow"))
+    if plan.options.wait:
+        tasks.append(WaitHealthy(tuple(desired)))
+    return tuple(tasks)
 
 
 def build_plan(
     kube: Kube, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str
 ) -> Plan:
-    """Read the cluster and decide, per object, what a sync would do. Writes nothing."""
+    """Read the cluster and decide, per object, what a sync does. Writes nothing."""
     plan = Plan(options=options, revision=revision,
                 inventory=Inventory.for_app(app=options.app, namespace=options.namespace))
     resolved = _resolve(kube, manifests, plan=plan)
 
     keys: list[ListKey] = sorted(
-        {(r.resource, r.ref.namespace if r.resource.namespaced else None) for r in resolved if not r.deferred},
+        {(r.resource, r.ref.namespace if r.resource.namespaced else None) for r in resolved if not r.new_crd},
         key=lambda k: (k[0].group, k[0].kind, k[1] or ""),
     )
-    configmaps = kube.resource_for("v1", "ConfigMap")
-    parent_key: ListKey = (configmaps, plan.inventory.parent.namespace)
     listed = _read_live(kube, keys, workers=options.concurrency)
-    parent_list = listed.get(parent_key)
-    if isinstance(parent_list, list):
-        parent = next((o for o in parent_list if o["metadata"]["name"] == plan.inventory.parent.name), None)
-    else:
-        parent = kube.get(configmaps, plan.inventory.parent.name, namespace=plan.inventory.parent.namespace)
-    plan.inventory = plan.inventory.read(parent)
+    parent = _read_parent(kube, plan, listed)
     plan.parent_version = parent["metadata"]["resourceVersion"] if parent else None
     plan.parent_annotations = dict((parent or {}).get("metadata", {}).get("annotations") or {})
-    if parent is not None and plan.inventory.tooling and not plan.inventory.tooling.startswith("syncer/"):
+    plan.inventory = plan.inventory.read(parent)
+    if parent is None:
+        plan.inventory = _recover_inventory(
+            kube, plan, namespaces=[options.namespace, *(r.ref.namespace for r in resolved if r.ref.namespace)])
+    elif plan.inventory.tooling and not plan.inventory.tooling.startswith("syncer/"):
         plan.failures.append(ClusterError(
             str(plan.inventory.parent),
             f"the ApplySet parent is managed by {plan.inventory.tooling}, not syncer; "
@@ -360,28 +579,29 @@ def build_plan(
         for obj in objs:
             live_by_ref[ObjectRef.of(obj)] = obj
 
-    created_namespaces = {
-        r.ref.name for r in resolved
+    new_namespaces = {
+        r.ref.name: r.ref for r in resolved
         if r.ref.group == "" and r.ref.kind == "Namespace" and r.ref not in live_by_ref
     }
     for r in resolved:
-        deferred, blocked_by = r.deferred, r.blocked_by
-        if deferred is None and r.resource.namespaced and r.ref.namespace in created_namespaces:
-            deferred = f"its namespace {r.ref.namespace} is created by this sync"
-            blocked_by = ObjectRef(group="", kind="Namespace", namespace=None, name=r.ref.namespace or "")
+        blocked_by = {r.new_crd} if r.new_crd else set()
+        if r.resource.namespaced and r.ref.namespace in new_namespaces:
+            blocked_by.add(new_namespaces[r.ref.namespace])
         plan.objects[r.ref] = PlannedObject(
             ref=r.ref, api_version=r.manifest.api_version, body=r.body, resource=r.resource,
-            origin=r.manifest.origin, live=live_by_ref.get(r.ref), deferred=deferred, blocked_by=blocked_by,
+            origin=r.manifest.origin, live=live_by_ref.get(r.ref), blocked_by=frozenset(blocked_by),
         )
 
-    to_check = [p for p in plan.objects.values() if not p.deferred]
-    errors = run_concurrently(lambda p: diff_object(kube, p, options=options), to_check,
+    plan.failures.extend(ownership_failures(kube, plan))
+    to_check = [p for p in plan.objects.values() if not p.blocked_by]
+    errors = run_concurrently(lambda p: check_object(kube, p, options=options), to_check,
                               workers=options.concurrency)
     plan.failures.extend(e for e in errors if e is not None)
     for planned in plan.objects.values():
-        if planned.deferred:
-            planned.diff = compare(ref=planned.ref, api_version=planned.api_version,
-                                   live=planned.live, predicted=planned.body,
+        if planned.blocked_by:
+            planned.action = Action.CREATED
+            planned.diff = compare(ref=planned.ref, api_version=planned.api_version, live=None,
+                                   predicted=planned.body,
                                    ignore=rules_for(planned.ref, planned.body, options.ignore),
                                    text=options.diff_text)
 
@@ -390,7 +610,8 @@ def build_plan(
         [_with_ref(order_info(r.manifest), r.ref) for r in resolved if r.ref in plan.objects],
         crd_kinds=crds,
     )
-    _prune_candidates(kube, plan=plan, desired=set(plan.objects), listed=listed)
+    plan.prune = _decide_prune(kube, plan, listed)
+    plan.tasks = _tasks(plan)
     return plan
 
 

@@ -25,10 +25,10 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from syncer.apply.applyset import ID_LABEL, PARENT_PREFIX, TOOLING, TOOLING_ANNOTATION, Inventory
-from syncer.apply.changeset import ACTIONS, ChangeAction, ChangeSet
-from syncer.errors import ClusterError
+from syncer.apply.changeset import ChangeSet, summary_text
+from syncer.errors import ClusterError, LockLost
 from syncer.kube import Kube
-from syncer.model import Object
+from syncer.model import Action, Object
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ MAX_ERROR_LENGTH = 4000
 EVENT_COMPONENT = "syncer"
 
 Result = Literal["Succeeded", "Failed"]
-CHANGING_ACTIONS: tuple[ChangeAction, ...] = ("created", "configured", "recreated", "deleted")
 
 
 def now_rfc3339() -> str:
@@ -64,7 +63,7 @@ class AppStatus:
     @classmethod
     def of(cls, changes: ChangeSet) -> AppStatus:
         error = changes.error or "; ".join(
-            f"{c.ref}: {c.message}" for c in changes.changes if c.action == "failed"
+            f"{c.ref}: {c.message}" for c in changes.changes if c.action is Action.FAILED
         )
         return cls(
             revision=changes.revision,
@@ -83,8 +82,7 @@ class AppStatus:
             other.revision, other.result, other.error)
 
     def summary_text(self) -> str:
-        parts = [f"{self.summary[a]} {a}" for a in ACTIONS if self.summary.get(a)]
-        return ", ".join(parts) if parts else "no objects"
+        return summary_text(self.summary)
 
     def annotations(self) -> dict[str, str]:
         values = {
@@ -99,10 +97,6 @@ class AppStatus:
                 error = error[: MAX_ERROR_LENGTH - 20] + " ... (truncated)"
             values[ERROR_ANNOTATION] = error
         return values
-
-
-def changed_something(changes: ChangeSet) -> bool:
-    return changes.count(*CHANGING_ACTIONS) > 0
 
 
 def needs_recording(new: AppStatus, recorded: AppStatus | None, *, changed: bool) -> bool:
@@ -241,10 +235,43 @@ def list_app_statuses(kube: Kube, *, namespace: str | None) -> list[AppStatusRow
     return sorted(rows, key=lambda row: (row.namespace, row.app))
 
 
-def record_outcome(kube: Kube, changes: ChangeSet, *, namespace: str) -> None:
-    """Record a finished sync's status when it is news (as `syncer run` does), using the status
-    the sync found on the parent, so that an idle resync costs no request."""
-    status = AppStatus.of(changes)
-    recorded = status_from_annotations(changes.inventory_annotations)
-    if needs_recording(status, recorded, changed=changed_something(changes)):
-        record(kube, app=changes.app, namespace=namespace, status=status)
+class OutcomeRecorder:
+    """Records an app's sync outcomes, for the CLI and the daemon alike: only news is written
+    (see `needs_recording`), what was recorded is remembered across ticks, and what a status
+    said before this process started is read back once (from the plan when it read the
+    parent, else with one GET)."""
+
+    def __init__(self, kube: Kube, *, app: str, namespace: str, instance: str = "") -> None:
+        self._kube = kube
+        self._app = app
+        self._namespace = namespace
+        self._instance = instance
+        self._recorded: AppStatus | None = None
+        self._loaded = False
+
+    def record(self, status: AppStatus, *, changed: bool, parent_annotations: dict[str, str] | None = None) -> bool:
+        """Write the status when it is news; True when it was written. Raises ClusterError."""
+        if not self._loaded:
+            self._recorded = (status_from_annotations(parent_annotations) if parent_annotations is not None
+                              else read_app_status(self._kube, app=self._app, namespace=self._namespace))
+            self._loaded = True
+        if not needs_recording(status, self._recorded, changed=changed):
+            return False
+        record(self._kube, app=self._app, namespace=self._namespace, status=status, instance=self._instance)
+        self._recorded = status
+        return True
+
+    def record_changes(self, changes: ChangeSet) -> bool:
+        """The outcome of a sync that ran (never of a dry run: that records nothing)."""
+        if changes.dry_run:
+            return False
+        return self.record(AppStatus.of(changes), changed=changes.changed_something,
+                           parent_annotations=changes.inventory_annotations)
+
+    def record_failure(self, *, revision: str, error: Exception) -> bool:
+        """The outcome of a sync that failed before or while it ran (validation, source, lock).
+        A sync that lost its lock records nothing: the sync that holds it now is the app's
+        latest outcome, and this one may no longer write."""
+        if isinstance(error, LockLost):
+            return False
+        return self.record(AppStatus.failed(revision=revision, error=str(error)), changed=False)

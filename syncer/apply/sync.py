@@ -8,7 +8,9 @@ namespace (home of its inventory and lock) is new, it is created first and every
 then checked before anything else is written; if that check fails the new, empty namespace is
 deleted again.
 
-A sync that would change nothing writes nothing, not even its lock.
+A sync whose plan writes nothing takes no lock and writes nothing. A sync that writes holds
+the app's lock, and every write goes through `Kube.guarded(lock.ensure_held)`: the moment it
+cannot prove it still holds the lock, it stops (LockLost) instead of undoing a newer sync.
 """
 
 from __future__ import annotations
@@ -16,15 +18,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from syncer.apply.applier import Reporter, StepReporter, execute
 from syncer.apply.changeset import Change, ChangeSet
+from syncer.apply.executor import Reporter, StepReporter, execute
 from syncer.apply.lock import AppLock
 from syncer.apply.options import SyncOptions
-from syncer.apply.plan import ListKey, Plan, build_plan
-from syncer.apply.prune import prune
+from syncer.apply.plan import EnsureNamespace, ListKey, Plan, build_plan
 from syncer.errors import ClusterError, NotFound, SyncerError, ValidationFailed
 from syncer.kube import Kube
-from syncer.model import Manifest, ObjectRef
+from syncer.model import Action, Manifest, ObjectRef
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def plan_sync(kube: Kube, manifests: Sequence[Manifest], *, options: SyncOptions
 def _fingerprint(plan: Plan) -> dict[ObjectRef, str]:
     """resourceVersions of everything the plan read, to tell whether the cluster moved since."""
     versions = {ref: p.live["metadata"]["resourceVersion"] for ref, p in plan.objects.items() if p.live}
-    versions.update({c.ref: c.live["metadata"]["resourceVersion"] for c in plan.prune})
+    versions.update({d.ref: d.live["metadata"]["resourceVersion"] for d in plan.prune})
     if plan.parent_version:
         versions[plan.inventory.parent] = plan.parent_version
     return versions
@@ -59,11 +60,11 @@ def _fingerprint(plan: Plan) -> dict[ObjectRef, str]:
 def _current_fingerprint(kube: Kube, plan: Plan) -> dict[ObjectRef, str]:
     keys: set[ListKey] = {
         (p.resource, p.ref.namespace if p.resource.namespaced else None)
-        for p in plan.objects.values() if not p.deferred
+        for p in plan.objects.values() if not p.blocked_by
     }
-    keys |= {(c.resource, c.ref.namespace) for c in plan.prune}
+    keys |= {(d.resource, d.ref.namespace) for d in plan.prune}
     keys.add((kube.resource_for("v1", "ConfigMap"), plan.inventory.parent.namespace))
-    relevant = set(plan.objects) | {c.ref for c in plan.prune} | {plan.inventory.parent}
+    relevant = set(plan.objects) | {d.ref for d in plan.prune} | {plan.inventory.parent}
     versions: dict[ObjectRef, str] = {}
     for resource, namespace in keys:
         for obj in kube.list(resource, namespace=namespace):
@@ -74,39 +75,16 @@ def _current_fingerprint(kube: Kube, plan: Plan) -> dict[ObjectRef, str]:
     return versions
 
 
-def dry_run_changes(kube: Kube, plan: Plan, *, report: Reporter) -> ChangeSet:
-    """What a sync would do, every write replaced by the server's dry-run."""
-    changes = ChangeSet(app=plan.options.app, revision=plan.revision, dry_run=True, warnings=list(plan.warnings),
-                        inventory_annotations=plan.parent_annotations)
-    names = {"create": "created", "update": "configured", "unchanged": "unchanged"}
-    for step in plan.steps:
-        for ref in step:
-            planned = plan.objects[ref]
-            action = "recreated" if planned.recreate else names[planned.action]
-            message = f"not checked by the server yet: {planned.deferred}" if planned.deferred else ""
-            change = Change(ref=ref, api_version=planned.api_version, action=action, message=message)  # type: ignore[arg-type]
-            changes.changes.append(change)
-            report(change)
-    if plan.options.prune and plan.prune:
-        pruned, errors = prune(kube, plan.prune, applyset=plan.inventory.id, dry_run=True,
-                               workers=plan.options.concurrency, report=report)
-        changes.changes.extend(pruned)
-        if errors:
-            changes.error = "; ".join(str(e) for e in errors)
-    return changes
-
-
 def _bootstrap_namespace(kube: Kube, plan: Plan) -> ObjectRef | None:
-    """Create the app's namespace when it is new: the inventory and the lock live in it.
-    Returns its ref when it was created here."""
-    namespace = plan.inventory.parent.namespace
-    ref = ObjectRef(group="", kind="Namespace", namespace=None, name=namespace or "")
-    planned = plan.objects.get(ref)
-    if planned is None or planned.live is not None:
+    """Create the app's namespace when the plan says it is new: the inventory and the lock
+    live in it. Returns its ref when it was created here."""
+    task = next((t for t in plan.tasks if isinstance(t, EnsureNamespace)), None)
+    if task is None:
         return None
-    kube.apply(planned.resource, planned.body, subject=str(ref), field_manager=plan.options.field_manager,
+    planned = plan.objects[task.ref]
+    kube.apply(planned.resource, planned.body, subject=str(task.ref), field_manager=plan.options.field_manager,
                force=plan.options.force_conflicts, dry_run=False)
-    return ref
+    return task.ref
 
 
 def _undo_bootstrap(kube: Kube, ref: ObjectRef) -> None:
@@ -126,29 +104,16 @@ def sync(
     on_step: StepReporter = lambda index, total, size: None,
 ) -> ChangeSet:
     """Make the cluster match the manifests. Raises for failures before the first write
-    (validation, guard rails, lock); returns a ChangeSet (possibly with an error) otherwise."""
+    (validation, guard rails, lock) and for a lost lock; returns a ChangeSet (possibly with an
+    error) otherwise."""
     plan = plan_sync(kube, manifests, options=options, revision=revision)
-    if options.dry_run:
-        return dry_run_changes(kube, plan, report=report)
-    if not plan.has_changes and plan.inventory_is_current():
-        changes = ChangeSet(app=options.app, revision=revision, warnings=list(plan.warnings),
-                            inventory_annotations=plan.parent_annotations)
-        for step in plan.steps:
-            for ref in step:
-                change = Change(ref=ref, api_version=plan.objects[ref].api_version, action="unchanged")
-                changes.changes.append(change)
-                report(change)
-        for candidate in plan.prune:
-            if candidate.keep or not options.prune:
-                change = Change(ref=candidate.ref, api_version=candidate.api_version, action="skipped",
-                                message=candidate.keep or "not pruned: pruning is off (--no-prune)")
-                changes.changes.append(change)
-                report(change)
-        return changes
+    if options.dry_run or not plan.writes:
+        return execute(kube, plan, dry_run=options.dry_run, report=report, on_step=on_step)
 
     namespace = plan.inventory.parent.namespace or options.namespace
     created = _bootstrap_namespace(kube, plan)
-    lock = AppLock(kube, app=options.app, namespace=namespace, timeout=options.lock_timeout)
+    lock = AppLock(kube, app=options.app, namespace=namespace, timeout=options.lock_timeout,
+                   duration_seconds=options.lock_duration)
     try:
         lock.acquire()
     except NotFound as error:  # the lock's namespace is missing: nothing was written
@@ -168,12 +133,12 @@ def sync(
                 if created is not None:
                     _undo_bootstrap(kube, created)
                 raise
-        result = execute(kube, plan, report=report, on_step=on_step)
-        result.inventory_annotations = plan.parent_annotations
+        result = execute(kube.guarded(lock.ensure_held), plan, dry_run=False, report=report, on_step=on_step,
+                         confirm_lock=lock.confirm)
         if created is not None:
-            for index, change in enumerate(result.changes):
-                if change.ref == created and change.action == "unchanged":
-                    result.changes[index] = Change(ref=created, api_version="v1", action="created")
+            result.changes = [Change(ref=c.ref, api_version=c.api_version, action=Action.CREATED)
+                              if c.ref == created and c.action is Action.UNCHANGED else c
+                              for c in result.changes]
         return result
     finally:
         lock.release()

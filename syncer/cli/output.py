@@ -4,6 +4,7 @@ honoured by rich) or JSON. The engine never prints; only these functions do."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
@@ -13,14 +14,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from syncer.apply.changeset import Change, ChangeSet
+from syncer.apply.changeset import ACTIONS, Change, ChangeSet, summary_text
 from syncer.apply.plan import Plan
 from syncer.diff import ObjectDiff
+from syncer.model import Action
 
-_MARKS = {"create": "+", "update": "~", "delete": "-", "unchanged": "="}
+_MARKS = {Action.CREATED: "+", Action.CONFIGURED: "~", Action.RECREATED: "±", Action.DELETED: "-",
+          Action.UNCHANGED: "="}
 _ACTION_STYLES = {
-    "created": "green", "configured": "yellow", "recreated": "magenta", "unchanged": "dim",
-    "deleted": "red", "skipped": "cyan", "failed": "bold red",
+    Action.CREATED: "green", Action.CONFIGURED: "yellow", Action.RECREATED: "magenta", Action.UNCHANGED: "dim",
+    Action.DELETED: "red", Action.KEPT: "cyan", Action.SKIPPED: "cyan", Action.FAILED: "bold red",
 }
 
 
@@ -47,17 +50,14 @@ def _diff_line_style(line: str) -> str:
 
 
 def diff_summary(plan: Plan) -> dict[str, int]:
-    counts = {"create": 0, "update": 0, "delete": 0, "unchanged": 0}
-    for planned in plan.objects.values():
-        counts[planned.action] += 1
-    if plan.options.prune:
-        counts["delete"] += len(plan.deletions)
-    return counts
+    """How many objects get each action (the same keys as a sync's summary)."""
+    counts = Counter(action for _, action in plan.decisions())
+    return {str(action): counts.get(action, 0) for action in ACTIONS}
 
 
 def print_diff_text(plan: Plan, *, out: Console) -> None:
     for diff in plan.diffs():
-        if diff.action == "unchanged":
+        if diff.action is Action.UNCHANGED:
             continue
         out.print(Text(header(diff), style="bold"))
         for line in diff.diff.splitlines():
@@ -65,37 +65,40 @@ def print_diff_text(plan: Plan, *, out: Console) -> None:
         if diff.removed:
             out.print(Text(f"  removes fields syncer set before: {', '.join(diff.removed)}", style="yellow"))
     for planned in plan.objects.values():
-        if planned.deferred:
-            out.print(Text(f"note: {planned.ref} is not checked by the server yet: {planned.deferred}", style="dim"))
-    for candidate in plan.prune:
-        if candidate.keep:
-            out.print(Text(f"note: {candidate.ref} is no longer in the source but {candidate.keep}", style="dim"))
-    if plan.options.prune is False and plan.deletions:
-        out.print(Text(f"note: {len(plan.deletions)} object(s) are no longer in the source; "
-                       "pruning is off", style="dim"))
+        if planned.blocked_by:
+            out.print(Text(f"note: {planned.ref} is not checked by the server yet: {planned.waiting_for}", style="dim"))
+    for decision in plan.prune:
+        if decision.action is not Action.DELETED:
+            out.print(Text(f"note: {decision.ref} is no longer in the source; {decision.action} "
+                           f"({decision.reason}): {decision.message}", style="dim"))
+    for write in plan.inventory_writes():
+        out.print(Text(f"note: the app's inventory on {write.inventory.parent} is recorded ({write.stage})",
+                       style="dim"))
     for warning in plan.warnings:
         out.print(Text(f"warning: {warning}", style="yellow"))
-    counts = diff_summary(plan)
-    out.print(Text(
-        f"revision {plan.revision}: {counts['create']} to create, {counts['update']} to update, "
-        f"{counts['delete']} to delete, {counts['unchanged']} unchanged",
-        style="bold",
-    ))
+    out.print(Text(f"revision {plan.revision}: {summary_text(diff_summary(plan))}", style="bold"))
 
 
 def diff_json(plan: Plan) -> dict[str, Any]:
+    diffs = {d.ref: d for d in plan.diffs()}
+    reasons = {d.ref: d for d in plan.prune}
     objects = []
-    for diff in plan.diffs():
+    for ref, action in plan.decisions():
+        diff = diffs.get(ref)
+        decision = reasons.get(ref)
         objects.append({
-            "action": diff.action,
-            "apiVersion": diff.api_version,
-            "kind": diff.ref.kind,
-            "namespace": diff.ref.namespace,
-            "name": diff.ref.name,
-            "diff": diff.diff,
-            "removedFields": list(diff.removed),
+            "action": str(action),
+            "reason": decision.reason if decision else "",
+            "message": decision.message if decision else "",
+            "apiVersion": diff.api_version if diff else (decision.api_version if decision else ""),
+            "kind": ref.kind,
+            "namespace": ref.namespace,
+            "name": ref.name,
+            "diff": diff.diff if diff else "",
+            "removedFields": list(diff.removed) if diff else [],
         })
-    return {"app": plan.options.app, "revision": plan.revision, "summary": diff_summary(plan), "objects": objects}
+    return {"app": plan.options.app, "revision": plan.revision, "changes": plan.has_changes,
+            "summary": diff_summary(plan), "objects": objects, "warnings": list(plan.warnings)}
 
 
 def change_line(change: Change) -> Text:
@@ -109,15 +112,13 @@ def change_line(change: Change) -> Text:
 
 def print_changeset(changes: ChangeSet, *, out: Console, verbose: bool = False) -> None:
     for change in changes.changes:
-        if change.action != "unchanged" or verbose:
+        if change.action is not Action.UNCHANGED or verbose:
             out.print(change_line(change))
     for warning in changes.warnings:
         out.print(Text(f"warning: {warning}", style="yellow"))
-    summary = changes.summary()
-    parts = [f"{summary[a]} {a}" for a in ("created", "configured", "recreated", "unchanged", "deleted", "skipped", "failed")
-             if summary[a] or a in ("created", "configured", "unchanged", "deleted")]
     prefix = "dry run: " if changes.dry_run else ""
-    out.print(Text(f"{prefix}app {changes.app} at {changes.revision}: " + ", ".join(parts), style="bold"))
+    out.print(Text(f"{prefix}app {changes.app} at {changes.revision}: {summary_text(changes.summary())}",
+                   style="bold"))
     if changes.error:
         out.print(Text(f"error: {changes.error}", style="bold red"))
 

@@ -3,18 +3,22 @@ source no longer has. Exit 0 on success, 2 on any failure."""
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from syncer.apply import SyncOptions, sync
-from syncer.apply.status import record_outcome
+from syncer.apply.status import OutcomeRecorder
 from syncer.cli import cli
 from syncer.cli.common import app_options, cluster_options, connect, load_ignore_rules, output_option
 from syncer.cli.options import render_from_options, source_options
 from syncer.cli.output import StepProgress, console, print_changeset, print_json
-from syncer.errors import ClusterError
+from syncer.errors import ClusterError, SyncerError
+
+log = logging.getLogger(__name__)
 
 
 @cli.command("sync")
@@ -34,12 +38,15 @@ from syncer.errors import ClusterError
               help="Fail instead of taking over fields that other field managers own.")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
               help="Seconds to wait while another sync of the same app runs.")
+@click.option("--lock-duration", type=click.IntRange(min=2), default=30, show_default=True,
+              help="Seconds the app's lock lasts without renewal; a sync that cannot renew it in time "
+                   "stops writing (exit 2).")
 @click.option("--show-unchanged", "verbose", is_flag=True, help="List unchanged objects too.")
 def sync_command(
     *, app: str, field_manager: str, concurrency: int, qps: float, ignore_file: str | None,
     kubeconfig: str | None, context: str | None, output: str, prune: bool, allow_empty: bool,
     dry_run: bool, wait: bool, timeout: float, force_conflicts: bool, lock_timeout: float,
-    verbose: bool, **source: Any,
+    lock_duration: int, verbose: bool, **source: Any,
 ) -> None:
     """Apply the source to the cluster with server-side apply, in dependency order, and prune
     what it no longer has. Every object is validated by the server before the first write."""
@@ -47,21 +54,23 @@ def sync_command(
     options = SyncOptions(
         app=app, namespace=source["namespace"], field_manager=field_manager, concurrency=concurrency,
         prune=prune, allow_empty=allow_empty, dry_run=dry_run, wait=wait, timeout=timeout,
-        force_conflicts=force_conflicts, lock_timeout=lock_timeout, ignore=load_ignore_rules(ignore_file),
+        force_conflicts=force_conflicts, lock_timeout=lock_timeout, lock_duration=lock_duration, ignore=load_ignore_rules(ignore_file),
         diff_text=False,
     )
     err = console(sys.stderr)
     progress = StepProgress(err, total=len(manifests))
     kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps)
+    recorder = OutcomeRecorder(kube, app=app, namespace=options.namespace)
     try:
-        with progress.running():
-            changes = sync(kube, manifests, options=options, revision=snapshot.revision,
-                           report=progress.on_change, on_step=progress.on_step)
-        if not dry_run:
-            try:
-                record_outcome(kube, changes, namespace=options.namespace)
-            except ClusterError as error:
-                changes.warnings.append(f"cannot record the app's status: {error}")
+        try:
+            with progress.running():
+                changes = sync(kube, manifests, options=options, revision=snapshot.revision,
+                               report=progress.on_change, on_step=progress.on_step)
+        except SyncerError as error:
+            if not dry_run:
+                _record(lambda: recorder.record_failure(revision=snapshot.revision, error=error), warnings=None)
+            raise
+        _record(lambda: recorder.record_changes(changes), warnings=changes.warnings)
     finally:
         kube.close()
     if output == "json":
@@ -69,3 +78,16 @@ def sync_command(
     else:
         print_changeset(changes, out=err, verbose=verbose)
     sys.exit(0 if changes.ok else 2)
+
+
+def _record(write: Callable[[], bool], *, warnings: list[str] | None) -> None:
+    """Record the outcome as `syncer run` does; a status that cannot be written is a warning,
+    not a failure of the sync."""
+    try:
+        write()
+    except ClusterError as error:
+        message = f"cannot record the app's status: {error}"
+        if warnings is None:
+            log.warning("%s", message)
+        else:
+            warnings.append(message)

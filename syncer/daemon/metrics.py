@@ -14,10 +14,11 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from syncer.apply.changeset import ChangeAction, ChangeSet
+from syncer.apply.changeset import ChangeSet
+from syncer.model import Action
 
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-APPLIED_ACTIONS: tuple[ChangeAction, ...] = ("created", "configured", "recreated")
+APPLIED_ACTIONS = (Action.CREATED, Action.CONFIGURED, Action.RECREATED)
 
 
 class Metrics:
@@ -57,7 +58,7 @@ class Metrics:
         self.sync_duration.labels(app=app).observe(seconds)
         if changes is not None:
             self.objects_applied.labels(app=app).inc(changes.count(*APPLIED_ACTIONS))
-            self.objects_pruned.labels(app=app).inc(changes.count("deleted"))
+            self.objects_pruned.labels(app=app).inc(changes.count(Action.DELETED))
         if ok and changes is not None:
             self.last_success.labels(app=app).set(time.time())
             self.last_revision.labels(app=app).info({"revision": changes.revision})

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from syncer.apply import ChangeSet, SyncOptions, sync
-from syncer.apply.status import AppStatus, changed_something, needs_recording, read_app_status, record
+from syncer.apply.changeset import summary_text
+from syncer.apply.status import OutcomeRecorder
 from syncer.config import AppConfig
 from syncer.daemon.metrics import Metrics
 from syncer.errors import ClusterError, SyncerError
@@ -61,8 +62,7 @@ class AppReconciler:
         self._manifests: Sequence[Manifest] | None = None
         self._rendered_revision: str | None = None
         self._last_ok = False
-        self._recorded: AppStatus | None = None
-        self._recorded_loaded = False
+        self._recorder = OutcomeRecorder(kube, app=app.name, namespace=app.namespace, instance=instance)
         self._status_error: str | None = None
 
     @property
@@ -87,10 +87,10 @@ class AppReconciler:
             assert self._manifests is not None
             changes = sync(self._kube, self._manifests, options=self.options, revision=revision)
         except SyncerError as error:
-            return self._failed(revision=revision, error=str(error), started=started)
+            return self._failed(revision=revision, error=error, started=started)
         except Exception as error:  # a bug must not stop the daemon; report it like a failure
             log.exception("app %s: unexpected error", self.app.name)
-            return self._failed(revision=revision, error=f"internal error: {error!r}", started=started)
+            return self._failed(revision=revision, error=RuntimeError(f"internal error: {error!r}"), started=started)
         return self._synced(changes, started=started)
 
     def _fetch_and_render(self) -> str:
@@ -107,9 +107,7 @@ class AppReconciler:
         self._last_ok = ok
         self._metrics.observe_sync(self.app.name, changes=changes, ok=ok, seconds=seconds)
         summary = changes.summary()
-        counts = ", ".join(f"{summary[a]} {a}" for a in ("created", "configured", "recreated", "deleted",
-                                                          "unchanged", "skipped", "failed")
-                           if summary[a] or a in ("created", "configured", "deleted", "unchanged"))
+        counts = summary_text(summary)
         extra = {"app": self.app.name, "revision": changes.revision, "result": "ok" if ok else "failed",
                  "summary": summary, "duration": round(seconds, 3)}
         if ok:
@@ -120,35 +118,29 @@ class AppReconciler:
                       changes.error or "some objects failed", counts, extra={**extra, "error": changes.error})
         for warning in changes.warnings:
             log.warning("app %s: %s", self.app.name, warning, extra={"app": self.app.name})
-        self._record(AppStatus.of(changes), changed=changed_something(changes))
+        self._record(lambda: self._recorder.record_changes(changes))
         return ok
 
-    def _failed(self, *, revision: str, error: str, started: float) -> bool:
+    def _failed(self, *, revision: str, error: Exception, started: float) -> bool:
         seconds = time.monotonic() - started
         self._last_ok = False
         self._metrics.observe_sync(self.app.name, changes=None, ok=False, seconds=seconds)
         log.error("app %s sync of %s failed: %s", self.app.name, revision[:12], error,
-                  extra={"app": self.app.name, "revision": revision, "result": "failed", "error": error,
+                  extra={"app": self.app.name, "revision": revision, "result": "failed", "error": str(error),
                          "duration": round(seconds, 3)})
-        self._record(AppStatus.failed(revision=revision, error=error), changed=False)
+        self._record(lambda: self._recorder.record_failure(revision=revision, error=error))
         return False
 
-    def _record(self, status: AppStatus, *, changed: bool) -> None:
-        """Write the status when it is news. What was recorded before a restart is read back
-        once from the parent, so a restarted daemon does not rewrite an unchanged status."""
-        name, namespace = self.app.name, self.app.namespace
+    def _record(self, write: Callable[[], bool]) -> None:
+        """Write the status when it is news; a status that cannot be written is logged once
+        per distinct problem, not on every tick while it lasts."""
+        name = self.app.name
         try:
-            if not self._recorded_loaded:
-                self._recorded = read_app_status(self._kube, app=name, namespace=namespace)
-                self._recorded_loaded = True
-            if not needs_recording(status, self._recorded, changed=changed):
-                return
-            record(self._kube, app=name, namespace=namespace, status=status, instance=self._instance)
+            write()
         except ClusterError as error:
             message = str(error)
-            # Logged once per distinct problem, not on every tick while it lasts.
             level = logging.DEBUG if message == self._status_error else logging.WARNING
             log.log(level, "app %s: cannot record its status: %s", name, message, extra={"app": name})
             self._status_error = message
             return
-        self._recorded, self._status_error = status, None
+        self._status_error = None

@@ -4,7 +4,7 @@ Pure: dicts in, data out. Nothing here imports the Kubernetes client or Git or d
 planner fetches live objects and dry-run predictions and hands them in.
 """
 
-from syncer.diff.compare import Action, ObjectDiff, compare
+from syncer.diff.compare import ObjectDiff, compare
 from syncer.diff.fieldsets import (
     FieldSet,
     is_subset,
@@ -28,7 +28,6 @@ from syncer.diff.secrets import PROCESS_SALT, is_secret, mask_secret, secret_mar
 from syncer.diff.text import to_yaml, unified_yaml_diff
 
 __all__ = [
-    "Action",
     "FieldSet",
     "IGNORE_ANNOTATION",
     "IgnoreRule",

@@ -11,16 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from syncer.diff.fieldsets import values_equal
 from syncer.diff.ignore import IgnoreRule, apply_ignores
 from syncer.diff.normalize import normalize
 from syncer.diff.secrets import PROCESS_SALT, mask_secret
 from syncer.diff.text import unified_yaml_diff
-from syncer.model import Object, ObjectRef
+from syncer.model import Action, Object, ObjectRef
 
-Action = Literal["create", "update", "delete", "unchanged"]
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
@@ -83,10 +81,10 @@ def compare(
 ) -> ObjectDiff:
     """Compare `live` with `predicted` (what the object will be after the sync).
 
-    - no live object: "create"; pass the desired manifest as `predicted`, so server defaults
+    - no live object: created; pass the desired manifest as `predicted`, so server defaults
       do not pollute the diff; ignore rules do not apply, the whole object is new;
-    - no predicted object: "delete", the whole live object shown as removed;
-    - both: "unchanged" when equal after normalising, masking and ignoring, else "update".
+    - no predicted object: deleted, the whole live object shown as removed;
+    - both: unchanged when equal after normalising, masking and ignoring, else configured.
 
     With `text=False` the unified diff is left empty: rendering YAML is most of the cost of
     comparing, and a sync that prints no diff needs only the action.
@@ -97,22 +95,22 @@ def compare(
     if live is None:
         assert predicted is not None
         if not text:
-            return ObjectDiff(ref, api_version, "create", "")
+            return ObjectDiff(ref, api_version, Action.CREATED, "")
         after = _prepared(predicted, live=None, ignore=(), salt=salt)
-        return ObjectDiff(ref, api_version, "create", unified_yaml_diff(None, after, label=label))
+        return ObjectDiff(ref, api_version, Action.CREATED, unified_yaml_diff(None, after, label=label))
     if predicted is None:
         if not text:
-            return ObjectDiff(ref, api_version, "delete", "")
+            return ObjectDiff(ref, api_version, Action.DELETED, "")
         before = _prepared(live, live=None, ignore=(), salt=salt)
-        return ObjectDiff(ref, api_version, "delete", unified_yaml_diff(before, None, label=label))
+        return ObjectDiff(ref, api_version, Action.DELETED, unified_yaml_diff(before, None, label=label))
     before = _prepared(live, live=live, ignore=ignore, salt=salt)
     after = _prepared(predicted, live=live, ignore=ignore, salt=salt)
     if values_equal(before, after):
-        return ObjectDiff(ref, api_version, "unchanged", "")
+        return ObjectDiff(ref, api_version, Action.UNCHANGED, "")
     return ObjectDiff(
         ref,
         api_version,
-        "update",
+        Action.CONFIGURED,
         unified_yaml_diff(before, after, label=label) if text else "",
         removed=tuple(removed),
         changed=changed_paths(before, after),

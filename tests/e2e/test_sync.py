@@ -137,7 +137,7 @@ def test_prune_disabled_annotation_and_no_prune_keep_objects(
     assert configmap(kube_api, namespace, "b") is not None
     assert actions(changes).get(f"ConfigMap/{namespace}/b") == "skipped"
     changes = sync(kube, render_app(app, namespace=namespace), options=options("keep", namespace), revision="r2")
-    assert actions(changes)[f"ConfigMap/{namespace}/kept"] == "skipped"
+    assert actions(changes)[f"ConfigMap/{namespace}/kept"] == "kept"
     assert configmap(kube_api, namespace, "kept") is not None
     assert configmap(kube_api, namespace, "b") is None
 
@@ -342,7 +342,7 @@ def test_namespace_with_foreign_objects_is_not_pruned(
         write_app(app, {"keep.yaml": cm("home")})
         changes = sync(kube, render_app(app, namespace=namespace), options=options("nsprune", namespace), revision="r2")
         assert actions(changes)[f"ConfigMap/{extra}/inside"] == "deleted"
-        assert actions(changes)[f"Namespace/{extra}"] == "skipped"
+        assert actions(changes)[f"Namespace/{extra}"] == "kept"
         assert "foreign" in next(c.message for c in changes.changes if c.ref.name == extra)
         assert core.read_namespace(extra).status.phase == "Active"
     finally:
@@ -387,7 +387,7 @@ def test_sync_command_exit_codes_and_json_change_set(
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["ok"] is True and report["summary"]["created"] == 1
-    assert report["changes"] == [{"action": "created", "apiVersion": "v1", "kind": "ConfigMap",
+    assert report["changes"] == [{"action": "created", "reason": "", "apiVersion": "v1", "kind": "ConfigMap",
                                   "namespace": namespace, "name": "cli", "message": ""}]
     text = CliRunner().invoke(cli, args)
     assert text.exit_code == 0 and "1 unchanged" in text.output

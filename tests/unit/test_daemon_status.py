@@ -8,11 +8,10 @@ from syncer.apply.status import (
     ERROR_ANNOTATION,
     MAX_ERROR_LENGTH,
     AppStatus,
-    changed_something,
     needs_recording,
     read_status,
 )
-from syncer.model import ObjectRef
+from syncer.model import Action, ObjectRef
 
 WEB = ObjectRef(group="apps", kind="Deployment", namespace="shop", name="web")
 CONFIG = ObjectRef(group="", kind="ConfigMap", namespace="shop", name="config")
@@ -21,7 +20,7 @@ CONFIG = ObjectRef(group="", kind="ConfigMap", namespace="shop", name="config")
 def changes(*actions: str, error: str | None = None) -> ChangeSet:
     refs = [WEB, CONFIG]
     return ChangeSet(app="shop", revision="abc123", error=error, changes=[
-        Change(ref=refs[i % 2], api_version="v1", action=action, message="boom" if action == "failed" else "")  # type: ignore[arg-type]
+        Change(ref=refs[i % 2], api_version="v1", action=Action(action), message="boom" if action == "failed" else "")
         for i, action in enumerate(actions)
     ])
 
@@ -43,7 +42,8 @@ def test_status_of_a_failed_sync_names_the_objects() -> None:
 def test_only_news_is_recorded() -> None:
     recorded = AppStatus(revision="abc123", result="Succeeded")
     idle = AppStatus.of(changes("unchanged", "unchanged"))
-    assert not changed_something(changes("unchanged", "skipped"))
+    assert not changes("unchanged", "skipped", "kept").changed_something
+    assert changes("unchanged", "deleted").changed_something
     assert not needs_recording(idle, recorded, changed=False)
     assert needs_recording(idle, None, changed=False)
     assert needs_recording(idle, recorded, changed=True)  # drift was reverted

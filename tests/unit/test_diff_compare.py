@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from syncer.diff import IgnoreRule, ObjectDiff, compare
-from syncer.model import ObjectRef
+from syncer.model import Action, ObjectRef
 
 SALT = b"fixed-salt-for-tests"
 WEB = ObjectRef(group="apps", kind="Deployment", namespace="shop", name="web")
@@ -53,7 +53,7 @@ def as_live(obj: dict[str, Any]) -> dict[str, Any]:
 
 def test_create_shows_the_whole_desired_object_added() -> None:
     result = compare(ref=WEB, api_version="apps/v1", live=None, predicted=deployment(), salt=SALT)
-    assert (result.action, result.ref, result.api_version) == ("create", WEB, "apps/v1")
+    assert (result.action, result.ref, result.api_version) == ("created", WEB, "apps/v1")
     lines = result.diff.splitlines()
     assert lines[:2] == ["--- Deployment.apps/shop/web (live)", "+++ Deployment.apps/shop/web (desired)"]
     assert all(line.startswith("+") for line in lines[3:])
@@ -62,7 +62,7 @@ def test_create_shows_the_whole_desired_object_added() -> None:
 
 def test_delete_shows_the_live_object_removed_without_server_noise() -> None:
     result = compare(ref=WEB, api_version="apps/v1", live=as_live(deployment()), predicted=None, salt=SALT)
-    assert result.action == "delete"
+    assert result.action == "deleted"
     assert all(line.startswith("-") for line in result.diff.splitlines()[3:])
     for noise in ("resourceVersion", "managedFields", "uid:", "status:", "last-applied"):
         assert noise not in result.diff
@@ -74,8 +74,8 @@ def test_delete_shows_the_live_object_removed_without_server_noise() -> None:
         pytest.param(as_live(deployment()), (), "unchanged", id="server-noise-only"),
         pytest.param(deployment(), (), "unchanged", id="prediction-without-status"),
         pytest.param(as_live(deployment(replicas=3.0)), (), "unchanged", id="int-float-equal"),
-        pytest.param(as_live(deployment(replicas="3")), (), "update", id="string-is-not-int"),
-        pytest.param(as_live(deployment(image="nginx:1.26")), (), "update", id="image-changed"),
+        pytest.param(as_live(deployment(replicas="3")), (), "configured", id="string-is-not-int"),
+        pytest.param(as_live(deployment(image="nginx:1.26")), (), "configured", id="image-changed"),
         pytest.param(as_live(deployment(replicas=5)),
                      (IgnoreRule(kind="Deployment", group="apps", json_pointers=("/spec/replicas",)),),
                      "unchanged", id="ignored-by-pointer"),
@@ -84,7 +84,7 @@ def test_delete_shows_the_live_object_removed_without_server_noise() -> None:
                      "unchanged", id="ignored-by-manager"),
         pytest.param(as_live(deployment(replicas=5, image="nginx:1.26")),
                      (IgnoreRule(kind="Deployment", group="apps", json_pointers=("/spec/replicas",)),),
-                     "update", id="ignore-hides-only-its-field"),
+                     "configured", id="ignore-hides-only-its-field"),
     ],
 )
 def test_update_or_unchanged(predicted: dict[str, Any], ignore: tuple[IgnoreRule, ...], action: str) -> None:
@@ -101,7 +101,7 @@ def test_update_diff_shows_the_changed_line_in_context() -> None:
     assert result == ObjectDiff(
         ref=WEB,
         api_version="apps/v1",
-        action="update",
+        action=Action.CONFIGURED,
         diff=(
             "--- Deployment.apps/shop/web (live)\n"
             "+++ Deployment.apps/shop/web (desired)\n"
@@ -155,10 +155,10 @@ def live_secret(value: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("live", "predicted", "action"),
     [
-        pytest.param(live_secret(OLD), secret(data={"password": b64(NEW), "user": b64("admin")}), "update",
+        pytest.param(live_secret(OLD), secret(data={"password": b64(NEW), "user": b64("admin")}), "configured",
                      id="update"),
-        pytest.param(None, secret(stringData={"password": NEW, "user": "admin"}), "create", id="create-stringData"),
-        pytest.param(live_secret(OLD), None, "delete", id="delete"),
+        pytest.param(None, secret(stringData={"password": NEW, "user": "admin"}), "created", id="create-stringData"),
+        pytest.param(live_secret(OLD), None, "deleted", id="delete"),
         pytest.param(live_secret(OLD), secret(stringData={"password": OLD, "user": "admin"}), "unchanged",
                      id="stringData-equals-data"),
     ],
@@ -171,7 +171,7 @@ def test_secret_values_never_reach_the_diff(live: dict[str, Any] | None, predict
     for value in (OLD, NEW, "admin"):
         assert value not in text
         assert b64(value) not in text
-    if action == "update":
+    if action == "configured":
         changed = [line for line in result.diff.splitlines() if line.startswith(("-  ", "+  "))]
         assert len(changed) == 2 and all("password: <secret sha256:" in line for line in changed)
         assert changed[0].endswith(f"{len(OLD)} bytes>")
