@@ -19,6 +19,8 @@ A counterexample becomes a plain test in tests/e2e/test_model_regressions.py.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +36,7 @@ from kubernetes import client
 
 from syncer.apply import ChangeSet, EmptySourceRefused, Plan, SyncOptions, plan_sync, sync
 from syncer.apply.applyset import applyset_id
-from syncer.apply.status import record_outcome
+from syncer.apply.status import PREFIX as STATUS_PREFIX, OutcomeRecorder
 from syncer.errors import NotFound, RenderError, SyncerError, ValidationFailed
 from syncer.kube import Kube, Resource
 from syncer.model import Manifest, Object, ObjectRef
@@ -42,7 +44,7 @@ from tests.conftest import ClusterAccess
 from tests.e2e.apps import connect, options, render_app, write_app
 from tests.e2e.model import checks
 from tests.e2e.model.git import ADOPT, CHANGES, LEAF_KINDS, NOTE, Change, Git, add_leaf, change_selector, remove_leaf
-from tests.e2e.model.world import Key, Observer, Snapshot, describe, writes
+from tests.e2e.model.world import Key, Observer, Seen, Snapshot, Write, describe, writes
 
 EXAMPLES = int(os.environ.get("SYNCER_MODEL_EXAMPLES", "4"))
 STEPS = int(os.environ.get("SYNCER_MODEL_STEPS", "10"))
@@ -105,6 +107,16 @@ def attempt(call: Callable[[], T]) -> Attempt:
         return Attempt(refused=refusal)
 
 
+def status_only(before: Seen | None, after: Seen) -> bool:
+    """The parent changed only in its status annotations (or was made to hold them)."""
+    def rest(item: Seen | None) -> tuple[Any, ...]:
+        if item is None:
+            return ({}, {})
+        return (dict(item.labels), {k: v for k, v in item.annotations.items() if not k.startswith(STATUS_PREFIX)})
+    return rest(before) == rest(after) or (before is None and not any(
+        k.startswith("applyset.kubernetes.io/") for k in after.annotations))
+
+
 def desired_refs(manifests: Sequence[Manifest]) -> set[ObjectRef]:
     return {m.ref for m in manifests}
 
@@ -120,7 +132,6 @@ class SyncModel(RuleBasedStateMachine):
         self.home = f"{self.prefix}-home"
         self.git = Git(prefix=self.prefix, home=self.home)
         self.other_git: list[Object] = []
-        self.revision = 0
         self.by_hand: set[str] = set()
         self.held: list[tuple[Resource, str | None, str]] = []
         self.observer_kube = self.world.connect()
@@ -144,15 +155,36 @@ class SyncModel(RuleBasedStateMachine):
         files = Git(prefix=self.prefix, home=self.home, objects={str(i): o for i, o in enumerate(objects)}).files()
         return render_app(write_app(folder, files), namespace=self.home)
 
-    def sync_like_cli(self, manifests: Sequence[Manifest], sync_options: SyncOptions, revision: str) -> ChangeSet:
-        """`syncer sync`: a sync, then the app's status recorded (when it is news)."""
-        kube = self.world.connect()
+    def sync_like_cli(self, manifests: Sequence[Manifest], sync_options: SyncOptions, revision: str,
+                      *, kube: Kube | None = None) -> ChangeSet:
+        """`syncer sync`: a sync, and its outcome recorded as the app's status (when it is news),
+        a refusal included."""
+        kube = kube or self.world.connect()
+        recorder = OutcomeRecorder(kube, app=sync_options.app, namespace=sync_options.namespace)
         try:
-            changes = sync(kube, manifests, options=sync_options, revision=revision)
-            record_outcome(kube, changes, namespace=sync_options.namespace)
+            try:
+                changes = sync(kube, manifests, options=sync_options, revision=revision)
+            except SyncerError as error:
+                recorder.record_failure(revision=revision, error=error)
+                raise
+            recorder.record_changes(changes)
             return changes
         finally:
             kube.close()
+
+    def engine_writes(self, before: Snapshot, after: Snapshot, *, app: str) -> list[Write]:
+        """What a sync wrote besides its bookkeeping: its lock, and its status (annotations on its
+        own ApplySet parent, under their own field manager, and an Event)."""
+        own_parent = ("", "ConfigMap", self.home, f"syncer-{app}")
+        found = []
+        for write in writes(before, after):
+            item = write.item
+            if item.kind == "Event" or (item.kind == "Lease" and item.name == f"syncer-{app}"):
+                continue
+            if item.key == own_parent and write.after is not None and status_only(write.before, write.after):
+                continue
+            found.append(write)
+        return found
 
     def parents(self) -> dict[Key, str]:
         """Each app's ApplySet parent and its id."""
@@ -190,9 +222,8 @@ class SyncModel(RuleBasedStateMachine):
         sync was accepted. `expect_refusal`: the text the refusal must contain (None: the commit
         is valid). `adopted`: UIDs that may move to this app."""
         verdicts, applyset = self.world.verdicts, (self.applyset if app == APP else self.other_applyset)
-        self.revision += 1
-        revision = f"r{self.revision}"
         manifests = self.render(app, objects)
+        revision = hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()[:8]
         sync_options = self.options(app)
         context = f"{app} {revision}: {what}"
         if VERBOSE:
@@ -219,7 +250,7 @@ class SyncModel(RuleBasedStateMachine):
             f"{name}: {'refused: ' + str(outcome.refused) if outcome.refused else 'accepted'}" for name, outcome in outcomes
         ] if len({outcome.refused is None for _, outcome in outcomes}) > 1 else [], f"{context}: they disagree")
         if real.refused is not None:
-            problems = [str(w) for w in writes(after_dry, after)]
+            problems = [str(w) for w in self.engine_writes(after_dry, after, app=app)]
             if expect_refusal is None:
                 problems.insert(0, f"refused a valid commit: {real.refused}")
             elif expect_refusal not in str(real.refused):
@@ -236,8 +267,16 @@ class SyncModel(RuleBasedStateMachine):
         plan: Plan = planned.value
         predicted, done = checks.planned_actions(plan), checks.change_actions(changes)
         changed = sorted(ref.qualified() for ref, action in done.items() if action in checks.CHANGING)
-        problems = checks.differing_actions(predicted, checks.change_actions(dry.value))
-        problems = [f"diff vs dry run: {p}" for p in problems]
+        def settled_meanwhile(later: Snapshot) -> set[ObjectRef]:
+            """Objects terminating when diff ran and gone since: there was nothing to predict."""
+            return {checks.ref_of(i) for i in before.objects.values() if i.terminating and i.key not in later.objects}
+
+        def compare(expected: dict[ObjectRef, str], got: dict[ObjectRef, str], later: Snapshot) -> list[str]:
+            gone = settled_meanwhile(later)
+            return checks.differing_actions({r: a for r, a in expected.items() if r not in gone},
+                                            {r: a for r, a in got.items() if r not in gone})
+
+        problems = [f"diff vs dry run: {p}" for p in compare(predicted, checks.change_actions(dry.value), after_dry)]
         desired = desired_refs(manifests)
         if not changes.ok:
             # What follows a failed write is checked by the next step: the next sync converges.
@@ -249,9 +288,11 @@ class SyncModel(RuleBasedStateMachine):
             verdicts.check("ownership-stays", checks.ownership_moves(
                 before, after, allowed=set(adopted), parents=self.parents()), context)
             return False  # Git is reverted: the model's Git is always what the cluster has
-        problems += [f"diff vs sync: {p}" for p in checks.differing_actions(predicted, done)]
-        if plan.has_changes != bool(changed):
-            problems.append(f"diff's has_changes is {plan.has_changes}, the sync changed {changed or 'nothing'}")
+        problems += [f"diff vs sync: {p}" for p in compare(predicted, done, after)]
+        wrote = [str(w) for w in self.engine_writes(after_dry, after, app=app)]
+        if plan.has_changes != bool(changed or wrote):
+            problems.append(f"diff's has_changes is {plan.has_changes}, the sync changed {changed or 'nothing'}"
+                            f" and wrote {describe(wrote) or 'nothing'}")
         verdicts.check("diff-predicts-sync", problems, context)
         if expected:
             verdicts.check("actions-as-expected", checks.differing_actions(
@@ -259,6 +300,9 @@ class SyncModel(RuleBasedStateMachine):
 
         recreated = {ref for ref, action in done.items() if action == "recreated"}
         kept = {ref for ref, action in done.items() if action == "kept"}
+        desired_uids = {i.uid for i in after.objects.values() if checks.ref_of(i) in desired}
+        aliases = {checks.ref_of(i) for i in after.objects.values()
+                   if checks.ref_of(i) in kept and i.uid in desired_uids}  # a desired object under another group
         self.check_deletions(before, after, context=context, deleter=applyset, desired=desired,
                              recreated=recreated, by_hand=by_hand)
         verdicts.check("ownership-stays", checks.ownership_moves(
@@ -271,7 +315,8 @@ class SyncModel(RuleBasedStateMachine):
         terminating = {checks.ref_of(i) for i in after.objects.values()
                        if i.terminating and i.labels.get("applyset.kubernetes.io/part-of") == applyset}
         verdicts.check("inventory-exact", [
-            *checks.inventory_problems(parent, desired=desired, kept=kept, home=self.home, terminating=terminating),
+            *checks.inventory_problems(parent, desired=desired, kept=kept - aliases, home=self.home,
+                                       terminating=terminating | aliases),
             *(f"{stray} is a member but neither in Git nor kept"
               for stray in checks.stray_members(after, applyset=applyset, desired=desired, kept=kept)),
         ], context)
@@ -281,13 +326,8 @@ class SyncModel(RuleBasedStateMachine):
     def check_resync(self, app: str, manifests: Sequence[Manifest], sync_options: SyncOptions, revision: str,
                      before: Snapshot, context: str, *, applyset: str, desired: set[ObjectRef]) -> None:
         kube = self.world.connect()
-        try:
-            second = attempt(lambda: sync(kube, manifests, options=sync_options, revision=revision))
-            if second.refused is None:
-                record_outcome(kube, second.value, namespace=sync_options.namespace)
-            sent = checks.written({}, kube.stats.by_verb)
-        finally:
-            kube.close()
+        second = attempt(lambda: self.sync_like_cli(manifests, sync_options, revision, kube=kube))
+        sent = checks.written({}, kube.stats.by_verb)
         after = self.observer.snapshot()
         self.check_deletions(before, after, context=f"{context}: the second sync", deleter=applyset, desired=desired)
         kube = self.world.connect()

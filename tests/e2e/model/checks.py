@@ -38,16 +38,7 @@ WRITE_VERBS = frozenset({"apply", "delete", "create", "update", "patch"})
 
 def planned_actions(plan: Plan) -> dict[ObjectRef, str]:
     """{ref: action} as `syncer diff` reports it, in `syncer.model.Action` words."""
-    words = {"create": "created", "update": "configured", "unchanged": "unchanged"}
-    actions = {}
-    for ref, planned in plan.objects.items():
-        actions[ref] = words.get(planned.action, planned.action)
-    for candidate in plan.prune:
-        if candidate.keep:
-            actions[candidate.ref] = "kept"
-        else:
-            actions[candidate.ref] = "deleted" if plan.options.prune else "skipped"
-    return actions
+    return {ref: str(action) for ref, action in plan.decisions()}
 
 
 def change_actions(changes: ChangeSet) -> dict[ObjectRef, str]:
@@ -55,8 +46,6 @@ def change_actions(changes: ChangeSet) -> dict[ObjectRef, str]:
     actions: dict[ObjectRef, str] = {}
     for change in changes.changes:
         action = str(change.action)
-        if action == "skipped" and change.message.startswith("kept"):
-            action = "kept"
         if change.ref in actions and actions[change.ref] != action:
             action = f"{actions[change.ref]}+{action}"
         actions[change.ref] = action

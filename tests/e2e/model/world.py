@@ -38,6 +38,7 @@ class Seen:
     uid: str
     resource_version: str
     labels: Mapping[str, str]
+    annotations: Mapping[str, str]
     terminating: bool
     finalizers: tuple[str, ...]
     owners: tuple[str, ...]
@@ -89,6 +90,7 @@ def seen(obj: Object) -> Seen:
         uid=str(metadata.get("uid")),
         resource_version=str(metadata.get("resourceVersion")),
         labels=dict(metadata.get("labels") or {}),
+        annotations=dict(metadata.get("annotations") or {}),
         terminating=bool(metadata.get("deletionTimestamp")),
         finalizers=tuple(metadata.get("finalizers") or ()),
         owners=tuple(str(ref.get("uid")) for ref in metadata.get("ownerReferences") or ()),
@@ -218,7 +220,8 @@ def writes(before: Snapshot, after: Snapshot) -> list[Write]:
                     found.append(Write("marked for deletion", old, new))
             elif any(w[0] not in SYSTEM_MANAGERS for w in new.writers - old.writers):
                 found.append(Write("changed", old, new))
-            elif not (new.writers - old.writers) and not new.terminating and not _has_system_writer(new):
+            elif not (new.writers - old.writers) and not new.terminating and not new.system_made \
+                    and not _has_system_writer(new):
                 # managedFields times have a resolution of one second: a manager writing twice
                 # within a second leaves its entry as it was. Only a controller's write can be
                 # mistaken for that, on an object controllers write to.
