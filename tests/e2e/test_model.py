@@ -36,7 +36,7 @@ from kubernetes import client
 
 from syncer.apply import ChangeSet, EmptySourceRefused, Plan, SyncOptions, plan_sync, sync
 from syncer.apply.applyset import applyset_id
-from syncer.apply.status import PREFIX as STATUS_PREFIX, OutcomeRecorder
+from syncer.apply.status import PREFIX as STATUS_PREFIX, STATUS_MANAGER, OutcomeRecorder
 from syncer.errors import NotFound, RenderError, SyncerError, ValidationFailed
 from syncer.kube import Kube, Resource
 from syncer.model import Manifest, Object, ObjectRef
@@ -113,8 +113,9 @@ def status_only(before: Seen | None, after: Seen) -> bool:
         if item is None:
             return ({}, {})
         return (dict(item.labels), {k: v for k, v in item.annotations.items() if not k.startswith(STATUS_PREFIX)})
-    return rest(before) == rest(after) or (before is None and not any(
-        k.startswith("applyset.kubernetes.io/") for k in after.annotations))
+    if before is None:  # a refused first sync records its failure on a parent it creates
+        return {writer[0] for writer in after.writers} == {STATUS_MANAGER}
+    return rest(before) == rest(after)
 
 
 def desired_refs(manifests: Sequence[Manifest]) -> set[ObjectRef]:
