@@ -36,10 +36,14 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=kustomize /tmp/kustomize/kustomize /usr/local/bin/kustomize
 
+# Dependencies at the versions and hashes pinned in requirements/runtime.txt (scripts/lock),
+# the build backend included, so the project's own build downloads nothing unpinned.
 WORKDIR /src
+COPY requirements/runtime.txt ./requirements/runtime.txt
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
 COPY syncer ./syncer
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
  && cd / && rm -rf /src
 
 # A fixed numeric UID, so that `runAsNonRoot` can verify it without resolving names.

@@ -39,9 +39,12 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
 
 T = TypeVar("T")
 
-_DURATION = re.compile(r"(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?")
+_NUMBER = r"\d+(?:\.\d+)?"
+_DURATION = re.compile(
+    rf"(?P<plain>{_NUMBER})|(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m)?(?:(?P<s>{_NUMBER})s)?"
+)
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DURATION_HINT = "use e.g. 30s, 5m, 1h or 1h30m"
+_DURATION_HINT = "use e.g. 30s, 5m, 1h, 1h30m or plain seconds (90)"
 
 APP_FIELDS = (
     "name", "repo", "revision", "path", "namespace", "interval", "prune", "wait", "timeout",
@@ -54,26 +57,25 @@ DEFAULT_INTERVAL = 60.0
 DEFAULT_TIMEOUT = 300.0
 
 
-def parse_duration(value: object) -> float:
-    """`30s`, `5m`, `1h`, `1h30m` -> seconds. Raises ValueError with a message for people.
-
-    A bare number is refused rather than read as seconds: `interval: 5` is as likely to mean
-    five minutes, and guessing wrong would poll a Git server twelve times more often.
+def parse_duration(value: object, *, allow_zero: bool = False) -> float:
+    """`90s`, `5m`, `1h30m`, `1.5h` or plain seconds (`300`) -> seconds, for every duration
+    syncer reads: command-line flags and the configuration file alike (one format, kubectl's:
+    its `--request-timeout` takes `1s`, `2m`, `3h` and reads a number without a unit as
+    seconds). Raises ValueError with a message for people.
     """
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError(f"{_show(value)} is not a duration, {_DURATION_HINT}")
-    if isinstance(value, (int, float)):
-        raise ValueError(f"{value} has no unit, write {value}s or {value}m")
-    text = value.strip()
-    match = _DURATION.fullmatch(text)
-    if not text or match is None:
+    text = str(value).strip()
+    match = _DURATION.fullmatch(text) if text else None
+    if match is None or not any(match.groupdict().values()):
         raise ValueError(f"{_show(value)} is not a duration, {_DURATION_HINT}")
     seconds = (
-        int(match.group("h") or 0) * 3600 + int(match.group("m") or 0) * 60 + int(match.group("s") or 0)
+        float(match.group("h") or 0) * 3600 + float(match.group("m") or 0) * 60
+        + float(match.group("s") or match.group("plain") or 0)
     )
-    if seconds <= 0:
+    if seconds == 0 and not allow_zero:
         raise ValueError(f"{_show(value)} must be longer than zero")
-    return float(seconds)
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

@@ -99,10 +99,14 @@ class Unavailable(ClusterError):
 
 
 class ValidationFailed(SyncerError):
-    """The server rejected objects during the dry-run before any write."""
+    """The server rejected objects during the dry-run before any write.
+
+    Failures are sorted by object and message: requests run concurrently, and a repeated
+    failure must read the same so that the daemon recognises it (no new Event or status)."""
 
     def __init__(self, failures: list[ClusterError]) -> None:
-        self.failures = failures
+        self.failures = sorted(failures, key=lambda failure: (failure.subject, failure.message))
+        failures = self.failures
         lines = "\n".join(f"  {f}" for f in failures)
         super().__init__(
             f"validation failed for {len(failures)} object(s); nothing was changed:\n{lines}"

@@ -3,7 +3,12 @@
 A thin layer over the official client's `ApiClient`: it sends raw JSON requests (no model
 classes, so thousands of objects stay cheap), discovers only the API groups a sync uses,
 limits its own request rate (the official client has no rate limiter), retries transient
-failures with bounded exponential backoff, and turns HTTP errors into syncer's own error types.
+failures with bounded exponential backoff within one deadline per request, and turns HTTP
+errors into syncer's own error types.
+
+The adapter knows the body it sent, so an error about a Secret is scrubbed of the Secret's
+values here, where the error is made: the API server may quote a rejected value, and nothing
+downstream (CLI output, logs, Events, status annotations) can leak what never reaches it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import random
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,10 +29,13 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import urllib3
+import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
+from kubernetes.config import kube_config
 from kubernetes.config.config_exception import ConfigException
 
+from syncer.diff.secrets import scrub, secret_values
 from syncer.errors import (
     ClusterError,
     ConfigError,
@@ -85,7 +94,12 @@ class ClientOptions:
     against runaway loops: on one API server a sync is bounded by its CPU long before this,
     and API Priority and Fairness protects the server's other clients."""
     burst: int = 1000
-    timeout: float = 60.0
+    request_timeout: float = 30.0
+    """Seconds one API request may take in all, retries included (`--request-timeout`). A hung
+    or unreachable API server is reported within this, not after minutes of silent retries;
+    every API call syncer makes is small (one object, or a page of 500), so 30 s is generous."""
+    connect_timeout: float = 5.0
+    """Seconds to establish a connection (at most the time left of `request_timeout`)."""
     max_retries: int = 6
     backoff_base: float = 0.2
     backoff_cap: float = 10.0
@@ -169,30 +183,107 @@ def error_for_status(
     return kind(subject, message, status=status, reason=reason, details=details)
 
 
-def load_api_client(options: ClientOptions) -> k8s_client.ApiClient:
-    """An ApiClient from a kubeconfig (explicit, $KUBECONFIG or ~/.kube/config) or, inside a
-    pod with no kubeconfig, from the pod's service account."""
-    configuration = k8s_client.Configuration()
-    kubeconfig = options.kubeconfig or os.environ.get("KUBECONFIG")
-    default_path = Path.home() / ".kube" / "config"
-    where = "in-cluster service account"
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+_insecure_servers_warned: set[str] = set()
+
+
+@dataclass(frozen=True)
+class KubeconfigContext:
+    """The context a kubeconfig selects: its name, namespace and where it was read."""
+
+    name: str
+    namespace: str | None
+    where: str
+    """`kubeconfig a.yaml:b.yaml, context dev`, for messages."""
+
+
+def kubeconfig_paths(kubeconfig: str | None) -> list[str]:
+    """The kubeconfig files in the order kubectl reads them: the option (or $KUBECONFIG) as a
+    list separated by `os.pathsep`, else ~/.kube/config. Files that do not exist are skipped,
+    as kubectl skips them; an empty list means there is no kubeconfig at all."""
+    listed = kubeconfig or os.environ.get("KUBECONFIG") or ""
+    candidates = [p for p in listed.split(os.pathsep) if p] or [str(Path.home() / ".kube" / "config")]
+    return [p for p in (os.path.expanduser(c) for c in candidates) if Path(p).is_file()]
+
+
+def _kubeconfig_loader(options: ClientOptions) -> tuple[Any, str]:
+    """The client's KubeConfigLoader over the merged files, with options.context active.
+
+    Merged by the client's KubeConfigMerger, which already keeps the first definition of
+    each cluster, user and context, as kubectl does; only `current-context` is fixed up:
+    kubectl takes it from the first file that sets one, the merger from the last.
+    """
+    listed = options.kubeconfig or os.environ.get("KUBECONFIG") or ""
+    paths = kubeconfig_paths(options.kubeconfig)
+    where = f"kubeconfig {listed or (paths[0] if paths else '~/.kube/config')}"
+    if not paths:
+        raise ConfigError(f"{where}: no such file; pass --kubeconfig or set KUBECONFIG")
     try:
-        if kubeconfig or default_path.exists() or options.context:
-            path = kubeconfig.split(os.pathsep)[0] if kubeconfig else str(default_path)
-            where = f"kubeconfig {path}" + (f", context {options.context}" if options.context else "")
-            if not Path(path).is_file():
-                raise ConfigError(f"{where}: no such file; pass --kubeconfig or set KUBECONFIG")
-            k8s_config.load_kube_config(
-                config_file=path, context=options.context, client_configuration=configuration
-            )
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            k8s_config.load_incluster_config(client_configuration=configuration)
-        else:
-            raise ConfigError(
-                "no cluster configured: pass --kubeconfig, set KUBECONFIG, or run inside a pod"
-            )
-    except (ConfigException, OSError) as error:
+        merger = kube_config.KubeConfigMerger(os.pathsep.join(paths))
+        if merger.config is None:
+            raise ConfigError(f"{where}: no configuration found")
+        current = next((merger.config_files[p]["current-context"] for p in merger.paths
+                        if (merger.config_files[p] or {}).get("current-context")), None)
+        merged = merger.config
+        if current is not None:
+            merged.value["current-context"] = current
+        names = [str(c["name"]) for c in merged.value.get("contexts") or []]
+        wanted = options.context or current
+        if not wanted:
+            raise ConfigError(f"{where}: no current context; pass --context (one of {', '.join(names) or 'none'})")
+        where += f", context {wanted}"
+        if wanted not in names:
+            raise ConfigError(f"{where}: no such context; the contexts are: {', '.join(sorted(names)) or 'none'}")
+        return kube_config.KubeConfigLoader(config_dict=merged, active_context=wanted, config_base_path=None), where
+    except (ConfigException, OSError, yaml.YAMLError, KeyError, TypeError) as error:
         raise ConfigError(f"{where}: cannot load the cluster configuration: {error}") from error
+
+
+def current_context(options: ClientOptions) -> KubeconfigContext | None:
+    """The kubeconfig context syncer would use, or None when it would use the pod's service
+    account. Reads files only; the commands take the default of --namespace from it."""
+    if not kubeconfig_paths(options.kubeconfig) and not options.context and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    loader, where = _kubeconfig_loader(options)
+    context = loader.current_context
+    namespace = (context.get("context") or {}).get("namespace")
+    return KubeconfigContext(name=str(context["name"]), namespace=str(namespace) if namespace else None, where=where)
+
+
+def default_namespace(options: ClientOptions) -> tuple[str, str]:
+    """The namespace kubectl would use without `-n`, and where it comes from (for output):
+    the context's namespace, the pod's own namespace in-cluster, else `default`."""
+    context = current_context(options)
+    if context is None:
+        try:
+            return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default", "the pod's namespace"
+        except OSError:
+            return "default", "default"
+    if context.namespace:
+        return context.namespace, f"context {context.name}"
+    return "default", "default"
+
+
+def load_api_client(options: ClientOptions) -> k8s_client.ApiClient:
+    """An ApiClient from the kubeconfig files (explicit, $KUBECONFIG — several files merged as
+    kubectl merges them — or ~/.kube/config) or, inside a pod with none, from the pod's
+    service account."""
+    configuration = k8s_client.Configuration()
+    if kubeconfig_paths(options.kubeconfig) or options.kubeconfig or os.environ.get("KUBECONFIG") or options.context:
+        loader, where = _kubeconfig_loader(options)
+        try:
+            loader.load_and_set(configuration)
+        except (ConfigException, OSError) as error:
+            raise ConfigError(f"{where}: cannot load the cluster configuration: {error}") from error
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        except ConfigException as error:
+            raise ConfigError(f"in-cluster service account: cannot load the cluster configuration: {error}") from error
+    else:
+        raise ConfigError("no cluster configured: pass --kubeconfig, set KUBECONFIG, or run inside a pod")
+    if not configuration.verify_ssl:
+        _quiet_insecure_warnings(str(configuration.host))
     configuration.connection_pool_maxsize = options.pool_size
     configuration.retries = False
     return k8s_client.ApiClient(configuration)
@@ -200,6 +291,14 @@ def load_api_client(options: ClientOptions) -> k8s_client.ApiClient:
 
 def _is_dry_run(query: dict[str, str] | None, body: Any) -> bool:
     return bool(query and query.get("dryRun")) or (isinstance(body, dict) and bool(body.get("dryRun")))
+
+def _quiet_insecure_warnings(server: str) -> None:
+    """With `insecure-skip-tls-verify` urllib3 warns on every request (kubectl says nothing);
+    syncer says it once per server and silences urllib3's InsecureRequestWarning."""
+    warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+    if server not in _insecure_servers_warned:
+        _insecure_servers_warned.add(server)
+        log.warning("TLS certificates of %s are not verified (insecure-skip-tls-verify in the kubeconfig)", server)
 
 
 class Kube:
@@ -250,7 +349,8 @@ class Kube:
         body: Any = None,
         content_type: str = "application/json",
     ) -> Any:
-        """Send one request, retrying transient failures; return the decoded JSON body."""
+        """Send one request, retrying transient failures until `request_timeout` has passed;
+        return the decoded JSON body. Errors about a Secret body are scrubbed of its values."""
         headers = {"Accept": "application/json"}
         payload: Any = None
         if body is not None:
@@ -261,6 +361,9 @@ class Kube:
             if content_type == APPLY_PATCH and not isinstance(body, str):
                 payload = json.dumps(body, separators=(",", ":"))
         url = self._api.configuration.host + path + (f"?{urlencode(query)}" if query else "")
+        secret_forms = secret_values(body)
+        budget = self._options.request_timeout
+        deadline = time.monotonic() + budget
         attempt = 0
         while True:
             if self._write_guard is not None and method != "GET" and not _is_dry_run(query, body):
@@ -270,10 +373,11 @@ class Kube:
             header_params = self._headers(headers)
             retry_after: float | None = None
             details: dict[str, Any] = {}
+            remaining = max(deadline - time.monotonic(), 0.1)
             try:
                 response = self._api.call_api(
                     method, url, header_params=header_params, body=payload,
-                    _request_timeout=self._options.timeout,
+                    _request_timeout=(min(self._options.connect_timeout, remaining), remaining),
                 )
                 response.read()
                 status = int(response.status)
@@ -294,21 +398,29 @@ class Kube:
                 retry_after_header = response.getheader("Retry-After")
                 if retry_after_header and retry_after_header.isdigit():
                     retry_after = float(retry_after_header)
+            except urllib3.exceptions.ReadTimeoutError:
+                status, reason = 0, ""
+                message = (f"the API server at {self.server} did not answer within {remaining:.0f}s "
+                           f"(--request-timeout {budget:g}s)")
             except (urllib3.exceptions.HTTPError, OSError, k8s_client.ApiException) as error:
-                status, message, reason, details = 0, f"cannot reach the API server at {self.server}: {error}", "", {}
+                status, message, reason = 0, f"cannot reach the API server at {self.server}: {error}", ""
+            message = scrub(message, secret_forms)
+            if secret_forms and details:
+                details = json.loads(scrub(json.dumps(details), secret_forms))
             if status not in RETRYABLE_STATUS and status != 0:
                 raise error_for_status(status, subject=subject, message=message, reason=reason, details=details)
-            if attempt >= self._options.max_retries:
-                raise error_for_status(
-                    status, subject=subject,
-                    message=f"{message} (gave up after {attempt + 1} attempts)", reason=reason,
-                    details=details,
-                )
             delay = backoff_delay(
                 attempt, base=self._options.backoff_base, cap=self._options.backoff_cap,
                 retry_after=retry_after,
             )
-            log.info("%s: %s %s failed (%s), retrying in %.1fs", subject, method, path, status or message, delay)
+            if attempt >= self._options.max_retries or time.monotonic() + delay >= deadline:
+                raise error_for_status(
+                    status, subject=subject, reason=reason, details=details,
+                    message=f"{message} (gave up after {attempt + 1} attempts in "
+                            f"{budget - (deadline - time.monotonic()):.0f}s)",
+                )
+            log.warning("%s: %s %s failed (attempt %d: %s); retrying in %.1fs",
+                        subject, method, path, attempt + 1, status or message, delay)
             time.sleep(delay)
             attempt += 1
 
@@ -462,7 +574,7 @@ class Kube:
             subject=subject,
             verb="dry-run" if dry_run else "apply",
             query=query,
-            body=json.dumps(obj, separators=(",", ":")),
+            body=obj,
             content_type=APPLY_PATCH,
         )
         assert isinstance(result, dict)

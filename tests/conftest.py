@@ -29,9 +29,11 @@ runs only what needs no API server.
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
 import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +64,8 @@ class ClusterAccess:
     context: str
     restricted_context: str | None
     controller_manager: bool = True
+    etcd_pid: int | None = None
+    """The local control plane's etcd (None on an existing cluster), for outage tests."""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -121,6 +125,7 @@ def cluster(
             context=ADMIN_CONTEXT,
             restricted_context=RESTRICTED_CONTEXT,
             controller_manager=running.controller_manager_pid is not None,
+            etcd_pid=running.etcd_pid,
         )
     finally:
         failed = request.session.testsfailed > 0
@@ -168,3 +173,31 @@ def namespace(request: pytest.FixtureRequest, kube_api: client.ApiClient) -> Ite
     except client.ApiException as error:
         if error.status != 404:  # the test may have deleted it itself
             raise
+
+
+class _RecordingHandler(http.server.BaseHTTPRequestHandler):
+    seen: list[str]
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        body = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fetched}\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib's signature
+        pass
+
+
+@pytest.fixture
+def recording_server() -> Iterator[tuple[str, list[str]]]:
+    """A real HTTP server on 127.0.0.1 that serves a ConfigMap to any GET; yields its URL and
+    the paths asked for, to prove that nothing was fetched."""
+    seen: list[str] = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Recorder", (_RecordingHandler,), {"seen": seen}))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()

@@ -16,9 +16,10 @@ from syncer.model import CHANGING_ACTIONS, Action, ObjectRef
 ACTIONS: tuple[Action, ...] = tuple(Action)
 
 
-def summary_text(summary: Mapping[str, int]) -> str:
-    """`3 created, 1 deleted, 12 unchanged`: the actions that happened, in vocabulary order."""
-    parts = [f"{summary[a]} {a}" for a in ACTIONS if summary.get(a)]
+def summary_text(summary: Mapping[str, int], *, always: tuple[Action, ...] = ()) -> str:
+    """`3 created, 1 deleted, 12 unchanged`: the actions that happened (and those in `always`,
+    even at 0), in vocabulary order."""
+    parts = [f"{summary.get(a, 0)} {a}" for a in ACTIONS if summary.get(a) or a in always]
     return ", ".join(parts) if parts else "no objects"
 
 

@@ -3,7 +3,9 @@
 The status lives on the app's ApplySet parent (`ConfigMap syncer-<app>`) as annotations, and
 each change of it is also reported as a Kubernetes Event on that ConfigMap:
 
-    status.syncer.dev/revision   the commit of the last sync
+    status.syncer.dev/revision   the commit of the last sync (attempted)
+    status.syncer.dev/applied-revision   the commit of the last successful sync: a failed
+                                 sync keeps it, so it always says what the cluster runs
     status.syncer.dev/time       when this status was recorded (RFC 3339, UTC)
     status.syncer.dev/result     Succeeded | Failed
     status.syncer.dev/error      why it failed (absent after a success)
@@ -20,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Literal
 
@@ -39,6 +41,7 @@ TIME_ANNOTATION = PREFIX + "time"
 RESULT_ANNOTATION = PREFIX + "result"
 ERROR_ANNOTATION = PREFIX + "error"
 SUMMARY_ANNOTATION = PREFIX + "summary"
+APPLIED_REVISION_ANNOTATION = PREFIX + "applied-revision"
 MAX_ERROR_LENGTH = 4000
 """Annotations share a 256 KiB budget per object; a long list of failures is cut here."""
 EVENT_COMPONENT = "syncer"
@@ -59,6 +62,8 @@ class AppStatus:
     error: str = ""
     summary: dict[str, int] = field(default_factory=dict)
     time: str = field(default_factory=now_rfc3339)
+    applied_revision: str = ""
+    """The last revision that synced successfully ("" when none did, as far as known)."""
 
     @classmethod
     def of(cls, changes: ChangeSet) -> AppStatus:
@@ -70,6 +75,7 @@ class AppStatus:
             result="Succeeded" if changes.ok else "Failed",
             error=error if not changes.ok else "",
             summary={k: v for k, v in changes.summary().items() if v},
+            applied_revision=changes.revision if changes.ok else "",
         )
 
     @classmethod
@@ -91,6 +97,8 @@ class AppStatus:
             RESULT_ANNOTATION: self.result,
             SUMMARY_ANNOTATION: json.dumps(self.summary, separators=(",", ":"), sort_keys=True),
         }
+        if self.applied_revision:
+            values[APPLIED_REVISION_ANNOTATION] = self.applied_revision
         if self.error:
             error = self.error
             if len(error) > MAX_ERROR_LENGTH:
@@ -128,6 +136,8 @@ def status_from_annotations(annotations: dict[str, str]) -> AppStatus | None:
         error=annotations.get(ERROR_ANNOTATION, ""),
         summary={str(k): int(v) for k, v in summary.items() if isinstance(v, int)},
         time=annotations.get(TIME_ANNOTATION, ""),
+        applied_revision=annotations.get(APPLIED_REVISION_ANNOTATION)
+        or (revision if outcome == "Succeeded" else ""),
     )
 
 
@@ -146,8 +156,14 @@ def write_status(kube: Kube, *, app: str, namespace: str, status: AppStatus) -> 
     """
     inventory = Inventory.for_app(app=app, namespace=namespace)
     configmaps = kube.resource_for("v1", "ConfigMap")
+    live = kube.get(configmaps, inventory.parent.name, namespace=namespace)
+    recorded = read_status(live)
+    if not status.applied_revision and recorded is not None:
+        # The annotations are applied whole: one left out would be removed, and a failed
+        # sync must not erase what the cluster last applied.
+        status = replace(status, applied_revision=recorded.applied_revision)
     metadata: Object = {"name": inventory.parent.name, "namespace": namespace, "annotations": status.annotations()}
-    if kube.get(configmaps, inventory.parent.name, namespace=namespace) is None:
+    if live is None:
         metadata["labels"] = {ID_LABEL: inventory.id}
         metadata["annotations"][TOOLING_ANNOTATION] = TOOLING
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
@@ -211,8 +227,9 @@ class AppStatusRow:
         return {
             "app": self.app,
             "namespace": self.namespace,
-            "parent": f"ConfigMap/{self.namespace}/{PARENT_PREFIX}{self.app}",
+            "inventory": f"ConfigMap/{self.namespace}/{PARENT_PREFIX}{self.app}",
             "revision": status.revision if status else None,
+            "appliedRevision": (status.applied_revision or None) if status else None,
             "time": status.time if status else None,
             "result": status.result if status else None,
             "error": (status.error or None) if status else None,

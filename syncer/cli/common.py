@@ -10,15 +10,26 @@ from typing import Any, TypeVar
 import click
 import yaml
 
+from syncer.cli import OUTPUT_KEY
+from syncer.config import format_duration, parse_duration
 from syncer.diff import IgnoreRule, parse_ignore_rules
 from syncer.errors import ConfigError
-from syncer.kube import ClientOptions, Kube
+from syncer.kube import ClientOptions, Kube, default_namespace
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+DEFAULT_REQUEST_TIMEOUT = ClientOptions.request_timeout
+
+
 def cluster_options(fn: F) -> F:
-    """--kubeconfig and --context (in a pod with neither, the pod's service account is used)."""
+    """--kubeconfig, --context (in a pod with neither, the pod's service account is used) and
+    --request-timeout."""
+    fn = click.option(
+        "--request-timeout", type=click.FloatRange(min=1), default=DEFAULT_REQUEST_TIMEOUT, show_default=True,
+        envvar="SYNCER_REQUEST_TIMEOUT",
+        help="Seconds one API request may take, retries included; a hung API server fails within this.",
+    )(fn)
     fn = click.option("--context", default=None, help="Kubeconfig context (default: the current one).")(fn)
     fn = click.option(
         "--kubeconfig", type=click.Path(dir_okay=False), default=None, envvar="KUBECONFIG",
@@ -44,13 +55,59 @@ def app_options(fn: F) -> F:
     return fn
 
 
+def _remember_output(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    ctx.meta[OUTPUT_KEY] = value
+    return value
+
+
 def output_option(fn: F) -> F:
-    return click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
-                        show_default=True, help="Output format (json goes to stdout).")(fn)
+    return click.option("-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text",
+                        show_default=True, callback=_remember_output, is_eager=True,
+                        help="text for people (stderr), or a json|yaml document on stdout.")(fn)
 
 
-def connect(*, kubeconfig: str | None, context: str | None, concurrency: int = 16, qps: float | None = None) -> Kube:
-    options = ClientOptions(kubeconfig=kubeconfig, context=context, pool_size=max(concurrency, 4) * 2)
+class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """A duration flag in the format of the configuration file: `90s`, `5m`, `1h30m`, or
+    plain seconds (`300`), as kubectl reads its durations."""
+
+    name = "duration"
+
+    def __init__(self, *, minimum: float = 0.0) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = parse_duration(value, allow_zero=True)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        if seconds < self.minimum:
+            self.fail(f"{value} is shorter than the minimum of {format_duration(self.minimum)}", param, ctx)
+        return seconds
+
+
+def resolve_namespace(source: dict[str, Any], *, kubeconfig: str | None, context: str | None) -> str:
+    """Fill in --namespace as kubectl does when it is not given: the context's namespace (or
+    the pod's own), else `default`. Returns where it came from, for the output ("" when given)."""
+    if source.get("namespace"):
+        return ""
+    source["namespace"], origin = default_namespace(ClientOptions(kubeconfig=kubeconfig, context=context))
+    return origin
+
+
+def connect(
+    *, kubeconfig: str | None, context: str | None, concurrency: int = 16, qps: float | None = None,
+    request_timeout: float | None = None,
+) -> Kube:
+    """The cluster client of a command. Without `request_timeout`, the running command's
+    --request-timeout is used (`diff` and `sync` receive it among their source options)."""
+    if request_timeout is None:
+        click_context = click.get_current_context(silent=True)
+        given = click_context.params.get("request_timeout") if click_context is not None else None
+        request_timeout = float(given) if given is not None else DEFAULT_REQUEST_TIMEOUT
+    options = ClientOptions(kubeconfig=kubeconfig, context=context, pool_size=max(concurrency, 4) * 2,
+                            request_timeout=request_timeout)
     if qps is not None:
         options = replace(options, qps=qps, burst=max(1, int(qps)))
     return Kube.connect(options)

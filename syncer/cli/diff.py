@@ -10,9 +10,9 @@ import click
 
 from syncer.apply import SyncOptions, plan_sync
 from syncer.cli import cli
-from syncer.cli.common import app_options, cluster_options, connect, load_ignore_rules, output_option
+from syncer.cli.common import app_options, cluster_options, connect, load_ignore_rules, output_option, resolve_namespace
 from syncer.cli.options import render_from_options, source_options
-from syncer.cli.output import console, diff_json, print_diff_text, print_json
+from syncer.cli.output import StepProgress, console, diff_json, print_diff_text, print_document
 
 
 @cli.command("diff")
@@ -28,18 +28,22 @@ def diff_command(
 ) -> None:
     """Show what `syncer sync` would change: a three-way diff of Git, the live cluster and what
     syncer applied last. Secret values are never shown."""
+    namespace_from = resolve_namespace(source, kubeconfig=kubeconfig, context=context)
     snapshot, manifests = render_from_options(source)
     options = SyncOptions(
         app=app, namespace=source["namespace"], field_manager=field_manager, concurrency=concurrency,
         prune=prune, ignore=load_ignore_rules(ignore_file), dry_run=True,
     )
+    err = console()
+    progress = StepProgress(err, total=len(manifests), label="checking")
     kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps)
     try:
-        plan = plan_sync(kube, manifests, options=options, revision=snapshot.revision)
+        with progress.running(kube.stats):
+            plan = plan_sync(kube, manifests, options=options, revision=snapshot.revision)
     finally:
         kube.close()
-    if output == "json":
-        print_json(diff_json(plan))
+    if output == "text":
+        print_diff_text(plan, out=err, namespace_from=namespace_from)
     else:
-        print_diff_text(plan, out=console(sys.stdout))
+        print_document(diff_json(plan), output=output)
     sys.exit(1 if plan.has_changes else 0)

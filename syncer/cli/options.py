@@ -5,7 +5,7 @@
     def diff_command(*, output: str, **source: Any) -> None:
         snapshot, manifests = render_from_options(source)
 
-`source_options` adds plain click options (repo, revision, path, namespace, cache_dir,
+`source_options` adds plain click options (repo, revision, path, namespace, working_tree, cache_dir,
 ssh_key, known_hosts, username, token_file, token_env); the command collects them with
 `**source` and hands them to `render_from_options` or `source_from_options`.
 """
@@ -22,7 +22,7 @@ import click
 
 from syncer.errors import ConfigError
 from syncer.model import Manifest
-from syncer.sources import GitAuth, RenderLimits, Snapshot, Source, open_source, render
+from syncer.sources import GitAuth, RenderLimits, Snapshot, Source, open_source, render, uncommitted_changes
 
 R = TypeVar("R")
 
@@ -39,6 +39,7 @@ class SourceOptions:
     namespace: str = "default"
     cache_dir: Path | None = None
     auth: GitAuth = GitAuth()
+    working_tree: bool = False
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> SourceOptions:
@@ -52,6 +53,7 @@ class SourceOptions:
             path=values.get("path") or ".",
             namespace=namespace,
             cache_dir=values.get("cache_dir"),
+            working_tree=bool(values.get("working_tree")),
             auth=GitAuth(
                 ssh_key_file=values.get("ssh_key"),
                 known_hosts_file=values.get("known_hosts"),
@@ -63,7 +65,15 @@ class SourceOptions:
 
     def open(self) -> Source:
         """The Source (nothing is fetched yet); the daemon keeps it to poll remote_revision()."""
-        return open_source(self.repo, revision=self.revision, cache_dir=self.cache_dir, auth=self.auth)
+        return open_source(self.repo, revision=self.revision, cache_dir=self.cache_dir, auth=self.auth,
+                           working_tree=self.working_tree)
+
+    def uncommitted_changes(self) -> list[str]:
+        """Edits on disk that the source will not see: a local checkout read at its HEAD."""
+        local = Path(self.repo).expanduser()
+        if self.working_tree or self.revision is not None or "://" in self.repo or not local.is_dir():
+            return []
+        return uncommitted_changes(local, self.path)
 
 
 def source_from_options(values: Mapping[str, Any] | SourceOptions) -> Source:
@@ -78,6 +88,11 @@ def render_from_options(
 ) -> tuple[Snapshot, list[Manifest]]:
     """Fetch the source the options name and render their path: the start of every command."""
     options = _options(values)
+    dirty = options.uncommitted_changes()
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        click.echo(f"warning: {options.repo} has uncommitted changes ({shown}); syncer reads its last commit. "
+                   "Pass --working-tree to use the files on disk.", err=True)
     snapshot = options.open().fetch()
     return snapshot, render(snapshot, options.path, namespace=options.namespace, limits=limits)
 
@@ -94,8 +109,12 @@ _OPTIONS = [
                  help="Branch, tag or commit SHA. Default: the remote's default branch."),
     click.option("--path", default=".", show_default=True,
                  help="Directory or file inside the repository to render."),
-    click.option("-n", "--namespace", default="default", show_default=True,
-                 help="Namespace for namespaced objects that do not name one."),
+    click.option("-n", "--namespace", default=None,
+                 help="Namespace for namespaced objects that do not name one, and of the app's inventory "
+                      "(default: the kubeconfig context's namespace, else default)."),
+    click.option("--working-tree", is_flag=True,
+                 help="Read a local Git checkout's files as they are on disk, uncommitted edits included "
+                      "(default: its last commit)."),
     click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                  envvar="SYNCER_CACHE_DIR", help="Where Git clones are cached. Default: ~/.cache/syncer/repos."),
     click.option("--ssh-key", type=click.Path(dir_okay=False, path_type=Path), default=None,

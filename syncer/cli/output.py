@@ -1,22 +1,38 @@
-"""Printers: turn plans and change sets into text (coloured on a TTY, plain otherwise, NO_COLOR
-honoured by rich) or JSON. The engine never prints; only these functions do."""
+"""Printers: turn plans, change sets and errors into text for people or documents for programs.
+The engine never prints; only these functions do.
+
+The output contract (README, "Output"): stdout carries only what programs read — the `-o
+json|yaml` documents, `render`'s manifests, `completion`'s scripts, `dev-cluster up`'s
+kubeconfig path; everything for people — diffs, per-object lines, summaries, tables, progress,
+warnings and errors — goes to stderr. Text is coloured only when stderr is a terminal and
+`NO_COLOR` is not set; with `NO_COLOR` it holds no escape codes at all. Every JSON or YAML
+document carries `schemaVersion` and `kind` and is valid against docs/schema/v1.json.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
 import click
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from syncer import SCHEMA_VERSION
 from syncer.apply.changeset import ACTIONS, Change, ChangeSet, summary_text
 from syncer.apply.plan import Plan
 from syncer.diff import ObjectDiff
+from syncer.errors import ClusterError, RenderError, SyncerError, ValidationFailed
+from syncer.kube import RequestStats
 from syncer.model import Action
 
 _MARKS = {Action.CREATED: "+", Action.CONFIGURED: "~", Action.RECREATED: "±", Action.DELETED: "-",
@@ -25,11 +41,104 @@ _ACTION_STYLES = {
     Action.CREATED: "green", Action.CONFIGURED: "yellow", Action.RECREATED: "magenta", Action.UNCHANGED: "dim",
     Action.DELETED: "red", Action.KEPT: "cyan", Action.SKIPPED: "cyan", Action.FAILED: "bold red",
 }
+SUMMARY_ALWAYS = (Action.CREATED, Action.CONFIGURED, Action.UNCHANGED, Action.DELETED)
+"""The counts a summary line always shows; the rarer actions only when they occur."""
+PLAIN_PROGRESS_INTERVAL = 5.0
+"""Seconds between progress lines when stderr is not a terminal (CI logs)."""
 
 
-def console(stream: TextIO) -> Console:
-    return Console(file=stream, highlight=False, soft_wrap=True)
+def no_color() -> bool:
+    """`NO_COLOR` set to anything but the empty string (no-color.org)."""
+    return bool(os.environ.get("NO_COLOR"))
 
+
+def console(stream: TextIO | None = None) -> Console:
+    """A console for people's output (stderr by default). Under NO_COLOR it emits no escape
+    codes at all: rich's own `no_color` drops colours but keeps bold and dim."""
+    plain = no_color()
+    return Console(file=stream or sys.stderr, highlight=False, soft_wrap=True,
+                   color_system=None if plain else "auto", no_color=plain)
+
+
+# -- documents (stdout) -------------------------------------------------------------------------
+
+def document(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A machine-readable document: `schemaVersion` and `kind` first, then the body."""
+    return {"schemaVersion": SCHEMA_VERSION, "kind": kind, **body}
+
+
+def print_document(data: dict[str, Any], *, output: str) -> None:
+    """A document on stdout as JSON or YAML."""
+    if output == "yaml":
+        click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
+    else:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def error_document(error: SyncerError) -> dict[str, Any]:
+    """An error as a document, so that `-o json` callers always read JSON from stdout."""
+    detail: dict[str, Any] = {"type": type(error).__name__, "message": str(error), "exitCode": error.exit_code}
+    if isinstance(error, ClusterError):
+        detail.update(subject=error.subject, status=error.status, reason=error.reason)
+    if isinstance(error, RenderError):
+        detail["problems"] = [{"where": p.where, "message": p.message} for p in error.problems]
+    if isinstance(error, ValidationFailed):
+        detail["problems"] = [{"where": f.subject, "message": f.message} for f in error.failures]
+    return document("Error", {"error": detail})
+
+
+def inventory_of(app: str, namespace: str) -> str:
+    return f"ConfigMap/{namespace}/syncer-{app}"
+
+
+def diff_summary(plan: Plan) -> dict[str, int]:
+    """How many objects get each action (the same keys as a sync's summary)."""
+    counts = Counter(action for _, action in plan.decisions())
+    return {str(action): counts.get(action, 0) for action in ACTIONS}
+
+
+def diff_json(plan: Plan) -> dict[str, Any]:
+    """`syncer diff -o json`: what a sync would do, in the words a sync reports it with."""
+    diffs = {d.ref: d for d in plan.diffs()}
+    decisions = {d.ref: d for d in plan.prune}
+    changes: list[dict[str, Any]] = []
+    for ref, action in plan.decisions():
+        if action is Action.UNCHANGED:
+            continue
+        diff, decision = diffs.get(ref), decisions.get(ref)
+        changes.append({
+            "action": str(action),
+            "reason": decision.reason if decision else "",
+            "apiVersion": diff.api_version if diff else (decision.api_version if decision else ""),
+            "kind": ref.kind,
+            "namespace": ref.namespace,
+            "name": ref.name,
+            "message": decision.message if decision else "",
+            "diff": diff.diff if diff else "",
+            "removedFields": list(diff.removed) if diff else [],
+        })
+    return document("Diff", {
+        "app": plan.options.app,
+        "inventory": inventory_of(plan.options.app, plan.options.namespace),
+        "revision": plan.revision,
+        "hasChanges": plan.has_changes,
+        "warnings": list(plan.warnings),
+        "summary": diff_summary(plan),
+        "changes": changes,
+    })
+
+
+def sync_json(changes: ChangeSet, *, namespace: str) -> dict[str, Any]:
+    """`syncer sync -o json`: the change set, with the result in the status' words."""
+    body = changes.to_dict()
+    return document("Sync", {
+        **body,
+        "inventory": inventory_of(changes.app, namespace),
+        "result": "Succeeded" if changes.ok else "Failed",
+    })
+
+
+# -- text for people (stderr) -------------------------------------------------------------------
 
 def header(diff: ObjectDiff) -> str:
     """`~ apps/v1 Deployment shop/web` (namespace/name, or name for cluster-scoped objects)."""
@@ -49,13 +158,7 @@ def _diff_line_style(line: str) -> str:
     return ""
 
 
-def diff_summary(plan: Plan) -> dict[str, int]:
-    """How many objects get each action (the same keys as a sync's summary)."""
-    counts = Counter(action for _, action in plan.decisions())
-    return {str(action): counts.get(action, 0) for action in ACTIONS}
-
-
-def print_diff_text(plan: Plan, *, out: Console) -> None:
+def print_diff_text(plan: Plan, *, out: Console, namespace_from: str = "") -> None:
     for diff in plan.diffs():
         if diff.action is Action.UNCHANGED:
             continue
@@ -76,29 +179,17 @@ def print_diff_text(plan: Plan, *, out: Console) -> None:
                        style="dim"))
     for warning in plan.warnings:
         out.print(Text(f"warning: {warning}", style="yellow"))
-    out.print(Text(f"revision {plan.revision}: {summary_text(diff_summary(plan))}", style="bold"))
+    out.print(Text(
+        f"diff: app {plan.options.app} at {plan.revision} "
+        f"({_where(plan.options.app, plan.options.namespace, namespace_from)}): "
+        f"{summary_text(diff_summary(plan), always=SUMMARY_ALWAYS)}",
+        style="bold",
+    ))
 
 
-def diff_json(plan: Plan) -> dict[str, Any]:
-    diffs = {d.ref: d for d in plan.diffs()}
-    reasons = {d.ref: d for d in plan.prune}
-    objects = []
-    for ref, action in plan.decisions():
-        diff = diffs.get(ref)
-        decision = reasons.get(ref)
-        objects.append({
-            "action": str(action),
-            "reason": decision.reason if decision else "",
-            "message": decision.message if decision else "",
-            "apiVersion": diff.api_version if diff else (decision.api_version if decision else ""),
-            "kind": ref.kind,
-            "namespace": ref.namespace,
-            "name": ref.name,
-            "diff": diff.diff if diff else "",
-            "removedFields": list(diff.removed) if diff else [],
-        })
-    return {"app": plan.options.app, "revision": plan.revision, "changes": plan.has_changes,
-            "summary": diff_summary(plan), "objects": objects, "warnings": list(plan.warnings)}
+def _where(app: str, namespace: str, namespace_from: str) -> str:
+    origin = f", namespace from {namespace_from}" if namespace_from else ""
+    return f"inventory {inventory_of(app, namespace)}{origin}"
 
 
 def change_line(change: Change) -> Text:
@@ -106,44 +197,95 @@ def change_line(change: Change) -> Text:
     text.append(f"{change.action:<10} ", style=_ACTION_STYLES.get(change.action, ""))
     text.append(change.ref.qualified() if change.ref.group else str(change.ref))
     if change.message:
-        text.append(f"  {change.message}", style="dim" if change.action != "failed" else "red")
+        text.append(f"  {change.message}", style="dim" if change.action is not Action.FAILED else "red")
     return text
 
 
-def print_changeset(changes: ChangeSet, *, out: Console, verbose: bool = False) -> None:
+def print_changeset(
+    changes: ChangeSet, *, out: Console, namespace: str, namespace_from: str = "", verbose: bool = False
+) -> None:
     for change in changes.changes:
         if change.action is not Action.UNCHANGED or verbose:
             out.print(change_line(change))
     for warning in changes.warnings:
         out.print(Text(f"warning: {warning}", style="yellow"))
     prefix = "dry run: " if changes.dry_run else ""
-    out.print(Text(f"{prefix}app {changes.app} at {changes.revision}: {summary_text(changes.summary())}",
-                   style="bold"))
+    out.print(Text(f"{prefix}app {changes.app} at {changes.revision} ({_where(changes.app, namespace, namespace_from)}): "
+                   + summary_text(changes.summary(), always=SUMMARY_ALWAYS), style="bold"))
     if changes.error:
         out.print(Text(f"error: {changes.error}", style="bold red"))
 
 
-def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2))
-
+# -- progress (stderr) --------------------------------------------------------------------------
 
 class StepProgress:
-    """A progress bar over the objects of a sync, one task per step, on a TTY only."""
+    """Progress of a diff or a sync: a bar on a terminal, and without one (CI) a plain line
+    every PLAIN_PROGRESS_INTERVAL seconds, so that long work is never silent.
 
-    def __init__(self, out: Console, total: int) -> None:
+    Planning (listing, then a server-side dry-run per object that may change) has no callback
+    into the CLI; its progress is read from the client's request counter, so the bar moves
+    while the server checks objects and the engine needs no hook for it.
+    """
+
+    def __init__(self, out: Console, total: int, *, label: str = "syncing",
+                 plain_interval: float = PLAIN_PROGRESS_INTERVAL) -> None:
+        self._out = out
+        self._total = total
+        self._label = label
+        self._plain_interval = plain_interval
+        self._live = out.is_terminal and not no_color() and not out.is_dumb_terminal
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=out, transient=True, disable=not out.is_terminal,
+            console=out, transient=True, disable=not self._live,
         )
-        self._task = self._progress.add_task("syncing", total=total)
+        self._task = self._progress.add_task("planning", total=total)
+        self._lock = threading.Lock()
+        self._stats: RequestStats | None = None
+        self._checks_before = 0
+        self._step = ""
+        self._done = 0
+        self._started = time.monotonic()
+        self._applying = False
 
     def on_step(self, index: int, total: int, size: int) -> None:
-        self._progress.update(self._task, description=f"step {index + 1}/{total} ({size} objects)")
+        with self._lock:
+            self._applying = True
+            self._step = f"step {index + 1}/{total} ({size} objects)"
 
     def on_change(self, change: Change) -> None:
-        self._progress.advance(self._task)
+        with self._lock:
+            self._applying = True
+            self._done += 1
+
+    def state(self) -> tuple[str, int]:
+        """What is going on and how many of the objects are done with it."""
+        with self._lock:
+            if self._applying:
+                return (f"{self._label} {self._step}".rstrip(), self._done)
+            checks = (self._stats.by_verb["dry-run"] - self._checks_before) if self._stats else 0
+            return ("checking with the server", min(checks, self._total))
+
+    def _tick(self, stop: threading.Event) -> None:
+        interval = 0.2 if self._live else self._plain_interval
+        while not stop.wait(interval):
+            description, done = self.state()
+            if self._live:
+                self._progress.update(self._task, description=description, completed=done)
+            else:
+                elapsed = time.monotonic() - self._started
+                self._out.print(Text(f"{description}: {done}/{self._total} objects ({elapsed:.0f}s)"))
 
     @contextmanager
-    def running(self) -> Iterator[StepProgress]:
+    def running(self, stats: RequestStats | None = None) -> Iterator[StepProgress]:
+        self._stats = stats
+        self._checks_before = stats.by_verb["dry-run"] if stats else 0
+        self._started = time.monotonic()
+        stop = threading.Event()
+        ticker = threading.Thread(target=self._tick, args=(stop,), name="progress", daemon=True)
         with self._progress:
-            yield self
+            ticker.start()
+            try:
+                yield self
+            finally:
+                stop.set()
+                ticker.join()

@@ -12,11 +12,11 @@ from types import FrameType
 
 import click
 
-from syncer.cli import cli
-from syncer.cli.common import cluster_options
+from syncer.cli import cli, verbosity
+from syncer.cli.common import Duration, cluster_options
 from syncer.config import load_config
 from syncer.daemon import Daemon, DaemonOptions, ElectionOptions
-from syncer.daemon.http import parse_listen
+from syncer.daemon.http import DEFAULT_LISTEN, parse_listen
 from syncer.daemon.logs import configure_logging
 from syncer.errors import ConfigError
 from syncer.kube import ClientOptions
@@ -24,6 +24,10 @@ from syncer.kube import ClientOptions
 log = logging.getLogger("syncer.run")
 
 SECRET_ENV = "SYNCER_WEBHOOK_SECRET"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""SIGHUP stops like SIGTERM rather than reloading: a reload would have to swap apps, their
+schedules and metrics under running syncs, while a restart starts from a state that is
+known to be consistent (and one log line says which signal arrived)."""
 
 
 def read_webhook_secret(path: str | None) -> bytes | None:
@@ -44,14 +48,15 @@ def read_webhook_secret(path: str | None) -> bytes | None:
 @cli.command("run")
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
               help="The apps to keep in sync (YAML; see examples/deploy/README.md).")
-@click.option("--listen", default="0.0.0.0:8080", show_default=True,
-              help="HOST:PORT for /healthz, /readyz, /metrics and /webhook.")
+@click.option("--listen", default=DEFAULT_LISTEN, show_default=True,
+              help="HOST:PORT for /healthz, /readyz, /metrics and /webhook; the default listens on all "
+                   "interfaces (probes reach the pod's IP), 127.0.0.1:8080 keeps it local.")
 @click.option("--leader-elect", is_flag=True,
               help="Elect a leader among replicas through a Lease; only the leader syncs.")
 @click.option("--leader-election-namespace", envvar="POD_NAMESPACE", default="default", show_default=True,
               help="Namespace of the syncer-leader Lease (default: $POD_NAMESPACE, else default).")
-@click.option("--lease-duration", type=click.FloatRange(min=3), default=15, show_default=True,
-              help="Seconds without renewal after which a standby takes over (renewal every third of it).")
+@click.option("--lease-duration", type=Duration(minimum=3), default="15s", show_default=True,
+              help="Time without renewal after which a standby takes over (renewal every third of it).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per line, for log collectors.")
 @cluster_options
@@ -59,19 +64,19 @@ def read_webhook_secret(path: str | None) -> bytes | None:
               help="Where Git clones are cached (default: $SYNCER_CACHE_DIR, else ~/.cache/syncer/repos).")
 @click.option("--webhook-secret-file", type=click.Path(dir_okay=False), default=None,
               help=f"File with the webhook secret (else ${SECRET_ENV}); without one, /webhook is off.")
-@click.option("--shutdown-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
-              help="Seconds a running sync may take to finish after SIGTERM.")
+@click.option("--shutdown-timeout", type=Duration(), default="1m", show_default=True,
+              help="How long a running sync may take to finish after SIGTERM (or SIGHUP, SIGINT).")
 @click.pass_context
 def run_command(
     ctx: click.Context, *, config_path: str, listen: str, leader_elect: bool, leader_election_namespace: str,
-    lease_duration: float, log_format: str, kubeconfig: str | None, context: str | None, cache_dir: str | None,
-    webhook_secret_file: str | None, shutdown_timeout: float,
+    lease_duration: float, log_format: str, kubeconfig: str | None, context: str | None, request_timeout: float,
+    cache_dir: str | None, webhook_secret_file: str | None, shutdown_timeout: float,
 ) -> None:
     """Keep the apps of a configuration file in sync: poll each on its interval (or at once
-    on a webhook), apply new revisions and revert drift. Runs until SIGTERM or SIGINT, then
-    lets running syncs finish and exits 0."""
-    verbose = int(ctx.find_root().params.get("verbose") or 0)
-    configure_logging(json_lines=log_format == "json", verbose=verbose)
+    on a webhook), apply new revisions and revert drift. Runs until SIGTERM, SIGINT or SIGHUP,
+    then lets running syncs finish and exits 0. SIGHUP does not reload the configuration:
+    like SIGTERM it stops, and the restart (the Deployment's, or systemd's) reads it anew."""
+    configure_logging(json_lines=log_format == "json", verbose=verbosity(ctx))
     config = load_config(Path(config_path))
     try:
         address = parse_listen(listen)
@@ -92,9 +97,10 @@ def run_command(
             log.info("%s received: no new syncs start; waiting for running ones", signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    daemon = Daemon(config, client=ClientOptions(kubeconfig=kubeconfig, context=context), options=options)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
+    client = ClientOptions(kubeconfig=kubeconfig, context=context, request_timeout=request_timeout)
+    daemon = Daemon(config, client=client, options=options)
     daemon.start()
     while not stop.wait(1.0):
         pass

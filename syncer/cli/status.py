@@ -1,23 +1,25 @@
-"""`syncer status`: what the daemon last did for each app, read from the apps' ApplySet
-parents (see `syncer.apply.status`). The table is the command's output, so it goes to stdout:
-a rich table on a terminal, plain aligned columns when piped."""
+"""`syncer status [APP]`: what the last sync of each app did, read from the apps' ApplySet
+parents (see `syncer.apply.status`). The list is a table, one app is shown in full (the whole
+error, the last attempted and the last applied revision). Text goes to stderr like all of
+syncer's output for people; `-o json|yaml` documents go to stdout."""
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from syncer.apply.status import AppStatusRow, list_app_statuses, read_app_status
 from syncer.cli import cli
 from syncer.cli.common import cluster_options, connect, output_option
-from syncer.cli.output import console, print_json
+from syncer.apply.changeset import summary_text
+from syncer.cli.output import console, document, print_document
 from syncer.config import load_config
-from syncer.errors import ConfigError, Forbidden
-from syncer.kube import Kube
+from syncer.errors import ConfigError, Forbidden, NotFound
+from syncer.kube import ClientOptions, Kube, default_namespace
 
 COLUMNS = ("APP", "NAMESPACE", "RESULT", "REVISION", "SYNCED", "CHANGES", "ERROR")
 MAX_ERROR = 100
@@ -38,21 +40,46 @@ def age(timestamp: str, *, now: datetime | None = None) -> str:
     return f"{seconds}s ago"
 
 
+def _short_error(error: str) -> str:
+    first = error.splitlines()[0] if error else ""
+    shortened = len(first) > MAX_ERROR or "\n" in error
+    if len(first) > MAX_ERROR:
+        first = first[: MAX_ERROR - 3] + "..."
+    return first + (" (more: syncer status APP)" if shortened else "")
+
+
 def row_cells(row: AppStatusRow) -> tuple[str, ...]:
     status = row.status
     if status is None:
         return (row.app, row.namespace, "-", "-", "never", "-", "")
-    error = status.error.splitlines()[0] if status.error else ""
-    if len(error) > MAX_ERROR:
-        error = error[: MAX_ERROR - 3] + "..."
     changes = ", ".join(f"{n} {action}" for action, n in status.summary.items()) or "-"
-    return (row.app, row.namespace, status.result, status.revision[:12], age(status.time), changes, error)
+    return (row.app, row.namespace, status.result, status.revision[:12], age(status.time), changes,
+            _short_error(status.error))
 
 
 def plain_table(rows: list[tuple[str, ...]]) -> str:
     table = [COLUMNS, *rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table)
+
+
+def detail_lines(row: AppStatusRow) -> list[str]:
+    """One app in full, as `kubectl describe` shows an object: every field, the whole error."""
+    status = row.status
+    lines = [f"App:              {row.app}", f"Inventory:        ConfigMap/{row.namespace}/syncer-{row.app}"]
+    if status is None:
+        return [*lines, "Result:           never synced"]
+    lines += [
+        f"Result:           {status.result}",
+        f"Last sync:        {status.time} ({age(status.time)})",
+        f"Last attempted:   {status.revision}",
+        f"Last applied:     {status.applied_revision or 'none'}",
+        f"Changes:          {summary_text(status.summary) if status.summary else 'none'}",
+    ]
+    if status.error:
+        lines.append("Error:")
+        lines += [f"  {line}" for line in status.error.splitlines()]
+    return lines
 
 
 def _rows_from_config(kube: Kube, path: str) -> list[AppStatusRow]:
@@ -63,23 +90,37 @@ def _rows_from_config(kube: Kube, path: str) -> list[AppStatusRow]:
 
 
 @cli.command("status")
+@click.argument("app", required=False)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Show the apps of this configuration file (also those never synced).")
-@click.option("-n", "--namespace", default=None, help="Show the apps whose inventory is in this namespace.")
+@click.option("-n", "--namespace", default=None,
+              help="Namespace of the apps' inventories (with APP: default the context's namespace; "
+                   "without: all namespaces).")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Show the apps of all namespaces (the default).")
 @cluster_options
 @output_option
 def status_command(
-    *, config_path: str | None, namespace: str | None, all_namespaces: bool, kubeconfig: str | None,
-    context: str | None, output: str,
+    *, app: str | None, config_path: str | None, namespace: str | None, all_namespaces: bool,
+    kubeconfig: str | None, context: str | None, output: str, request_timeout: float,
 ) -> None:
-    """Show each app's last sync: revision, when, result, changes and error, as recorded by
-    `syncer run` on the app's ApplySet parent (ConfigMap syncer-<app>)."""
-    if sum(bool(x) for x in (config_path, namespace, all_namespaces)) > 1:
-        raise ConfigError("give at most one of --config, --namespace and --all-namespaces")
-    kube = connect(kubeconfig=kubeconfig, context=context)
+    """Show each app's last sync (result, revision, when, changes, error), as `syncer sync`
+    and `syncer run` record it on the app's ApplySet parent (ConfigMap syncer-<app>).
+    With APP, show that app in full: the whole error, the last attempted and the last
+    applied revision."""
+    if sum(bool(x) for x in (config_path, namespace and not app, all_namespaces, app)) > 1:
+        raise ConfigError("give at most one of APP, --config, --namespace and --all-namespaces")
+    if app:
+        namespace = namespace or default_namespace(ClientOptions(kubeconfig=kubeconfig, context=context))[0]
+    kube = connect(kubeconfig=kubeconfig, context=context, request_timeout=request_timeout)
     try:
-        if config_path:
+        if app and namespace:
+            status = read_app_status(kube, app=app, namespace=namespace)
+            if status is None and not _parent_exists(kube, app=app, namespace=namespace):
+                raise NotFound(f"ConfigMap/{namespace}/syncer-{app}",
+                               f"app {app} has no inventory in namespace {namespace}; pass -n for another namespace "
+                               "or run `syncer status -A` to list every app")
+            rows = [AppStatusRow(app=app, namespace=namespace, status=status)]
+        elif config_path:
             rows = _rows_from_config(kube, config_path)
         else:
             rows = list_app_statuses(kube, namespace=namespace)
@@ -88,20 +129,31 @@ def status_command(
         raise Forbidden(error.subject, f"{error.message}{hint}", status=error.status) from error
     finally:
         kube.close()
-    if output == "json":
-        print_json([row.to_dict() for row in rows])
+    if output != "text":
+        if app:
+            print_document(document("AppStatus", rows[0].to_dict()), output=output)
+        else:
+            print_document(document("AppStatusList", {"items": [row.to_dict() for row in rows]}), output=output)
+        return
+    err = console()
+    if app:
+        for line in detail_lines(rows[0]):
+            err.print(Text(line))
         return
     if not rows:
         where = f"namespace {namespace}" if namespace else "the cluster"
-        click.echo(f"no syncer apps found in {where}", err=True)
+        err.print(Text(f"no syncer apps found in {where}"))
         return
     cells = [row_cells(row) for row in rows]
-    out = console(sys.stdout)
-    if not out.is_terminal:
-        click.echo(plain_table(cells))
+    if not err.is_terminal:
+        err.print(Text(plain_table(cells)))
         return
     table = Table(*COLUMNS, box=None, header_style="bold", pad_edge=False)
     styles = {"Succeeded": "green", "Failed": "bold red"}
     for row, cell in zip(rows, cells):
         table.add_row(*cell, style=styles.get(row.status.result, "") if row.status else "dim")
-    out.print(table)
+    err.print(table)
+
+
+def _parent_exists(kube: Kube, *, app: str, namespace: str) -> bool:
+    return kube.get(kube.resource_for("v1", "ConfigMap"), f"syncer-{app}", namespace=namespace) is not None

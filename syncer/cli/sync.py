@@ -13,9 +13,17 @@ import click
 from syncer.apply import SyncOptions, sync
 from syncer.apply.status import OutcomeRecorder
 from syncer.cli import cli
-from syncer.cli.common import app_options, cluster_options, connect, load_ignore_rules, output_option
+from syncer.cli.common import (
+    Duration,
+    app_options,
+    cluster_options,
+    connect,
+    load_ignore_rules,
+    output_option,
+    resolve_namespace,
+)
 from syncer.cli.options import render_from_options, source_options
-from syncer.cli.output import StepProgress, console, print_changeset, print_json
+from syncer.cli.output import StepProgress, console, print_changeset, print_document, sync_json
 from syncer.errors import ClusterError, SyncerError
 
 log = logging.getLogger(__name__)
@@ -32,38 +40,40 @@ log = logging.getLogger(__name__)
               help="Allow a source with no objects to prune everything the app owns.")
 @click.option("--dry-run", is_flag=True, help="Run everything server-side with dryRun=All; change nothing.")
 @click.option("--wait", is_flag=True, help="Wait until the applied objects are healthy.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
-              help="Seconds to wait for health (--wait) and for CRDs to be Established.")
+@click.option("--timeout", type=Duration(minimum=1), default="5m", show_default=True,
+              help="How long to wait for health (--wait) and for CRDs to be Established (5m, 90s, 300).")
 @click.option("--no-force-conflicts", "force_conflicts", flag_value=False, default=True,
               help="Fail instead of taking over fields that other field managers own.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60, show_default=True,
-              help="Seconds to wait while another sync of the same app runs.")
-@click.option("--lock-duration", type=click.IntRange(min=2), default=30, show_default=True,
-              help="Seconds the app's lock lasts without renewal; a sync that cannot renew it in time "
+@click.option("--lock-timeout", type=Duration(), default="1m", show_default=True,
+              help="How long to wait while another sync of the same app runs.")
+@click.option("--lock-duration", type=Duration(minimum=2), default="30s", show_default=True,
+              help="How long the app's lock lasts without renewal; a sync that cannot renew it in time "
                    "stops writing (exit 2).")
 @click.option("--show-unchanged", "verbose", is_flag=True, help="List unchanged objects too.")
 def sync_command(
     *, app: str, field_manager: str, concurrency: int, qps: float, ignore_file: str | None,
     kubeconfig: str | None, context: str | None, output: str, prune: bool, allow_empty: bool,
     dry_run: bool, wait: bool, timeout: float, force_conflicts: bool, lock_timeout: float,
-    lock_duration: int, verbose: bool, **source: Any,
+    lock_duration: float, verbose: bool, **source: Any,
 ) -> None:
     """Apply the source to the cluster with server-side apply, in dependency order, and prune
     what it no longer has. Every object is validated by the server before the first write."""
+    namespace_from = resolve_namespace(source, kubeconfig=kubeconfig, context=context)
     snapshot, manifests = render_from_options(source)
     options = SyncOptions(
         app=app, namespace=source["namespace"], field_manager=field_manager, concurrency=concurrency,
         prune=prune, allow_empty=allow_empty, dry_run=dry_run, wait=wait, timeout=timeout,
-        force_conflicts=force_conflicts, lock_timeout=lock_timeout, lock_duration=lock_duration, ignore=load_ignore_rules(ignore_file),
+        force_conflicts=force_conflicts, lock_timeout=lock_timeout, lock_duration=int(lock_duration),
+        ignore=load_ignore_rules(ignore_file),
         diff_text=False,
     )
-    err = console(sys.stderr)
+    err = console()
     progress = StepProgress(err, total=len(manifests))
     kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps)
     recorder = OutcomeRecorder(kube, app=app, namespace=options.namespace)
     try:
         try:
-            with progress.running():
+            with progress.running(kube.stats):
                 changes = sync(kube, manifests, options=options, revision=snapshot.revision,
                                report=progress.on_change, on_step=progress.on_step)
         except SyncerError as error:
@@ -73,10 +83,11 @@ def sync_command(
         _record(lambda: recorder.record_changes(changes), warnings=changes.warnings)
     finally:
         kube.close()
-    if output == "json":
-        print_json(changes.to_dict())
+    if output == "text":
+        print_changeset(changes, out=err, namespace=options.namespace, namespace_from=namespace_from,
+                        verbose=verbose)
     else:
-        print_changeset(changes, out=err, verbose=verbose)
+        print_document(sync_json(changes, namespace=options.namespace), output=output)
     sys.exit(0 if changes.ok else 2)
 
 

@@ -12,6 +12,8 @@ import logging
 import sys
 from datetime import datetime, timezone
 
+from syncer import SCHEMA_VERSION
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 QUIET_LOGGERS = ("apscheduler", "urllib3", "kubernetes", "git")
@@ -19,11 +21,13 @@ QUIET_LOGGERS = ("apscheduler", "urllib3", "kubernetes", "git")
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, the record's extra fields,
-    and the traceback as `exception` when there is one."""
+    """One JSON object per line: schemaVersion and kind, time, level, logger, message, the
+    record's extra fields, and the traceback as `exception` when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, object] = {
+            "schemaVersion": SCHEMA_VERSION,
+            "kind": "LogRecord",
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,

@@ -1,17 +1,31 @@
 """Prometheus metrics of the daemon, in a registry of its own.
 
 A registry per daemon (not the library's global one) keeps two daemons in one process (the
-tests' leader election) from sharing counters, and keeps the output to syncer's own series.
-Every series of every configured app is created at start, so a standby or an app that never
-synced shows an explicit 0 instead of no series at all (`rate()` and alerts need the zero).
+tests' leader election) from sharing counters, and keeps the output to syncer's own series
+plus the standard process, platform and garbage-collector collectors. Every series of every
+configured app is created at start, so a standby or an app that never synced shows an
+explicit 0 instead of no series at all (`rate()` and alerts need the zero). The `*_created`
+timestamps prometheus_client adds to every counter and histogram are switched off: they
+double the series and no dashboard reads them.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from syncer.apply.changeset import ChangeSet
@@ -24,31 +38,61 @@ APPLIED_ACTIONS = (Action.CREATED, Action.CONFIGURED, Action.RECREATED)
 class Metrics:
     """The daemon's series; `observe_*` methods are called from the sync threads."""
 
-    def __init__(self, apps: Iterable[str]) -> None:
+    def __init__(self, apps: Iterable[str], *, waiting: Iterable[str] = ()) -> None:
+        """`waiting`: the apps that wait for health after applying, the only ones whose
+        health syncer knows."""
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # process-wide; the daemon's only registry
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.sync_runs = Counter("syncer_sync_runs", "Syncs run, per app.", ["app"], registry=r)
         self.sync_failures = Counter("syncer_sync_failures", "Syncs (or fetches and renders) that failed, per app.",
                                      ["app"], registry=r)
         self.sync_duration = Histogram("syncer_sync_duration_seconds", "Time a sync took, per app.", ["app"],
                                        buckets=DURATION_BUCKETS, registry=r)
         self.objects_applied = Counter("syncer_objects_applied",
-                                       "Objects created, configured or recreated, per app.", ["app"], registry=r)
+                                       "Objects applied, per app and action (created, configured, recreated).",
+                                       ["app", "action"], registry=r)
         self.objects_pruned = Counter("syncer_objects_pruned", "Objects deleted by pruning, per app.", ["app"],
                                       registry=r)
         self.last_success = Gauge("syncer_last_successful_sync_timestamp_seconds",
                                   "Unix time of the last successful sync, per app.", ["app"], registry=r)
         self.last_revision = Info("syncer_last_synced_revision",
                                   "The revision of the last successful sync, per app.", ["app"], registry=r)
+        self.app_info = Gauge(
+            "syncer_app_info",
+            "1 for each app's current state, like argocd_app_info: sync_status Succeeded, Failed or Unknown "
+            "(not synced since start); health_status Healthy when the app waits for health and its last sync "
+            "succeeded, else Unknown.",
+            ["app", "sync_status", "health_status"], registry=r)
         self.fetch_duration = Histogram("syncer_git_fetch_duration_seconds",
                                         "Time fetching and exporting a new revision took, per app.", ["app"],
                                         buckets=DURATION_BUCKETS, registry=r)
         self.leader = Gauge("syncer_leader", "1 while this replica runs syncs (is the leader), else 0.",
                             registry=r)
+        self._waiting = frozenset(waiting)
+        self._state: dict[str, tuple[str, str]] = {}
+        self._state_lock = threading.Lock()
         for app in apps:
-            for metric in (self.sync_runs, self.sync_failures, self.sync_duration, self.objects_applied,
-                           self.objects_pruned, self.fetch_duration):
+            for metric in (self.sync_runs, self.sync_failures, self.sync_duration, self.objects_pruned,
+                           self.fetch_duration):
                 metric.labels(app=app)
+            for action in APPLIED_ACTIONS:
+                self.objects_applied.labels(app=app, action=action)
+            self._set_state(app, sync_status="Unknown", health_status="Unknown")
+
+    def _set_state(self, app: str, *, sync_status: str, health_status: str) -> None:
+        """One series per app: the previous state's series goes, as argocd_app_info's does."""
+        with self._state_lock:
+            previous = self._state.get(app)
+            if previous == (sync_status, health_status):
+                return
+            if previous is not None:
+                self.app_info.remove(app, *previous)
+            self.app_info.labels(app=app, sync_status=sync_status, health_status=health_status).set(1)
+            self._state[app] = (sync_status, health_status)
 
     def observe_sync(self, app: str, *, changes: ChangeSet | None, ok: bool, seconds: float) -> None:
         """One sync attempt; `changes` is None when it failed before producing any (the Git
@@ -57,13 +101,17 @@ class Metrics:
         self.sync_runs.labels(app=app).inc()
         self.sync_duration.labels(app=app).observe(seconds)
         if changes is not None:
-            self.objects_applied.labels(app=app).inc(changes.count(*APPLIED_ACTIONS))
+            for action in APPLIED_ACTIONS:
+                self.objects_applied.labels(app=app, action=str(action)).inc(changes.count(action))
             self.objects_pruned.labels(app=app).inc(changes.count(Action.DELETED))
-        if ok and changes is not None:
+        succeeded = ok and changes is not None
+        if succeeded and changes is not None:
             self.last_success.labels(app=app).set(time.time())
             self.last_revision.labels(app=app).info({"revision": changes.revision})
         else:
             self.sync_failures.labels(app=app).inc()
+        self._set_state(app, sync_status="Succeeded" if succeeded else "Failed",
+                        health_status="Healthy" if succeeded and app in self._waiting else "Unknown")
 
     def observe_fetch(self, app: str, seconds: float) -> None:
         self.fetch_duration.labels(app=app).observe(seconds)

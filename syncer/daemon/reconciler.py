@@ -108,7 +108,7 @@ class AppReconciler:
         self._metrics.observe_sync(self.app.name, changes=changes, ok=ok, seconds=seconds)
         summary = changes.summary()
         counts = summary_text(summary)
-        extra = {"app": self.app.name, "revision": changes.revision, "result": "ok" if ok else "failed",
+        extra = {"app": self.app.name, "revision": changes.revision, "result": "Succeeded" if ok else "Failed",
                  "summary": summary, "duration": round(seconds, 3)}
         if ok:
             log.info("app %s synced %s: %s (%.1fs)", self.app.name, changes.revision[:12], counts, seconds,
@@ -126,7 +126,7 @@ class AppReconciler:
         self._last_ok = False
         self._metrics.observe_sync(self.app.name, changes=None, ok=False, seconds=seconds)
         log.error("app %s sync of %s failed: %s", self.app.name, revision[:12], error,
-                  extra={"app": self.app.name, "revision": revision, "result": "failed", "error": str(error),
+                  extra={"app": self.app.name, "revision": revision, "result": "Failed", "error": str(error),
                          "duration": round(seconds, 3)})
         self._record(lambda: self._recorder.record_failure(revision=revision, error=error))
         return False

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from syncer.apply.applyset import PARENT_PREFIX
 from syncer.apply.lock import default_identity
 from syncer.config import Config
 from syncer.daemon.http import DaemonHTTPServer
@@ -78,10 +79,10 @@ class Daemon:
     def __init__(self, config: Config, *, client: ClientOptions, options: DaemonOptions) -> None:
         self.config = config
         self.options = options
-        self.metrics = Metrics(app.name for app in config.apps)
+        self.metrics = Metrics((app.name for app in config.apps), waiting=(app.name for app in config.apps if app.wait))
         self._kube = Kube.connect(replace(client, pool_size=max(client.pool_size, 64)))
         # Probes and Lease renewals must answer quickly, never sit in retries.
-        self._control = Kube.connect(replace(client, max_retries=0, timeout=5.0))
+        self._control = Kube.connect(replace(client, max_retries=0, request_timeout=5.0))
         self.reconcilers = {
             app.name: AppReconciler(app, kube=self._kube, metrics=self.metrics, cache_dir=options.cache_dir,
                                     field_manager=options.field_manager, lock_timeout=options.lock_timeout,
@@ -174,7 +175,7 @@ class Daemon:
             return 503, "not ready: shutting down"
         problem = self._cluster_problem()
         if problem is not None:
-            return 503, f"not ready: the API server is unreachable: {problem}"
+            return 503, f"not ready: syncs cannot read from the API server: {problem}"
         if self.elector is None:
             role = "leader (leader election off)"
         elif self.elector.is_leader:
@@ -184,14 +185,20 @@ class Daemon:
         return 200, f"ready: {role}; {len(self.reconcilers)} app(s) configured"
 
     def _cluster_problem(self) -> str | None:
+        """Why syncs cannot make progress now, or None. The probe reads the first app's
+        ApplySet parent: a GET that the API server answers from etcd (a 404 is an answer), and
+        with the credentials and in the namespace a sync uses. `/version` would not do: the
+        API server answers it with etcd down, while every sync hangs."""
         now = time.monotonic()
         with self._ready_lock:
             checked = self._ready_checked
             if checked is not None and now - checked[0] < READY_CACHE_SECONDS:
                 return checked[1]
         problem = None
+        app = self.config.apps[0]
         try:
-            self._control.request("GET", "/version", subject="API server", verb="probe")
+            configmaps = self._control.resource_for("v1", "ConfigMap")
+            self._control.get(configmaps, f"{PARENT_PREFIX}{app.name}", namespace=app.namespace)
         except ClusterError as error:
             problem = str(error)
         with self._ready_lock:

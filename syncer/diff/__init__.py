@@ -24,7 +24,7 @@ from syncer.diff.ignore import (
     rules_for,
 )
 from syncer.diff.normalize import Path, normalize, without_paths
-from syncer.diff.secrets import PROCESS_SALT, is_secret, mask_secret, secret_marker
+from syncer.diff.secrets import PROCESS_SALT, is_secret, mask_secret, scrub, secret_marker, secret_values
 from syncer.diff.text import to_yaml, unified_yaml_diff
 
 __all__ = [
@@ -48,7 +48,9 @@ __all__ = [
     "proven_unchanged",
     "removed_paths",
     "rules_for",
+    "scrub",
     "secret_marker",
+    "secret_values",
     "to_yaml",
     "unified_yaml_diff",
     "values_equal",

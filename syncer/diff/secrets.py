@@ -4,6 +4,11 @@ A diff of a Secret must still say *whether* a value changed, so each value becom
 salted hash of its decoded bytes: equal values look equal within one run, changed values
 look changed, and the salt (new per process) keeps the short hash from being looked up or
 compared across runs. Neither the plain value nor its base64 form ever leaves this module.
+
+Messages about a Secret (an API server's error quoting what it was sent) are scrubbed with
+`scrub(message, secret_values(body))`: every form of every value is replaced by a fixed
+`<redacted data.KEY>`, so the text names the key, never the value, and is the same on every
+run (a repeated failure is recognised as the same failure).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import base64
 import binascii
 import copy
 import hashlib
+import json
+import re
 from secrets import token_bytes
 from typing import Any
 
@@ -88,3 +95,70 @@ def mask_secret(obj: Object, *, salt: bytes) -> Object:
         if not annotations:
             del metadata["annotations"]
     return result
+
+
+_SHORT = 4
+"""Values shorter than this are scrubbed only where they stand alone, not inside words."""
+_TOKEN = "A-Za-z0-9+/=_.-"
+
+
+def secret_values(obj: Any) -> dict[str, str]:
+    """Every text form a core Secret's values can take in a message, each mapped to what
+    replaces it (`<redacted data.pin>`); empty for anything that is not a Secret.
+
+    A server's error may quote a value as it was sent (base64 in `data`, plain in
+    `stringData`), decoded, escaped as JSON or Go do, or as the number or mapping it was
+    when the manifest was not valid. Keys are visited in sorted order, so the same Secret
+    always gives the same replacements (a repeated failure reads the same).
+    """
+    if not isinstance(obj, dict) or not is_secret(obj):
+        return {}
+    forms: dict[str, str] = {}
+    for field, decode in (("data", True), ("stringData", False)):
+        values = obj.get(field)
+        if not isinstance(values, dict):
+            if values is not None:
+                _add_forms(forms, values, label=f"<redacted {field}>", decode=False)
+            continue
+        for key in sorted(values, key=str):
+            _add_forms(forms, values[key], label=f"<redacted {field}.{key}>", decode=decode)
+    return forms
+
+
+def _add_forms(forms: dict[str, str], value: Any, *, label: str, decode: bool) -> None:
+    if value is None:
+        return
+    if isinstance(value, dict):
+        for item in value.values():
+            _add_forms(forms, item, label=label, decode=False)
+    elif isinstance(value, list):
+        for item in value:
+            _add_forms(forms, item, label=label, decode=False)
+    texts = [value] if isinstance(value, str) else [str(value), json.dumps(value, default=str)]
+    if decode and isinstance(value, str):
+        decoded = _decoded(value)
+        if decoded != value.encode():
+            texts.append(decoded.decode("utf-8", "replace"))
+    elif isinstance(value, str):  # stringData is sent folded into data, base64-encoded
+        texts.append(base64.b64encode(value.encode()).decode())
+    for text in list(texts):
+        texts += [json.dumps(text)[1:-1], repr(text)[1:-1]]
+        texts += [line.strip() for line in text.splitlines() if len(line.strip()) >= 8]
+    for text in texts:
+        if text:
+            forms.setdefault(text, label)
+
+
+def scrub(message: str, forms: dict[str, str]) -> str:
+    """`message` with every form of a Secret value (see `secret_values`) replaced."""
+    if not forms or not message:
+        return message
+    for text in sorted(forms, key=lambda form: (-len(form), form)):
+        if text not in message:
+            continue
+        if len(text) >= _SHORT:
+            message = message.replace(text, forms[text])
+        else:
+            pattern = rf"(?<![{_TOKEN}]){re.escape(text)}(?![{_TOKEN}])"
+            message = re.sub(pattern, lambda _: forms[text], message)
+    return message

@@ -18,6 +18,7 @@ from syncer.sources.giturl import local_url, looks_like_url, parse_url, reject_u
 from syncer.sources.local import LocalSource
 from syncer.sources.render import render
 from syncer.sources.snapshot import WORKING_TREE, Snapshot, Source
+from syncer.sources.worktree import is_work_tree, uncommitted_changes
 from syncer.sources.yamlload import RenderLimits
 
 __all__ = [
@@ -30,8 +31,10 @@ __all__ = [
     "Snapshot",
     "Source",
     "is_git_repository",
+    "is_work_tree",
     "open_source",
     "render",
+    "uncommitted_changes",
 ]
 
 
@@ -41,13 +44,22 @@ def open_source(
     revision: str | None = None,
     cache_dir: Path | None = None,
     auth: GitAuth | None = None,
+    working_tree: bool = False,
 ) -> Source:
     """The source for `repo`: a URL or a local Git repository (cloned into the cache and read
     at `revision`, default the remote's HEAD), or a plain directory (read in place).
+    `working_tree` reads a local checkout's files as they are on disk, edits included.
 
     Only validates and parses; nothing is fetched until `remote_revision()` or `fetch()`.
     """
     reject_unsafe(repo)
+    if working_tree:
+        local = Path(repo).expanduser()
+        if "://" in repo or not local.is_dir():
+            raise ConfigError(f"repository {repo}: --working-tree needs a local directory")
+        if revision is not None:
+            raise ConfigError(f"repository {repo}: give --working-tree or --revision, not both")
+        return LocalSource(local, display=repo)
     if "://" not in repo:
         local = Path(repo).expanduser()
         if local.is_dir():

@@ -4,8 +4,13 @@
 Neither gets flags that widen what it may read or run (no `--load-restrictor
 LoadRestrictionsNone`, no plugins, no exec functions, no Helm). Kustomize itself restricts
 files (patches, generators) to the kustomization's directory, but follows `resources` into
-any directory on the machine, so local references are checked here to stay inside the
-repository before Kustomize runs.
+any directory on the machine and fetches URLs (`https://`, `file://`, Git repositories,
+`github.com/org/repo`): a repository could make it read the machine's files, another app's
+cached clone, or reach internal addresses. So every file reference of every kustomization
+reached is checked here before Kustomize runs: it must name an existing path inside the
+repository. Anything else (a URL, an absolute path, a path that leads out, a name that does
+not exist and Kustomize would try as a remote base) is refused, naming the kustomization
+file, the field and the entry.
 """
 
 from __future__ import annotations
@@ -15,12 +20,21 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from syncer.errors import Problem
 from syncer.sources.yamlload import Budget, RenderLimits, load_yaml
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-_REFERENCE_FIELDS = ("resources", "bases", "components")
+_BASE_FIELDS = ("resources", "bases", "components")
+"""Lists of files or directories; a directory is a kustomization, checked in turn."""
+_FILE_LIST_FIELDS = ("crds", "configurations", "transformers", "generators", "validators", "patchesStrategicMerge")
+"""Lists of files; an entry that spans lines is an inline document, not a reference."""
+_PATH_ITEM_FIELDS = ("patches", "patchesJson6902", "replacements")
+"""Lists of mappings whose `path` names a file."""
+_GENERATOR_FIELDS = ("configMapGenerator", "secretGenerator")
+"""Lists of generators whose `files` (`[key=]path`), `envs` and `env` name files."""
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^git@|^git::|^gh:|[?&](ref|version|submodules|timeout)=")
 _KLOG_HEADER = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [\w.-]+:\d+\] ")
 _COMMAND_FAILED = re.compile(r'"command failed" err="(.*)"')
 
@@ -73,12 +87,9 @@ def build(directory: Path, *, root: Path, limits: RenderLimits) -> bytes:
 
 
 def local_bases(directory: Path, *, root: Path, relative: str) -> tuple[list[Path], list[Problem]]:
-    """The kustomization directories `directory` builds from (itself first), following local
-    `resources`/`bases`/`components`, and a problem for each that leads out of `root`.
-
-    References that do not exist locally are left to Kustomize (remote bases, or an error it
-    reports well).
-    """
+    """The kustomization directories `directory` builds from (itself first), following
+    `resources`/`bases`/`components`, and a problem for each file reference of any of them
+    that is not an existing path inside `root` (see the module docstring)."""
     seen: list[Path] = []
     problems: list[Problem] = []
     pending = [directory]
@@ -94,18 +105,33 @@ def local_bases(directory: Path, *, root: Path, relative: str) -> tuple[list[Pat
         if not kustomization.resolve().is_relative_to(root):
             problems.append(Problem(where, "symlink leads outside the repository"))
             continue
-        for entry in _references(kustomization, where=where, problems=problems):
-            candidate = current / entry
-            if not os.path.lexists(candidate):
-                continue
-            resolved = candidate.resolve()
-            if not resolved.is_relative_to(root):
-                problems.append(
-                    Problem(where, f"reference {entry!r} leads outside the repository; keep bases inside it")
-                )
-            elif resolved.is_dir():
+        for field, entry in _references(kustomization, where=where, problems=problems):
+            resolved, why = _inside(current, entry, root=root)
+            if why is not None:
+                problems.append(Problem(where, f"{field} entry {entry!r}: {why}"))
+            elif field in _BASE_FIELDS and resolved is not None and resolved.is_dir():
                 pending.append(resolved)
     return seen, problems
+
+
+def _inside(directory: Path, entry: str, *, root: Path) -> tuple[Path | None, str | None]:
+    """Where a reference leads, or why it may not be followed."""
+    if _URL.search(entry):
+        return None, ("a URL: syncer builds kustomizations only from files inside the repository "
+                      "(remote and file:// bases are refused); vendor the base into the repository")
+    if entry.startswith("/") or Path(entry).is_absolute():
+        return None, "an absolute path: use a path relative to the kustomization, inside the repository"
+    candidate = directory / entry
+    if not os.path.lexists(candidate):
+        return None, ("not found in the repository (Kustomize would try it as a remote base, which "
+                      "syncer refuses); check the path")
+    try:
+        resolved = candidate.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None, "a broken symlink or a symlink loop"
+    if not resolved.is_relative_to(root):
+        return None, "leads outside the repository; keep bases inside it"
+    return resolved, None
 
 
 def _readable(stderr: str, *, root: Path) -> str:
@@ -118,19 +144,39 @@ def _readable(stderr: str, *, root: Path) -> str:
     return "\n".join(lines).replace(f"{root}{os.sep}", "").replace(str(root), ".")
 
 
-def _references(kustomization: Path, *, where: str, problems: list[Problem]) -> list[str]:
+def _references(kustomization: Path, *, where: str, problems: list[Problem]) -> list[tuple[str, str]]:
+    """(field, entry) for every file reference in a kustomization."""
     limits = RenderLimits()
     data = kustomization.read_bytes()[: limits.max_file_bytes]
     documents, found = load_yaml(data, file=where, budget=Budget(limits))
     problems.extend(found)
     if not documents or not isinstance(documents[0].obj, dict):
         return []
-    entries: list[str] = []
-    for field in _REFERENCE_FIELDS:
-        value = documents[0].obj.get(field)
-        if isinstance(value, list):
-            entries += [item for item in value if isinstance(item, str)]
+    spec: dict[str, Any] = documents[0].obj
+    entries: list[tuple[str, str]] = []
+    for field in (*_BASE_FIELDS, *_FILE_LIST_FIELDS):
+        entries += [(field, item) for item in _strings(spec.get(field)) if "\n" not in item]
+    for field in _PATH_ITEM_FIELDS:
+        entries += [(f"{field}[].path", item["path"]) for item in _mappings(spec.get(field))
+                    if isinstance(item.get("path"), str)]
+    openapi = spec.get("openapi")
+    if isinstance(openapi, dict) and isinstance(openapi.get("path"), str):
+        entries.append(("openapi.path", openapi["path"]))
+    for field in _GENERATOR_FIELDS:
+        for generator in _mappings(spec.get(field)):
+            entries += [(f"{field}[].files", item.partition("=")[2] or item) for item in _strings(generator.get("files"))]
+            entries += [(f"{field}[].envs", item) for item in _strings(generator.get("envs"))]
+            if isinstance(generator.get("env"), str):
+                entries.append((f"{field}[].env", generator["env"]))
     return entries
+
+
+def _strings(value: Any) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def _mappings(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _relative(path: Path, root: Path, *, fallback: str) -> str:

@@ -198,6 +198,7 @@ def _read_file(path: Path, *, root: Path, budget: Budget, problems: list[Problem
             origin=Origin(file=relative, document=document.index, line=document.line),
             where=f"{relative}:{document.line}",
             item_lines=document.item_lines,
+            value_lines=document.value_lines,
         )
         for document in loaded
     ]

@@ -6,8 +6,10 @@ a half-valid set is never applied (a missing object could otherwise be pruned).
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from syncer.errors import Problem
@@ -67,6 +69,8 @@ class RenderedDocument:
     where: str
     """How problems name it: `file:line`, or the kustomization and document number."""
     item_lines: tuple[int, ...] = ()
+    value_lines: dict[tuple[int | None, str, str], int] = field(default_factory=dict)
+    """Lines of a Secret's `data`/`stringData` entries (see yamlload.Document)."""
 
 
 def validate(documents: Iterable[RenderedDocument], *, namespace: str) -> tuple[list[Manifest], list[Problem]]:
@@ -99,6 +103,7 @@ def validate(documents: Iterable[RenderedDocument], *, namespace: str) -> tuple[
             )
             continue
         manifests.append(manifest)
+        problems += secret_problems(manifest.obj, ref=ref.qualified(), document=document)
     return manifests, problems
 
 
@@ -117,7 +122,10 @@ def flatten_lists(documents: Iterable[RenderedDocument]) -> Iterator[RenderedDoc
                 line = document.origin.line
                 where = f"{document.where}, item {number + 1}"
             origin = Origin(file=document.origin.file, document=document.origin.document, line=line)
-            yield from flatten_lists([RenderedDocument(obj=item, origin=origin, where=where)])
+            value_lines: dict[tuple[int | None, str, str], int] = {
+                (None, field_name, key): value_line
+                for (item, field_name, key), value_line in document.value_lines.items() if item == number}
+            yield from flatten_lists([RenderedDocument(obj=item, origin=origin, where=where, value_lines=value_lines)])
 
 
 def shape_problems(obj: Any) -> list[str]:
@@ -146,6 +154,56 @@ def shape_problems(obj: Any) -> list[str]:
     if missing:
         found.insert(0, f"{_join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
     return found
+
+
+def secret_problems(obj: dict[str, Any], *, ref: str, document: RenderedDocument) -> list[Problem]:
+    """A core Secret's values must be what the API server takes: `stringData` strings and
+    `data` base64 strings. YAML turns unquoted `true`, `1.50`, `null` and `0755` into a
+    boolean, a float, nothing and the octal number 493; sending them as text would change the
+    value (`kubectl` refuses them too), and invalid base64 makes Kubernetes 1.20 answer with a
+    500 that looks transient. Messages name the key, never the value."""
+    if obj.get("kind") != "Secret" or obj.get("apiVersion") != "v1":
+        return []
+    problems: list[Problem] = []
+    for field_name in ("stringData", "data"):
+        values = obj.get(field_name)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            problems.append(Problem(document.where, f"{ref}: {field_name} must be a mapping of keys to "
+                                    f"{'strings' if field_name == 'stringData' else 'base64 strings'}, "
+                                    f"not a {_type_name(values)}"))
+            continue
+        for key, value in values.items():
+            line = document.value_lines.get((None, field_name, str(key)))
+            where = f"{document.origin.file}:{line}" if line is not None else document.where
+            problem = _secret_value_problem(field_name, value)
+            if problem is not None:
+                problems.append(Problem(where, f"{ref}: {field_name}.{key} {problem}"))
+    return problems
+
+
+def _secret_value_problem(field_name: str, value: Any) -> str | None:
+    if isinstance(value, str):
+        if field_name == "stringData":
+            return None
+        try:
+            base64.b64decode(value.replace("\n", "").replace("\r", ""), validate=True)
+        except (binascii.Error, ValueError):
+            return "is not valid base64 (data holds base64-encoded values; put plain text under stringData)"
+        return None
+    what = "a string" if field_name == "stringData" else "a base64 string"
+    if isinstance(value, (dict, list)):
+        return f"must be {what}, not a {_type_name(value)}"
+    if value is None:
+        return f'must be {what}, not null (YAML reads an empty value or ~ as null); quote it, e.g. ""'
+    if isinstance(value, bool):
+        hint = "YAML reads unquoted true, false, yes and no as booleans"
+    elif isinstance(value, int):
+        hint = "YAML reads unquoted digits as a number, octal when they start with a zero"
+    else:
+        hint = "YAML reads it as a number and drops trailing zeros"
+    return f"must be {what}, not a {_type_name(value)} ({hint}); quote the value"
 
 
 def cluster_scoped_kinds(objects: Iterable[dict[str, Any]]) -> dict[tuple[str, str], bool]:

@@ -111,6 +111,9 @@ class Document:
     """1-based line of the document's first node."""
     item_lines: tuple[int, ...] = ()
     """For a mapping with an `items` sequence (a `kind: List`), the line of each item."""
+    value_lines: dict[tuple[int | None, str, str], int] = field(default_factory=dict)
+    """For Secrets, the line of each `data`/`stringData` entry: (item number in a List or
+    None, field, key) -> line, so that a bad value is reported where it is written."""
 
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -161,12 +164,20 @@ def load_yaml(data: bytes, *, file: str, budget: Budget) -> tuple[list[Document]
             obj = _construct(loader, root, where=f"{file}:{line}")
             if obj is not None:
                 budget.add_document(where=f"{file}:{line}")
-                documents.append(Document(obj=obj, index=index, line=line, item_lines=_item_lines(root)))
+                documents.append(Document(obj=obj, index=index, line=line, item_lines=_item_lines(root),
+                                          value_lines=_secret_value_lines(root)))
             index += 1
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"{file}:{mark.line + 1}" if mark is not None else file
-        problems.append(Problem(where, f"invalid YAML: {_yaml_message(error)}"))
+        depth = flow_depth(data, end=mark.index) if mark is not None else 0
+        if depth > budget.limits.max_depth:
+            # libyaml's scanner reads ahead of the events and, since PyYAML 6.0.4, stops at its
+            # own depth limit before the composer sees level 257: the limit is syncer's, and
+            # so is its message, whichever libyaml is installed.
+            problems.append(Problem(where, f"invalid YAML: nested more than {budget.limits.max_depth} levels deep"))
+        else:
+            problems.append(Problem(where, f"invalid YAML: {_yaml_message(error)}"))
     except yaml.YAMLError as error:
         problems.append(Problem(file, f"invalid YAML: {error}"))
     except _ComposeError as error:
@@ -278,8 +289,10 @@ def _construct(loader: _Loader, root: Node, *, where: str) -> Any:
         return loader.construct_document(root)
     except yaml.YAMLError:
         raise
-    except (ValueError, TypeError, OverflowError) as error:
-        raise _ConstructError(where, str(error)) from None
+    except (ValueError, TypeError, OverflowError, IndexError):
+        # PyYAML's messages quote the value (`invalid literal for int(): 'hunter2'`), which may
+        # be a Secret's; an empty `!!int ` raises IndexError.
+        raise _ConstructError(where, "a value does not fit its explicit tag (!!int, !!float, ...)") from None
 
 
 def _item_lines(root: Node) -> tuple[int, ...]:
@@ -289,6 +302,65 @@ def _item_lines(root: Node) -> tuple[int, ...]:
         if isinstance(key, ScalarNode) and key.value == "items" and isinstance(value, SequenceNode):
             return tuple(item.start_mark.line + 1 for item in value.value)
     return ()
+
+
+def _secret_value_lines(root: Node) -> dict[tuple[int | None, str, str], int]:
+    lines: dict[tuple[int | None, str, str], int] = {}
+    items = _mapping_value(root, "items")
+    mappings: list[tuple[int | None, Node]] = [(None, root)]
+    if isinstance(items, SequenceNode):
+        mappings += list(enumerate(items.value))
+    for number, mapping in mappings:
+        kind = _mapping_value(mapping, "kind")
+        if not isinstance(kind, ScalarNode) or kind.value != "Secret":
+            continue
+        for field_name in ("data", "stringData"):
+            values = _mapping_value(mapping, field_name)
+            if isinstance(values, MappingNode):
+                for key, value in values.value:
+                    if isinstance(key, ScalarNode):
+                        lines[(number, field_name, key.value)] = value.start_mark.line + 1
+    return lines
+
+
+def _mapping_value(node: Node, name: str) -> Node | None:
+    if isinstance(node, MappingNode):
+        for key, value in node.value:
+            if isinstance(key, ScalarNode) and key.value == name:
+                found: Node = value
+                return found
+    return None
+
+def flow_depth(data: bytes, *, end: int) -> int:
+    """The deepest nesting of flow collections (`[`, `{`) in the first `end` characters,
+    outside quoted scalars and comments: how deep the input goes where a parser gave up."""
+    text = data.decode("utf-8", "replace")[:end]
+    depth = deepest = 0
+    quote = ""
+    previous = "\n"
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\" and quote == '"':
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and previous in " \t\n":
+            newline = text.find("\n", index)
+            index = len(text) if newline < 0 else newline
+            previous = "\n"
+            continue
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+        previous = char
+        index += 1
+    return deepest
 
 
 def _yaml_message(error: yaml.MarkedYAMLError) -> str:

@@ -4,9 +4,12 @@ syncer's own renderer, and reach the test cluster through syncer's own adapter."
 from __future__ import annotations
 
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from syncer.apply import SyncOptions
@@ -61,3 +64,15 @@ def grant_restricted(api: client.ApiClient, namespace: str, *, role: str, rules:
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
         "subjects": [{"kind": "User", "name": RESTRICTED_USER, "apiGroup": "rbac.authorization.k8s.io"}],
     })
+
+
+def eventually(condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1) -> Any:
+    """The first truthy value of `condition()`, polled until `timeout`; fails the test after."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)

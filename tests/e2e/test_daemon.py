@@ -24,27 +24,18 @@ import pytest
 from kubernetes import client
 
 from tests.conftest import ClusterAccess
+from tests.schema import assert_valid
 from syncer.apply.status import RESULT_ANNOTATION, REVISION_ANNOTATION, SUMMARY_ANNOTATION
 from syncer.config import AppConfig, Config
 from syncer.daemon import Daemon, DaemonOptions, ElectionOptions
 from syncer.kube import ClientOptions
+from tests.e2e.apps import eventually
 
 SECRET = b"webhook-secret"
 SYNCER = Path(sys.executable).parent / "syncer"
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-def eventually(condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
@@ -267,7 +258,11 @@ def test_metrics_count_syncs_per_app(
                what="syncs of both apps")
     status, text = get(url(daemon, "/metrics"))
     assert status == 200
-    assert metric(text, "syncer_objects_applied_total", app="shop") == 1
+    assert metric(text, "syncer_objects_applied_total", action="created", app="shop") == 1
+    assert metric(text, "syncer_objects_applied_total", action="configured", app="shop") == 0
+    assert metric(text, "syncer_app_info", app="shop", health_status="Unknown", sync_status="Succeeded") == 1
+    assert metric(text, "syncer_app_info", app="broken", health_status="Unknown", sync_status="Failed") == 1
+    assert "_created" not in text and metric(text, "process_resident_memory_bytes")
     assert metric(text, "syncer_objects_pruned_total", app="shop") == 0
     assert metric(text, "syncer_sync_failures_total", app="shop") == 0
     assert metric(text, "syncer_sync_failures_total", app="broken") == metric(text, "syncer_sync_runs_total",
@@ -329,9 +324,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_sigterm_stops_syncer_run_cleanly(
-    repo: Path, namespace: str, cluster: ClusterAccess, kube_api: client.ApiClient, tmp_path: Path
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_stops_syncer_run_cleanly(
+    repo: Path, namespace: str, cluster: ClusterAccess, kube_api: client.ApiClient, tmp_path: Path,
+    signum: signal.Signals,
 ) -> None:
+    """SIGHUP is handled like SIGTERM (README: it does not reload), and every JSON log line
+    is a LogRecord of docs/schema/v1.json."""
     config = tmp_path / "apps.yaml"
     config.write_text(textwrap.dedent(f"""\
         apps:
@@ -355,7 +354,7 @@ def test_sigterm_stops_syncer_run_cleanly(
         assert process.poll() is None, process.communicate()[1]
         eventually(lambda: color(kube_api, namespace) == "blue", timeout=15, what="the first sync")
         signalled = time.monotonic()
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         _, stderr = process.communicate(timeout=20)
     finally:
         if process.poll() is None:
@@ -364,8 +363,12 @@ def test_sigterm_stops_syncer_run_cleanly(
     assert process.returncode == 0, stderr
     assert time.monotonic() - signalled < 10
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
-    synced = [line for line in lines if line.get("app") == "shop" and line.get("result") == "ok"]
+    synced = [line for line in lines if line.get("app") == "shop" and line.get("result") == "Succeeded"]
     assert synced and synced[0]["revision"] == git(repo, "rev-parse", "HEAD")
     assert synced[0]["summary"]["created"] == 1
+    assert f"{signum.name} received: no new syncs start; waiting for running ones" in [
+        line["message"] for line in lines]
     assert lines[-1]["message"] == "stopped"
+    for line in lines:
+        assert_valid(line, kind="LogRecord")
 

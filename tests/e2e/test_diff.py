@@ -15,6 +15,7 @@ from syncer.cli import cli
 from syncer.kube import Kube
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import grant_restricted, options, render_app, write_app
+from tests.schema import assert_valid
 
 
 DEPLOYMENT = """
@@ -47,11 +48,14 @@ def run_diff(cluster: ClusterAccess, app: Path, namespace: str, *extra: str) -> 
         "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context, "-o", "json", *extra,
     ])
     assert result.exit_code in (0, 1), result.output
-    return result.exit_code, json.loads(result.stdout)
+    report = json.loads(result.stdout)
+    assert_valid(report, kind="Diff")
+    assert report["hasChanges"] is (result.exit_code == 1)
+    return result.exit_code, report
 
 
 def changed(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {f"{o['kind']}/{o['name']}": o for o in report["objects"] if o["action"] != "unchanged"}
+    return {f"{o['kind']}/{o['name']}": o for o in report["changes"] if o["action"] != "unchanged"}
 
 
 def synced(kube: Kube, app: Path, namespace: str) -> None:
@@ -65,8 +69,9 @@ def test_no_op_exits_0_and_lists_nothing(cluster: ClusterAccess, kube: Kube, tmp
     code, report = run_diff(cluster, app, namespace)
     assert code == 0
     assert changed(report) == {}
-    assert {k: n for k, n in report["summary"].items() if n} == {"unchanged": 1}
-    assert set(report) >= {"revision", "summary", "objects"}
+    assert {k: v for k, v in report["summary"].items() if v} == {"unchanged": 1}
+    assert set(report) >= {"revision", "summary", "changes", "inventory"}
+    assert report["inventory"] == f"ConfigMap/{namespace}/syncer-d"
 
 
 def test_new_object_exits_1_with_create(cluster: ClusterAccess, tmp_path: Path, namespace: str) -> None:

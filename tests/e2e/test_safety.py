@@ -33,12 +33,13 @@ Snapshot = dict[tuple[str, str | None, str], tuple[str, str]]
 
 
 def quiet_snapshot(kube: Kube, namespaces: list[str]) -> Snapshot:
-    """A snapshot once the controllers have stopped changing things (two equal in a row)."""
-    last = snapshot(kube, namespaces)
-    for _ in range(50):
-        time.sleep(0.2)
+    """A snapshot once the controllers have stopped changing things (equal for a second)."""
+    last, same = snapshot(kube, namespaces), 0
+    for _ in range(100):
+        time.sleep(0.25)
         current = snapshot(kube, namespaces)
-        if current == last:
+        same = same + 1 if current == last else 0
+        if same == 4:
             return current
         last = current
     raise AssertionError("the test namespaces never settled")
@@ -101,26 +102,35 @@ def extra_namespace(namespace: str, kube_api: client.ApiClient) -> Iterator[str]
         pass
 
 
+SECRET = """
+apiVersion: v1
+kind: Secret
+metadata:
+  name: token
+  annotations: {{syncer.dev/recreate: "true"}}
+type: {type}
+stringData: {{key: value}}
+"""
+
+
 # -- 1. dry means dry ---------------------------------------------------------------------------
 
 def test_dry_run_and_diff_write_nothing_on_any_write_path(
     tmp_path: Path, cluster: ClusterAccess, kube: Kube, namespace: str, extra_namespace: str,
 ) -> None:
-    recreate = "{syncer.dev/recreate: 'true'}"
     app = write_app(tmp_path / "app", {
-        "a.yaml": cm("a", v="1"), "gone.yaml": cm("gone"),
-        "job.yaml": JOB.format(annotations=recreate, image="busybox:1"),
+        "a.yaml": cm("a", v="1"), "gone.yaml": cm("gone"), "secret.yaml": SECRET.format(type="Opaque"),
     })
     first = sync(kube, render_app(app, namespace=namespace), options=options("dry", namespace), revision="r1")
     assert first.ok, first.error
     # every write path at once: configure, prune, recreate, a new namespace with an object in it
-    write_app(app, {"a.yaml": cm("a", v="2"), "job.yaml": JOB.format(annotations=recreate, image="busybox:2"),
+    write_app(app, {"a.yaml": cm("a", v="2"), "secret.yaml": SECRET.format(type="example.com/token"),
                     "ns.yaml": namespace_doc(extra_namespace), "in.yaml": cm("inside", extra_namespace)})
     manifests = render_app(app, namespace=namespace)
     before = quiet_snapshot(kube, [namespace, extra_namespace])
 
     plan = plan_sync(kube, manifests, options=options("dry", namespace), revision="r2")
-    assert dict(plan.decisions())[next(r for r in plan.objects if r.kind == "Job")] is Action.RECREATED
+    assert dict(plan.decisions())[next(r for r in plan.objects if r.kind == "Secret")] is Action.RECREATED
     dry = sync(kube, manifests, options=options("dry", namespace, dry_run=True), revision="r2")
     args = ["sync", "--dry-run", "--repo", str(app), "--name", "dry", "--namespace", namespace,
             "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context]
@@ -129,7 +139,7 @@ def test_dry_run_and_diff_write_nothing_on_any_write_path(
 
     assert snapshot(kube, [namespace, extra_namespace]) == before, "a dry run or a diff changed the cluster"
     assert actions(dry)[f"ConfigMap/{namespace}/gone"] == "deleted"
-    assert actions(dry)[f"Job/{namespace}/migrate"] == "recreated"
+    assert actions(dry)[f"Secret/{namespace}/token"] == "recreated"
     assert actions(dry) == {str(ref): str(action) for ref, action in plan.decisions()}, "dry run follows the plan"
 
 
@@ -475,7 +485,7 @@ def test_diff_shows_an_immutable_change_as_the_recreate_sync_does(
         "diff", "--repo", str(app), "--name", "rc", "--namespace", namespace,
         "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context, "-o", "json"])
     assert result.exit_code == 1, result.output
-    job = next(o for o in json.loads(result.stdout)["objects"] if o["kind"] == "Job")
+    job = next(o for o in json.loads(result.stdout)["changes"] if o["kind"] == "Job")
     assert job["action"] == "recreated"
     removed = [line for line in job["diff"].splitlines() if line.startswith("-") and not line.startswith("---")]
     assert removed and all("busybox:1" in line for line in removed), job["diff"]
@@ -550,4 +560,4 @@ def test_status_shows_a_cli_sync_that_failed_validation(
     assert status is not None and status.result == "Failed" and f"Nope/{namespace}/x" in status.error
     shown = CliRunner().invoke(cli, ["status", "-n", namespace, "--kubeconfig", str(cluster.kubeconfig),
                                      "--context", cluster.context, "-o", "json"])
-    assert json.loads(shown.stdout)[0]["result"] == "Failed"
+    assert json.loads(shown.stdout)["items"][0]["result"] == "Failed"

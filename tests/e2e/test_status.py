@@ -4,6 +4,7 @@ their own field manager, Events, and no write when nothing is new."""
 from __future__ import annotations
 
 import json
+import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from syncer.config import AppConfig
 from syncer.daemon import AppReconciler, Metrics
 from syncer.kube import Kube
 from tests.conftest import ClusterAccess
+from tests.schema import assert_valid
 
 
 def reconciler(kube: Kube, directory: Path, *, name: str, namespace: str, files: dict[str, str]) -> AppReconciler:
@@ -78,17 +80,19 @@ def test_status_is_recorded_and_listed(
 
     code, out, _ = status_cli(cluster, "-n", namespace, "-o", "json")
     assert code == 0
-    rows = {row["app"]: row for row in json.loads(out)}
+    document = json.loads(out)
+    assert_valid(document, kind="AppStatusList")
+    rows = {row["app"]: row for row in document["items"]}
     assert set(rows) == {"shop", "broken"}
     assert (rows["shop"]["result"], rows["shop"]["revision"], rows["shop"]["summary"]) == (
         "Succeeded", "working-tree", {"created": 1})
     assert rows["shop"]["error"] is None
     assert rows["broken"]["result"] == "Failed" and "bad-config" in rows["broken"]["error"]
-    assert rows["broken"]["parent"] == f"ConfigMap/{namespace}/syncer-broken"
+    assert rows["broken"]["inventory"] == f"ConfigMap/{namespace}/syncer-broken"
 
-    code, out, _ = status_cli(cluster, "-n", namespace)
-    assert code == 0
-    header, *lines = out.splitlines()
+    code, out, err = status_cli(cluster, "-n", namespace)
+    assert code == 0 and out == ""
+    header, *lines = err.splitlines()
     assert header.split() == ["APP", "NAMESPACE", "RESULT", "REVISION", "SYNCED", "CHANGES", "ERROR"]
     assert lines[0].split()[:4] == ["broken", namespace, "Failed", "working-tree"]
     assert lines[1].split()[:4] == ["shop", namespace, "Succeeded", "working-tree"]
@@ -102,15 +106,61 @@ def test_status_of_configured_apps_includes_those_never_synced(
     config.write_text(f"apps:\n- {{name: later, repo: ./deploy, namespace: {namespace}}}\n")
     code, out, _ = status_cli(cluster, "--config", str(config), "-o", "json")
     assert code == 0
-    assert json.loads(out) == [{
-        "app": "later", "namespace": namespace, "parent": f"ConfigMap/{namespace}/syncer-later",
-        "revision": None, "time": None, "result": None, "error": None, "summary": {},
+    document = json.loads(out)
+    assert_valid(document, kind="AppStatusList")
+    assert document["items"] == [{
+        "app": "later", "namespace": namespace, "inventory": f"ConfigMap/{namespace}/syncer-later",
+        "revision": None, "appliedRevision": None, "time": None, "result": None, "error": None, "summary": {},
     }]
-    code, out, _ = status_cli(cluster, "--config", str(config))
-    assert out.splitlines()[1].split() == ["later", namespace, "-", "-", "never", "-"]
+    code, _, err = status_cli(cluster, "--config", str(config))
+    assert err.splitlines()[1].split() == ["later", namespace, "-", "-", "never", "-"]
 
 
 def test_status_options_exclude_each_other(cluster: ClusterAccess) -> None:
     code, _, err = status_cli(cluster, "-n", "a", "-A")
     assert code == 2
-    assert "give at most one of --config, --namespace and --all-namespaces" in err
+    assert "give at most one of APP, --config, --namespace and --all-namespaces" in err
+
+
+def test_status_of_one_app_keeps_the_last_applied_revision(
+    kube: Kube, cluster: ClusterAccess, namespace: str, tmp_path: Path
+) -> None:
+    """A failed sync records what it attempted and its whole error, and leaves the revision
+    the cluster last applied."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def commit(files: dict[str, str]) -> str:
+        for file, text in files.items():
+            (repo / file).write_text(textwrap.dedent(text))
+        git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "add", "."], check=True)
+        subprocess.run([*git, "commit", "-qm", "change"], check=True)
+        return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    applied = commit(GOOD)
+    app = AppConfig(name="shop", repo=str(repo), namespace=namespace, timeout=30)
+    reconciler = AppReconciler(app, kube=kube, metrics=Metrics(["shop"]), lock_timeout=5,
+                               cache_dir=tmp_path / "cache")
+    assert reconciler.tick() is True
+    attempted = commit(BAD)
+    assert reconciler.tick() is False
+
+    code, out, _ = status_cli(cluster, "shop", "-n", namespace, "-o", "json")
+    assert code == 0
+    document = json.loads(out)
+    assert_valid(document, kind="AppStatus")
+    assert (document["result"], document["revision"], document["appliedRevision"]) == ("Failed", attempted, applied)
+    first_line, *rest = document["error"].splitlines()
+    assert first_line == "validation failed for 1 object(s); nothing was changed:"
+    assert rest and f"ConfigMap/{namespace}/bad-config" in rest[0]
+
+    code, out, err = status_cli(cluster, "shop", "-n", namespace)
+    assert code == 0 and out == ""
+    assert f"Last attempted:   {attempted}" in err and f"Last applied:     {applied}" in err
+    assert f"  {rest[0]}" in err.splitlines(), "the whole error, not its first line"
+
+    code, out, err = status_cli(cluster, "nope", "-n", namespace, "-o", "json")
+    assert code == 2 and f"app nope has no inventory in namespace {namespace}" in err
+    assert_valid(json.loads(out), kind="Error")

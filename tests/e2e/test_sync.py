@@ -18,6 +18,7 @@ from syncer.cli import cli
 from syncer.errors import LockHeld, ValidationFailed
 from syncer.kube import Kube
 from tests.conftest import ClusterAccess
+from tests.schema import assert_valid
 from tests.e2e.apps import configmap, connect, grant_restricted, options, render_app, write_app
 
 
@@ -386,15 +387,25 @@ def test_sync_command_exit_codes_and_json_change_set(
     result = CliRunner().invoke(cli, [*args, "-o", "json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["ok"] is True and report["summary"]["created"] == 1
+    assert_valid(report, kind="Sync")
+    assert report["ok"] is True and report["result"] == "Succeeded" and report["summary"]["created"] == 1
     assert report["changes"] == [{"action": "created", "reason": "", "apiVersion": "v1", "kind": "ConfigMap",
                                   "namespace": namespace, "name": "cli", "message": ""}]
+    assert report["inventory"] == f"ConfigMap/{namespace}/syncer-cli"
     text = CliRunner().invoke(cli, args)
-    assert text.exit_code == 0 and "1 unchanged" in text.output
+    assert text.exit_code == 0 and text.stdout == ""
+    assert f"app cli at working-tree (inventory ConfigMap/{namespace}/syncer-cli): 0 created" in text.stderr
+    assert "1 unchanged" in text.stderr
     write_app(app, {"cm.yaml": cm("cli", k="v"), "bad.yaml": "apiVersion: v1\nkind: Nope\nmetadata: {name: x}\n"})
     failed = CliRunner().invoke(cli, args)
+    assert failed.exit_code == 2 and failed.stdout == ""
+    assert f"Nope/{namespace}/x" in failed.stderr and "nothing was changed" in failed.stderr
+    failed = CliRunner().invoke(cli, [*args, "-o", "json"])
     assert failed.exit_code == 2
-    assert f"Nope/{namespace}/x" in failed.output and "nothing was changed" in failed.output
+    error = json.loads(failed.stdout)
+    assert_valid(error, kind="Error")
+    assert error["error"]["type"] == "ValidationFailed"
+    assert [p["where"] for p in error["error"]["problems"]] == [f"Nope/{namespace}/x"]
 
 
 def test_one_changed_object_is_one_write(tmp_path: Path, kube: Kube, namespace: str) -> None:

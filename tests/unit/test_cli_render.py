@@ -154,3 +154,26 @@ def test_source_options_contract_for_other_commands(repo: Path) -> None:
     assert seen["namespace"] == "shop"
     assert seen["revision"] == "working-tree"
     assert seen["options"] == SourceOptions(repo=str(repo), path="apps", namespace="shop")
+
+
+SECRET = """\
+apiVersion: v1
+kind: Secret
+metadata: {name: db}
+data: {password: aHVudGVyMi1jb3JyZWN0LWhvcnNl}
+stringData: {pin: "8675309"}
+"""
+
+
+@pytest.mark.parametrize("output", ["yaml", "json"])
+def test_secret_values_are_masked_unless_asked_for(repo: Path, output: str) -> None:
+    (repo / "apps/secret.yaml").write_text(SECRET)
+
+    code, masked, _ = invoke("--repo", str(repo), "--path", "apps", "-o", output)
+    shown_code, shown, _ = invoke("--repo", str(repo), "--path", "apps", "-o", output, "--show-secrets")
+
+    assert code == shown_code == 0
+    for value in ("aHVudGVyMi1jb3JyZWN0LWhvcnNl", "hunter2-correct-horse", "8675309", "ODY3NTMwOQ=="):
+        assert value not in masked
+    assert "<secret sha256:" in masked and "bytes>" in masked
+    assert "aHVudGVyMi1jb3JyZWN0LWhvcnNl" in shown and "8675309" in shown

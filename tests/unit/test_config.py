@@ -18,10 +18,16 @@ def parse(text: str, base_dir: Path = Path("/etc/syncer")) -> object:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("5m", 300), ("1h", 3600), ("1h30m", 5400), ("2m5s", 125), ("1h0m1s", 3601)],
+    [("30s", 30), ("5m", 300), ("1h", 3600), ("1h30m", 5400), ("2m5s", 125), ("1h0m1s", 3601),
+     ("90", 90), (90, 90), (" 2.5 ", 2.5), ("1.5m", 90), ("0.5h", 1800)],
 )
-def test_durations(text: str, seconds: float) -> None:
+def test_durations(text: str | int, seconds: float) -> None:
+    """One format for flags and the configuration file; a plain number is seconds (kubectl)."""
     assert parse_duration(text) == seconds
+
+
+def test_zero_only_where_allowed() -> None:
+    assert parse_duration("0s", allow_zero=True) == parse_duration(0, allow_zero=True) == 0
 
 
 @pytest.mark.parametrize(
@@ -31,9 +37,11 @@ def test_durations(text: str, seconds: float) -> None:
         ("", '"" is not a duration'),
         ("m5", '"m5" is not a duration'),
         ("5m1h", '"5m1h" is not a duration'),
-        ("1.5m", '"1.5m" is not a duration'),
+        ("1.5.0m", '"1.5.0m" is not a duration'),
+        ("-5s", '"-5s" is not a duration'),
+        ("h", '"h" is not a duration'),
         ("0s", '"0s" must be longer than zero'),
-        (30, "30 has no unit, write 30s or 30m"),
+        (0, "0 must be longer than zero"),
         (True, "True is not a duration"),
         ([], "[] is not a duration"),
     ],
@@ -161,9 +169,9 @@ BAD_CONFIGS = [
         id="unsafe-repo",
     ),
     pytest.param(
-        "apps:\n- {name: a, repo: https://h/r.git, timeout: 10}\n",
-        "apps[0] (a): timeout: 10 has no unit, write 10s or 10m",
-        id="timeout-without-unit",
+        "apps:\n- {name: a, repo: https://h/r.git, timeout: 10 minutes}\n",
+        'apps[0] (a): timeout: "10 minutes" is not a duration',
+        id="timeout-in-words",
     ),
     pytest.param(
         "apps:\n- name: a\n  repo: https://h/r.git\n  ignoreDifferences:\n  - {kind: Deployment, jsonPointers: [spec]}\n",

@@ -44,12 +44,16 @@ def test_the_image_copies_files_that_exist_and_runs_the_console_script() -> None
         for source in sources:
             assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is not in the repository"
     dockerignore = (ROOT / ".dockerignore").read_text().split()
-    assert {"!pyproject.toml", "!README.md", "!syncer"} <= set(dockerignore)
+    assert {"!pyproject.toml", "!README.md", "!syncer", "!requirements/runtime.txt"} <= set(dockerignore)
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert dict(instructions)["ENTRYPOINT"] == '["syncer"]' and "syncer" in scripts
     assert dict(instructions)["CMD"] == '["run", "--config", "/etc/syncer/apps.yaml"]'
     assert dict(instructions)["USER"] == "10001:10001"
-    assert any(op == "RUN" and "pip install --no-cache-dir ." in args for op, args in instructions)
+    installs = [" ".join(args.split()) for op, args in instructions if op == "RUN" and "pip install" in args]
+    assert installs == [
+        "pip install --no-cache-dir --require-hashes --no-deps -r requirements/runtime.txt",
+        "pip install --no-cache-dir --no-deps --no-build-isolation . && cd / && rm -rf /src",
+    ]
     assert "/healthz" in dict(instructions)["HEALTHCHECK"]
 
 

@@ -59,9 +59,17 @@ def test_annotations_round_trip() -> None:
                        time="2024-05-01T10:00:00Z")
     parent = {"metadata": {"annotations": status.annotations()}}
     assert read_status(parent) == status
-    success = AppStatus(revision="abc123", result="Succeeded", time="2024-05-01T10:00:00Z")
+    success = AppStatus(revision="abc123", result="Succeeded", time="2024-05-01T10:00:00Z",
+                        applied_revision="abc123")
     assert ERROR_ANNOTATION not in success.annotations()
     assert read_status({"metadata": {"annotations": success.annotations()}}) == success
+
+
+def test_a_success_recorded_before_applied_revision_existed_counts_as_applied() -> None:
+    older = {"metadata": {"annotations": {"status.syncer.dev/revision": "abc123",
+                                          "status.syncer.dev/result": "Succeeded"}}}
+    recorded = read_status(older)
+    assert recorded is not None and recorded.applied_revision == "abc123"
 
 
 def test_no_status_on_a_parent_without_one() -> None:

@@ -14,6 +14,7 @@ from syncer.errors import Problem, RenderError, SourceError
 from syncer.model import Origin
 from syncer.sources import RenderLimits, Snapshot, render
 from syncer.sources.validate import RenderedDocument, validate
+from syncer.sources.yamlload import flow_depth
 
 
 def write(root: Path, relative: str, text: str) -> Path:
@@ -530,8 +531,20 @@ def test_kustomize_errors_name_the_directory(repo: Path) -> None:
         render(snapshot_of(repo), "app")
 
     (problem,) = problems_of(excinfo)
-    assert problem.startswith("app: ")
-    assert "failed" in problem and "missing.yaml" in problem
+    assert problem.startswith("app/kustomization.yaml: resources entry 'missing.yaml': not found in the repository")
+    assert str(repo) not in problem
+
+
+@needs_kustomize
+def test_kustomize_failures_name_the_directory(repo: Path) -> None:
+    write(repo, "app/kustomization.yaml", "resources: [cm.yaml]\n")
+    write(repo, "app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\n")
+
+    with pytest.raises(RenderError) as excinfo:
+        render(snapshot_of(repo), "app")
+
+    (problem,) = problems_of(excinfo)
+    assert problem.startswith("app: ") and "failed" in problem
     assert str(repo) not in problem
 
 
@@ -544,8 +557,9 @@ def test_kustomize_bases_outside_the_repository_are_refused(repo: Path, tmp_path
         render(snapshot_of(repo), "app")
 
     assert problems_of(excinfo) == [
-        "app/kustomization.yaml: reference '../../outside' leads outside the repository; keep bases inside it",
-        f"app/kustomization.yaml: reference '{tmp_path / 'outside'}' leads outside the repository; keep bases inside it",
+        "app/kustomization.yaml: resources entry '../../outside': leads outside the repository; keep bases inside it",
+        f"app/kustomization.yaml: resources entry '{tmp_path / 'outside'}': an absolute path: use a path relative "
+        "to the kustomization, inside the repository",
     ]
 
 
@@ -572,3 +586,11 @@ def test_relative_origins_do_not_depend_on_a_symlinked_root(repo: Path, tmp_path
     (manifest,) = render(snapshot_of(alias))
 
     assert manifest.origin.file == "cm.yaml"
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [("[[[]]]", 3), ("{a: [1, {b: 2}]}", 3), ("a: '[[['\nb: \"[[\\\"[\"\n", 0), ("a: 1 # [[[[\n[x]", 1), ("", 0)],
+)
+def test_flow_depth_counts_only_flow_collections(text: str, depth: int) -> None:
+    assert flow_depth(text.encode(), end=len(text)) == depth
