@@ -46,8 +46,8 @@ from tests.e2e.model import checks
 from tests.e2e.model.git import ADOPT, CHANGES, LEAF_KINDS, NOTE, Change, Git, add_leaf, change_selector, remove_leaf
 from tests.e2e.model.world import Key, Observer, Seen, Snapshot, Write, describe, writes
 
-EXAMPLES = int(os.environ.get("SYNCER_MODEL_EXAMPLES", "4"))
-STEPS = int(os.environ.get("SYNCER_MODEL_STEPS", "10"))
+EXAMPLES = int(os.environ.get("SYNCER_MODEL_EXAMPLES", "8"))
+STEPS = int(os.environ.get("SYNCER_MODEL_STEPS", "20"))
 SEED = os.environ.get("SYNCER_MODEL_SEED")
 IGNORED = frozenset(filter(None, os.environ.get("SYNCER_MODEL_IGNORE", "").split(",")))
 VERBOSE = os.environ.get("SYNCER_MODEL_VERBOSE") == "1"
