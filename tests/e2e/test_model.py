@@ -13,6 +13,8 @@ The default run is derandomized (the same histories every time) and takes 2-3 mi
     SYNCER_MODEL_SEED=<int>                          other histories (random otherwise fixed)
     SYNCER_MODEL_IGNORE=dry-means-dry,...            report these invariants at the end instead
                                                      of failing on them (to see what else fails)
+    SYNCER_MODEL_VERBOSE=1                           print every step as it runs
+    SYNCER_MODEL_SHRINK=0                            report the first failing history unshrunk
 A counterexample becomes a plain test in tests/e2e/test_model_regressions.py.
 """
 
