@@ -133,6 +133,10 @@ PRUNE_FILTERS: tuple[tuple[str, PruneFilter], ...] = (
 )
 """(name, filter), cheapest first: the first that keeps a candidate decides."""
 
+NOT_THE_APPS = frozenset({"never-applied", "desired-uid"})
+"""Filters whose kept objects are not the app's own (a controller's copy of its label, the
+desired object under another group): the inventory does not record them."""
+
 
 def keep_reason(candidate: Candidate, context: PruneContext) -> tuple[str, str] | None:
     """(filter name, reason) of the first filter that keeps the candidate, or None."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from syncer.apply.applyset import ID_LABEL, PART_OF_LABEL, PARENT_PREFIX, Inventory, is_member, split_group_kind
-from syncer.apply.filters import Candidate, PruneContext, desired_uids, keep_reason
+from syncer.apply.filters import NOT_THE_APPS, Candidate, PruneContext, desired_uids, keep_reason
 from syncer.apply.options import SyncOptions
 from syncer.apply.order import OrderInfo, deletion_steps, order_info, plan_steps
 from syncer.apply.prepare import prepare_body
@@ -517,7 +517,7 @@ def _tasks(plan: Plan) -> tuple[Task, ...]:
         tasks.append(EnsureNamespace(home))
 
     desired = list(plan.objects)
-    kept = [d.ref for d in plan.prune if d.action is not Action.DELETED and d.reason != "desired-uid"]
+    kept = [d.ref for d in plan.prune if d.action is not Action.DELETED and d.reason not in NOT_THE_APPS]
     widened = plan.inventory.including(desired)
     final = plan.inventory.exactly(desired + kept)
     if not plan.inventory.exists or not widened.records_same(plan.inventory):

@@ -14,7 +14,8 @@ The default run is derandomized (the same histories every time) and takes 2-3 mi
     SYNCER_MODEL_IGNORE=dry-means-dry,...            report these invariants at the end instead
                                                      of failing on them (to see what else fails)
     SYNCER_MODEL_VERBOSE=1                           print every step as it runs
-    SYNCER_MODEL_SHRINK=0                            report the first failing history unshrunk
+    SYNCER_MODEL_SHRINK=0|1                          shrink a failing history (default: only on
+                                                     demand; the default suite reports it as is)
 A counterexample becomes a plain test in tests/e2e/test_model_regressions.py.
 """
 
@@ -38,6 +39,7 @@ from kubernetes import client
 
 from syncer.apply import ChangeSet, EmptySourceRefused, Plan, SyncOptions, plan_sync, sync
 from syncer.apply.applyset import applyset_id
+from syncer.apply.filters import NOT_THE_APPS
 from syncer.apply.status import PREFIX as STATUS_PREFIX, STATUS_MANAGER, OutcomeRecorder
 from syncer.errors import NotFound, RenderError, SyncerError, ValidationFailed
 from syncer.kube import Kube, Resource
@@ -306,6 +308,8 @@ class SyncModel(RuleBasedStateMachine):
         desired_uids = {i.uid for i in after.objects.values() if checks.ref_of(i) in desired}
         aliases = {checks.ref_of(i) for i in after.objects.values()
                    if checks.ref_of(i) in kept and i.uid in desired_uids}  # a desired object under another group
+        # kept, but not the app's own (a controller copied its label): the inventory leaves them out
+        aliases |= {c.ref for c in changes.changes if c.reason in NOT_THE_APPS}
         self.check_deletions(before, after, context=context, deleter=applyset, desired=desired,
                              recreated=recreated, by_hand=by_hand)
         verdicts.check("ownership-stays", checks.ownership_moves(
@@ -552,7 +556,9 @@ def test_random_histories_keep_the_invariants(model_world: World) -> None:
         deadline=None,
         print_blob=True,
         suppress_health_check=list(HealthCheck),
-        phases=[Phase.generate, Phase.shrink] if os.environ.get("SYNCER_MODEL_SHRINK", "1") == "1"
+        # Shrinking a history against a real API server can take far longer than the suite's
+        # budget: the default suite reports the first failing history as it is.
+        phases=[Phase.generate, Phase.shrink] if os.environ.get("SYNCER_MODEL_SHRINK", "1" if ON_DEMAND else "0") == "1"
         else [Phase.generate],
     ))
     assert not model_world.verdicts.collected, "\n".join(model_world.verdicts.collected)

@@ -157,7 +157,8 @@ class Observer:
             self.kube.resource_for("v1", "Namespace"),
             self.kube.resource_for("rbac.authorization.k8s.io/v1", "ClusterRole"),
         ]
-        resources = [r for r in self.kube.namespaced_resources() if r.group != "events.k8s.io"]
+        listable, _ = self.kube.listable_resources()
+        resources = [r for r in listable if r.namespaced and r.group != "events.k8s.io"]
         # events.k8s.io serves the same Events as the core group.
         with ThreadPoolExecutor(max_workers=8) as pool:
             listings = list(pool.map(self._list, [*cluster_scoped, *resources]))
