@@ -19,9 +19,12 @@ from syncer.errors import SyncerError
 _COMMAND_MODULES = {
     "dev-cluster": "syncer.cli.devcluster",
     "diff": "syncer.cli.diff",
+    "reconcile": "syncer.cli.apps",
     "render": "syncer.cli.render",
+    "resume": "syncer.cli.apps",
     "run": "syncer.cli.run",
     "status": "syncer.cli.status",
+    "suspend": "syncer.cli.apps",
     "sync": "syncer.cli.sync",
 }
 
