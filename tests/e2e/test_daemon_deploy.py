@@ -30,10 +30,7 @@ def test_example_manifests_pass_server_side_validation(
     assert {o["kind"] for o in objects} >= kinds
     for obj in objects:
         body = copy.deepcopy(obj)
-        if body["kind"] == "CustomResourceDefinition":
-            resource = kube.resource_for("apiextensions.k8s.io/v1", "CustomResourceDefinition")
-        else:
-            resource = kube.resource_for(body["apiVersion"], body["kind"])
+        resource = kube.resource_for(body["apiVersion"], body["kind"])
         if resource.namespaced:
             assert body["metadata"]["namespace"] == "syncer-system"
             body["metadata"]["namespace"] = namespace  # syncer-system does not exist in a dry run
