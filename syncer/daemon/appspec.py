@@ -16,16 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from syncer.config import (
-    DEFAULT_INTERVAL,
-    DEFAULT_TIMEOUT,
-    AppConfig,
-    _boolean,
-    _dns_label,
-    _relative_path,
-    _revision,
-    parse_duration,
-)
+from syncer.config import AppConfig, _boolean, _dns_label, checked_field, shared_fields
 from syncer.diff import IgnoreRule, parse_ignore_rules
 from syncer.errors import ConfigError, Problem
 from syncer.model import Object
@@ -129,13 +120,7 @@ class _SpecChecker:
         self.problems.append(f"spec.{key}: {message}")
 
     def get(self, key: str, convert: Callable[[Any], T], default: T) -> T:
-        if self.spec.get(key) is None:
-            return default
-        try:
-            return convert(self.spec[key])
-        except ValueError as error:
-            self.problem(key, str(error))
-            return default
+        return checked_field(self.spec, key, convert, default, problem=self.problem)
 
     def parse(self) -> AppSpec | None:
         for key in self.spec:
@@ -150,14 +135,8 @@ class _SpecChecker:
         config = AppConfig(
             name=self.name,
             repo=self.get("repo", _repo, ""),
-            revision=self.get("revision", _revision, None),
-            path=self.get("path", _relative_path, "."),
             namespace=self.get("targetNamespace", _dns_label, self.namespace),
-            interval=self.get("interval", parse_duration, DEFAULT_INTERVAL),
-            prune=self.get("prune", _boolean, True),
-            wait=self.get("wait", _boolean, False),
-            timeout=self.get("timeout", parse_duration, DEFAULT_TIMEOUT),
-            self_heal=self.get("selfHeal", _boolean, True),
+            **shared_fields(self.get),
             ignore=self._ignore(),
             where=f"App/{self.namespace}/{self.name}",
         )

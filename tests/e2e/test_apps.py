@@ -23,6 +23,7 @@ from kubernetes import client
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import configmap
 from tests.e2e.test_daemon import SYNCER, commit, configmap_yaml, eventually, free_port, get, git
+from tests.e2e.test_daemon import repo  # noqa: F401 - the fixture: a Git repository with shop/config.yaml
 
 DEPLOY = Path(__file__).resolve().parents[2] / "examples" / "deploy"
 NOTIFY_SECRET = "notify-s3cret"
@@ -110,18 +111,6 @@ def installed(cluster: ClusterAccess) -> Iterator[Kubectl]:
     kubectl("wait", "--for=condition=Established", "crd/apps.syncer.dev", "--timeout=60s")
     yield kubectl
     kubectl("delete", "namespace", "syncer-system", "--wait=false", check=False)
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "deploy"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.email", "test@example.com")
-    git(path, "config", "user.name", "test")
-    git(path, "config", "commit.gpgsign", "false")
-    commit(path, {"shop/config.yaml": configmap_yaml("web-config", "blue")}, "first")
-    return path
 
 
 @pytest.fixture
