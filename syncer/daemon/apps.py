@@ -34,7 +34,7 @@ from typing import Any
 
 from syncer.apply import sync
 from syncer.config import DEFAULT_INTERVAL, Config
-from syncer.daemon.appclient import app_resource, patch_app, patch_status, secret_data
+from syncer.daemon.appclient import app_resource, emit_app_event, patch_app, patch_status, secret_data
 from syncer.daemon.appobserve import observe_drift, observe_health
 from syncer.daemon.appspec import PRUNE_FINALIZER, RECONCILE_ANNOTATION, AppSpec, InvalidApp, app_ref, app_spec
 from syncer.daemon.appstatus import AppHealth, Observation, app_status
@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 WATCH_SECONDS = 300
 """A watch is re-opened (from the last version seen) this often, as client-go's reflector does."""
 RETRY_SECONDS = 2.0
+EVENT_REASONS = {"failed": ("SyncFailed", True), "recovered": ("SyncRecovered", False),
+                 "health": ("HealthChanged", False)}
+"""Each transition worth a notification is also an Event on the App: (reason, is a warning)."""
 
 
 @dataclass(frozen=True)
@@ -377,8 +380,16 @@ class AppsDaemon(Daemon):
                 receivers.append(receiver)
         metadata = obj["metadata"]
         for event in events:
-            self._notifier.submit(receivers, message(event, namespace=metadata["namespace"], name=metadata["name"],
-                                                     previous=previous, status=status))
+            payload = message(event, namespace=metadata["namespace"], name=metadata["name"], previous=previous,
+                              status=status)
+            self._notifier.submit(receivers, payload)
+            reason, warning = EVENT_REASONS[event]
+            try:
+                emit_app_event(self._kube, obj, reason=reason, message=str(payload["message"]),
+                               warning=warning or status.get("health") in ("Degraded", "Missing"),
+                               instance=self.options.identity)
+            except ClusterError as error:
+                log.warning("App/%s: cannot create an Event: %s", entry.key, error)
 
     def _app_receiver(self, entry: _Entry, spec: AppSpec) -> Receiver | None:
         """The App's own receiver, its secret read with the App's identity; None (logged)

@@ -235,7 +235,7 @@ def test_app_lifecycle_with_kubectl_and_the_cli(
 
 
 def test_a_team_cannot_write_into_another_teams_namespace(
-    installed: Kubectl, repo: Path, namespace: str, other_namespace: str, kube_api: client.ApiClient,
+    installed: Kubectl, cluster: ClusterAccess, repo: Path, namespace: str, other_namespace: str, kube_api: client.ApiClient,
     run_daemon: Callable[..., subprocess.Popen[str]], receiver: Receiver, tmp_path: Path,
 ) -> None:
     kubectl = installed
@@ -277,6 +277,14 @@ def test_a_team_cannot_write_into_another_teams_namespace(
     assert headers["x-syncer-signature-256"] == "sha256=" + hmac.new(
         NOTIFY_SECRET.encode(), body, hashlib.sha256).hexdigest()
     assert json.loads(body)["event"] == "failed" and headers["x-syncer-event"] == "failed"
+    events = json.loads(kubectl("get", "events", "-n", team_b, "-o", "json", "--field-selector",
+                                "involvedObject.kind=App,involvedObject.name=intruder").stdout)["items"]
+    assert [(e["reason"], e["type"]) for e in events] == [("SyncFailed", "Warning")]
+
+    # reconcile --wait reports the failure with its exit code.
+    result = syncer(cluster, "reconcile", "intruder", "-n", team_b, "--wait", "--timeout", "60")
+    assert result.returncode == 2, result.stderr
+    assert "Ready=False (SyncFailed)" in result.stderr and "forbidden" in result.stderr
 
 
 def test_health_turns_degraded_and_a_finalizer_prunes_on_delete(
@@ -295,7 +303,7 @@ def test_health_turns_degraded_and_a_finalizer_prunes_on_delete(
         metadata: {name: web}
         spec:
           replicas: 1
-          progressDeadlineSeconds: 3
+          progressDeadlineSeconds: 6
           selector: {matchLabels: {app: web}}
           template:
             metadata: {labels: {app: web}}

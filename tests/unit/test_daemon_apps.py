@@ -167,3 +167,17 @@ def test_notifications_are_sent_on_transitions_only() -> None:
 def test_signature_is_github_style_hmac() -> None:
     body = b'{"event":"failed"}'
     assert signature(body, b"s3cret") == "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+
+
+def test_app_mode_flags_are_refused_in_the_file_mode(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from syncer.cli import cli
+
+    config = tmp_path / "apps.yaml"
+    config.write_text("apps:\n- name: shop\n  repo: /srv/git/shop\n")
+    result = CliRunner().invoke(cli, ["run", "--config", str(config), "--watch-namespace", "team-a"])
+    assert result.exit_code == 2
+    assert "--watch-namespace, --require-service-account and --notify-url serve Apps" in result.output
+    result = CliRunner().invoke(cli, ["run", "--notify-url", "ftp://x"])
+    assert result.exit_code == 2 and "--notify-url ftp://x: not an http:// or https:// URL" in result.output
