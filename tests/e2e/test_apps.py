@@ -367,3 +367,28 @@ def test_drift_is_reported_when_self_heal_is_off(
     assert kubectl.status(namespace, "shop")["drift"]["objects"] == [f"ConfigMap/{namespace}/web-config"]
     assert configmap(kube_api, namespace, "web-config").data == {"color": "pink"}  # not reverted
     assert kubectl("get", "apps", "-n", namespace).stdout.splitlines()[1].split()[4] == "1"
+
+
+def test_git_credentials_come_from_the_apps_secret(
+    installed: Kubectl, cluster: ClusterAccess, repo: Path, namespace: str, kube_api: client.ApiClient,
+    run_daemon: Callable[..., subprocess.Popen[str]],
+) -> None:
+    """Only the failure paths can be driven here (no https Git server): a missing Secret, then
+    a Secret whose token reaches the Git source, which refuses credentials for a local
+    repository. Both prove the Secret is read and handed to Git."""
+    kubectl = installed
+    run_daemon("--watch-namespace", namespace)
+    kubectl("apply", "-f", "-", stdin=app_yaml(namespace, "private", repo=repo, path="shop", interval="1h",
+                                               secretRef={"name": "git-creds"}))
+    eventually(lambda: condition(kubectl.status(namespace, "private"), "Ready").get("reason") == "SyncFailed",
+               timeout=30, what="the sync to fail without its Secret")
+    assert f"Secret/{namespace}/git-creds: not found" in condition(kubectl.status(namespace, "private"),
+                                                                    "Ready")["message"]
+    client.CoreV1Api(kube_api).create_namespaced_secret(namespace, {
+        "metadata": {"name": "git-creds"}, "stringData": {"username": "bot", "password": "t0ken"}})
+    result = syncer(cluster, "reconcile", "private", "-n", namespace, "--wait", "--timeout", "60")
+    assert result.returncode == 2
+    message = condition(kubectl.status(namespace, "private"), "Ready")["message"]
+    assert "credentials do not apply to a local repository" in message, message
+    assert "t0ken" not in json.dumps(kubectl.app(namespace, "private"))
+    assert configmap(kube_api, namespace, "web-config") is None
