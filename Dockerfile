@@ -62,4 +62,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status == 200 else 1)"]
 
 ENTRYPOINT ["syncer"]
-CMD ["run", "--config", "/etc/syncer/apps.yaml"]
+CMD ["run"]

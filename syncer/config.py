@@ -191,6 +191,38 @@ def _show(value: object) -> str:
     return repr(value)
 
 
+def checked_field(
+    entry: dict[str, Any], key: str, convert: Callable[[Any], T], default: T, *, problem: Callable[[str, str], None]
+) -> T:
+    """`entry[key]` converted, or `default` when absent or null; a ValueError from `convert`
+    is reported through `problem(key, message)` (and the default used, to go on checking)."""
+    if entry.get(key) is None:
+        return default
+    try:
+        return convert(entry[key])
+    except ValueError as error:
+        problem(key, str(error))
+        return default
+
+
+FieldGetter = Callable[[str, Callable[[Any], Any], Any], Any]
+
+
+def shared_fields(get: FieldGetter) -> dict[str, Any]:
+    """The AppConfig fields a configuration file entry and an App object spell the same way,
+    checked the same way: `get(key, convert, default)`."""
+    return {
+        "revision": get("revision", _revision, None),
+        "path": get("path", _relative_path, "."),
+        "create_namespace": get("createNamespace", _boolean, False),
+        "interval": get("interval", parse_duration, DEFAULT_INTERVAL),
+        "prune": get("prune", _boolean, True),
+        "wait": get("wait", _boolean, False),
+        "timeout": get("timeout", parse_duration, DEFAULT_TIMEOUT),
+        "self_heal": get("selfHeal", _boolean, True),
+    }
+
+
 class _LineIndex:
     """Line numbers of keys and values in the composed YAML, by path (`("apps", 1)`)."""
 
@@ -250,13 +282,7 @@ class _AppChecker:
         self.problems.append(Problem(f"{self.source}:{line}: {self.label}", f"{key}: {message}"))
 
     def get(self, key: str, convert: Callable[[Any], T], default: T) -> T:
-        if key not in self.entry or self.entry[key] is None:
-            return default
-        try:
-            return convert(self.entry[key])
-        except ValueError as error:
-            self.problem(key, str(error))
-            return default
+        return checked_field(self.entry, key, convert, default, problem=self.problem)
 
     def parse(self) -> AppConfig | None:
         if not isinstance(self.entry, dict) or self.problems:
@@ -279,15 +305,8 @@ class _AppChecker:
         app = AppConfig(
             name=name,
             repo=repo,
-            revision=self.get("revision", _revision, None),
-            path=self.get("path", _relative_path, "."),
             namespace=self.get("namespace", _dns_label, "default"),
-            create_namespace=self.get("createNamespace", _boolean, False),
-            interval=self.get("interval", parse_duration, DEFAULT_INTERVAL),
-            prune=self.get("prune", _boolean, True),
-            wait=self.get("wait", _boolean, False),
-            timeout=self.get("timeout", parse_duration, DEFAULT_TIMEOUT),
-            self_heal=self.get("selfHeal", _boolean, True),
+            **shared_fields(self.get),
             ignore=self._ignore(),
             auth=self._auth(),
             where=self.where,
@@ -403,6 +422,6 @@ def _close_match(key: str, candidates: tuple[str, ...]) -> str | None:
 
 
 __all__ = [
-    "AUTH_FIELDS", "APP_FIELDS", "AppConfig", "Config", "format_duration", "load_config",
+    "AUTH_FIELDS", "APP_FIELDS", "AppConfig", "Config", "checked_field", "format_duration", "shared_fields", "load_config",
     "parse_config", "parse_duration",
 ]

@@ -22,7 +22,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,9 @@ class ClientOptions:
     backoff_base: float = 0.2
     backoff_cap: float = 10.0
     pool_size: int = 32
+    impersonate: str | None = None
+    """A user (e.g. `system:serviceaccount:team-a:deployer`) every request is made as, by
+    Kubernetes impersonation: the daemon syncs an App with the rights of its service account."""
 
 
 class RateLimiter:
@@ -324,7 +327,10 @@ def load_api_client(options: ClientOptions) -> k8s_client.ApiClient:
         _quiet_insecure_warnings(str(configuration.host))
     configuration.connection_pool_maxsize = options.pool_size
     configuration.retries = False
-    return k8s_client.ApiClient(configuration)
+    api = k8s_client.ApiClient(configuration)
+    if options.impersonate:
+        api.set_default_header("Impersonate-User", options.impersonate)
+    return api
 
 
 def _is_dry_run(query: dict[str, str] | None, body: Any) -> bool:
@@ -606,15 +612,15 @@ class Kube:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def list(
+    def list_versioned(
         self,
         resource: Resource,
         *,
         namespace: str | None = None,
         label_selector: str | None = None,
         page_size: int = 500,
-    ) -> list[Object]:
-        """Every object of a kind in a namespace (or cluster-wide), following pagination."""
+    ) -> tuple[list[Object], str]:
+        """`list`, and the list's resourceVersion: where a `watch` continues from."""
         query = {"limit": str(page_size)}
         if label_selector:
             query["labelSelector"] = label_selector
@@ -628,10 +634,61 @@ class Kube:
                 item.setdefault("apiVersion", resource.api_version)
                 item.setdefault("kind", resource.kind)
                 objects.append(item)
-            token = (page.get("metadata") or {}).get("continue")
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue")
             if not token:
-                return objects
+                return objects, str(metadata.get("resourceVersion") or "")
             query["continue"] = token
+
+    def watch(
+        self, resource: Resource, *, namespace: str | None = None, resource_version: str, timeout_seconds: int = 300
+    ) -> Iterator[Object]:
+        """Watch events (`{"type": ADDED|MODIFIED|DELETED|ERROR, "object": ...}`) after
+        `resource_version`, until the server closes the watch (after `timeout_seconds`). An
+        ERROR event (410 Gone: the version is too old) is yielded, not raised: the caller lists
+        again. Raises ClusterError when the watch cannot start or breaks off."""
+        subject = f"{resource.kind} in {namespace}" if namespace else resource.kind
+        query = {"watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
+                 "timeoutSeconds": str(timeout_seconds)}
+        url = self._api.configuration.host + resource.path(namespace=namespace) + f"?{urlencode(query)}"
+        self._limiter.acquire()
+        self.stats.count("watch")
+        try:
+            response = self._api.call_api("GET", url, header_params=self._headers({"Accept": "application/json"}),
+                                          _request_timeout=(10.0, timeout_seconds + 30.0))
+        except (urllib3.exceptions.HTTPError, OSError, k8s_client.ApiException) as error:
+            raise Unavailable(subject, f"cannot watch at {self.server}: {error}") from error
+        raw = response.response
+        try:
+            if not 200 <= int(response.status) < 300:
+                answer = _server_answer(raw.data or b"", fallback=str(response.reason), retry_after_header=None)
+                raise error_for_status(int(response.status), subject=subject, message=answer.message,
+                                       reason=answer.reason, details=answer.details)
+            pending = b""
+            for chunk in raw.stream(4096, decode_content=True):
+                pending += chunk
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    if line.strip():
+                        yield json.loads(line)
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise Unavailable(subject, f"the watch broke off: {error}") from error
+        finally:
+            # Closed, not drained: the rest of a watch may never come.
+            raw.close()
+            raw.release_conn()
+
+    def list(
+        self,
+        resource: Resource,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        page_size: int = 500,
+    ) -> list[Object]:
+        """Every object of a kind in a namespace (or cluster-wide), following pagination."""
+        return self.list_versioned(resource, namespace=namespace, label_selector=label_selector,
+                                   page_size=page_size)[0]
 
     def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> Object | None:
         subject = f"{resource.kind}/{namespace}/{name}" if namespace else f"{resource.kind}/{name}"

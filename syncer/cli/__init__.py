@@ -24,9 +24,12 @@ _COMMAND_MODULES = {
     "completion": "syncer.cli.completion",
     "dev-cluster": "syncer.cli.devcluster",
     "diff": "syncer.cli.diff",
+    "reconcile": "syncer.cli.apps",
     "render": "syncer.cli.render",
+    "resume": "syncer.cli.apps",
     "run": "syncer.cli.run",
     "status": "syncer.cli.status",
+    "suspend": "syncer.cli.apps",
     "sync": "syncer.cli.sync",
     "version": "syncer.cli.version",
 }

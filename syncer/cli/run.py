@@ -1,5 +1,6 @@
-"""`syncer run`: the in-cluster daemon. Keeps every app of a configuration file in sync,
-serves health, readiness, metrics and webhooks, and stops cleanly on SIGTERM."""
+"""`syncer run`: the in-cluster daemon. Keeps every App of the cluster (or, with `--config`,
+every app of a configuration file) in sync, serves health, readiness, metrics and webhooks,
+and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from syncer.cli import cli, verbosity
 from syncer.cli.common import Duration, cluster_options
 from syncer.config import load_config
 from syncer.daemon import Daemon, DaemonOptions, ElectionOptions
+from syncer.daemon.apps import AppsDaemon, AppsOptions
 from syncer.daemon.http import DEFAULT_LISTEN, parse_listen
 from syncer.daemon.logs import configure_logging
+from syncer.daemon.notify import Receiver
 from syncer.errors import ConfigError
 from syncer.kube import ClientOptions
 
@@ -28,26 +31,48 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 """SIGHUP stops like SIGTERM rather than reloading: a reload would have to swap apps, their
 schedules and metrics under running syncs, while a restart starts from a state that is
 known to be consistent (and one log line says which signal arrived)."""
+NOTIFY_SECRET_ENV = "SYNCER_NOTIFY_SECRET"
 
 
-def read_webhook_secret(path: str | None) -> bytes | None:
+def read_webhook_secret(path: str | None, *, env: str = SECRET_ENV,
+                        option: str = "--webhook-secret-file") -> bytes | None:
     """From the file (trailing newline dropped, as `kubectl create secret --from-file` keeps
-    it) or else $SYNCER_WEBHOOK_SECRET; None when neither is set (webhooks off)."""
+    it) or else the variable `env`; None when neither is set (webhooks off)."""
     if path:
         try:
             secret = Path(path).read_text().strip()
         except OSError as error:
-            raise ConfigError(f"--webhook-secret-file {path}: cannot read it: {error.strerror or error}") from None
+            raise ConfigError(f"{option} {path}: cannot read it: {error.strerror or error}") from None
         if not secret:
-            raise ConfigError(f"--webhook-secret-file {path}: the file is empty")
+            raise ConfigError(f"{option} {path}: the file is empty")
         return secret.encode()
-    secret = os.environ.get(SECRET_ENV, "").strip()
+    secret = os.environ.get(env, "").strip()
     return secret.encode() if secret else None
 
 
+def notify_receiver(url: str | None, secret_file: str | None) -> Receiver | None:
+    secret = read_webhook_secret(secret_file, env=NOTIFY_SECRET_ENV, option="--notify-secret-file")
+    if url is None:
+        if secret_file:
+            raise ConfigError("--notify-secret-file needs --notify-url")
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"--notify-url {url}: not an http:// or https:// URL")
+    return Receiver(url=url, secret=secret)
+
+
 @cli.command("run")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
-              help="The apps to keep in sync (YAML; see examples/deploy/README.md).")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+              help="File mode: the apps to keep in sync (YAML; see examples/deploy-file-mode/). "
+                   "Without it, the cluster's App objects are served.")
+@click.option("--watch-namespace", "watch_namespaces", multiple=True,
+              help="Serve only the Apps of this namespace (repeatable; default: all namespaces).")
+@click.option("--require-service-account", is_flag=True,
+              help="Refuse Apps without spec.serviceAccountName (they sync with the daemon's own rights otherwise).")
+@click.option("--notify-url", default=None,
+              help="Webhook told (signed JSON) when any App fails, recovers or changes health.")
+@click.option("--notify-secret-file", type=click.Path(dir_okay=False), default=None,
+              help=f"File with the HMAC secret for --notify-url (else ${NOTIFY_SECRET_ENV}).")
 @click.option("--listen", default=DEFAULT_LISTEN, show_default=True,
               help="HOST:PORT for /healthz, /readyz, /metrics and /webhook; the default listens on all "
                    "interfaces (probes reach the pod's IP), 127.0.0.1:8080 keeps it local.")
@@ -68,16 +93,23 @@ def read_webhook_secret(path: str | None) -> bytes | None:
               help="How long a running sync may take to finish after SIGTERM (or SIGHUP, SIGINT).")
 @click.pass_context
 def run_command(
-    ctx: click.Context, *, config_path: str, listen: str, leader_elect: bool, leader_election_namespace: str,
-    lease_duration: float, log_format: str, kubeconfig: str | None, context: str | None, request_timeout: float,
-    cache_dir: str | None, webhook_secret_file: str | None, shutdown_timeout: float,
+    ctx: click.Context, *, config_path: str | None, watch_namespaces: tuple[str, ...],
+    require_service_account: bool, notify_url: str | None, notify_secret_file: str | None, listen: str,
+    leader_elect: bool, leader_election_namespace: str, lease_duration: float, log_format: str,
+    kubeconfig: str | None, context: str | None, request_timeout: float, cache_dir: str | None,
+    webhook_secret_file: str | None, shutdown_timeout: float,
 ) -> None:
-    """Keep the apps of a configuration file in sync: poll each on its interval (or at once
-    on a webhook), apply new revisions and revert drift. Runs until SIGTERM, SIGINT or SIGHUP,
-    then lets running syncs finish and exits 0. SIGHUP does not reload the configuration:
-    like SIGTERM it stops, and the restart (the Deployment's, or systemd's) reads it anew."""
+    """Keep the cluster's Apps (or the apps of a configuration file) in sync: poll each on its
+    interval (or at once on a webhook or a reconcile request), apply new revisions and revert
+    drift. Runs until SIGTERM, SIGINT or SIGHUP, then lets running syncs finish and exits 0.
+    SIGHUP does not reload the configuration: like SIGTERM it stops, and the restart (the
+    Deployment's, or systemd's) reads it anew."""
     configure_logging(json_lines=log_format == "json", verbose=verbosity(ctx))
-    config = load_config(Path(config_path))
+    config = load_config(Path(config_path)) if config_path else None
+    receiver = notify_receiver(notify_url, notify_secret_file)
+    if config is not None and (watch_namespaces or require_service_account or receiver):
+        raise ConfigError("--watch-namespace, --require-service-account and --notify-url serve Apps: "
+                          "they do not apply with --config")
     try:
         address = parse_listen(listen)
     except ValueError as error:
@@ -100,7 +132,13 @@ def run_command(
     for signum in STOP_SIGNALS:
         signal.signal(signum, on_signal)
     client = ClientOptions(kubeconfig=kubeconfig, context=context, request_timeout=request_timeout)
-    daemon = Daemon(config, client=client, options=options)
+    daemon: Daemon
+    if config is not None:
+        daemon = Daemon(config, client=client, options=options)
+    else:
+        apps = AppsOptions(namespaces=watch_namespaces, require_service_account=require_service_account,
+                           notify=receiver)
+        daemon = AppsDaemon(client=client, options=options, apps=apps)
     daemon.start()
     while not stop.wait(1.0):
         pass

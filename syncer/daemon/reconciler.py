@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from syncer.apply import ChangeSet, SyncOptions, sync
@@ -33,6 +34,20 @@ log = logging.getLogger(__name__)
 DEFAULT_LOCK_TIMEOUT = 30.0
 """How long a tick waits for another sync of the same app (a manual `syncer sync`, or a
 former leader finishing); after that the tick fails and is retried with backoff."""
+
+
+@dataclass(frozen=True)
+class TickOutcome:
+    """A tick's sync attempt, for reporting it elsewhere too (an App's status): the ChangeSet
+    of a sync, or the error that stopped it before one (fetch, render, validation, lock)."""
+
+    revision: str
+    changes: ChangeSet | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.changes is not None and self.changes.ok
 
 
 class AppReconciler:
@@ -64,6 +79,13 @@ class AppReconciler:
         self._last_ok = False
         self._recorder = OutcomeRecorder(kube, app=app.name, namespace=app.namespace, instance=instance)
         self._status_error: str | None = None
+        self.last_outcome: TickOutcome | None = None
+        """The latest sync attempt; a tick that had nothing to do leaves it as it was."""
+
+    @property
+    def manifests(self) -> Sequence[Manifest] | None:
+        """The last render (None before the first), for checking drift and health."""
+        return self._manifests
 
     @property
     def options(self) -> SyncOptions:
@@ -120,6 +142,7 @@ class AppReconciler:
                       changes.error or "some objects failed", counts, extra={**extra, "error": changes.error})
         for warning in changes.warnings:
             log.warning("app %s: %s", self.app.name, warning, extra={"app": self.app.name})
+        self.last_outcome = TickOutcome(revision=changes.revision, changes=changes, error=changes.error)
         self._record(lambda: self._recorder.record_changes(changes))
         return ok
 
@@ -130,6 +153,7 @@ class AppReconciler:
         log.error("app %s sync of %s failed: %s", self.app.name, revision[:12], error,
                   extra={"app": self.app.name, "revision": revision, "result": "Failed", "error": str(error),
                          "duration": round(seconds, 3)})
+        self.last_outcome = TickOutcome(revision=revision, changes=None, error=str(error))
         self._record(lambda: self._recorder.record_failure(revision=revision, error=error))
         return False
 

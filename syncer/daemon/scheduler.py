@@ -88,6 +88,15 @@ class AppScheduler:
             next_run_time=first,
         )
 
+    def remove(self, app: str) -> None:
+        """Stop scheduling an app (its App was deleted); a tick in progress still finishes."""
+        with self._lock:
+            self._jobs.pop(app, None)
+        try:
+            self._scheduler.remove_job(app)
+        except JobLookupError:
+            pass
+
     def start(self) -> None:
         self._scheduler.start()
 
@@ -109,7 +118,9 @@ class AppScheduler:
         with self._lock:
             if self._stopping:
                 return
-            job = self._jobs[app]
+            job = self._jobs.get(app)
+            if job is None:
+                return
             if job.running:
                 job.rerun = True
                 return
@@ -152,8 +163,8 @@ class AppScheduler:
     def _run(self, app: str) -> bool:
         """The job: one tick. Its result reaches `_finished` as the event's return value."""
         with self._lock:
-            job = self._jobs[app]
-            if self._stopping:
+            job = self._jobs.get(app)
+            if job is None or self._stopping:
                 return True
             job.started += 1
             job.active = True

@@ -35,7 +35,7 @@ from syncer.daemon.leader import ElectionOptions, LeaderElector
 from syncer.daemon.metrics import Metrics
 from syncer.daemon.reconciler import DEFAULT_LOCK_TIMEOUT, AppReconciler
 from syncer.daemon.scheduler import AppScheduler
-from syncer.daemon.webhook import WebhookRejected, authenticate, event_name, is_push, matching_apps, parse_push
+from syncer.daemon.webhook import Push, WebhookRejected, authenticate, event_name, is_push, matching_apps, parse_push
 from syncer.errors import ClusterError, ConfigError
 from syncer.kube import ClientOptions, Kube
 
@@ -182,7 +182,15 @@ class Daemon:
             role = f"leader ({self.options.identity})"
         else:
             role = f"standby (leader: {self.elector.holder or 'none yet'})"
-        return 200, f"ready: {role}; {len(self.reconcilers)} app(s) configured"
+        return 200, f"ready: {role}; {self.app_count} app(s) configured"
+
+    @property
+    def app_count(self) -> int:
+        return len(self.reconcilers)
+
+    def apps_for_push(self, push: Push) -> list[str]:
+        """The scheduler's names of the apps a push concerns."""
+        return matching_apps(self.config.apps, push)
 
     def _cluster_problem(self) -> str | None:
         """Why syncs cannot make progress now, or None. The probe reads the first app's
@@ -221,7 +229,7 @@ class Daemon:
         except WebhookRejected as rejected:
             log.warning("webhook rejected (%d): %s", rejected.status, rejected)
             return rejected.status, {"error": str(rejected)}
-        apps = matching_apps(self.config.apps, push)
+        apps = self.apps_for_push(push)
         if self.elector is not None and not self.elector.is_leader:
             return self._forward(headers, body)
         for app in apps:

@@ -1,25 +1,33 @@
-"""The example deployment is accepted by a real API server (server-side dry run)."""
+"""The example deployments (Apps, and the file mode) are accepted by a real API server
+(server-side dry run of what `kubectl kustomize` builds)."""
 
 from __future__ import annotations
 
 import copy
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from syncer.kube import Kube
 
-DEPLOY = Path(__file__).resolve().parents[2] / "examples" / "deploy"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def test_example_manifests_pass_server_side_validation(kube: Kube, namespace: str) -> None:
-    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
-    objects: list[dict[str, Any]] = []
-    for name in kustomization["resources"]:
-        objects += [doc for doc in yaml.safe_load_all((DEPLOY / name).read_text()) if doc]
-    assert {o["kind"] for o in objects} >= {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-                                            "ConfigMap", "Deployment", "Service"}
+@pytest.mark.parametrize(("directory", "kinds"), [
+    ("deploy", {"CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+                "Role", "RoleBinding", "Deployment", "Service"}),
+    ("deploy-file-mode", {"ConfigMap"}),
+])
+def test_example_manifests_pass_server_side_validation(
+    kube: Kube, namespace: str, directory: str, kinds: set[str]
+) -> None:
+    built = subprocess.run(["kubectl", "kustomize", str(EXAMPLES / directory)], check=True, capture_output=True,
+                           text=True).stdout
+    objects: list[dict[str, Any]] = [doc for doc in yaml.safe_load_all(built) if doc]
+    assert {o["kind"] for o in objects} >= kinds
     for obj in objects:
         body = copy.deepcopy(obj)
         resource = kube.resource_for(body["apiVersion"], body["kind"])

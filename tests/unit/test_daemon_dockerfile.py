@@ -5,10 +5,13 @@ configuration are what `syncer run` accepts and serves. (No Docker engine is nee
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from syncer.cli.run import run_command
@@ -33,8 +36,22 @@ def deploy_objects() -> list[dict[str, Any]]:
     return objects
 
 
-def find(kind: str, name: str) -> dict[str, Any]:
-    return next(o for o in deploy_objects() if o["kind"] == kind and o["metadata"]["name"] == name)
+def file_mode_objects() -> list[dict[str, Any]]:
+    """examples/deploy-file-mode, an overlay with patches: built by kustomize itself."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("needs kubectl (its kustomize) to build the file-mode overlay")
+    built = subprocess.run(["kubectl", "kustomize", str(ROOT / "examples" / "deploy-file-mode")], check=True,
+                           capture_output=True, text=True).stdout
+    return [doc for doc in yaml.safe_load_all(built) if doc]
+
+
+def find(kind: str, name: str, objects: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return next(o for o in (objects or deploy_objects()) if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+def grants(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]}
 
 
 def test_the_image_copies_files_that_exist_and_runs_the_console_script() -> None:
@@ -47,7 +64,7 @@ def test_the_image_copies_files_that_exist_and_runs_the_console_script() -> None
     assert {"!pyproject.toml", "!README.md", "!syncer", "!requirements/runtime.txt"} <= set(dockerignore)
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert dict(instructions)["ENTRYPOINT"] == '["syncer"]' and "syncer" in scripts
-    assert dict(instructions)["CMD"] == '["run", "--config", "/etc/syncer/apps.yaml"]'
+    assert dict(instructions)["CMD"] == '["run"]'
     assert dict(instructions)["USER"] == "10001:10001"
     installs = [" ".join(args.split()) for op, args in instructions if op == "RUN" and "pip install" in args]
     assert installs == [
@@ -63,6 +80,8 @@ def test_the_deployment_runs_what_syncer_run_accepts() -> None:
     container = pod["containers"][0]
     run_command.make_context("run", list(container["args"][1:]))  # raises on an unknown option
     assert container["args"][0] == "run" and "--leader-elect" in container["args"]
+    assert "--require-service-account" in container["args"]
+    assert not any(arg.startswith("--config") for arg in container["args"])
     assert deployment["spec"]["replicas"] == 2
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -70,27 +89,47 @@ def test_the_deployment_runs_what_syncer_run_accepts() -> None:
     assert pod["securityContext"]["runAsUser"] == 10001
     assert pod["terminationGracePeriodSeconds"] > 60  # more than --shutdown-timeout
 
+
+def test_the_file_mode_deployment_reads_its_configuration() -> None:
+    objects = file_mode_objects()
+    deployment = find("Deployment", "syncer", objects)
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    run_command.make_context("run", list(container["args"][1:]))
     mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
     volume = next(v for v in pod["volumes"] if v["name"] == "config")
     config_arg = next(a for a in container["args"] if a.startswith("--config="))
     assert config_arg == f"--config={mount['mountPath']}/apps.yaml"
-    configmap = find("ConfigMap", volume["configMap"]["name"])
+    assert "--require-service-account" not in container["args"]
+    configmap = find("ConfigMap", volume["configMap"]["name"], objects)
     config = parse_config(configmap["data"]["apps.yaml"], source="config.yaml", base_dir=Path("/etc/syncer"))
     assert [app.name for app in config.apps] == ["shop"]
-
-
-def test_rbac_covers_what_the_daemon_writes() -> None:
-    core = find("ClusterRole", "syncer-core")
-    granted = {(group, resource, verb) for rule in core["rules"] for group in rule["apiGroups"]
-               for resource in rule["resources"] for verb in rule["verbs"]}
     needed = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update", "delete")}
     needed |= {("", "configmaps", v) for v in ("get", "list", "patch")} | {("", "events", "create")}
-    assert needed <= granted
-    account = find("ServiceAccount", "syncer")
+    assert needed <= grants(find("ClusterRole", "syncer-core", objects))
     for binding in ("syncer-core", "syncer-apply"):
-        subjects = find("ClusterRoleBinding", binding)["subjects"]
-        assert subjects == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
-                             "namespace": account["metadata"]["namespace"]}]
+        assert find("ClusterRoleBinding", binding, objects)["subjects"] == [
+            {"kind": "ServiceAccount", "name": "syncer", "namespace": "syncer-system"}]
+
+
+def test_rbac_is_least_privilege_for_apps() -> None:
+    """Cluster-wide: Apps (read, watch, patch to remove the finalizer), their status, Events and
+    impersonating service accounts, nothing else; the leader Lease only in syncer-system."""
+    assert grants(find("ClusterRole", "syncer-apps")) == {
+        *(("syncer.dev", "apps", v) for v in ("get", "list", "watch", "patch")),
+        *(("syncer.dev", "apps/status", v) for v in ("get", "patch", "update")),
+        ("", "events", "create"), ("", "events", "patch"), ("", "serviceaccounts", "impersonate"),
+    }
+    for kind in ("ClusterRole", "ClusterRoleBinding"):
+        assert [o["metadata"]["name"] for o in deploy_objects() if o["kind"] == kind] == ["syncer-apps"]
+    leader = find("Role", "syncer-leader")
+    assert leader["metadata"]["namespace"] == "syncer-system"
+    assert {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update", "delete")} <= grants(leader)
+    account = find("ServiceAccount", "syncer")
+    subject = [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
+                "namespace": account["metadata"]["namespace"]}]
+    assert find("ClusterRoleBinding", "syncer-apps")["subjects"] == subject
+    assert find("RoleBinding", "syncer-leader")["subjects"] == subject
     assert find("Deployment", "syncer")["spec"]["template"]["spec"]["serviceAccountName"] == "syncer"
 
 

@@ -1,0 +1,109 @@
+"""`syncer reconcile|suspend|resume APP -n NS`: ask the daemon for a sync now, or stop and
+restart an App's syncs. They only change the App object; the daemon (`syncer run` without
+`--config`) acts on it within seconds through its watch.
+
+`reconcile --wait` follows the App's status until the daemon reports the sync it asked for
+(`status.lastHandledReconcileAt` equal to the annotation it set) and exits 0 when that sync
+succeeded and the App is not Stalled, 2 otherwise (also when no daemon answered in time).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from syncer.cli import cli
+from syncer.cli.common import cluster_options, connect, output_option
+from syncer.cli.output import document, print_document
+from syncer.daemon.appclient import patch_app, read_app, request_reconcile, subject
+from syncer.daemon.appstatus import condition_status, sync_result
+from syncer.errors import ConfigError
+from syncer.model import Object
+
+POLL_SECONDS = 0.5
+
+
+def app_argument(fn: click.decorators.FC) -> click.decorators.FC:
+    fn = click.option("-n", "--namespace", default="default", show_default=True, help="The App's namespace.")(fn)
+    return click.argument("app")(fn)
+
+
+@cli.command("reconcile")
+@app_argument
+@click.option("--wait", is_flag=True, help="Follow the status until the sync ends; exit 0 if it succeeded.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
+              help="Seconds --wait waits for the daemon.")
+@cluster_options
+@output_option
+def reconcile_command(*, app: str, namespace: str, wait: bool, timeout: float, kubeconfig: str | None,
+                      context: str | None, output: str) -> None:
+    """Ask the daemon to sync an App now (the annotation syncer.dev/reconcile-requested-at)."""
+    kube = connect(kubeconfig=kubeconfig, context=context)
+    try:
+        live = read_app(kube, namespace=namespace, name=app)
+        if (live.get("spec") or {}).get("suspend"):
+            raise ConfigError(f"{subject(namespace, app)}: suspended; `syncer resume {app} -n {namespace}` first")
+        requested = request_reconcile(kube, live)
+        click.echo(f"{subject(namespace, app)}: sync requested ({requested})", err=True)
+        if not wait:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            live = read_app(kube, namespace=namespace, name=app)
+            status = live.get("status") or {}
+            if (status.get("lastHandledReconcileAt") == requested
+                    and status.get("observedGeneration") == live["metadata"].get("generation")):
+                break
+            if time.monotonic() >= deadline:
+                click.echo(f"{subject(namespace, app)}: no daemon reported the sync within {timeout:.0f}s; "
+                           "is `syncer run` running and serving this namespace?", err=True)
+                sys.exit(2)
+            time.sleep(POLL_SECONDS)
+    finally:
+        kube.close()
+    sys.exit(_report(live, output=output))
+
+
+def _report(live: Object, *, output: str) -> int:
+    """Print the App's outcome; the exit code: 0 when the sync succeeded and it is not Stalled."""
+    status = live.get("status") or {}
+    ok = sync_result(status) == "Succeeded" and condition_status(status, "Stalled") != "True"
+    if output != "text":
+        metadata = live["metadata"]
+        print_document(document("AppReconcile", {"app": metadata["name"], "namespace": metadata["namespace"],
+                                                 "status": status}), output=output)
+    else:
+        ready: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+        metadata = live["metadata"]
+        click.echo(f"{subject(metadata['namespace'], metadata['name'])}: Ready={ready.get('status')} "
+                   f"({ready.get('reason')}): {ready.get('message')}", err=True)
+    return 0 if ok else 2
+
+
+def _set_suspend(*, app: str, namespace: str, suspend: bool, kubeconfig: str | None, context: str | None) -> None:
+    kube = connect(kubeconfig=kubeconfig, context=context)
+    try:
+        live = read_app(kube, namespace=namespace, name=app)
+        patch_app(kube, live, {"spec": {"suspend": suspend}})
+    finally:
+        kube.close()
+    click.echo(f"{subject(namespace, app)}: {'suspended' if suspend else 'resumed'}", err=True)
+
+
+@cli.command("suspend")
+@app_argument
+@cluster_options
+def suspend_command(*, app: str, namespace: str, kubeconfig: str | None, context: str | None) -> None:
+    """Stop syncing an App (spec.suspend: true) until `syncer resume`."""
+    _set_suspend(app=app, namespace=namespace, suspend=True, kubeconfig=kubeconfig, context=context)
+
+
+@cli.command("resume")
+@app_argument
+@cluster_options
+def resume_command(*, app: str, namespace: str, kubeconfig: str | None, context: str | None) -> None:
+    """Sync a suspended App again (spec.suspend: false); the daemon syncs it at once."""
+    _set_suspend(app=app, namespace=namespace, suspend=False, kubeconfig=kubeconfig, context=context)

@@ -1,0 +1,96 @@
+"""Reading and writing App objects and what they refer to, for the daemon and the CLI.
+
+Every write names the App's uid, so that a request meant for an App never lands on a
+namesake created after it was deleted: a merge patch carrying `metadata.uid` fails with 409
+when the uid differs.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+from typing import Any
+
+from syncer.apply.status import EVENT_COMPONENT, now_rfc3339
+from syncer.daemon.appspec import API_VERSION, KIND, RECONCILE_ANNOTATION
+from syncer.errors import ConfigError, NotFound
+from syncer.kube import Kube, Resource
+from syncer.model import Object
+
+
+def app_resource(kube: Kube) -> Resource:
+    """The App resource; ConfigError naming the fix when its CRD is not installed."""
+    try:
+        return kube.resource_for(API_VERSION, KIND)
+    except NotFound:
+        raise ConfigError(
+            f"the API server at {kube.server} does not serve {KIND} ({API_VERSION}): install its "
+            "CustomResourceDefinition with `kubectl apply -f examples/deploy/crd.yaml` "
+            "(or `kubectl apply -k examples/deploy`)"
+        ) from None
+
+
+def subject(namespace: str, name: str) -> str:
+    return f"{KIND}/{namespace}/{name}"
+
+
+def read_app(kube: Kube, *, namespace: str, name: str) -> Object:
+    live = kube.get(app_resource(kube), name, namespace=namespace)
+    if live is None:
+        raise ConfigError(f"{subject(namespace, name)}: not found")
+    return live
+
+
+def patch_status(kube: Kube, resource: Resource, app: Object, status: dict[str, Any]) -> Object:
+    """Replace what the daemon computes of the App's status (through the status subresource,
+    so that it needs no right to change the spec)."""
+    metadata = app["metadata"]
+    path = resource.path(namespace=metadata["namespace"], name=metadata["name"]) + "/status"
+    result = kube.request(
+        "PATCH", path, subject=subject(metadata["namespace"], metadata["name"]), verb="patch",
+        body={"metadata": {"uid": metadata["uid"]}, "status": status}, content_type="application/merge-patch+json",
+    )
+    assert isinstance(result, dict)
+    return result
+
+
+def patch_app(kube: Kube, app: Object, patch: dict[str, Any]) -> Object:
+    """A merge patch of the App's metadata or spec, guarded by its uid (and, when the patch
+    names one, its resourceVersion)."""
+    metadata = app["metadata"]
+    body = {**patch, "metadata": {**patch.get("metadata", {}), "uid": metadata["uid"]}}
+    return kube.merge_patch(app_resource(kube), metadata["name"], body, namespace=metadata["namespace"],
+                            subject=subject(metadata["namespace"], metadata["name"]))
+
+
+def request_reconcile(kube: Kube, app: Object) -> str:
+    """Ask the daemon for a sync now; returns the annotation's new value."""
+    value = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    patch_app(kube, app, {"metadata": {"annotations": {RECONCILE_ANNOTATION: value}}})
+    return value
+
+
+def secret_data(kube: Kube, *, namespace: str, name: str) -> dict[str, bytes]:
+    """A Secret's data, decoded; ConfigError when it does not exist."""
+    secret = kube.get(kube.resource_for("v1", "Secret"), name, namespace=namespace)
+    if secret is None:
+        raise ConfigError(f"Secret/{namespace}/{name}: not found")
+    return {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
+
+
+def emit_app_event(kube: Kube, app: Object, *, reason: str, message: str, warning: bool, instance: str) -> None:
+    """A core/v1 Event about the App, so `kubectl describe app` tells its recent history."""
+    metadata = app["metadata"]
+    now = now_rfc3339()
+    event: Object = {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
+        "involvedObject": {"apiVersion": API_VERSION, "kind": KIND, "name": metadata["name"],
+                           "namespace": metadata["namespace"], "uid": metadata["uid"],
+                           "resourceVersion": metadata.get("resourceVersion")},
+        "reason": reason, "message": message[:1024], "type": "Warning" if warning else "Normal",
+        "source": {"component": EVENT_COMPONENT}, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        "reportingComponent": EVENT_COMPONENT, "reportingInstance": instance[:128],
+    }
+    kube.create(kube.resource_for("v1", "Event"), event,
+                subject=f"Event about {subject(metadata['namespace'], metadata['name'])}")

@@ -1,0 +1,217 @@
+"""An `App` object (syncer.dev/v1alpha1) turned into the daemon's per-app configuration.
+
+Pure: `app_spec(obj)` reads nothing but the object, so the file mode (`syncer.config`) and
+the App mode build the same `AppConfig` from the same checks, and an invalid App is reported
+with every problem at once (on its status, as Stalled) instead of failing a sync later.
+
+The API server checks only the types of the fields (the CRD's schema); everything with a
+meaning (durations, revisions, paths, names) is checked here, with the same rules and
+messages as the configuration file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from syncer.config import AppConfig, _boolean, _dns_label, checked_field, shared_fields
+from syncer.diff import IgnoreRule, parse_ignore_rules
+from syncer.errors import ConfigError, Problem
+from syncer.model import Object
+from syncer.sources.giturl import looks_like_url, reject_unsafe
+
+T = TypeVar("T")
+
+GROUP = "syncer.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "App"
+RECONCILE_ANNOTATION = "syncer.dev/reconcile-requested-at"
+"""Any new value asks for a sync now (as Flux's reconcile.fluxcd.io/requestedAt)."""
+PRUNE_FINALIZER = "syncer.dev/prune"
+"""Opt-in: with it (and spec.prune), deleting the App first deletes the app's objects."""
+DEFAULT_SECRET_KEY = "secret"
+
+SPEC_FIELDS = (
+    "repo", "revision", "path", "secretRef", "targetNamespace", "createNamespace", "prune", "selfHeal",
+    "wait", "timeout", "interval", "suspend", "serviceAccountName", "ignoreDifferences", "notification",
+)
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    """A key of a Secret in the App's namespace."""
+
+    name: str
+    key: str = DEFAULT_SECRET_KEY
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A webhook receiving the app's failures, recoveries and health changes."""
+
+    url: str
+    secret: SecretKeyRef | None = None
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """What one App asks for. `config` is exactly what the file mode would build."""
+
+    config: AppConfig
+    app_namespace: str
+    """The App's own namespace (home of its service account and Secrets)."""
+    suspend: bool = False
+    service_account: str | None = None
+    git_secret: str | None = None
+    """The Secret with Git credentials (username/password or identity/known_hosts)."""
+    notification: Notification | None = None
+
+    @property
+    def user(self) -> str | None:
+        """The user every request of the app's sync is made as (impersonation)."""
+        if self.service_account is None:
+            return None
+        return f"system:serviceaccount:{self.app_namespace}:{self.service_account}"
+
+
+class InvalidApp(ConfigError):
+    """The App cannot be served; `reason` is the Stalled condition's reason."""
+
+    def __init__(self, subject: str, problems: list[str], *, reason: str = "InvalidSpec") -> None:
+        self.problems = problems
+        self.reason = reason
+        super().__init__(f"{subject}: " + "; ".join(problems))
+
+
+def app_ref(obj: Object) -> str:
+    metadata = obj.get("metadata") or {}
+    return f"App/{metadata.get('namespace')}/{metadata.get('name')}"
+
+
+def app_spec(obj: Object, *, require_service_account: bool = False) -> AppSpec:
+    """The per-app configuration an App asks for; raises InvalidApp listing every problem."""
+    checker = _SpecChecker(obj)
+    spec = checker.parse()
+    if checker.problems:
+        raise InvalidApp(app_ref(obj), checker.problems)
+    assert spec is not None
+    if require_service_account and spec.service_account is None:
+        raise InvalidApp(app_ref(obj), [
+            "spec.serviceAccountName: required, the daemon runs with --require-service-account (every app "
+            "syncs with the rights of a service account of its own namespace)"
+        ], reason="ServiceAccountRequired")
+    return spec
+
+
+class _SpecChecker:
+    def __init__(self, obj: Object) -> None:
+        metadata = obj.get("metadata") or {}
+        self.name = str(metadata.get("name") or "")
+        self.namespace = str(metadata.get("namespace") or "")
+        spec = obj.get("spec")
+        self.spec: dict[str, Any] = spec if isinstance(spec, dict) else {}
+        self.problems: list[str] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"spec.{key}: {message}")
+
+    def get(self, key: str, convert: Callable[[Any], T], default: T) -> T:
+        return checked_field(self.spec, key, convert, default, problem=self.problem)
+
+    def parse(self) -> AppSpec | None:
+        for key in self.spec:
+            if key not in SPEC_FIELDS:
+                self.problems.append(f"spec: unknown field {key!r}; expected one of {', '.join(SPEC_FIELDS)}")
+        try:
+            _dns_label(self.name)
+        except ValueError as error:
+            self.problems.append(f"metadata.name: {error}; it names the app's inventory")
+        if self.spec.get("repo") is None:
+            self.problem("repo", "required (a Git URL or an absolute local path)")
+        config = AppConfig(
+            name=self.name,
+            repo=self.get("repo", _repo, ""),
+            namespace=self.get("targetNamespace", _dns_label, self.namespace),
+            **shared_fields(self.get),
+            ignore=self._ignore(),
+            where=f"App/{self.namespace}/{self.name}",
+        )
+        return AppSpec(
+            config=config,
+            app_namespace=self.namespace,
+            suspend=self.get("suspend", _boolean, False),
+            service_account=self.get("serviceAccountName", _dns_subdomain, None),
+            git_secret=self.get("secretRef", _secret_name, None),
+            notification=self.get("notification", _notification, None),
+        )
+
+    def _ignore(self) -> tuple[IgnoreRule, ...]:
+        raw = self.spec.get("ignoreDifferences")
+        if raw is None:
+            return ()
+        try:
+            return tuple(parse_ignore_rules(raw, where="spec"))
+        except ConfigError as error:
+            self.problems.append(str(error))
+            return ()
+
+
+def _repo(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a Git URL or an absolute local path")
+    try:
+        reject_unsafe(value)
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
+    if looks_like_url(value) or Path(value).is_absolute():
+        return value
+    raise ValueError(f"{value!r} is neither a URL nor an absolute path (an App has no directory to be relative to)")
+
+
+def _dns_subdomain(value: object) -> str:
+    if not isinstance(value, str) or not value or len(value) > 253 or not all(
+        _is_label(part) for part in value.split(".")
+    ):
+        raise ValueError(f"{value!r} is not a valid service account name (a DNS-1123 subdomain)")
+    return value
+
+
+def _is_label(part: str) -> bool:
+    try:
+        _dns_label(part)
+    except ValueError:
+        return False
+    return True
+
+
+def _secret_name(value: object) -> str:
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise ValueError("must be {name: <a Secret in the App's namespace>}")
+    return _dns_subdomain(value["name"])
+
+
+def _notification(value: object) -> Notification:
+    if not isinstance(value, dict):
+        raise ValueError("must be {url: ..., secretRef: {name: ..., key: ...}}")
+    url = value.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ValueError(f"url: {url!r} is not an http:// or https:// URL")
+    raw_secret = value.get("secretRef")
+    if raw_secret is None:
+        return Notification(url=url)
+    secret = SecretKeyRef(name=_secret_name(raw_secret))
+    key = raw_secret.get("key")
+    if key is not None:
+        if not isinstance(key, str) or not key:
+            raise ValueError("secretRef.key: must be a non-empty string")
+        secret = replace(secret, key=key)
+    return Notification(url=url, secret=secret)
+
+
+__all__ = [
+    "API_VERSION", "AppSpec", "InvalidApp", "KIND", "Notification", "PRUNE_FINALIZER", "RECONCILE_ANNOTATION",
+    "SecretKeyRef", "app_ref", "app_spec",
+]

@@ -1,0 +1,212 @@
+"""An App's `status`, computed from what the daemon observed: pure functions of plain data.
+
+The status follows the kstatus conventions, so `kubectl wait --for=condition=Ready`, Flux's
+and Argo CD's tooling and cli-utils read it without knowing syncer:
+
+    Ready        True once the revision is applied and every object is healthy
+    Reconciling  True while a sync runs, is retried, or objects are still progressing
+    Stalled      True when nothing gets better without a change: an invalid spec, an App
+                 refused (no service account), or objects that failed (health Degraded)
+
+Each has a reason and a message. `lastTransitionTime` changes only when a condition's status
+does, and `lastSync.time` only when the outcome does, so an idle resync computes the same
+status as before and the daemon writes nothing.
+
+Health is aggregated from the app's objects with kstatus' rules (`syncer.apply.wait.health`
+per object): any failed object makes the app Degraded, else any missing one Missing, else any
+progressing one Progressing, else it is Healthy.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from syncer.apply.status import now_rfc3339
+from syncer.apply.wait import health
+from syncer.daemon.appspec import InvalidApp
+from syncer.daemon.reconciler import TickOutcome
+from syncer.model import Object, ObjectRef
+
+AppHealthState = Literal["Healthy", "Progressing", "Degraded", "Missing"]
+MAX_LISTED = 20
+"""Objects named in a message or in drift.objects at most; the count is always complete."""
+MAX_MESSAGE = 2000
+
+READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
+OWNED_ACTIONS = ("created", "configured", "recreated", "unchanged", "skipped")
+"""Actions after which an object is (still) in the app's inventory."""
+
+
+@dataclass(frozen=True)
+class AppHealth:
+    state: AppHealthState
+    message: str = ""
+
+
+def aggregate_health(objects: Sequence[tuple[ObjectRef, Object | None]]) -> AppHealth:
+    """The app's health from its desired objects and their live state (None: not found)."""
+    failed, missing, progressing = [], [], []
+    for ref, live in objects:
+        if live is None:
+            missing.append(f"{ref}: not found")
+            continue
+        object_health = health(live)
+        if object_health.state == "failed":
+            failed.append(f"{ref}: {object_health.message}")
+        elif object_health.state == "progressing":
+            progressing.append(f"{ref}: {object_health.message}")
+    ranked: tuple[tuple[AppHealthState, list[str]], ...] = (
+        ("Degraded", failed), ("Missing", missing), ("Progressing", progressing))
+    for state, found in ranked:
+        if found:
+            listed = "; ".join(found[:MAX_LISTED]) + (f"; and {len(found) - MAX_LISTED} more"
+                                                      if len(found) > MAX_LISTED else "")
+            return AppHealth(state, listed[:MAX_MESSAGE])
+    return AppHealth("Healthy", f"{len(objects)} object(s) healthy")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything the status is computed from."""
+
+    generation: int
+    outcome: TickOutcome | None = None
+    """The latest sync attempt (None: none yet, or nothing new since the last status)."""
+    health: AppHealth | None = None
+    drift: tuple[str, ...] | None = None
+    """Objects whose live state differs from Git; None: not checked."""
+    suspended: bool = False
+    invalid: InvalidApp | None = None
+    syncing: str | None = None
+    """Set (to what is being synced) while a sync the user waits for runs."""
+    handled_request: str | None = None
+    """The reconcile-requested-at value this observation answers."""
+
+
+def _condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
+    return {"type": kind, "status": status, "reason": reason, "message": message[:MAX_MESSAGE]}
+
+
+def _conditions(previous: dict[str, Any], observed: Observation) -> list[dict[str, Any]]:
+    """Ready, Reconciling, Stalled for this observation (without times)."""
+    if observed.invalid is not None:
+        reason, message = observed.invalid.reason, str(observed.invalid)
+        return [_condition(READY, "False", reason, message), _condition(RECONCILING, "False", reason, message),
+                _condition(STALLED, "True", reason, message)]
+    if observed.suspended:
+        applied = previous.get("lastAppliedRevision")
+        message = "spec.suspend is true: no syncs until it is false" + (
+            f"; revision {applied[:12]} was applied last" if applied else "")
+        ready = _find(previous.get("conditions"), READY)
+        return [_condition(READY, str(ready.get("status", "Unknown")) if ready else "Unknown", "Suspended", message),
+                _condition(RECONCILING, "False", "Suspended", message),
+                _condition(STALLED, "False", "Suspended", message)]
+    if observed.syncing is not None:
+        message = f"syncing {observed.syncing}"
+        return [_condition(READY, "Unknown", "Progressing", message),
+                _condition(RECONCILING, "True", "Progressing", message),
+                _condition(STALLED, "False", "Progressing", message)]
+    outcome = observed.outcome
+    if outcome is None:
+        message = "waiting for the first sync"
+        return [_condition(READY, "Unknown", "Progressing", message),
+                _condition(RECONCILING, "True", "Progressing", message),
+                _condition(STALLED, "False", "Progressing", message)]
+    if not outcome.ok:
+        message = f"sync of revision {outcome.revision[:12]} failed: {_error(outcome)}"
+        return [_condition(READY, "False", "SyncFailed", message),
+                _condition(RECONCILING, "True", "ProgressingWithRetry", message),
+                _condition(STALLED, "False", "SyncFailed", message)]
+    applied = f"revision {outcome.revision[:12]} applied"
+    state = observed.health
+    if state is None:
+        message = f"{applied}; health unknown (the objects could not be read)"
+        return [_condition(READY, "Unknown", "HealthUnknown", message),
+                _condition(RECONCILING, "False", "HealthUnknown", message),
+                _condition(STALLED, "False", "HealthUnknown", message)]
+    message = f"{applied}; {state.state}: {state.message}"
+    if state.state == "Healthy":
+        return [_condition(READY, "True", "Succeeded", message), _condition(RECONCILING, "False", "Succeeded", message),
+                _condition(STALLED, "False", "Succeeded", message)]
+    if state.state == "Degraded":
+        return [_condition(READY, "False", "HealthDegraded", message),
+                _condition(RECONCILING, "False", "HealthDegraded", message),
+                _condition(STALLED, "True", "HealthDegraded", message)]
+    reason = "HealthMissing" if state.state == "Missing" else "HealthProgressing"
+    return [_condition(READY, "False", reason, message), _condition(RECONCILING, "True", reason, message),
+            _condition(STALLED, "False", reason, message)]
+
+
+def _error(outcome: TickOutcome) -> str:
+    if outcome.error:
+        return outcome.error
+    assert outcome.changes is not None
+    failed = [f"{c.ref}: {c.message}" for c in outcome.changes.changes if c.action == "failed"]
+    return "; ".join(failed) or "some objects failed"
+
+
+def _find(conditions: object, kind: str) -> dict[str, Any] | None:
+    for condition in conditions if isinstance(conditions, list) else []:
+        if isinstance(condition, dict) and condition.get("type") == kind:
+            return condition
+    return None
+
+
+def _last_sync(previous: dict[str, Any], outcome: TickOutcome, now: str) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "revision": outcome.revision,
+        "result": "Succeeded" if outcome.ok else "Failed",
+        "summary": ({k: v for k, v in outcome.changes.summary().items() if v} if outcome.changes else {}),
+    }
+    if not outcome.ok:
+        record["error"] = _error(outcome)[:MAX_MESSAGE]
+    before = dict(previous.get("lastSync") or {})
+    before_time = before.pop("time", None)
+    record["time"] = before_time if before == record and before_time else now
+    return record
+
+
+def app_status(previous: dict[str, Any], observed: Observation, *, now: str | None = None) -> dict[str, Any]:
+    """The new status; equal to `previous` when nothing users care about changed."""
+    now = now or now_rfc3339()
+    status = copy.deepcopy(previous)
+    status["observedGeneration"] = observed.generation
+    conditions = []
+    for condition in _conditions(previous, observed):
+        before = _find(previous.get("conditions"), condition["type"])
+        same = before is not None and before.get("status") == condition["status"]
+        condition["observedGeneration"] = observed.generation
+        condition["lastTransitionTime"] = before.get("lastTransitionTime", now) if same and before else now
+        conditions.append(condition)
+    status["conditions"] = conditions
+    outcome = observed.outcome
+    if outcome is not None and observed.invalid is None:
+        status["lastAttemptedRevision"] = outcome.revision
+        if outcome.ok:
+            status["lastAppliedRevision"] = outcome.revision
+        status["lastSync"] = _last_sync(previous, outcome, now)
+        if outcome.ok and outcome.changes is not None:
+            status["inventory"] = {"size": outcome.changes.count(*OWNED_ACTIONS)}  # type: ignore[arg-type]
+    if observed.health is not None and observed.invalid is None:
+        status["health"] = observed.health.state
+        status["healthMessage"] = observed.health.message[:MAX_MESSAGE]
+    if observed.drift is not None and observed.invalid is None:
+        status["drift"] = {"count": len(observed.drift), "objects": list(observed.drift[:MAX_LISTED])}
+    if observed.handled_request is not None:
+        status["lastHandledReconcileAt"] = observed.handled_request
+    return status
+
+
+def condition_status(status: dict[str, Any], kind: str) -> str | None:
+    found = _find(status.get("conditions"), kind)
+    return str(found.get("status")) if found else None
+
+
+def sync_result(status: dict[str, Any]) -> str | None:
+    return (status.get("lastSync") or {}).get("result")
+
+
+__all__ = ["AppHealth", "Observation", "aggregate_health", "app_status", "condition_status", "sync_result"]

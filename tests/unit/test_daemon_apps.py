@@ -1,0 +1,184 @@
+"""App objects as configuration, and the App status computed from what the daemon observed."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+import pytest
+
+from syncer.apply import Change, ChangeSet
+from syncer.config import AppConfig, parse_config
+from syncer.daemon.appspec import AppSpec, InvalidApp, Notification, SecretKeyRef, app_spec
+from syncer.daemon.appstatus import AppHealth, Observation, aggregate_health, app_status, condition_status
+from syncer.daemon.notify import signature, transitions
+from syncer.daemon.reconciler import TickOutcome
+from syncer.diff import IgnoreRule
+from syncer.model import ObjectRef
+
+
+def app(spec: dict[str, Any], *, name: str = "shop", namespace: str = "team-a") -> dict[str, Any]:
+    return {"apiVersion": "syncer.dev/v1alpha1", "kind": "App",
+            "metadata": {"name": name, "namespace": namespace, "uid": "u1", "generation": 1}, "spec": spec}
+
+
+def test_an_app_builds_what_the_configuration_file_builds() -> None:
+    spec = {"repo": "https://git.example.com/shop.git", "revision": "main", "path": "deploy/prod",
+            "targetNamespace": "shop", "prune": False, "selfHeal": False, "interval": "5m", "timeout": "2m",
+            "wait": True, "ignoreDifferences": [{"group": "apps", "kind": "Deployment",
+                                                 "jsonPointers": ["/spec/replicas"]}]}
+    from_app = app_spec(app(spec)).config
+    from_file = parse_config(
+        "apps:\n- name: shop\n  repo: https://git.example.com/shop.git\n  revision: main\n  path: deploy/prod\n"
+        "  namespace: shop\n  prune: false\n  selfHeal: false\n  interval: 5m\n  timeout: 2m\n  wait: true\n"
+        "  ignoreDifferences:\n  - {group: apps, kind: Deployment, jsonPointers: [/spec/replicas]}\n",
+        source="apps.yaml", base_dir=__import__("pathlib").Path("/")).apps[0]
+    assert from_app == AppConfig(**{**from_file.__dict__, "where": "App/team-a/shop"})
+    assert isinstance(from_app.ignore[0], IgnoreRule)
+
+
+def test_defaults_and_identity() -> None:
+    spec = app_spec(app({"repo": "/srv/git/shop", "serviceAccountName": "deployer", "createNamespace": True,
+                         "secretRef": {"name": "git"}, "suspend": True,
+                         "notification": {"url": "http://127.0.0.1:9/hook", "secretRef": {"name": "hook"}}}))
+    assert spec == AppSpec(
+        config=AppConfig(name="shop", repo="/srv/git/shop", namespace="team-a", where="App/team-a/shop",
+                         create_namespace=True),
+        app_namespace="team-a", suspend=True, service_account="deployer", git_secret="git",
+        notification=Notification(url="http://127.0.0.1:9/hook", secret=SecretKeyRef(name="hook", key="secret")),
+    )
+    assert spec.user == "system:serviceaccount:team-a:deployer"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(InvalidApp) as raised:
+        app_spec(app({"repo": "relative/path", "interval": "5x", "path": "../up", "selfheal": True,
+                      "revision": "a..b"}))
+    text = str(raised.value)
+    assert text.startswith("App/team-a/shop: ")
+    for expected in ("spec: unknown field 'selfheal'", "spec.repo: 'relative/path' is neither a URL nor an absolute",
+                     'spec.interval: "5x" is not a duration', "spec.path:", "spec.revision:"):
+        assert expected in text
+    assert raised.value.reason == "InvalidSpec"
+
+
+def test_a_service_account_can_be_required() -> None:
+    app_spec(app({"repo": "/srv/git/shop"}))
+    with pytest.raises(InvalidApp) as raised:
+        app_spec(app({"repo": "/srv/git/shop"}), require_service_account=True)
+    assert raised.value.reason == "ServiceAccountRequired"
+    assert "spec.serviceAccountName: required" in str(raised.value)
+
+
+def _deployment(**status: Any) -> dict[str, Any]:
+    return {"kind": "Deployment", "metadata": {"generation": 1}, "spec": {"replicas": 1},
+            "status": {"observedGeneration": 1, **status}}
+
+
+@pytest.mark.parametrize(("objects", "state"), [
+    ([], "Healthy"),
+    ([{"kind": "ConfigMap", "metadata": {}}], "Healthy"),
+    ([{"kind": "ConfigMap", "metadata": {}}, None], "Missing"),
+    ([_deployment(updatedReplicas=0), None], "Missing"),
+    ([_deployment(updatedReplicas=0)], "Progressing"),
+    ([_deployment(conditions=[{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]),
+      None, _deployment()], "Degraded"),
+])
+def test_health_is_aggregated_worst_first(objects: list[Any], state: str) -> None:
+    refs = [ObjectRef(group="", kind="X", namespace="n", name=str(i)) for i in range(len(objects))]
+    assert aggregate_health(list(zip(refs, objects))).state == state
+
+
+def _outcome(revision: str, *actions: str, error: str | None = None) -> TickOutcome:
+    changes = ChangeSet(app="shop", revision=revision, error=error, changes=[
+        Change(ref=ObjectRef(group="", kind="ConfigMap", namespace="n", name=f"c{i}"), api_version="v1",
+               action=action)  # type: ignore[arg-type]
+        for i, action in enumerate(actions)])
+    return TickOutcome(revision=revision, changes=changes, error=error)
+
+
+HEALTHY = AppHealth("Healthy", "2 object(s) healthy")
+
+
+def test_ready_after_a_healthy_sync_and_an_idle_resync_changes_nothing() -> None:
+    first = app_status({}, Observation(3, outcome=_outcome("a" * 40, "created", "created"), health=HEALTHY, drift=()),
+                       now="t1")
+    assert condition_status(first, "Ready") == "True"
+    assert condition_status(first, "Stalled") == condition_status(first, "Reconciling") == "False"
+    assert first["observedGeneration"] == 3
+    assert first["lastAppliedRevision"] == first["lastAttemptedRevision"] == "a" * 40
+    assert first["inventory"] == {"size": 2}
+    assert first["drift"] == {"count": 0, "objects": []}
+    assert first["lastSync"] == {"revision": "a" * 40, "result": "Succeeded", "summary": {"created": 2}, "time": "t1"}
+    same = app_status(first, Observation(3, outcome=_outcome("a" * 40, "created", "created"), health=HEALTHY,
+                                         drift=()), now="t2")
+    assert same == first
+
+
+def test_a_failed_sync_keeps_the_applied_revision_and_says_why() -> None:
+    applied = app_status({}, Observation(1, outcome=_outcome("a" * 40, "created"), health=HEALTHY, drift=()), now="t1")
+    failed = app_status(applied, Observation(1, outcome=_outcome("b" * 40, error="Deployment/n/web: forbidden")),
+                        now="t2")
+    assert failed["lastAppliedRevision"] == "a" * 40
+    assert failed["lastAttemptedRevision"] == "b" * 40
+    ready = next(c for c in failed["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"], ready["lastTransitionTime"]) == ("False", "SyncFailed", "t2")
+    assert "forbidden" in ready["message"]
+    assert failed["lastSync"]["error"] == "Deployment/n/web: forbidden"
+    assert condition_status(failed, "Reconciling") == "True"
+
+
+@pytest.mark.parametrize(("health", "ready", "reconciling", "stalled"), [
+    ("Progressing", "False", "True", "False"),
+    ("Missing", "False", "True", "False"),
+    ("Degraded", "False", "False", "True"),
+])
+def test_health_decides_ready(health: str, ready: str, reconciling: str, stalled: str) -> None:
+    status = app_status({}, Observation(1, outcome=_outcome("a" * 40, "created"),
+                                        health=AppHealth(health, "Deployment/n/web: x")))  # type: ignore[arg-type]
+    assert status["health"] == health
+    assert [condition_status(status, kind) for kind in ("Ready", "Reconciling", "Stalled")] == [
+        ready, reconciling, stalled]
+
+
+def test_invalid_and_suspended_apps() -> None:
+    invalid = app_status({}, Observation(2, invalid=InvalidApp("App/a/b", ["spec.x: bad"])))
+    assert condition_status(invalid, "Stalled") == "True"
+    assert next(c for c in invalid["conditions"] if c["type"] == "Stalled")["reason"] == "InvalidSpec"
+    ready = app_status({}, Observation(1, outcome=_outcome("a" * 40, "created"), health=HEALTHY), now="t1")
+    suspended = app_status(ready, Observation(2, suspended=True, handled_request="r1"), now="t2")
+    reasons = {c["type"]: (c["status"], c["reason"]) for c in suspended["conditions"]}
+    assert reasons == {"Ready": ("True", "Suspended"), "Reconciling": ("False", "Suspended"),
+                       "Stalled": ("False", "Suspended")}
+    assert suspended["lastHandledReconcileAt"] == "r1"
+    assert suspended["lastSync"] == ready["lastSync"]
+
+
+def test_notifications_are_sent_on_transitions_only() -> None:
+    ok = {"lastSync": {"result": "Succeeded"}, "health": "Healthy"}
+    failed = {"lastSync": {"result": "Failed"}, "health": "Healthy"}
+    assert transitions(ok, failed) == ["failed"]
+    assert transitions(failed, failed) == []
+    assert transitions(failed, ok) == ["recovered"]
+    assert transitions(ok, {**ok, "health": "Degraded"}) == ["health"]
+    assert transitions({}, ok) == []
+
+
+def test_signature_is_github_style_hmac() -> None:
+    body = b'{"event":"failed"}'
+    assert signature(body, b"s3cret") == "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+
+
+def test_app_mode_flags_are_refused_in_the_file_mode(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from syncer.cli import cli
+
+    config = tmp_path / "apps.yaml"
+    config.write_text("apps:\n- name: shop\n  repo: /srv/git/shop\n")
+    result = CliRunner().invoke(cli, ["run", "--config", str(config), "--watch-namespace", "team-a"])
+    assert result.exit_code == 2
+    assert "--watch-namespace, --require-service-account and --notify-url serve Apps" in result.output
+    result = CliRunner().invoke(cli, ["run", "--notify-url", "ftp://x"])
+    assert result.exit_code == 2 and "--notify-url ftp://x: not an http:// or https:// URL" in result.output
