@@ -170,35 +170,42 @@ def write_status(kube: Kube, *, app: str, namespace: str, status: AppStatus) -> 
                       force=True, dry_run=False)
 
 
-def emit_event(kube: Kube, *, app: str, parent: Object, status: AppStatus, instance: str = "") -> Object:
-    """A core/v1 Event on the parent ConfigMap: SyncSucceeded (Normal) or SyncFailed (Warning)."""
-    metadata = parent["metadata"]
-    succeeded = status.result == "Succeeded"
-    short = status.revision[:12]
-    message = (f"app {app} synced revision {short}: {status.summary_text()}" if succeeded
-               else f"app {app} failed to sync revision {short}: {status.error}")
-    now = datetime.now(timezone.utc)
-    event: Object = {
+def event_about(obj: Object, *, reason: str, message: str, warning: bool, instance: str = "") -> Object:
+    """A core/v1 Event about an object (the app's parent, an App), as `kubectl describe` shows it."""
+    metadata = obj["metadata"]
+    now = now_rfc3339()
+    return {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
         "involvedObject": {
-            "apiVersion": "v1", "kind": "ConfigMap", "name": metadata["name"],
+            "apiVersion": obj.get("apiVersion", "v1"), "kind": obj.get("kind", "ConfigMap"), "name": metadata["name"],
             "namespace": metadata["namespace"], "uid": metadata.get("uid"),
             "resourceVersion": metadata.get("resourceVersion"),
         },
-        "reason": "SyncSucceeded" if succeeded else "SyncFailed",
+        "reason": reason,
         "message": message[:1024],
-        "type": "Normal" if succeeded else "Warning",
+        "type": "Warning" if warning else "Normal",
         "source": {"component": EVENT_COMPONENT, "host": socket.gethostname()},
-        "firstTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "lastTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "firstTimestamp": now,
+        "lastTimestamp": now,
         "count": 1,
         "reportingComponent": EVENT_COMPONENT,
         "reportingInstance": (instance or socket.gethostname())[:128],
     }
-    events = kube.resource_for("v1", "Event")
-    return kube.create(events, event, subject=f"Event/{metadata['namespace']}/{metadata['name']}")
+
+
+def emit_event(kube: Kube, *, app: str, parent: Object, status: AppStatus, instance: str = "") -> Object:
+    """SyncSucceeded (Normal) or SyncFailed (Warning) on the app's parent ConfigMap."""
+    succeeded = status.result == "Succeeded"
+    short = status.revision[:12]
+    message = (f"app {app} synced revision {short}: {status.summary_text()}" if succeeded
+               else f"app {app} failed to sync revision {short}: {status.error}")
+    event = event_about(parent, reason="SyncSucceeded" if succeeded else "SyncFailed", message=message,
+                        warning=not succeeded, instance=instance)
+    metadata = parent["metadata"]
+    return kube.create(kube.resource_for("v1", "Event"), event,
+                       subject=f"Event/{metadata['namespace']}/{metadata['name']}")
 
 
 def record(kube: Kube, *, app: str, namespace: str, status: AppStatus, instance: str = "") -> None:

@@ -39,9 +39,9 @@ def app_argument(fn: click.decorators.FC) -> click.decorators.FC:
 @cluster_options
 @output_option
 def reconcile_command(*, app: str, namespace: str, wait: bool, timeout: float, kubeconfig: str | None,
-                      context: str | None, output: str) -> None:
+                      context: str | None, output: str, request_timeout: float) -> None:
     """Ask the daemon to sync an App now (the annotation syncer.dev/reconcile-requested-at)."""
-    kube = connect(kubeconfig=kubeconfig, context=context)
+    kube = connect(kubeconfig=kubeconfig, context=context, request_timeout=request_timeout)
     try:
         live = read_app(kube, namespace=namespace, name=app)
         if (live.get("spec") or {}).get("suspend"):
@@ -83,8 +83,10 @@ def _report(live: Object, *, output: str) -> int:
     return 0 if ok else 2
 
 
-def _set_suspend(*, app: str, namespace: str, suspend: bool, kubeconfig: str | None, context: str | None) -> None:
-    kube = connect(kubeconfig=kubeconfig, context=context)
+def _set_suspend(
+    *, app: str, namespace: str, suspend: bool, kubeconfig: str | None, context: str | None, request_timeout: float,
+) -> None:
+    kube = connect(kubeconfig=kubeconfig, context=context, request_timeout=request_timeout)
     try:
         live = read_app(kube, namespace=namespace, name=app)
         patch_app(kube, live, {"spec": {"suspend": suspend}})
@@ -96,14 +98,20 @@ def _set_suspend(*, app: str, namespace: str, suspend: bool, kubeconfig: str | N
 @cli.command("suspend")
 @app_argument
 @cluster_options
-def suspend_command(*, app: str, namespace: str, kubeconfig: str | None, context: str | None) -> None:
+def suspend_command(
+    *, app: str, namespace: str, kubeconfig: str | None, context: str | None, request_timeout: float,
+) -> None:
     """Stop syncing an App (spec.suspend: true) until `syncer resume`."""
-    _set_suspend(app=app, namespace=namespace, suspend=True, kubeconfig=kubeconfig, context=context)
+    _set_suspend(app=app, namespace=namespace, suspend=True, kubeconfig=kubeconfig, context=context,
+                 request_timeout=request_timeout)
 
 
 @cli.command("resume")
 @app_argument
 @cluster_options
-def resume_command(*, app: str, namespace: str, kubeconfig: str | None, context: str | None) -> None:
+def resume_command(
+    *, app: str, namespace: str, kubeconfig: str | None, context: str | None, request_timeout: float,
+) -> None:
     """Sync a suspended App again (spec.suspend: false); the daemon syncs it at once."""
-    _set_suspend(app=app, namespace=namespace, suspend=False, kubeconfig=kubeconfig, context=context)
+    _set_suspend(app=app, namespace=namespace, suspend=False, kubeconfig=kubeconfig, context=context,
+                 request_timeout=request_timeout)

@@ -11,7 +11,7 @@ import base64
 from datetime import datetime, timezone
 from typing import Any
 
-from syncer.apply.status import EVENT_COMPONENT, now_rfc3339
+from syncer.apply.status import event_about
 from syncer.daemon.appspec import API_VERSION, KIND, RECONCILE_ANNOTATION
 from syncer.errors import ConfigError, NotFound
 from syncer.kube import Kube, Resource
@@ -81,16 +81,7 @@ def secret_data(kube: Kube, *, namespace: str, name: str) -> dict[str, bytes]:
 def emit_app_event(kube: Kube, app: Object, *, reason: str, message: str, warning: bool, instance: str) -> None:
     """A core/v1 Event about the App, so `kubectl describe app` tells its recent history."""
     metadata = app["metadata"]
-    now = now_rfc3339()
-    event: Object = {
-        "apiVersion": "v1", "kind": "Event",
-        "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
-        "involvedObject": {"apiVersion": API_VERSION, "kind": KIND, "name": metadata["name"],
-                           "namespace": metadata["namespace"], "uid": metadata["uid"],
-                           "resourceVersion": metadata.get("resourceVersion")},
-        "reason": reason, "message": message[:1024], "type": "Warning" if warning else "Normal",
-        "source": {"component": EVENT_COMPONENT}, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-        "reportingComponent": EVENT_COMPONENT, "reportingInstance": instance[:128],
-    }
+    event = event_about({**app, "apiVersion": API_VERSION, "kind": KIND}, reason=reason, message=message,
+                        warning=warning, instance=instance)
     kube.create(kube.resource_for("v1", "Event"), event,
                 subject=f"Event about {subject(metadata['namespace'], metadata['name'])}")

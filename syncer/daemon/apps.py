@@ -134,6 +134,14 @@ class AppsDaemon(Daemon):
             shutil.rmtree(self._credentials, ignore_errors=True)
         return still_running
 
+    def readiness_read(self) -> None:
+        """One page of one App, read from etcd (`resourceVersion` unset): the daemon needs to
+        read Apps to do anything at all."""
+        resource = app_resource(self._watch_kube)
+        namespace = (self.apps_options.namespaces or (None,))[0]
+        self._watch_kube.request("GET", resource.path(namespace=namespace), subject="App", verb="list",
+                                 query={"limit": "1"})
+
     @property
     def app_count(self) -> int:
         with self._entries_lock:

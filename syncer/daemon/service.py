@@ -193,9 +193,9 @@ class Daemon:
         return matching_apps(self.config.apps, push)
 
     def _cluster_problem(self) -> str | None:
-        """Why syncs cannot make progress now, or None. The probe reads the first app's
-        ApplySet parent: a GET that the API server answers from etcd (a 404 is an answer), and
-        with the credentials and in the namespace a sync uses. `/version` would not do: the
+        """Why syncs cannot make progress now, or None. The probe (`readiness_read`) is a read
+        that the API server answers from etcd (a 404 is an answer), with the credentials and in
+        the namespace a sync uses. `/version` would not do: the
         API server answers it with etcd down, while every sync hangs."""
         now = time.monotonic()
         with self._ready_lock:
@@ -203,15 +203,21 @@ class Daemon:
             if checked is not None and now - checked[0] < READY_CACHE_SECONDS:
                 return checked[1]
         problem = None
-        app = self.config.apps[0]
         try:
-            configmaps = self._control.resource_for("v1", "ConfigMap")
-            self._control.get(configmaps, f"{PARENT_PREFIX}{app.name}", namespace=app.namespace)
+            self.readiness_read()
         except ClusterError as error:
             problem = str(error)
         with self._ready_lock:
             self._ready_checked = (time.monotonic(), problem)
         return problem
+
+    def readiness_read(self) -> None:
+        """One read a sync needs, answered from etcd: the first app's ApplySet parent."""
+        if not self.config.apps:
+            return
+        app = self.config.apps[0]
+        configmaps = self._control.resource_for("v1", "ConfigMap")
+        self._control.get(configmaps, f"{PARENT_PREFIX}{app.name}", namespace=app.namespace)
 
     def exposition(self) -> tuple[bytes, str]:
         return self.metrics.exposition()

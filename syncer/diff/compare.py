@@ -9,8 +9,10 @@ before any text is produced, so they cannot reach a diff, a log line or an error
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from syncer.diff.fieldsets import values_equal
 from syncer.diff.ignore import IgnoreRule, apply_ignores
@@ -20,6 +22,10 @@ from syncer.diff.text import unified_yaml_diff
 from syncer.model import Action, Object, ObjectRef
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_DEEPDIFF_LOCK = threading.Lock()
+"""deepdiff parses path parts with ast.literal_eval, and CPython 3.11 before 3.11.8 can fail
+compile() run from several threads at once ("AST constructor recursion depth mismatch",
+cpython#106905): the planner's threads take turns."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,12 @@ def changed_paths(before: Object, after: Object) -> tuple[str, ...]:
     # resync that changes nothing never gets here.
     from deepdiff import DeepDiff
 
-    tree = DeepDiff(before, after, view="tree")
+    with _DEEPDIFF_LOCK:
+        tree = DeepDiff(before, after, view="tree")
+        return _readable_paths(tree)
+
+
+def _readable_paths(tree: Any) -> tuple[str, ...]:
     paths = set()
     for changes in tree.values():
         for change in changes:
