@@ -264,24 +264,35 @@ class OutcomeRecorder:
     said before this process started is read back once (from the plan when it read the
     parent, else with one GET)."""
 
-    def __init__(self, kube: Kube, *, app: str, namespace: str, instance: str = "") -> None:
+    def __init__(self, kube: Kube, *, app: str, namespace: str, instance: str = "", create_parent: bool = True) -> None:
         self._kube = kube
         self._app = app
         self._namespace = namespace
         self._instance = instance
+        self._create_parent = create_parent
+        """False for `syncer sync`: a CLI sync that fails validation changes nothing in the
+        cluster, so its failure is recorded only on a parent that already exists; the daemon
+        creates one, so that `syncer status` tells why an app never synced."""
+        self._parent_exists = True
         self._recorded: AppStatus | None = None
         self._loaded = False
 
     def record(self, status: AppStatus, *, changed: bool, parent_annotations: dict[str, str] | None = None) -> bool:
         """Write the status when it is news; True when it was written. Raises ClusterError."""
         if not self._loaded:
-            self._recorded = (status_from_annotations(parent_annotations) if parent_annotations is not None
-                              else read_app_status(self._kube, app=self._app, namespace=self._namespace))
+            if parent_annotations is not None:
+                self._recorded = status_from_annotations(parent_annotations)
+            else:
+                configmaps = self._kube.resource_for("v1", "ConfigMap")
+                parent = self._kube.get(configmaps, PARENT_PREFIX + self._app, namespace=self._namespace)
+                self._recorded, self._parent_exists = read_status(parent), parent is not None
             self._loaded = True
         if not needs_recording(status, self._recorded, changed=changed):
             return False
+        if not self._parent_exists and not self._create_parent:
+            return False
         record(self._kube, app=self._app, namespace=self._namespace, status=status, instance=self._instance)
-        self._recorded = status
+        self._recorded, self._parent_exists = status, True
         return True
 
     def record_changes(self, changes: ChangeSet) -> bool:

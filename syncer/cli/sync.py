@@ -70,7 +70,7 @@ def sync_command(
     err = console()
     progress = StepProgress(err, total=len(manifests))
     kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps)
-    recorder = OutcomeRecorder(kube, app=app, namespace=options.namespace)
+    recorder = OutcomeRecorder(kube, app=app, namespace=options.namespace, create_parent=False)
     try:
         try:
             with progress.running(kube.stats):

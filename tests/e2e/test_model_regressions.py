@@ -12,10 +12,12 @@ from click.testing import CliRunner
 from kubernetes import client
 
 from syncer.apply import ChangeSet, plan_sync, sync
+from syncer.apply.status import OutcomeRecorder
 from syncer.cli import cli
+from syncer.errors import ClusterError, ValidationFailed
 from syncer.kube import Kube
 from tests.conftest import ClusterAccess
-from tests.e2e.apps import configmap, options, render_app, write_app
+from tests.e2e.apps import configmap, connect, options, render_app, write_app
 
 INGRESS_V1BETA1 = """
 apiVersion: {api_version}
@@ -125,18 +127,25 @@ def test_endpoints_the_controller_writes_for_a_service_are_not_pruned(
 def test_a_second_refused_first_sync_keeps_the_parent_recognisable(
     tmp_path: Path, cluster: ClusterAccess, namespace: str, kube_api: client.ApiClient
 ) -> None:
-    # Invariant sync-succeeds (a refused sync writes nothing but its status) and ownership-stays
-    # (an ApplySet parent keeps its id). An app whose very first sync is refused gets a parent
-    # made by the status writer, with the ApplySet id and tooling. The next refused sync applied
-    # the status without them, under the same field manager, which removed both: the parent was
-    # no longer the app's (`syncer status` no longer listed it).
+    # Invariant ownership-stays (an ApplySet parent keeps its id). An app whose very first sync
+    # is refused gets a parent made by the daemon's status writer, with the ApplySet id and
+    # tooling. The next refused sync applied the status without them, under the same field
+    # manager, which removed both: the parent was no longer the app's (`syncer status` no
+    # longer listed it). A CLI sync that fails validation writes nothing at all.
     app = write_app(tmp_path / "app", {"bad.yaml": "apiVersion: v1\nkind: Nope\nmetadata: {name: x}\n"})
     args = ["sync", "--repo", str(app), "--name", "refused", "--namespace", namespace,
             "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context]
-    for attempt in range(2):
-        write_app(app, {"bad.yaml": f"apiVersion: v1\nkind: Nope\nmetadata: {{name: x{attempt}}}\n"})
-        assert CliRunner().invoke(cli, args).exit_code == 2
-        parent = configmap(kube_api, namespace, "syncer-refused")
-        assert parent is not None
-        assert (parent.metadata.labels or {}).get("applyset.kubernetes.io/id", "").startswith("applyset-"), attempt
-        assert (parent.metadata.annotations or {}).get("applyset.kubernetes.io/tooling", "").startswith("syncer/"), attempt
+    assert CliRunner().invoke(cli, args).exit_code == 2
+    assert configmap(kube_api, namespace, "syncer-refused") is None, "a refused CLI sync wrote its status"
+    kube = connect(cluster.kubeconfig, cluster.context)
+    try:
+        for attempt in range(2):  # two daemon ticks (or restarts), each its own recorder
+            recorder = OutcomeRecorder(kube, app="refused", namespace=namespace)
+            assert recorder.record_failure(revision="r1", error=ValidationFailed([
+                ClusterError(f"Nope/{namespace}/x{attempt}", "unknown kind")]))
+            parent = configmap(kube_api, namespace, "syncer-refused")
+            assert parent is not None
+            assert (parent.metadata.labels or {}).get("applyset.kubernetes.io/id", "").startswith("applyset-"), attempt
+            assert (parent.metadata.annotations or {}).get("applyset.kubernetes.io/tooling", "").startswith("syncer/"), attempt
+    finally:
+        kube.close()
