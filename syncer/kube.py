@@ -394,9 +394,11 @@ class Kube:
         query: dict[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        retry: bool = True,
     ) -> Any:
-        """Send one request, retrying transient failures until `request_timeout` has passed;
-        return the decoded JSON body. Errors about a Secret body are scrubbed of its values."""
+        """Send one request, retrying transient failures until `request_timeout` has passed
+        (`retry=False`: once); return the decoded JSON body. Errors about a Secret body are
+        scrubbed of its values."""
         headers = {"Accept": "application/json"}
         payload: Any = None
         if body is not None:
@@ -470,7 +472,7 @@ class Kube:
                 attempt, base=self._options.backoff_base, cap=self._options.backoff_cap,
                 retry_after=retry_after,
             )
-            if attempt >= self._options.max_retries or time.monotonic() + delay >= deadline:
+            if attempt >= (self._options.max_retries if retry else 0) or time.monotonic() + delay >= deadline:
                 raise error_for_status(
                     status, subject=subject, reason=reason, details=details,
                     message=f"{message} (gave up after {attempt + 1} attempts in "
@@ -508,7 +510,7 @@ class Kube:
 
     # -- discovery ---------------------------------------------------------------------------
 
-    def _discover(self, api_version: str) -> dict[str, Resource]:
+    def _discover(self, api_version: str, *, retry: bool = True) -> dict[str, Resource]:
         with self._discovery_lock:
             cached = self._group_versions.get(api_version)
         if cached is not None:
@@ -516,7 +518,8 @@ class Kube:
         group, version = split_api_version(api_version)
         path = f"/apis/{group}/{version}" if group else f"/api/{version}"
         try:
-            listing = self.request("GET", path, subject=f"API discovery of {api_version}", verb="discovery")
+            listing = self.request("GET", path, subject=f"API discovery of {api_version}", verb="discovery",
+                                   retry=retry)
         except NotFound:
             listing = {"resources": []}
         resources: dict[str, Resource] = {}
@@ -573,7 +576,9 @@ class Kube:
         undiscovered: dict[str, str] = {}
         for group_version in group_versions:
             try:
-                served = self._discover(group_version).values()
+                # Not retried: an aggregated API whose backend is down answers 503 for as long
+                # as it is down, and a scan of every kind must not wait that out per group.
+                served = self._discover(group_version, retry=False).values()
             except ClusterError as error:
                 undiscovered[group_version] = error.message
                 continue
