@@ -19,20 +19,16 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from syncer.apply.changeset import Change, ChangeSet
-from syncer.apply.plan import (
+from syncer.apply.plan import Plan, PlannedObject, PruneDecision, check_object, run_concurrently
+from syncer.apply.tasks import (
     ApplyStep,
     CheckBlocked,
     EnsureNamespace,
-    Plan,
-    PlannedObject,
-    PruneDecision,
     PruneStep,
     Task,
     WaitEstablished,
     WaitHealthy,
     WriteInventory,
-    check_object,
-    run_concurrently,
 )
 from syncer.apply.wait import WaitTarget, health, wait_healthy
 from syncer.errors import ClusterError, Conflict, NotFound

@@ -22,10 +22,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from syncer.apply.applyset import ID_LABEL, PART_OF_LABEL, PARENT_PREFIX, Inventory, is_member, split_group_kind
+from syncer.apply.applyset import PART_OF_LABEL, Inventory, is_member, split_group_kind
 from syncer.apply.filters import NOT_THE_APPS, Candidate, PruneContext, desired_uids, keep_reason
 from syncer.apply.options import SyncOptions
 from syncer.apply.order import OrderInfo, deletion_steps, order_info, plan_steps
+from syncer.apply.ownership import opted_in, ownership_failures
+from syncer.apply.tasks import (
+    WRITING_TASKS,
+    ApplyStep,
+    CheckBlocked,
+    EnsureNamespace,
+    PruneStep,
+    Task,
+    WaitEstablished,
+    WaitHealthy,
+    WriteInventory,
+)
 from syncer.apply.prepare import prepare_body
 from syncer.diff import ObjectDiff, apply_ignores, compare, owned_fields, proven_unchanged, removed_paths, rules_for
 from syncer.errors import ClusterError, Conflict, Forbidden, Invalid, NotFound
@@ -35,7 +47,6 @@ from syncer.model import CHANGING_ACTIONS, Action, Manifest, Object, ObjectRef, 
 log = logging.getLogger(__name__)
 
 RECREATE_ANNOTATION = "syncer.dev/recreate"
-ADOPT_ANNOTATION = "syncer.dev/adopt"
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -80,57 +91,6 @@ class PruneDecision:
     """The name of the filter that keeps it (`foreign-inside`, ...); "" when deleted."""
     message: str = ""
     diff: ObjectDiff | None = None
-
-
-# -- tasks: the plan's executable specification ------------------------------------------------
-
-@dataclass(frozen=True)
-class EnsureNamespace:
-    """Create the app's own namespace first: its inventory and lock live there."""
-
-    ref: ObjectRef
-
-
-@dataclass(frozen=True)
-class WriteInventory:
-    """Record group-kinds and namespaces on the ApplySet parent: the union of old and new
-    before applying (`widen`), exactly the new set after pruning (`narrow`)."""
-
-    inventory: Inventory
-    stage: str
-
-
-@dataclass(frozen=True)
-class CheckBlocked:
-    """Dry-run the objects that had to wait for a Namespace or CRD of this sync, before any
-    of them is written."""
-
-    refs: tuple[ObjectRef, ...]
-
-
-@dataclass(frozen=True)
-class ApplyStep:
-    index: int
-    refs: tuple[ObjectRef, ...]
-
-
-@dataclass(frozen=True)
-class WaitEstablished:
-    refs: tuple[ObjectRef, ...]
-
-
-@dataclass(frozen=True)
-class PruneStep:
-    refs: tuple[ObjectRef, ...]
-
-
-@dataclass(frozen=True)
-class WaitHealthy:
-    refs: tuple[ObjectRef, ...]
-
-
-Task = EnsureNamespace | WriteInventory | CheckBlocked | ApplyStep | WaitEstablished | PruneStep | WaitHealthy
-WRITING_TASKS = (EnsureNamespace, WriteInventory, PruneStep)
 
 
 @dataclass
@@ -300,10 +260,6 @@ def _explain_immutable(error: Invalid, planned: PlannedObject) -> ClusterError:
     )
 
 
-def _wants(planned: PlannedObject, annotation: str) -> bool:
-    return (planned.body["metadata"].get("annotations") or {}).get(annotation) == "true"
-
-
 def project(live: Any, onto: Any) -> Any:
     """The parts of `live` at the paths `onto` sets (into maps, and into lists item by item
     when both have the same length; anything else whole): what a re-created object is
@@ -333,7 +289,7 @@ def check_object(kube: Kube, planned: PlannedObject, *, options: SyncOptions) ->
     try:
         predicted, planned.conflicts = dry_run_apply(kube, planned, options=options)
     except Invalid as error:
-        if live is not None and error.immutable_fields() and _wants(planned, RECREATE_ANNOTATION):
+        if live is not None and error.immutable_fields() and opted_in(planned.body, RECREATE_ANNOTATION):
             diff = compare(ref=planned.ref, api_version=planned.api_version, live=project(live, planned.body),
                            predicted=planned.body, ignore=rules, text=options.diff_text)
             planned.action = Action.RECREATED
@@ -354,53 +310,6 @@ def check_object(kube: Kube, planned: PlannedObject, *, options: SyncOptions) ->
                                text=options.diff_text)
     planned.action = planned.diff.action
     return None
-
-
-# -- ownership between apps -------------------------------------------------------------------
-
-def _owning_app(kube: Kube, applyset: str, *, near: Iterable[str | None]) -> str:
-    """A readable name for the app that owns an ApplySet id: its parent ConfigMap, found by
-    the id label (cluster-wide, else in the namespaces we can read)."""
-    configmaps = kube.resource_for("v1", "ConfigMap")
-    selector = f"{ID_LABEL}={applyset}"
-    parents: list[Object] = []
-    for namespace in [None, *sorted({n for n in near if n})]:
-        try:
-            parents = kube.list(configmaps, namespace=namespace, label_selector=selector)
-        except (Forbidden, NotFound):
-            continue
-        if parents:
-            break
-    for parent in parents:
-        name, namespace = parent["metadata"]["name"], parent["metadata"].get("namespace")
-        if name.startswith(PARENT_PREFIX):
-            return f"app {name[len(PARENT_PREFIX):]} (namespace {namespace})"
-        return f"the ApplySet of ConfigMap/{namespace}/{name}"
-    return f"another ApplySet ({applyset})"
-
-
-def ownership_failures(kube: Kube, plan: Plan) -> list[ClusterError]:
-    """Objects this app may not apply: another app's members (unless the manifest opts in to
-    taking them over) and ApplySet parents, which are never members of any set."""
-    failures: list[ClusterError] = []
-    for planned in plan.objects.values():
-        labels = (planned.live or {}).get("metadata", {}).get("labels") or {}
-        body_labels = planned.body["metadata"].get("labels") or {}
-        if planned.ref == plan.inventory.parent or ID_LABEL in labels or ID_LABEL in body_labels:
-            failures.append(ClusterError(
-                str(planned.ref),
-                f"is an ApplySet parent ({planned.origin}); a parent is never a member of a set, so "
-                "syncer will not apply it as part of an app", status=409, reason="ApplySetParent"))
-            continue
-        owner = labels.get(PART_OF_LABEL)
-        if owner and owner != plan.inventory.id and not _wants(planned, ADOPT_ANNOTATION):
-            app = _owning_app(kube, owner, near=[planned.ref.namespace, plan.options.namespace])
-            failures.append(ClusterError(
-                str(planned.ref),
-                f"belongs to {app}, not to app {plan.options.app} ({planned.origin}); remove it from "
-                f"one of the two sources, or take it over explicitly by annotating it with "
-                f'{ADOPT_ANNOTATION}: "true"', status=409, reason="OwnedByAnotherApp"))
-    return failures
 
 
 # -- the inventory ------------------------------------------------------------------------------

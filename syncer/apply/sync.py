@@ -22,7 +22,8 @@ from syncer.apply.changeset import Change, ChangeSet
 from syncer.apply.executor import Reporter, StepReporter, execute
 from syncer.apply.lock import AppLock
 from syncer.apply.options import SyncOptions
-from syncer.apply.plan import EnsureNamespace, ListKey, Plan, build_plan
+from syncer.apply.plan import ListKey, Plan, build_plan
+from syncer.apply.tasks import EnsureNamespace
 from syncer.errors import ClusterError, NotFound, SyncerError, ValidationFailed
 from syncer.kube import Kube
 from syncer.model import Action, Manifest, ObjectRef
