@@ -8,6 +8,7 @@ semantics through its own last-applied record.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,6 +76,11 @@ def test_create_resync_change_and_removal(kube: Kube, kube_api: client.ApiClient
         live(kube_api)  # a dry run created nothing
 
     created = apply(apiservice())
+    # The aggregator's availability controller writes the new APIService's status once, on
+    # its own schedule: wait for it, so the resync below is judged on syncer's writes alone.
+    deadline = time.monotonic() + 30
+    while not (live(kube_api).status and live(kube_api).status.conditions) and time.monotonic() < deadline:
+        time.sleep(0.1)
     first = live(kube_api)
     assert first.metadata.uid == created["metadata"]["uid"]
     assert json.loads(first.metadata.annotations[LAST_APPLIED_ANNOTATION])["spec"]["versionPriority"] == 100
