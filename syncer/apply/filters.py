@@ -24,7 +24,8 @@ from syncer.model import Object, ObjectRef
 PRUNE_ANNOTATION = "syncer.dev/prune"
 LOCK_PREFIX = "syncer-"
 _SYSTEM_MADE_CONFIGMAPS = frozenset({"kube-root-ca.crt"})
-_NOT_CONTENT_GROUPS = frozenset({"events.k8s.io", "metrics.k8s.io"})
+NOT_CONTENT_GROUPS = frozenset({"events.k8s.io", "metrics.k8s.io"})
+"""Groups that hold no app content: events, and live metrics (never stored, never owned)."""
 
 
 @dataclass(frozen=True)
@@ -220,9 +221,9 @@ def foreign_objects(kube: Kube, namespace: str, *, applyset: str, app: str) -> l
     everything: list[Object] = []
     resources, undiscovered = kube.listable_resources()
     found = [f"{group_version} (cannot discover: {why})" for group_version, why in sorted(undiscovered.items())
-             if group_version.partition("/")[0] not in _NOT_CONTENT_GROUPS]
+             if group_version.partition("/")[0] not in NOT_CONTENT_GROUPS]
     for resource in resources:
-        if not resource.namespaced or resource.group in _NOT_CONTENT_GROUPS:
+        if not resource.namespaced or resource.group in NOT_CONTENT_GROUPS:
             continue
         try:
             everything.extend(kube.list(resource, namespace=namespace))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from syncer.apply.applyset import PART_OF_LABEL, Inventory, is_member, split_group_kind
-from syncer.apply.filters import NOT_THE_APPS, Candidate, PruneContext, desired_uids, keep_reason
+from syncer.apply.filters import NOT_CONTENT_GROUPS, NOT_THE_APPS, Candidate, PruneContext, desired_uids, keep_reason
 from syncer.apply.options import SyncOptions
 from syncer.apply.order import OrderInfo, deletion_steps, order_info, plan_steps
 from syncer.apply.ownership import opted_in, ownership_failures
@@ -324,7 +324,7 @@ def _recover_inventory(kube: Kube, plan: Plan, *, namespaces: Iterable[str]) -> 
     resources, undiscovered = kube.listable_resources()
     unsearched = [f"{group_version} (cannot discover: {why})" for group_version, why in sorted(undiscovered.items())]
     for resource in resources:
-        if resource.group in ("events.k8s.io", "metrics.k8s.io") or resource.kind == "Event":
+        if resource.group in NOT_CONTENT_GROUPS or resource.kind == "Event":
             continue
         try:
             found.extend(ObjectRef.of(o) for o in kube.list(resource, label_selector=selector))

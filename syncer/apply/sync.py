@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from syncer.apply.applyset import is_member
 from syncer.apply.changeset import Change, ChangeSet
 from syncer.apply.executor import Reporter, StepReporter, execute
 from syncer.apply.lock import AppLock
@@ -70,8 +71,7 @@ def _current_fingerprint(kube: Kube, plan: Plan) -> dict[ObjectRef, str]:
     for resource, namespace in keys:
         for obj in kube.list(resource, namespace=namespace):
             ref = ObjectRef.of(obj)
-            labels = obj["metadata"].get("labels") or {}
-            if ref in relevant or labels.get("applyset.kubernetes.io/part-of") == plan.inventory.id:
+            if ref in relevant or is_member(obj, plan.inventory.id):
                 versions[ref] = obj["metadata"]["resourceVersion"]
     return versions
 
