@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from syncer.apply.applyset import PART_OF_LABEL, Inventory, is_member, split_group_kind
+from syncer.apply.membercache import MemberCache
 from syncer.apply.filters import NOT_CONTENT_GROUPS, NOT_THE_APPS, Candidate, PruneContext, desired_uids, keep_reason
 from syncer.apply.options import SyncOptions
 from syncer.apply.order import OrderInfo, deletion_steps, order_info, plan_steps
@@ -219,16 +220,25 @@ def _resolve(kube: Kube, manifests: Sequence[Manifest], *, plan: Plan) -> list[_
 ListKey = tuple[Resource, str | None]
 
 
-def _read_live(
-    kube: Kube, keys: Sequence[ListKey], *, workers: int
+def read_live(
+    kube: Kube, wanted: dict[ListKey, set[str]], *, applyset: str, cache: MemberCache | None, workers: int
 ) -> dict[ListKey, list[Object] | ClusterError]:
+    """Each kind and namespace's live objects: from the cache when every wanted name there is
+    a member of this app's ApplySet, else one LIST. An object that is missing, unlabelled or
+    another app's is read from the API server, with this sync's credentials."""
     def read(key: ListKey) -> list[Object] | ClusterError:
         resource, namespace = key
+        cached = cache.members(resource, namespace) if cache is not None else None
+        if cached is not None:
+            ours = [obj for obj in cached if is_member(obj, applyset)]
+            if wanted[key] <= {obj["metadata"]["name"] for obj in ours}:
+                return ours
         try:
             return kube.list(resource, namespace=namespace)
         except ClusterError as error:
             return error
 
+    keys = list(wanted)
     return dict(zip(keys, run_concurrently(read, keys, workers=workers)))
 
 
@@ -351,7 +361,14 @@ def _recover_inventory(kube: Kube, plan: Plan, *, namespaces: Iterable[str]) -> 
     return inventory.including(found)
 
 
-def _read_parent(kube: Kube, plan: Plan, listed: dict[ListKey, list[Object] | ClusterError]) -> Object | None:
+def _read_parent(
+    kube: Kube, plan: Plan, listed: dict[ListKey, list[Object] | ClusterError], *, cache: MemberCache | None
+) -> Object | None:
+    parent = plan.inventory.parent
+    if cache is not None:
+        known, live = cache.parent(parent.namespace or "", parent.name)
+        if known:
+            return live
     configmaps = kube.resource_for("v1", "ConfigMap")
     parent_list = listed.get((configmaps, plan.inventory.parent.namespace))
     if isinstance(parent_list, list):
@@ -362,7 +379,7 @@ def _read_parent(kube: Kube, plan: Plan, listed: dict[ListKey, list[Object] | Cl
 # -- prune decisions ------------------------------------------------------------------------------
 
 def _members(
-    kube: Kube, plan: Plan, listed: dict[ListKey, list[Object] | ClusterError]
+    kube: Kube, plan: Plan, listed: dict[ListKey, list[Object] | ClusterError], *, cache: MemberCache | None
 ) -> list[tuple[Resource, Object]]:
     """Live members of the ApplySet, by label, in the recorded group-kinds and namespaces."""
     inventory = plan.inventory
@@ -380,6 +397,8 @@ def _members(
         for namespace in namespaces:
             cached = next((objs for (res, ns), objs in listed.items()
                            if ns == namespace and res.group == resource.group and res.kind == resource.kind), None)
+            if not isinstance(cached, list) and cache is not None:
+                cached = cache.members(resource, namespace)
             if isinstance(cached, list):
                 live = [o for o in cached if is_member(o, inventory.id)]
             else:
@@ -389,7 +408,7 @@ def _members(
 
 
 def _decide_prune(
-    kube: Kube, plan: Plan, listed: dict[ListKey, list[Object] | ClusterError]
+    kube: Kube, plan: Plan, listed: dict[ListKey, list[Object] | ClusterError], *, cache: MemberCache | None
 ) -> list[PruneDecision]:
     desired = set(plan.objects)
     context = PruneContext(
@@ -398,7 +417,7 @@ def _decide_prune(
         desired_uids=desired_uids((ref, p.live) for ref, p in plan.objects.items() if p.live is not None),
     )
     decisions = []
-    for resource, live in _members(kube, plan, listed):
+    for resource, live in _members(kube, plan, listed, cache=cache):
         ref = ObjectRef.of(live)
         if ref in desired or ref == plan.inventory.parent:
             continue
@@ -458,19 +477,21 @@ def _tasks(plan: Plan) -> tuple[Task, ...]:
 
 
 def build_plan(
-    kube: Kube, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str
+    kube: Kube, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str,
+    cache: MemberCache | None = None,
 ) -> Plan:
-    """Read the cluster and decide, per object, what a sync does. Writes nothing."""
+    """Read the cluster (or, where it can answer, the daemon's cache of the apps' members) and
+    decide, per object, what a sync does. Writes nothing."""
     plan = Plan(options=options, revision=revision,
                 inventory=Inventory.for_app(app=options.app, namespace=options.namespace))
     resolved = _resolve(kube, manifests, plan=plan)
 
-    keys: list[ListKey] = sorted(
-        {(r.resource, r.ref.namespace if r.resource.namespaced else None) for r in resolved if not r.new_crd},
-        key=lambda k: (k[0].group, k[0].kind, k[1] or ""),
-    )
-    listed = _read_live(kube, keys, workers=options.concurrency)
-    parent = _read_parent(kube, plan, listed)
+    wanted: dict[ListKey, set[str]] = {}
+    for r in sorted((r for r in resolved if not r.new_crd),
+                    key=lambda r: (r.resource.group, r.resource.kind, r.ref.namespace or "")):
+        wanted.setdefault((r.resource, r.ref.namespace if r.resource.namespaced else None), set()).add(r.ref.name)
+    listed = read_live(kube, wanted, applyset=plan.inventory.id, cache=cache, workers=options.concurrency)
+    parent = _read_parent(kube, plan, listed, cache=cache)
     plan.parent_version = parent["metadata"]["resourceVersion"] if parent else None
     plan.parent_annotations = dict((parent or {}).get("metadata", {}).get("annotations") or {})
     plan.inventory = plan.inventory.read(parent)
@@ -526,7 +547,7 @@ def build_plan(
         [_with_ref(order_info(r.manifest), r.ref) for r in resolved if r.ref in plan.objects],
         crd_kinds=crds,
     )
-    plan.prune = _decide_prune(kube, plan, listed)
+    plan.prune = _decide_prune(kube, plan, listed, cache=cache)
     plan.tasks = _tasks(plan)
     return plan
 

@@ -22,6 +22,7 @@ from syncer.apply.applyset import is_member
 from syncer.apply.changeset import Change, ChangeSet
 from syncer.apply.executor import Reporter, StepReporter, execute
 from syncer.apply.lock import AppLock
+from syncer.apply.membercache import MemberCache
 from syncer.apply.options import SyncOptions
 from syncer.apply.plan import ListKey, Plan, build_plan
 from syncer.apply.tasks import EnsureNamespace
@@ -36,9 +37,12 @@ class EmptySourceRefused(SyncerError):
     """The source rendered nothing while the app owns objects: pruning would delete them all."""
 
 
-def plan_sync(kube: Kube, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str) -> Plan:
+def plan_sync(
+    kube: Kube, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str,
+    cache: MemberCache | None = None,
+) -> Plan:
     """Plan and apply the guard rails; raises ValidationFailed / EmptySourceRefused."""
-    plan = build_plan(kube, manifests, options=options, revision=revision)
+    plan = build_plan(kube, manifests, options=options, revision=revision, cache=cache)
     if plan.failures:
         raise ValidationFailed(plan.failures)
     if not manifests and options.prune and not options.allow_empty and (plan.prune or plan.inventory.group_kinds):
@@ -103,11 +107,13 @@ def sync(
     revision: str,
     report: Reporter = lambda change: None,
     on_step: StepReporter = lambda index, total, size: None,
+    cache: MemberCache | None = None,
 ) -> ChangeSet:
     """Make the cluster match the manifests. Raises for failures before the first write
     (validation, guard rails, lock) and for a lost lock; returns a ChangeSet (possibly with an
-    error) otherwise."""
-    plan = plan_sync(kube, manifests, options=options, revision=revision)
+    error) otherwise. With the daemon's `cache`, a plan that writes nothing reads nothing
+    from the API server; one that writes is checked against fresh reads under the lock."""
+    plan = plan_sync(kube, manifests, options=options, revision=revision, cache=cache)
     if options.dry_run or not plan.writes:
         return execute(kube, plan, dry_run=options.dry_run, report=report, on_step=on_step)
 

@@ -82,6 +82,11 @@ def notify_receiver(url: str | None, secret_file: str | None) -> Receiver | None
               help="Namespace of the syncer-leader Lease (default: $POD_NAMESPACE, else default).")
 @click.option("--lease-duration", type=Duration(minimum=3), default="15s", show_default=True,
               help="Time without renewal after which a standby takes over (renewal every third of it).")
+@click.option("--watch/--no-watch", "watch", default=True, show_default=True,
+              help="Watch the apps' objects: a change to one syncs its app within seconds (selfHeal) and a "
+                   "resync that changes nothing sends no API request. --no-watch LISTs on every tick instead.")
+@click.option("--relist-interval", type=Duration(minimum=10), default="10m", show_default=True,
+              help="The watches' safety net: every watched kind is listed again this often.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per line, for log collectors.")
 @cluster_options
@@ -95,13 +100,13 @@ def notify_receiver(url: str | None, secret_file: str | None) -> Receiver | None
 def run_command(
     ctx: click.Context, *, config_path: str | None, watch_namespaces: tuple[str, ...],
     require_service_account: bool, notify_url: str | None, notify_secret_file: str | None, listen: str,
-    leader_elect: bool, leader_election_namespace: str, lease_duration: float, log_format: str,
-    kubeconfig: str | None, context: str | None, request_timeout: float, cache_dir: str | None,
+    leader_elect: bool, leader_election_namespace: str, lease_duration: float, watch: bool,
+    relist_interval: float, log_format: str, kubeconfig: str | None, context: str | None, request_timeout: float, cache_dir: str | None,
     webhook_secret_file: str | None, shutdown_timeout: float,
 ) -> None:
-    """Keep the cluster's Apps (or the apps of a configuration file) in sync: poll each on its
-    interval (or at once on a webhook or a reconcile request), apply new revisions and revert
-    drift. Runs until SIGTERM, SIGINT or SIGHUP, then lets running syncs finish and exits 0.
+    """Keep the cluster's Apps (or the apps of a configuration file) in sync: poll Git for each
+    on its interval (or at once on a webhook or a reconcile request), apply new revisions, and
+    revert drift as soon as the watches see it. Runs until SIGTERM, SIGINT or SIGHUP, then lets running syncs finish and exits 0.
     SIGHUP does not reload the configuration: like SIGTERM it stops, and the restart (the
     Deployment's, or systemd's) reads it anew."""
     configure_logging(json_lines=log_format == "json", verbose=verbosity(ctx))
@@ -117,7 +122,8 @@ def run_command(
     election = ElectionOptions.for_lease(lease_duration, namespace=leader_election_namespace) if leader_elect else None
     options = DaemonOptions(
         listen=address, cache_dir=Path(cache_dir) if cache_dir else None,
-        webhook_secret=read_webhook_secret(webhook_secret_file), election=election,
+        webhook_secret=read_webhook_secret(webhook_secret_file), election=election, watch=watch,
+        relist_interval=relist_interval,
     )
 
     stop = threading.Event()

@@ -12,27 +12,34 @@ import logging
 from collections.abc import Sequence
 
 from syncer.apply import SyncOptions, plan_sync
+from syncer.apply.membercache import MemberCache
+from syncer.apply.plan import ListKey, read_live
 from syncer.daemon.appstatus import AppHealth, aggregate_health
-from syncer.errors import NotFound, SyncerError
-from syncer.kube import Kube, Resource
+from syncer.errors import ClusterError, NotFound, SyncerError
+from syncer.kube import Kube
 from syncer.model import Manifest, Object, ObjectRef
 
 log = logging.getLogger(__name__)
 
 
-def observe_health(kube: Kube, manifests: Sequence[Manifest]) -> AppHealth | None:
-    """The app's health from the live state of its desired objects: one LIST per kind and
-    namespace, one GET per cluster-scoped object."""
+def observe_health(
+    kube: Kube, manifests: Sequence[Manifest], *, applyset: str, cache: MemberCache | None = None
+) -> AppHealth | None:
+    """The app's health from the live state of its desired objects: from the daemon's cache
+    where it holds them, else one LIST per kind and namespace."""
     try:
-        return aggregate_health(_live_objects(kube, manifests))
+        return aggregate_health(_live_objects(kube, manifests, applyset=applyset, cache=cache))
     except SyncerError as error:
         log.info("cannot read the objects for their health: %s", error)
         return None
 
 
-def _live_objects(kube: Kube, manifests: Sequence[Manifest]) -> list[tuple[ObjectRef, Object | None]]:
-    by_list: dict[tuple[Resource, str], list[ObjectRef]] = {}
+def _live_objects(
+    kube: Kube, manifests: Sequence[Manifest], *, applyset: str, cache: MemberCache | None
+) -> list[tuple[ObjectRef, Object | None]]:
+    wanted: dict[ListKey, set[str]] = {}
     found: list[tuple[ObjectRef, Object | None]] = []
+    located: list[tuple[ObjectRef, ListKey]] = []
     for manifest in manifests:
         ref = manifest.ref
         try:
@@ -40,23 +47,26 @@ def _live_objects(kube: Kube, manifests: Sequence[Manifest]) -> list[tuple[Objec
         except NotFound:  # its CustomResourceDefinition is gone
             found.append((ref, None))
             continue
-        if resource.namespaced and ref.namespace:
-            by_list.setdefault((resource, ref.namespace), []).append(ref)
-        else:
-            found.append((ref, kube.get(resource, ref.name)))
-    for (resource, namespace), refs in by_list.items():
-        live = {obj["metadata"]["name"]: obj for obj in kube.list(resource, namespace=namespace)}
-        found += [(ref, live.get(ref.name)) for ref in refs]
-    return found
+        key = (resource, ref.namespace if resource.namespaced else None)
+        wanted.setdefault(key, set()).add(ref.name)
+        located.append((ref, key))
+    listed = read_live(kube, wanted, applyset=applyset, cache=cache, workers=1)
+    for key, objects in listed.items():
+        if isinstance(objects, ClusterError):
+            raise objects
+    by_name = {key: {obj["metadata"]["name"]: obj for obj in objects}
+               for key, objects in listed.items() if isinstance(objects, list)}
+    return found + [(ref, by_name[key].get(ref.name)) for ref, key in located]
 
 
 def observe_drift(
-    kube: Kube, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str
+    kube: Kube, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str,
+    cache: MemberCache | None = None,
 ) -> tuple[str, ...] | None:
     """The objects a sync of these manifests would change (and, with pruning, delete): the
     plan's changed objects, found the same way `syncer diff` finds them."""
     try:
-        plan = plan_sync(kube, manifests, options=options, revision=revision)
+        plan = plan_sync(kube, manifests, options=options, revision=revision, cache=cache)
     except SyncerError as error:
         log.info("app %s: cannot plan to find drift: %s", options.app, error)
         return None

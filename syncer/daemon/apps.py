@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from syncer.apply import sync
+from syncer.apply.applyset import Inventory
 from syncer.config import DEFAULT_INTERVAL, Config
 from syncer.daemon.appclient import app_resource, emit_app_event, patch_app, patch_status, secret_data
 from syncer.daemon.appobserve import observe_drift, observe_health
@@ -202,6 +203,9 @@ class AppsDaemon(Daemon):
             entry = self._entries.get(key)
             if entry is not None and entry.obj["metadata"]["uid"] != obj["metadata"]["uid"]:
                 entry = None  # deleted and created again while the watch was down
+            if spec is not None:
+                with self._applysets_lock:
+                    self._applysets[Inventory.for_app(app=spec.config.name, namespace=spec.config.namespace).id] = key
             if entry is None:
                 self._entries[key] = _Entry(key=key, obj=obj, spec=spec, invalid=invalid, interval=interval,
                                             status=dict(obj.get("status") or {}))
@@ -213,6 +217,8 @@ class AppsDaemon(Daemon):
                 self.scheduler.remove(key)
                 self.scheduler.add(key, interval=interval, tick=functools.partial(self._tick_app, key))
             elif _wants_tick(before, obj):
+                if entry.reconciler is not None:
+                    entry.reconciler.expect_news()
                 self.scheduler.trigger(key)
 
     def _forget(self, key: str) -> None:
@@ -220,6 +226,9 @@ class AppsDaemon(Daemon):
             entry = self._entries.pop(key, None)
         if entry is None:
             return
+        with self._applysets_lock:
+            for applyset in [a for a, app in self._applysets.items() if app == key]:
+                del self._applysets[applyset]
         self.scheduler.remove(key)
         entry.removed = True
         if not entry.running and entry.kube is not None:
@@ -278,11 +287,13 @@ class AppsDaemon(Daemon):
         health: AppHealth | None = None
         drift: tuple[str, ...] | None = None
         if manifests is not None:
-            health = observe_health(kube, manifests)
+            health = observe_health(kube, manifests, cache=self.cache, applyset=Inventory.for_app(
+                app=reconciler.app.name, namespace=reconciler.app.namespace).id)
             if outcome is not None and outcome is not before and outcome.ok:
                 drift = ()  # the sync just made every object match Git
             elif outcome is not None:
-                drift = observe_drift(kube, manifests, options=reconciler.options, revision=outcome.revision)
+                drift = observe_drift(kube, manifests, options=reconciler.options, revision=outcome.revision,
+                                      cache=self.cache)
         self._write(entry, obj, Observation(generation, outcome=outcome, health=health, drift=drift,
                                             handled_request=requested))
         return ok
@@ -304,8 +315,14 @@ class AppsDaemon(Daemon):
             entry.reconciler = AppReconciler(
                 config, kube=entry.kube or self._kube, metrics=self.metrics, cache_dir=options.cache_dir,
                 field_manager=options.field_manager, lock_timeout=options.lock_timeout, instance=options.identity,
+                cache=self.cache, shared_git=self.shared_git,
             )
         return entry.reconciler
+
+    def _reconciler_of(self, app: str) -> AppReconciler | None:
+        with self._entries_lock:
+            entry = self._entries.get(app)
+        return entry.reconciler if entry is not None else None
 
     def _git_auth(self, kube: Kube, spec: AppSpec) -> GitAuth:
         """Git credentials from the App's Secret, read with the App's identity on every tick

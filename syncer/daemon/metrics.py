@@ -70,6 +70,18 @@ class Metrics:
         self.fetch_duration = Histogram("syncer_git_fetch_duration_seconds",
                                         "Time fetching and exporting a new revision took, per app.", ["app"],
                                         buckets=DURATION_BUCKETS, registry=r)
+        self.drifted_objects = Gauge("syncer_drifted_objects",
+                                     "Objects a sync would change, per app without selfHeal, as of the last "
+                                     "change to one of its objects.", ["app"], registry=r)
+        self.heal_triggers = Counter("syncer_drift_events",
+                                     "Changes to an app's objects seen by the watches (its own syncs' included), "
+                                     "per app.", ["app"], registry=r)
+        self.cached_objects = Gauge("syncer_watch_cache_objects",
+                                    "Objects of the apps (and their ApplySet parents) held by the watch cache.",
+                                    registry=r)
+        self.watch_lists = Gauge("syncer_watch_cache_lists",
+                                 "LISTs the watch cache made: its first list of each kind, re-lists after a "
+                                 "lost watch, and the safety re-lists.", registry=r)
         self.leader = Gauge("syncer_leader", "1 while this replica runs syncs (is the leader), else 0.",
                             registry=r)
         self._waiting = frozenset(waiting)
@@ -115,6 +127,9 @@ class Metrics:
 
     def observe_fetch(self, app: str, seconds: float) -> None:
         self.fetch_duration.labels(app=app).observe(seconds)
+
+    def observe_drift(self, app: str, objects: int) -> None:
+        self.drifted_objects.labels(app=app).set(objects)
 
     def set_leader(self, leading: bool) -> None:
         self.leader.set(1 if leading else 0)

@@ -3,8 +3,16 @@
     new revision in Git            -> fetch, render, sync
     same revision, selfHeal        -> sync the cached render again (reverts live drift; a sync
                                       that finds nothing to change writes nothing)
-    same revision, no selfHeal     -> nothing, unless the last attempt failed (then retry)
+    same revision, no selfHeal     -> nothing, unless the last attempt failed (then retry) or
+                                      a member changed (then count the drift, write nothing)
     a plain directory (no commits) -> render again every tick: its files may have changed
+
+A tick that a member's change started (`note_drift`, from the daemon's watches) skips Git and
+works from the last render, so drift is healed in the time a sync takes. With the daemon's
+`MemberCache`, the plan reads the live objects from the watches: a tick that finds nothing to
+change sends no request to the API server. Apps that share a repository share its
+`ls-remote` answer for up to their interval; a webhook or reconcile-now (`expect_news`) asks
+Git afresh.
 
 The outcome goes to three places: a log line, the metrics, and the status on the app's
 ApplySet parent (only when it is news, see `syncer.apply.status`). Failures never escape a
@@ -19,15 +27,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from syncer.apply import ChangeSet, SyncOptions, sync
+from syncer.apply import ChangeSet, SyncOptions, plan_sync, sync
 from syncer.apply.changeset import summary_text
+from syncer.apply.membercache import MemberCache
 from syncer.apply.status import OutcomeRecorder
 from syncer.config import AppConfig
 from syncer.daemon.metrics import Metrics
 from syncer.errors import ClusterError, SyncerError
 from syncer.kube import Kube
 from syncer.model import Manifest
-from syncer.sources import WORKING_TREE, Source, open_source, render, with_created_namespace
+from syncer.sources import WORKING_TREE, SharedLsRemote, Source, open_source, render, with_created_namespace
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +72,19 @@ class AppReconciler:
         field_manager: str = "syncer",
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         instance: str = "",
+        cache: MemberCache | None = None,
+        shared_git: SharedLsRemote | None = None,
     ) -> None:
         self.app = app
         self._kube = kube
+        self.cache = cache
         self._metrics = metrics
         self._field_manager = field_manager
         self._lock_timeout = lock_timeout
         self._instance = instance
         try:
-            self.source: Source = open_source(app.repo, revision=app.revision, cache_dir=cache_dir, auth=app.auth)
+            self.source: Source = open_source(app.repo, revision=app.revision, cache_dir=cache_dir, auth=app.auth,
+                                              shared=shared_git)
         except SyncerError as error:
             raise type(error)(f"{app.where}: {error}") from error
         self._manifests: Sequence[Manifest] | None = None
@@ -81,6 +94,18 @@ class AppReconciler:
         self._status_error: str | None = None
         self.last_outcome: TickOutcome | None = None
         """The latest sync attempt; a tick that had nothing to do leaves it as it was."""
+        self._drifted = False
+        self._news_expected = False
+        self.drift: tuple[str, ...] | None = None
+        """Without selfHeal: what a sync would change, as of the last member change seen."""
+
+    def note_drift(self) -> None:
+        """A member changed: the next tick works from the last render, without asking Git."""
+        self._drifted = True
+
+    def expect_news(self) -> None:
+        """A push or reconcile-now: the next tick asks Git afresh, not a shared answer."""
+        self._news_expected = True
 
     @property
     def manifests(self) -> Sequence[Manifest] | None:
@@ -100,20 +125,38 @@ class AppReconciler:
         """One round; True when the app is in sync (or nothing needed doing)."""
         started = time.monotonic()
         revision = self._rendered_revision or "unknown"
+        drifted, self._drifted = self._drifted, False
+        fresh, self._news_expected = self._news_expected, False
         try:
-            revision = self.source.remote_revision()
+            if not (drifted and self._manifests is not None and revision != WORKING_TREE):
+                revision = self.source.remote_revision(max_age=0.0 if fresh else self.app.interval)
             if self._manifests is None or revision != self._rendered_revision or revision == WORKING_TREE:
                 revision = self._fetch_and_render()
             elif not self.app.self_heal and self._last_ok:
+                if drifted:
+                    self._observe_drift(revision)
                 return True
             assert self._manifests is not None
-            changes = sync(self._kube, self._manifests, options=self.options, revision=revision)
+            changes = sync(self._kube, self._manifests, options=self.options, revision=revision, cache=self.cache)
         except SyncerError as error:
             return self._failed(revision=revision, error=error, started=started)
         except Exception as error:  # a bug must not stop the daemon; report it like a failure
             log.exception("app %s: unexpected error", self.app.name)
             return self._failed(revision=revision, error=RuntimeError(f"internal error: {error!r}"), started=started)
         return self._synced(changes, started=started)
+
+    def _observe_drift(self, revision: str) -> None:
+        """Without selfHeal a member's change is reported, not reverted: the objects a sync
+        would change, in the metrics and, when that changed, the log."""
+        assert self._manifests is not None
+        plan = plan_sync(self._kube, self._manifests, options=self.options, revision=revision, cache=self.cache)
+        drift = tuple(str(p.ref) for p in plan.changed) + tuple(str(d.ref) for d in plan.deletions)
+        self._metrics.observe_drift(self.app.name, len(drift))
+        if drift != self.drift:
+            log.info("app %s: %d object(s) drifted from %s (selfHeal is off)%s", self.app.name, len(drift),
+                     revision[:12], f": {', '.join(drift[:10])}" if drift else "",
+                     extra={"app": self.app.name, "drift": list(drift)})
+        self.drift = drift
 
     def _fetch_and_render(self) -> str:
         fetch_started = time.monotonic()

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from syncer.apply.applyset import PARENT_PREFIX
+from syncer.apply.applyset import PARENT_PREFIX, Inventory
 from syncer.apply.lock import default_identity
+from syncer.apply.membercache import RELIST_INTERVAL, MemberCache
 from syncer.config import Config
 from syncer.daemon.http import DaemonHTTPServer
 from syncer.daemon.leader import ElectionOptions, LeaderElector
@@ -38,6 +39,8 @@ from syncer.daemon.scheduler import AppScheduler
 from syncer.daemon.webhook import Push, WebhookRejected, authenticate, event_name, is_push, matching_apps, parse_push
 from syncer.errors import ClusterError, ConfigError
 from syncer.kube import ClientOptions, Kube
+from syncer.model import ObjectRef
+from syncer.sources import SharedLsRemote
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,16 @@ class DaemonOptions:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     max_workers: int = 16
     """Apps synced at once; more apps than this wait for a free worker."""
+    watch: bool = True
+    """Keep the apps' objects in a watch cache (`syncer.apply.membercache`): a change to one
+    starts a sync of its app at once, and a resync that changes nothing reads nothing from
+    the API server. False: every tick LISTs what its plan needs."""
+    relist_interval: float = RELIST_INTERVAL
+    """The watch cache's safety net: every kind it watches is listed again this often."""
+
+
+HEAL_DELAY = 0.5
+"""Changes to one app's objects within this many seconds start one sync, not one each."""
 
 
 def default_advertise_url(address: tuple[str, int]) -> str:
@@ -83,10 +96,24 @@ class Daemon:
         self._kube = Kube.connect(replace(client, pool_size=max(client.pool_size, 64)))
         # Probes and Lease renewals must answer quickly, never sit in retries.
         self._control = Kube.connect(replace(client, max_retries=0, request_timeout=5.0))
+        self.shared_git = SharedLsRemote()
+        self._applysets: dict[str, str] = {
+            Inventory.for_app(app=app.name, namespace=app.namespace).id: app.name for app in config.apps}
+        """ApplySet id -> the scheduler's name of the app (App mode adds and removes them)."""
+        self._applysets_lock = threading.Lock()
+        self._heals_pending: set[str] = set()
+        self.cache: MemberCache | None = None
+        self._cache_kube: Kube | None = None
+        if options.watch:
+            self._cache_kube = Kube.connect(replace(client, pool_size=max(client.pool_size, 64)))
+            self.cache = MemberCache(self._cache_kube, owned=self._serves, on_change=self._member_changed,
+                                     relist_interval=options.relist_interval)
+            self.metrics.cached_objects.set_function(lambda: self.cache.stats.objects if self.cache else 0)
+            self.metrics.watch_lists.set_function(lambda: self.cache.stats.lists if self.cache else 0)
         self.reconcilers = {
             app.name: AppReconciler(app, kube=self._kube, metrics=self.metrics, cache_dir=options.cache_dir,
                                     field_manager=options.field_manager, lock_timeout=options.lock_timeout,
-                                    instance=options.identity)
+                                    instance=options.identity, cache=self.cache, shared_git=self.shared_git)
             for app in config.apps
         }
         self.scheduler = AppScheduler(max_workers=max(1, min(options.max_workers, len(config.apps))))
@@ -123,6 +150,8 @@ class Daemon:
         for name, reconciler in self.reconcilers.items():
             self.scheduler.add(name, interval=reconciler.app.interval, tick=functools.partial(self._tick, reconciler))
         self.scheduler.start()
+        if self.cache is not None:
+            self.cache.start()
         if self.elector is None:
             self.metrics.set_leader(True)
         else:
@@ -137,12 +166,16 @@ class Daemon:
         expires on its own, after those syncs have had more time). `release=False` leaves the
         Lease to expire in any case, as a crash would."""
         self._stopping = True
+        if self.cache is not None:
+            self.cache.stop()
         still_running = self.scheduler.stop(timeout=timeout)
         if self.elector is not None:
             self.elector.stop(release=release and not still_running)
         self.metrics.set_leader(False)
         self.http.stop()
         self._control.close()
+        if self._cache_kube is not None:
+            self._cache_kube.close()
         if not still_running:
             self._kube.close()
         return still_running
@@ -151,6 +184,37 @@ class Daemon:
         if not self.is_leader:
             return True
         return reconciler.tick()
+
+    # -- drift from the watches ---------------------------------------------------------------
+
+    def _serves(self, applyset: str) -> bool:
+        with self._applysets_lock:
+            return applyset in self._applysets
+
+    def _member_changed(self, applyset: str, ref: ObjectRef) -> None:
+        """Someone (maybe our own sync) changed an object of an app: sync that app soon, from
+        its last render. Changes in a burst start one sync."""
+        with self._applysets_lock:
+            app = self._applysets.get(applyset)
+            if app is None or app in self._heals_pending or self._stopping:
+                return
+            self._heals_pending.add(app)
+        log.debug("app %s: %s changed; syncing it in %.1fs", app, ref, HEAL_DELAY)
+        timer = threading.Timer(HEAL_DELAY, self._heal, args=(app,))
+        timer.daemon = True
+        timer.start()
+
+    def _heal(self, app: str) -> None:
+        with self._applysets_lock:
+            self._heals_pending.discard(app)
+        self.metrics.heal_triggers.labels(app=app).inc()
+        reconciler = self._reconciler_of(app)
+        if reconciler is not None:
+            reconciler.note_drift()
+        self.scheduler.trigger(app)
+
+    def _reconciler_of(self, app: str) -> AppReconciler | None:
+        return self.reconcilers.get(app)
 
     def _started_leading(self) -> None:
         self.metrics.set_leader(True)
@@ -239,6 +303,9 @@ class Daemon:
         if self.elector is not None and not self.elector.is_leader:
             return self._forward(headers, body)
         for app in apps:
+            reconciler = self._reconciler_of(app)
+            if reconciler is not None:
+                reconciler.expect_news()
             self.scheduler.trigger(app)
         log.info("webhook from %s: push to %s triggered %s", provider, push.ref or "?",
                  ", ".join(apps) or "no app", extra={"apps": apps, "ref": push.ref})

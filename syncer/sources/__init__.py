@@ -13,7 +13,7 @@ from pathlib import Path
 
 from syncer.errors import ConfigError, SourceError
 from syncer.sources.auth import GitAuth
-from syncer.sources.git import DEFAULT_CACHE_DIR, GitSource
+from syncer.sources.git import DEFAULT_CACHE_DIR, GitSource, SharedLsRemote
 from syncer.sources.giturl import local_url, looks_like_url, parse_url, reject_unsafe
 from syncer.sources.local import LocalSource
 from syncer.sources.render import render, with_created_namespace
@@ -29,6 +29,7 @@ __all__ = [
     "LocalSource",
     "RenderLimits",
     "Snapshot",
+    "SharedLsRemote",
     "Source",
     "is_git_repository",
     "is_work_tree",
@@ -46,12 +47,14 @@ def open_source(
     cache_dir: Path | None = None,
     auth: GitAuth | None = None,
     working_tree: bool = False,
+    shared: SharedLsRemote | None = None,
 ) -> Source:
     """The source for `repo`: a URL or a local Git repository (cloned into the cache and read
     at `revision`, default the remote's HEAD), or a plain directory (read in place).
     `working_tree` reads a local checkout's files as they are on disk, edits included.
 
     Only validates and parses; nothing is fetched until `remote_revision()` or `fetch()`.
+    Sources given one `shared` share their `ls-remote` answers per repository (the daemon).
     """
     reject_unsafe(repo)
     if working_tree:
@@ -65,7 +68,7 @@ def open_source(
         local = Path(repo).expanduser()
         if local.is_dir():
             if is_git_repository(local):
-                return GitSource(local_url(local), revision=revision, cache_dir=cache_dir, auth=auth)
+                return GitSource(local_url(local), revision=revision, cache_dir=cache_dir, auth=auth, shared=shared)
             if revision is not None:
                 raise ConfigError(
                     f"repository {repo}: --revision needs a Git repository, and this is a plain "
@@ -77,7 +80,7 @@ def open_source(
         if local.exists():
             raise SourceError(f"repository {repo}: is a file, not a directory or Git repository")
     if looks_like_url(repo):
-        return GitSource(parse_url(repo), revision=revision, cache_dir=cache_dir, auth=auth)
+        return GitSource(parse_url(repo), revision=revision, cache_dir=cache_dir, auth=auth, shared=shared)
     raise SourceError(
         f"repository {repo}: no such directory, and not a URL "
         "(https://host/repo.git, ssh://host/repo.git, git@host:repo.git or file:///path)"

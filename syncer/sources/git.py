@@ -22,8 +22,9 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -76,6 +77,35 @@ def check_revision(revision: str) -> None:
         )
 
 
+class SharedLsRemote:
+    """One `git ls-remote` per repository for many sources: apps that share a repository (and
+    credentials) share its answer while it is younger than the age each asks for. Callers of
+    one repository wait for a single call in flight instead of each making their own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._answers: dict[tuple[str, GitAuth], tuple[float, dict[str, str]]] = {}
+        self._flights: dict[tuple[str, GitAuth], threading.Lock] = {}
+        self.calls = 0
+
+    def advertised(
+        self, key: tuple[str, GitAuth], *, max_age: float, ls_remote: Callable[[], dict[str, str]]
+    ) -> dict[str, str]:
+        with self._lock:
+            flight = self._flights.setdefault(key, threading.Lock())
+        with flight:
+            with self._lock:
+                answer = self._answers.get(key)
+            if answer is not None and time.monotonic() - answer[0] <= max_age:
+                return answer[1]
+            started = time.monotonic()
+            advertised = ls_remote()
+            with self._lock:
+                self.calls += 1
+                self._answers[key] = (started, advertised)
+            return advertised
+
+
 class GitSource:
     """A Git repository at a branch, tag or commit; see the module docstring for the cache."""
 
@@ -88,6 +118,7 @@ class GitSource:
         auth: GitAuth | None = None,
         keep_exports: int = KEEP_EXPORTS,
         timeout: float = NETWORK_TIMEOUT,
+        shared: SharedLsRemote | None = None,
     ) -> None:
         reject_unsafe(url.url)
         if revision is not None:
@@ -101,14 +132,17 @@ class GitSource:
         self.timeout = timeout
         self.directory = self.cache_dir / _cache_name(url.url)
         self._resolved_short_sha: str | None = None
+        self._shared = shared
 
     def __repr__(self) -> str:
         return f"GitSource({self.url.url!r}, revision={self.revision!r})"
 
     # -- Source --------------------------------------------------------------------------
 
-    def remote_revision(self) -> str:
-        """The commit the revision names on the remote now, via `git ls-remote`.
+    def remote_revision(self, *, max_age: float = 0.0) -> str:
+        """The commit the revision names on the remote now, via `git ls-remote`; with a
+        `SharedLsRemote`, an answer up to `max_age` seconds old about every ref of the
+        repository, shared with the other sources of the same repository.
 
         A full SHA is its own answer. An abbreviated SHA that is not also a ref name can only
         be expanded with the objects at hand, so the first call fetches; SHAs never move, so
@@ -119,7 +153,11 @@ class GitSource:
             return revision.lower()
         if self._resolved_short_sha is not None:
             return self._resolved_short_sha
-        advertised = self._ls_remote(_ls_remote_patterns(revision))
+        if self._shared is not None:
+            advertised = self._shared.advertised((self.url.url, self.auth), max_age=max_age,
+                                                 ls_remote=lambda: self._ls_remote([]))
+        else:
+            advertised = self._ls_remote(_ls_remote_patterns(revision))
         sha = _pick_advertised(revision, advertised)
         if sha is not None:
             return sha

@@ -22,7 +22,7 @@ class LocalSource:
     def __repr__(self) -> str:
         return f"LocalSource({self.display!r})"
 
-    def remote_revision(self) -> str:
+    def remote_revision(self, *, max_age: float = 0.0) -> str:
         return WORKING_TREE
 
     def fetch(self) -> Snapshot:

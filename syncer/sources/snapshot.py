@@ -30,8 +30,9 @@ class Snapshot:
 class Source(Protocol):
     """Where desired state comes from: a Git repository at a revision, or a plain directory."""
 
-    def remote_revision(self) -> str:
-        """The revision `fetch()` would produce now, found without downloading objects.
+    def remote_revision(self, *, max_age: float = 0.0) -> str:
+        """The revision `fetch()` would produce now, found without downloading objects; an
+        answer up to `max_age` seconds old will do, where the source can share one.
 
         The daemon compares it with the last synced revision and skips `fetch()` when equal.
         """

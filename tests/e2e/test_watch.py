@@ -1,0 +1,169 @@
+"""The watch-driven daemon against a real API server: a hand edit or deletion of a member is
+healed within seconds without waiting for a tick, an idle resync sends no request, drift is
+only counted without selfHeal, and the watch cache recovers when it cannot resume."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from kubernetes import client
+
+from syncer.apply.applyset import Inventory
+from syncer.apply.membercache import MemberCache
+from syncer.daemon import Daemon
+from syncer.kube import Kube
+from syncer.model import ObjectRef
+from tests.e2e.apps import eventually
+from tests.e2e.test_daemon import (  # noqa: F401 - fixtures
+    app, color, commit, configmap_yaml, get, metric, read_configmap, repo, start_daemon, url,
+)
+
+HOUR = 3600.0
+
+
+def api_requests(daemon: Daemon) -> int:
+    """Requests the daemon's syncs sent (the watch cache has a client of its own)."""
+    return sum(daemon._kube.stats.by_verb.values())
+
+
+def test_a_hand_edit_or_deletion_is_healed_within_seconds(
+    repo: Path, namespace: str, kube_api: client.ApiClient, start_daemon: Callable[..., Daemon]
+) -> None:
+    commit(repo, {"shop/other.yaml": configmap_yaml("other-config", "blue")})
+    start_daemon(app("shop", repo, namespace, interval=HOUR))
+    eventually(lambda: color(kube_api, namespace) == "blue" and color(kube_api, namespace, "other-config") == "blue",
+               timeout=20, what="the first sync")
+    core = client.CoreV1Api(kube_api)
+
+    core.patch_namespaced_config_map("web-config", namespace, {"data": {"color": "red"}})
+    edited = time.monotonic()
+    eventually(lambda: color(kube_api, namespace) == "blue", timeout=5, what="the hand edit to be healed")
+    assert time.monotonic() - edited < 5  # the next interval tick is an hour away
+
+    uid = read_configmap(kube_api, namespace, "other-config").metadata.uid
+    core.delete_namespaced_config_map("other-config", namespace)
+    eventually(lambda: color(kube_api, namespace, "other-config") == "blue", timeout=5,
+               what="the deleted member to be created again")
+    assert read_configmap(kube_api, namespace, "other-config").metadata.uid != uid
+
+    # A label removed by hand takes the object out of the watch's selection: still healed.
+    core.patch_namespaced_config_map("web-config", namespace,
+                                     {"metadata": {"labels": {"applyset.kubernetes.io/part-of": None}}})
+    eventually(lambda: (read_configmap(kube_api, namespace, "web-config").metadata.labels or {}).get(
+        "applyset.kubernetes.io/part-of") == Inventory.for_app(app="shop", namespace=namespace).id,
+        timeout=5, what="the member label to be restored")
+
+
+def test_an_idle_resync_sends_no_request_and_writes_nothing(
+    repo: Path, namespace: str, kube_api: client.ApiClient, start_daemon: Callable[..., Daemon]
+) -> None:
+    daemon = start_daemon(app("shop", repo, namespace, interval=1.0))
+    eventually(lambda: color(kube_api, namespace) == "blue", timeout=20, what="the first sync")
+    # The first ticks list what the cache does not hold yet; then the watches answer.
+    def quiet() -> bool:
+        before = api_requests(daemon)
+        time.sleep(1.5)
+        return api_requests(daemon) == before
+
+    eventually(quiet, timeout=20, what="the daemon to go quiet")
+
+    def runs() -> float:
+        return metric(get(url(daemon, "/metrics"))[1], "syncer_sync_runs_total", app="shop") or 0.0
+
+    requests, ticks = api_requests(daemon), runs()
+    versions = (read_configmap(kube_api, namespace, "web-config").metadata.resource_version,
+                read_configmap(kube_api, namespace, "syncer-shop").metadata.resource_version)
+    time.sleep(4.5)
+    assert runs() >= ticks + 3  # the app did resync, every second
+    assert api_requests(daemon) == requests, dict(daemon._kube.stats.by_verb)
+    assert (read_configmap(kube_api, namespace, "web-config").metadata.resource_version,
+            read_configmap(kube_api, namespace, "syncer-shop").metadata.resource_version) == versions
+
+
+def test_without_watches_every_tick_reads_the_cluster(
+    repo: Path, namespace: str, kube_api: client.ApiClient, start_daemon: Callable[..., Daemon]
+) -> None:
+    """`--no-watch`, the daemon as it was: the same syncs, each tick LISTs (the comparison the
+    benchmark makes)."""
+    daemon = start_daemon(app("shop", repo, namespace, interval=1.0), watch=False)
+    eventually(lambda: color(kube_api, namespace) == "blue", timeout=20, what="the first sync")
+    requests = api_requests(daemon)
+    time.sleep(3.5)
+    assert daemon.cache is None
+    assert daemon._kube.stats.by_verb["list"] > 0 and api_requests(daemon) > requests
+
+
+def test_without_self_heal_a_hand_edit_is_counted_not_reverted(
+    repo: Path, namespace: str, kube_api: client.ApiClient, start_daemon: Callable[..., Daemon]
+) -> None:
+    daemon = start_daemon(app("manual", repo, namespace, interval=HOUR, self_heal=False))
+    eventually(lambda: color(kube_api, namespace) == "blue", timeout=20, what="the first sync")
+    client.CoreV1Api(kube_api).patch_namespaced_config_map("web-config", namespace, {"data": {"color": "red"}})
+
+    def drifted() -> float | None:
+        return metric(get(url(daemon, "/metrics"))[1], "syncer_drifted_objects", app="manual")
+
+    eventually(lambda: drifted() == 1.0, timeout=5, what="the drift to be counted")
+    assert daemon.reconcilers["manual"].drift == (f"ConfigMap/{namespace}/web-config",)
+    time.sleep(1.0)
+    assert color(kube_api, namespace) == "red"
+
+    client.CoreV1Api(kube_api).patch_namespaced_config_map("web-config", namespace, {"data": {"color": "blue"}})
+    eventually(lambda: drifted() == 0.0, timeout=5, what="the drift to be gone once the edit is undone")
+
+
+def test_the_cache_resumes_its_watches_and_lists_again_on_schedule(
+    namespace: str, kube_api: client.ApiClient, kube: Kube
+) -> None:
+    """Watches the server ends are resumed from the last version seen (nothing in between is
+    lost), and the safety re-list runs on its interval, reporting what changed."""
+    applyset = Inventory.for_app(app="shop", namespace=namespace).id
+    core = client.CoreV1Api(kube_api)
+    labels = {"applyset.kubernetes.io/part-of": applyset}
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "member", "labels": labels},
+                                                  "data": {"color": "blue"}})
+    changed: list[ObjectRef] = []
+    cache = MemberCache(kube, owned=lambda a: a == applyset, on_change=lambda a, ref: changed.append(ref),
+                        watch_seconds=1, relist_interval=3)
+    configmaps = kube.resource_for("v1", "ConfigMap")
+    assert cache.members(configmaps, namespace) is None  # the first question starts the watch
+    cache.start()
+
+    def colors() -> list[str]:
+        return sorted(o["data"]["color"] for o in cache.members(configmaps, namespace) or [])
+
+    try:
+        eventually(lambda: colors() == ["blue"], timeout=10, what="the cache to list")
+        lists, watches = cache.stats.lists, cache.stats.watches
+        for count in range(6):  # across several watch requests, each ended by the server after 1s
+            core.patch_namespaced_config_map("member", namespace, {"data": {"color": f"red-{count}"}})
+            time.sleep(0.5)
+        eventually(lambda: colors() == ["red-5"], timeout=5, what="the cache to follow every change")
+        assert cache.stats.watches >= watches + 2
+        assert cache.stats.lists >= lists + 1  # at least one safety re-list in those 3+ seconds
+        assert changed.count(ObjectRef(group="", kind="ConfigMap", namespace=namespace, name="member")) >= 6
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": "foreign", "labels": {
+            "applyset.kubernetes.io/part-of": "applyset-another-v1"}}, "data": {"color": "green"}})
+        time.sleep(1.5)
+        assert colors() == ["red-5"]  # only what the daemon's apps own is kept
+    finally:
+        cache.stop()
+
+
+def test_a_plan_from_the_cache_leaves_the_cache_as_it_was(
+    repo: Path, namespace: str, kube_api: client.ApiClient, start_daemon: Callable[..., Daemon]
+) -> None:
+    """Plans share the cached objects; none may change them."""
+    import copy
+
+    daemon = start_daemon(app("shop", repo, namespace, interval=0.5))
+    eventually(lambda: color(kube_api, namespace) == "blue", timeout=20, what="the first sync")
+    assert daemon.cache is not None
+    configmaps = daemon._kube.resource_for("v1", "ConfigMap")
+    cached = eventually(lambda: daemon.cache.members(configmaps, namespace) if daemon.cache else None,
+                        timeout=10, what="the cache to hold the app")
+    snapshot = copy.deepcopy(cached)
+    time.sleep(2.0)  # four ticks, each planning from the cache
+    assert daemon.cache.members(configmaps, namespace) == snapshot
