@@ -505,7 +505,10 @@ def build_plan(
             "choose another app name", status=409,
         ))
 
-    live_by_ref: dict[ObjectRef, Object] = {}
+    # By the list of the version the manifest declares: one stored object is served under
+    # several versions (Ingress in extensions/v1beta1, networking.k8s.io/v1beta1 and v1), and
+    # the diff must compare it in the declared one.
+    live_by_list: dict[ListKey, dict[str, Object]] = {}
     for (resource, namespace), objs in listed.items():
         if isinstance(objs, ClusterError):
             for r in resolved:
@@ -513,12 +516,14 @@ def build_plan(
                     plan.failures.append(ClusterError(str(r.ref), f"cannot read the live object: {objs.message}",
                                                       status=objs.status))
             continue
-        for obj in objs:
-            live_by_ref[ObjectRef.of(obj)] = obj
+        live_by_list[(resource, namespace)] = {obj["metadata"]["name"]: obj for obj in objs}
+
+    def live_of(r: _Resolved) -> Object | None:
+        return live_by_list.get((r.resource, r.ref.namespace if r.resource.namespaced else None), {}).get(r.ref.name)
 
     new_namespaces = {
         r.ref.name: r.ref for r in resolved
-        if r.ref.group == "" and r.ref.kind == "Namespace" and r.ref not in live_by_ref
+        if r.ref.group == "" and r.ref.kind == "Namespace" and not r.new_crd and live_of(r) is None
     }
     for r in resolved:
         blocked_by = {r.new_crd} if r.new_crd else set()
@@ -526,7 +531,7 @@ def build_plan(
             blocked_by.add(new_namespaces[r.ref.namespace])
         plan.objects[r.ref] = PlannedObject(
             ref=r.ref, api_version=r.manifest.api_version, body=r.body, resource=r.resource,
-            origin=r.manifest.origin, live=live_by_ref.get(r.ref), blocked_by=frozenset(blocked_by),
+            origin=r.manifest.origin, live=live_of(r), blocked_by=frozenset(blocked_by),
         )
 
     plan.failures.extend(ownership_failures(kube, plan))
