@@ -246,7 +246,11 @@ class Daemon:
             role = f"leader ({self.options.identity})"
         else:
             role = f"standby (leader: {self.elector.holder or 'none yet'})"
-        return 200, f"ready: {role}; {self.app_count} app(s) configured"
+        watching = "not watching (--no-watch)"
+        if self.cache is not None:
+            stats = self.cache.stats
+            watching = f"watching {stats.resources} kind(s), {stats.objects} object(s) cached"
+        return 200, f"ready: {role}; {self.app_count} app(s) configured; {watching}"
 
     @property
     def app_count(self) -> int:
