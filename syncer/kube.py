@@ -646,7 +646,8 @@ class Kube:
             query["continue"] = token
 
     def watch(
-        self, resource: Resource, *, namespace: str | None = None, resource_version: str, timeout_seconds: int = 300
+        self, resource: Resource, *, namespace: str | None = None, resource_version: str, timeout_seconds: int = 300,
+        label_selector: str | None = None,
     ) -> Iterator[Object]:
         """Watch events (`{"type": ADDED|MODIFIED|DELETED|ERROR, "object": ...}`) after
         `resource_version`, until the server closes the watch (after `timeout_seconds`). An
@@ -655,6 +656,8 @@ class Kube:
         subject = f"{resource.kind} in {namespace}" if namespace else resource.kind
         query = {"watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
                  "timeoutSeconds": str(timeout_seconds)}
+        if label_selector:
+            query["labelSelector"] = label_selector
         url = self._api.configuration.host + resource.path(namespace=namespace) + f"?{urlencode(query)}"
         self._limiter.acquire()
         self.stats.count("watch")

@@ -21,6 +21,7 @@ from syncer.daemon.apps import AppsDaemon, AppsOptions
 from syncer.daemon.http import DEFAULT_LISTEN, parse_listen
 from syncer.daemon.logs import configure_logging
 from syncer.daemon.notify import Receiver
+from syncer.daemon.shard import MEMBER_PREFIX
 from syncer.errors import ConfigError
 from syncer.kube import ClientOptions
 
@@ -78,10 +79,15 @@ def notify_receiver(url: str | None, secret_file: str | None) -> Receiver | None
                    "interfaces (probes reach the pod's IP), 127.0.0.1:8080 keeps it local.")
 @click.option("--leader-elect", is_flag=True,
               help="Elect a leader among replicas through a Lease; only the leader syncs.")
+@click.option("--shard", is_flag=True,
+              help="Share the apps among all replicas (each holds a membership Lease; apps map to live replicas "
+                   "by consistent hashing). Exclusive with --leader-elect.")
 @click.option("--leader-election-namespace", envvar="POD_NAMESPACE", default="default", show_default=True,
-              help="Namespace of the syncer-leader Lease (default: $POD_NAMESPACE, else default).")
+              help="Namespace of the syncer-leader Lease, or of the membership Leases with --shard "
+                   "(default: $POD_NAMESPACE, else default).")
 @click.option("--lease-duration", type=Duration(minimum=3), default="15s", show_default=True,
-              help="Time without renewal after which a standby takes over (renewal every third of it).")
+              help="Time without renewal after which a standby takes over, or (--shard) after which the other "
+                   "replicas take a silent replica's apps (renewal every third of it).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per line, for log collectors.")
 @cluster_options
@@ -95,7 +101,7 @@ def notify_receiver(url: str | None, secret_file: str | None) -> Receiver | None
 def run_command(
     ctx: click.Context, *, config_path: str | None, watch_namespaces: tuple[str, ...],
     require_service_account: bool, notify_url: str | None, notify_secret_file: str | None, listen: str,
-    leader_elect: bool, leader_election_namespace: str, lease_duration: float, log_format: str,
+    leader_elect: bool, shard: bool, leader_election_namespace: str, lease_duration: float, log_format: str,
     kubeconfig: str | None, context: str | None, request_timeout: float, cache_dir: str | None,
     webhook_secret_file: str | None, shutdown_timeout: float,
 ) -> None:
@@ -114,10 +120,15 @@ def run_command(
         address = parse_listen(listen)
     except ValueError as error:
         raise ConfigError(f"--listen: {error}") from None
+    if leader_elect and shard:
+        raise ConfigError("--leader-elect and --shard exclude each other: one replica syncs every app, or every "
+                          "replica syncs its share")
     election = ElectionOptions.for_lease(lease_duration, namespace=leader_election_namespace) if leader_elect else None
+    members = (ElectionOptions.for_lease(lease_duration, namespace=leader_election_namespace, name=MEMBER_PREFIX)
+               if shard else None)
     options = DaemonOptions(
         listen=address, cache_dir=Path(cache_dir) if cache_dir else None,
-        webhook_secret=read_webhook_secret(webhook_secret_file), election=election,
+        webhook_secret=read_webhook_secret(webhook_secret_file), election=election, shard=members,
     )
 
     stop = threading.Event()
