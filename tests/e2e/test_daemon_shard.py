@@ -1,0 +1,220 @@
+"""`syncer run --shard`: three daemon processes share twelve apps through membership Leases.
+
+Every app is synced and its status written; each app is synced by the one replica that
+rendezvous hashing gives it, never by two at once (from the replicas' JSON logs); a webhook
+that reaches one replica is passed on to the owners; a SIGKILLed replica's apps are synced by
+the survivors within about the lease duration, and its Lease is cleaned up."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from syncer.apply.status import RESULT_ANNOTATION
+from syncer.daemon.membership import MEMBER_LABEL, URL_ANNOTATION
+from syncer.daemon.rendezvous import owner
+from tests.conftest import ClusterAccess
+from tests.e2e.apps import configmap, eventually
+from tests.e2e.test_daemon import SYNCER, free_port, get
+
+APPS = [f"app-{n:02d}" for n in range(12)]
+LEASE_SECONDS = 4.0
+SECRET = "shard-webhook-secret"
+
+
+@dataclass
+class Replica:
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def syncs(self) -> list[tuple[str, float, float]]:
+        """(app, start, end) of every sync this replica logged, in wall-clock seconds."""
+        found = []
+        for line in self.log.read_text().splitlines():
+            if not line.startswith("{"):
+                continue
+            record = json.loads(line)
+            if record.get("app") in APPS and "duration" in record:
+                end = datetime.fromisoformat(record["time"]).timestamp()
+                found.append((record["app"], end - float(record["duration"]), end))
+        return found
+
+
+def write_repo(root: Path, *, color: str) -> None:
+    for app in APPS:
+        (root / app).mkdir(parents=True, exist_ok=True)
+        (root / app / "config.yaml").write_text(textwrap.dedent(f"""\
+            apiVersion: v1
+            kind: ConfigMap
+            metadata:
+              name: {app}-config
+            data:
+              color: {color}
+            """))
+
+
+@pytest.fixture
+def replicas(cluster: ClusterAccess, namespace: str, tmp_path: Path) -> Iterator[list[Replica]]:
+    repo = tmp_path / "repo"
+    write_repo(repo, color="blue")
+    config = tmp_path / "apps.yaml"
+    config.write_text("apps:\n" + "".join(
+        f"- {{name: {app}, repo: {repo}, path: {app}, namespace: {namespace}, interval: 2s}}\n" for app in APPS))
+    env = {**{k: v for k, v in os.environ.items() if k != "KUBECONFIG"}, "SYNCER_WEBHOOK_SECRET": SECRET}
+    started: list[Replica] = []
+    for index in range(3):
+        port = free_port()
+        log = tmp_path / f"replica-{index}.log"
+        with log.open("wb") as stderr:
+            process = subprocess.Popen(
+                [str(SYNCER), "run", "--config", str(config), "--shard", "--leader-election-namespace", namespace,
+                 "--lease-duration", f"{LEASE_SECONDS:.0f}s", "--listen", f"127.0.0.1:{port}", "--log-format", "json",
+                 "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context,
+                 "--cache-dir", str(tmp_path / f"cache-{index}")],
+                stdout=subprocess.DEVNULL, stderr=stderr, env=env,
+            )
+        started.append(Replica(port=port, log=log, process=process))
+    yield started
+    for replica in started:
+        if replica.process.poll() is None:
+            replica.process.send_signal(signal.SIGTERM)
+    for replica in started:
+        try:
+            replica.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            replica.process.kill()
+            replica.process.wait()
+
+
+def members(kube_api: client.ApiClient, namespace: str) -> dict[str, str]:
+    """The URL of each member (from its Lease) -> its identity."""
+    leases: Any = client.CoordinationV1Api(kube_api).list_namespaced_lease(
+        namespace, label_selector=f"{MEMBER_LABEL}=true").items
+    return {(lease.metadata.annotations or {}).get(URL_ANNOTATION): lease.spec.holder_identity for lease in leases}
+
+
+def overlaps(replicas: list[Replica]) -> list[str]:
+    """Every pair of syncs of one app by two replicas whose times overlap."""
+    found = []
+    logged = [(index, sync) for index, replica in enumerate(replicas) for sync in replica.syncs()]
+    for i, (first, (app, start, end)) in enumerate(logged):
+        for second, (other_app, other_start, other_end) in logged[i + 1:]:
+            if app == other_app and first != second and start < other_end and other_start < end:
+                found.append(f"{app}: replica {first} {start:.3f}-{end:.3f}, replica {second} "
+                             f"{other_start:.3f}-{other_end:.3f}")
+    return found
+
+
+def signed_push(repo: Path) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps({"ref": "refs/heads/main", "repository": {"clone_url": f"file://{repo}"}}).encode()
+    signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return body, {"Content-Type": "application/json", "X-GitHub-Event": "push",
+                  "X-Hub-Signature-256": f"sha256={signature}"}
+
+
+def test_three_replicas_share_the_apps_and_take_over_from_a_killed_one(
+    replicas: list[Replica], namespace: str, kube_api: client.ApiClient, tmp_path: Path
+) -> None:
+    core = client.CoreV1Api(kube_api)
+
+    def all_synced() -> bool:
+        for app in APPS:
+            parent = configmap(kube_api, namespace, f"syncer-{app}")
+            if (configmap(kube_api, namespace, f"{app}-config") is None or parent is None
+                    or (parent.metadata.annotations or {}).get(RESULT_ANNOTATION) != "Succeeded"):
+                return False
+        return True
+
+    eventually(all_synced, timeout=60, what="every app's objects and status", interval=0.5)
+
+    # The three agree on the membership and split the apps as rendezvous hashing says.
+    def settled() -> dict[str, str] | None:
+        seen = members(kube_api, namespace)
+        answers = [get(replica.url + "/readyz")[1] for replica in replicas]
+        if len(seen) == 3 and all("3 member(s) seen" in a and "waiting" not in a for a in answers):
+            return seen
+        return None
+
+    identities = eventually(settled, timeout=30, what="three members that agree", interval=0.5)
+    identity = [identities[replica.url] for replica in replicas]
+    expected = {app: owner(app, identity) for app in APPS}
+    owned = [[app for app in APPS if expected[app] == identity[i]] for i in range(3)]
+    assert all(owned), f"rendezvous gave a replica nothing: {owned}"
+    for index, replica in enumerate(replicas):
+        _, metrics = get(replica.url + "/metrics")
+        assert "syncer_shard_members 3.0" in metrics
+        assert f"syncer_shard_apps_owned {float(len(owned[index]))}" in metrics
+        assert f"owns {len(owned[index])} of 12 app(s)" in get(replica.url + "/readyz")[1]
+
+    # Steady state: over a few intervals each app is synced by its owner, and only by it.
+    steady = time.time()
+    time.sleep(5)
+    for index, replica in enumerate(replicas):
+        synced = {app for app, start, _ in replica.syncs() if start >= steady}
+        assert synced == set(owned[index]), f"replica {index} synced {sorted(synced)}, owns {owned[index]}"
+
+    # A push that reaches one replica triggers every app: its own here, the others' there.
+    body, headers = signed_push(tmp_path / "repo")
+    request = urllib.request.Request(replicas[0].url + "/webhook", data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=15) as response:
+        assert response.status == 202
+        assert json.loads(response.read())["triggered"] == APPS
+
+    # SIGKILL: no clean release. Its apps' objects, deleted now, come back from the others.
+    victim, survivors = replicas[2], replicas[:2]
+    victim.process.send_signal(signal.SIGKILL)
+    victim.process.wait()
+    killed = time.time()
+    for app in owned[2]:
+        core.delete_namespaced_config_map(f"{app}-config", namespace)
+
+    def taken_over() -> bool:
+        synced = {app for survivor in survivors for app, start, _ in survivor.syncs() if start >= killed}
+        return set(owned[2]) <= synced and all(configmap(kube_api, namespace, f"{app}-config") for app in owned[2])
+
+    eventually(taken_over, timeout=LEASE_SECONDS + 8, what="the survivors to take the killed replica's apps",
+               interval=0.2)
+    took = time.time() - killed
+    assert took >= LEASE_SECONDS * 0.75, f"taken over after {took:.1f}s, before the Lease could expire"
+    eventually(lambda: identity[2] not in members(kube_api, namespace).values(), timeout=5,
+               what="the dead member's Lease to be deleted")
+    survivor_identities = [identity[0], identity[1]]
+    for index, survivor in enumerate(survivors):
+        mine = [app for app in APPS if owner(app, survivor_identities) == identity[index]]
+        assert set(owned[index]) <= set(mine)  # nothing moved between the survivors
+        eventually(lambda: f"owns {len(mine)} of 12 app(s); 2 member(s) seen" in get(survivor.url + "/readyz")[1],
+                   timeout=5, what="the survivor's readyz to count its share")
+
+    # Over the whole run, no app was synced by two replicas at once.
+    assert overlaps(replicas) == []
+    assert all(replica.syncs() for replica in replicas)
+
+    # A clean stop deletes the member's Lease: the last survivor takes everything at once.
+    survivors[1].process.send_signal(signal.SIGTERM)
+    assert survivors[1].process.wait(timeout=30) == 0
+    stopped = time.time()
+    eventually(lambda: "owns 12 of 12 app(s); 1 member(s) seen" in get(survivors[0].url + "/readyz")[1],
+               timeout=LEASE_SECONDS * 0.75, what="the last replica to own every app")
+    eventually(lambda: {app for app, start, _ in survivors[0].syncs() if start >= stopped} == set(APPS),
+               timeout=10, what="the last replica to sync every app")
+    assert overlaps(replicas) == []
