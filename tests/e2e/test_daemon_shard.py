@@ -195,7 +195,9 @@ def test_three_replicas_share_the_apps_and_take_over_from_a_killed_one(
     eventually(taken_over, timeout=LEASE_SECONDS + 8, what="the survivors to take the killed replica's apps",
                interval=0.2)
     took = time.time() - killed
-    assert took >= LEASE_SECONDS * 0.75, f"taken over after {took:.1f}s, before the Lease could expire"
+    # Not before the Lease could have expired: its last renewal was at most a renew period
+    # (a third of the lease) before the kill.
+    assert took >= LEASE_SECONDS * 0.6, f"taken over after {took:.1f}s, before the Lease could expire"
     eventually(lambda: identity[2] not in members(kube_api, namespace).values(), timeout=5,
                what="the dead member's Lease to be deleted")
     survivor_identities = [identity[0], identity[1]]
