@@ -101,8 +101,12 @@ class ShardMember:
         self._deleted: set[tuple[str, str]] = set()
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._renewer: threading.Thread | None = None
         self._problem: str | None = None
+        self._watch_problem: str | None = None
+        self._refreshing = threading.Lock()
+        """One refresh at a time (the watch's and the loop's), so `on_change` sees the
+        assignments in the order they were made."""
 
     @property
     def _resource(self) -> Resource:
@@ -144,21 +148,20 @@ class ShardMember:
 
     def start(self) -> None:
         self._stop.clear()
-        for target, name in ((self._watch, "shard-watch"), (self._run, "shard-member")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        # The watch thread is not joined on stop: it may sit in a read until its connection
+        # closes, and it only updates the table.
+        threading.Thread(target=self._watch, name="shard-watch", daemon=True).start()
+        self._renewer = threading.Thread(target=self._run, name="shard-member", daemon=True)
+        self._renewer.start()
 
     def stop(self, *, release: bool = True) -> None:
         """Stop renewing; `release` deletes our Lease so the others take our apps at once
         (without it the Lease expires, as after a crash)."""
         self._stop.set()
         self._wake.set()
-        # The renewal loop only; the watch thread may sit in a read until the connection
-        # closes, and it exits on its own (it only updates the table).
-        for thread in self._threads[1:]:
-            thread.join()
-        self._threads = []
+        if self._renewer is not None:
+            self._renewer.join()
+            self._renewer = None
         with self._lock:
             lease, self._lease, self._renewed_at = self._lease, None, None
         if release and lease is not None:
@@ -179,6 +182,10 @@ class ShardMember:
 
     def _refresh(self) -> None:
         """Recompute the view from what was observed; tell `on_change` when it changed."""
+        with self._refreshing:
+            self._reassign()
+
+    def _reassign(self) -> None:
         with self._lock:
             now = time.monotonic()
             others = self._table.others(now=now)
@@ -188,6 +195,9 @@ class ShardMember:
             before = self._assignment
             after = self._assignment = next_assignment(before, members=members,
                                                        acks={m.identity: m.view for m in others})
+        if before.active and not after.active and not self._stop.is_set():
+            log.error("%s: no longer a member (not renewed for %.0fs, or the Lease was deleted): no new syncs "
+                      "start until it is renewed and the others agree", self._subject, self.options.renew_deadline)
         if after != before:
             log.info("%s: %d member(s) %s%s", self._subject, len(after.members), ", ".join(after.members) or "-",
                      "" if after.settled == after.members else " (waiting for every member to agree)",
@@ -236,10 +246,6 @@ class ShardMember:
             self._problem = str(error)
             with self._lock:
                 self._next_renewal = self._retry_at = time.monotonic() + self.options.retry_period
-                lost = self._renewed_at is not None and time.monotonic() - self._renewed_at >= self.options.renew_deadline
-            if lost:
-                log.error("%s: could not renew for %.0fs; no new syncs start", self._subject,
-                          self.options.renew_deadline)
             return
         self._problem = None
         with self._lock:
@@ -315,6 +321,7 @@ class ShardMember:
                                                                 label_selector=f"{MEMBER_LABEL}=true")
                     with self._lock:
                         self._table.replace(leases, now=time.monotonic())
+                    self._watch_problem = None
                     self._refresh()
                     self._wake.set()
                 for event in self._kube.watch(self._resource, namespace=namespace, resource_version=version,
@@ -329,7 +336,10 @@ class ShardMember:
             except ClusterError as error:
                 if self._stop.is_set():
                     return
-                log.warning("%s: watch of the member Leases failed: %s; listing again", self._subject, error)
+                # Once per distinct problem: retries come every retry period while it lasts.
+                level = logging.DEBUG if str(error) == self._watch_problem else logging.WARNING
+                log.log(level, "%s: watch of the member Leases failed: %s; listing again", self._subject, error)
+                self._watch_problem = str(error)
                 version = ""
                 self._stop.wait(self.options.retry_period)
 

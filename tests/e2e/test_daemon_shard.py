@@ -17,7 +17,7 @@ import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,8 @@ from syncer.daemon.membership import MEMBER_LABEL, URL_ANNOTATION
 from syncer.daemon.rendezvous import owner
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import configmap, eventually
-from tests.e2e.test_daemon import SYNCER, free_port, get
+from tests.e2e.test_apps import Kubectl, app_yaml, installed  # noqa: F401 - the fixture: the CRD, applied
+from tests.e2e.test_daemon import SYNCER, commit, configmap_yaml, free_port, get, git
 
 APPS = [f"app-{n:02d}" for n in range(12)]
 LEASE_SECONDS = 4.0
@@ -42,6 +43,7 @@ class Replica:
     port: int
     log: Path
     process: subprocess.Popen[bytes]
+    apps: list[str] = field(default_factory=lambda: APPS)
 
     @property
     def url(self) -> str:
@@ -54,7 +56,7 @@ class Replica:
             if not line.startswith("{"):
                 continue
             record = json.loads(line)
-            if record.get("app") in APPS and "duration" in record:
+            if record.get("app") in self.apps and "duration" in record:
                 end = datetime.fromisoformat(record["time"]).timestamp()
                 found.append((record["app"], end - float(record["duration"]), end))
         return found
@@ -220,3 +222,65 @@ def test_three_replicas_share_the_apps_and_take_over_from_a_killed_one(
     eventually(lambda: {app for app, start, _ in survivors[0].syncs() if start >= stopped} == set(APPS),
                timeout=10, what="the last replica to sync every app")
     assert overlaps(replicas) == []
+
+
+# -- App mode ------------------------------------------------------------------------------
+
+TEAM_APPS = [f"web-{n}" for n in range(6)]
+
+
+def test_app_objects_are_sharded_too(
+    installed: Kubectl, cluster: ClusterAccess, namespace: str, kube_api: client.ApiClient, tmp_path: Path,
+) -> None:
+    """Two `syncer run --shard` processes serving App objects: each App is synced (and its
+    status written) by its owner; a SIGKILLed replica's Apps are synced by the other."""
+    kubectl = installed
+    repo = tmp_path / "deploy"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    for key, value in (("user.email", "test@example.com"), ("user.name", "test"), ("commit.gpgsign", "false")):
+        git(repo, "config", key, value)
+    commit(repo, {f"{app}/config.yaml": configmap_yaml(f"{app}-config", "blue") for app in TEAM_APPS}, "first")
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "SYNCER_WEBHOOK_SECRET")}
+    replicas = []
+    for index in range(2):
+        port = free_port()
+        log = tmp_path / f"apps-replica-{index}.log"
+        with log.open("wb") as stderr:
+            process = subprocess.Popen(
+                [str(SYNCER), "run", "--shard", "--watch-namespace", namespace, "--leader-election-namespace",
+                 namespace, "--lease-duration", f"{LEASE_SECONDS:.0f}s", "--listen", f"127.0.0.1:{port}",
+                 "--log-format", "json", "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context,
+                 "--cache-dir", str(tmp_path / f"apps-cache-{index}")],
+                stdout=subprocess.DEVNULL, stderr=stderr, env=env,
+            )
+        replicas.append(Replica(port=port, log=log, process=process, apps=TEAM_APPS))
+    try:
+        for app in TEAM_APPS:
+            kubectl("apply", "-f", "-", stdin=app_yaml(namespace, app, repo=repo, path=app))
+        for app in TEAM_APPS:
+            kubectl("wait", "--for=condition=Ready", f"app/{app}", "-n", namespace, "--timeout=60s")
+        identities = eventually(lambda: (lambda seen: seen if len(seen) == 2 else None)(members(kube_api, namespace)),
+                                timeout=10, what="two members")
+        identity = [identities[replica.url] for replica in replicas]
+        owners = {app: identity.index(str(owner(f"{namespace}/{app}", identity))) for app in TEAM_APPS}
+        assert set(owners.values()) == {0, 1}, owners
+        steady = time.time()
+        time.sleep(5)
+        for index, replica in enumerate(replicas):
+            synced = {app for app, start, _ in replica.syncs() if start >= steady}
+            assert synced == {app for app in TEAM_APPS if owners[app] == index}
+
+        replicas[1].process.send_signal(signal.SIGKILL)
+        replicas[1].process.wait()
+        moved = [app for app in TEAM_APPS if owners[app] == 1]
+        sha = commit(repo, {f"{app}/config.yaml": configmap_yaml(f"{app}-config", "green") for app in TEAM_APPS})
+        eventually(lambda: all(kubectl.status(namespace, app).get("lastAppliedRevision") == sha for app in moved),
+                   timeout=LEASE_SECONDS + 15, what="the survivor to sync the killed replica's Apps", interval=0.5)
+        assert all(configmap(kube_api, namespace, f"{app}-config").data == {"color": "green"} for app in TEAM_APPS)
+        assert overlaps(replicas) == []
+    finally:
+        for replica in replicas:
+            if replica.process.poll() is None:
+                replica.process.send_signal(signal.SIGTERM)
+                replica.process.wait(timeout=30)
