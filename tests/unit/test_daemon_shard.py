@@ -229,3 +229,15 @@ def test_a_view_is_acknowledged_only_when_no_lost_app_is_still_running() -> None
     assert drained(a, [kept])
     assert not drained(a, [kept, lost])
     assert not drained(Assignment(identity="a", members=("b",)), [])
+
+
+def test_shard_and_leader_election_exclude_each_other(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from syncer.cli import cli
+
+    config = tmp_path / "apps.yaml"
+    config.write_text("apps:\n- name: shop\n  repo: /srv/git/shop\n")
+    result = CliRunner().invoke(cli, ["run", "--config", str(config), "--shard", "--leader-elect"])
+    assert result.exit_code == 2
+    assert "--leader-elect and --shard exclude each other" in result.output
