@@ -21,7 +21,6 @@ from syncer.daemon.apps import AppsDaemon, AppsOptions
 from syncer.daemon.http import DEFAULT_LISTEN, parse_listen
 from syncer.daemon.logs import configure_logging
 from syncer.daemon.notify import Receiver
-from syncer.daemon.shard import MEMBER_PREFIX
 from syncer.errors import ConfigError
 from syncer.kube import ClientOptions
 
@@ -124,8 +123,7 @@ def run_command(
         raise ConfigError("--leader-elect and --shard exclude each other: one replica syncs every app, or every "
                           "replica syncs its share")
     election = ElectionOptions.for_lease(lease_duration, namespace=leader_election_namespace) if leader_elect else None
-    members = (ElectionOptions.for_lease(lease_duration, namespace=leader_election_namespace, name=MEMBER_PREFIX)
-               if shard else None)
+    members = ElectionOptions.for_lease(lease_duration, namespace=leader_election_namespace) if shard else None
     options = DaemonOptions(
         listen=address, cache_dir=Path(cache_dir) if cache_dir else None,
         webhook_secret=read_webhook_secret(webhook_secret_file), election=election, shard=members,

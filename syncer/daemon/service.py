@@ -61,8 +61,8 @@ class DaemonOptions:
     election: ElectionOptions | None = None
     """None: no leader election, this replica always syncs."""
     shard: ElectionOptions | None = None
-    """Share the apps with the other replicas through membership Leases (`name` is their
-    prefix); exclusive with `election`."""
+    """Share the apps with the other replicas through membership Leases in this namespace,
+    with these timings (`name` is not used); exclusive with `election`."""
     identity: str = field(default_factory=default_identity)
     advertise_url: str | None = None
     """This replica's HTTP address as other replicas reach it (for passing on webhooks)."""

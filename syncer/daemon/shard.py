@@ -85,7 +85,7 @@ class ShardMember:
         self._url = url
         self._running = running
         self._on_change = on_change
-        self.lease_name = lease_name(identity, prefix=options.name)
+        self.lease_name = lease_name(identity)
         self._subject = f"Lease/{options.namespace}/{self.lease_name}"
         self._lock = threading.Lock()
         self._table = MemberTable(own_lease=self.lease_name, lease_duration=options.lease_duration,

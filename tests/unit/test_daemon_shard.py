@@ -231,13 +231,12 @@ def test_a_view_is_acknowledged_only_when_no_lost_app_is_still_running() -> None
     assert not drained(Assignment(identity="a", members=("b",)), [])
 
 
-def test_shard_and_leader_election_exclude_each_other(tmp_path: Any) -> None:
+def test_shard_and_leader_election_exclude_each_other() -> None:
+    """Refused before anything connects (there is no cluster here)."""
     from click.testing import CliRunner
 
     from syncer.cli import cli
 
-    config = tmp_path / "apps.yaml"
-    config.write_text("apps:\n- name: shop\n  repo: /srv/git/shop\n")
-    result = CliRunner().invoke(cli, ["run", "--config", str(config), "--shard", "--leader-elect"])
+    result = CliRunner().invoke(cli, ["run", "--shard", "--leader-elect", "--kubeconfig", "/nonexistent"])
     assert result.exit_code == 2
     assert "--leader-elect and --shard exclude each other" in result.output
