@@ -16,6 +16,7 @@ import subprocess
 import textwrap
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,10 +27,12 @@ import pytest
 from kubernetes import client
 
 from syncer.apply.status import RESULT_ANNOTATION
+from syncer.daemon.leader import ElectionOptions
 from syncer.daemon.membership import MEMBER_LABEL, URL_ANNOTATION
 from syncer.daemon.rendezvous import owner
+from syncer.daemon.shard import ShardMember
 from tests.conftest import ClusterAccess
-from tests.e2e.apps import configmap, eventually
+from tests.e2e.apps import configmap, connect, eventually
 from tests.e2e.test_apps import Kubectl, app_yaml, installed  # noqa: F401 - the fixture: the CRD, applied
 from tests.e2e.test_daemon import SYNCER, commit, configmap_yaml, free_port, get, git
 
@@ -284,3 +287,54 @@ def test_app_objects_are_sharded_too(
             if replica.process.poll() is None:
                 replica.process.send_signal(signal.SIGTERM)
                 replica.process.wait(timeout=30)
+
+
+# -- the membership protocol alone ---------------------------------------------------------
+
+def test_members_at_rest_only_renew_and_hand_over_on_leaving(cluster: ClusterAccess, namespace: str) -> None:
+    """Three `ShardMember`s against the API server: at rest each sends one Lease update per
+    renew period and nothing else (the watch stays open); every app has exactly one owner;
+    a clean stop hands over at once, a silent one after the lease duration."""
+    options = ElectionOptions.for_lease(3.0, namespace=namespace)
+    clients = [connect(cluster.kubeconfig, cluster.context) for _ in range(3)]
+    names = [f"member-{index}" for index in range(3)]
+    shard = [ShardMember(kube, identity=name, options=options, url=None, running=list)
+             for kube, name in zip(clients, names)]
+    apps = [f"team/app-{n}" for n in range(60)]
+    try:
+        for member in shard:
+            member.start()
+        eventually(lambda: all(m.assignment.settled == tuple(names) and m.live for m in shard), timeout=15,
+                   what="three members that agree")
+        assert all(sum(m.owns(app) for m in shard) == 1 for app in apps)
+        assert [len(m.owned(apps)) for m in shard] == [sum(owner(a, names) == n for a in apps) for n in names]
+
+        before = [Counter(kube.stats.by_verb) for kube in clients]
+        time.sleep(6.0)
+        for kube, counted in zip(clients, before):
+            sent = Counter(kube.stats.by_verb)
+            sent.subtract(counted)
+            assert +sent == Counter(update=sent["update"]), sent  # no LIST, GET or new WATCH at rest
+            assert 4 <= sent["update"] <= 7  # every renew period (1 s), 6 s long
+
+        shard[2].stop(release=True)  # clean: its Lease is deleted, the others take over at once
+        left = time.monotonic()
+        eventually(lambda: all(m.assignment.settled == tuple(names[:2]) for m in shard[:2]), timeout=3,
+                   what="the others to agree without the member that left")
+        assert time.monotonic() - left < options.lease_duration - options.renew_period  # not by expiry
+        assert all(sum(m.owns(app) for m in shard[:2]) == 1 for app in apps)
+
+        shard[1].stop(release=False)  # as a crash: its Lease stays until it expires
+        silent = time.monotonic()
+        eventually(lambda: shard[0].assignment.settled == (names[0],), timeout=6,
+                   what="the last member to count the silent one gone")
+        assert time.monotonic() - silent >= options.lease_duration - options.renew_period
+        assert all(shard[0].owns(app) for app in apps)
+        eventually(lambda: not [lease for lease in clients[0].list(clients[0].resource_for(
+            "coordination.k8s.io/v1", "Lease"), namespace=namespace) if lease["spec"]["holderIdentity"] == names[1]],
+            timeout=3, what="the silent member's Lease to be deleted")
+    finally:
+        for member in shard:
+            member.stop(release=True)
+        for kube in clients:
+            kube.close()
