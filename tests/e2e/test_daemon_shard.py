@@ -33,7 +33,7 @@ from syncer.daemon.rendezvous import owner
 from syncer.daemon.shard import ShardMember
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import configmap, connect, eventually
-from tests.e2e.test_apps import Kubectl, app_yaml, installed  # noqa: F401 - the fixture: the CRD, applied
+from tests.e2e.test_apps import DEPLOY, Kubectl, app_yaml
 from tests.e2e.test_daemon import SYNCER, commit, configmap_yaml, free_port, get, git
 
 APPS = [f"app-{n:02d}" for n in range(12)]
@@ -115,7 +115,8 @@ def members(kube_api: client.ApiClient, namespace: str) -> dict[str, str]:
     """The URL of each member (from its Lease) -> its identity."""
     leases: Any = client.CoordinationV1Api(kube_api).list_namespaced_lease(
         namespace, label_selector=f"{MEMBER_LABEL}=true").items
-    return {(lease.metadata.annotations or {}).get(URL_ANNOTATION): lease.spec.holder_identity for lease in leases}
+    return {str((lease.metadata.annotations or {}).get(URL_ANNOTATION)): lease.spec.holder_identity
+            for lease in leases}
 
 
 def overlaps(replicas: list[Replica]) -> list[str]:
@@ -232,12 +233,20 @@ def test_three_replicas_share_the_apps_and_take_over_from_a_killed_one(
 TEAM_APPS = [f"web-{n}" for n in range(6)]
 
 
+@pytest.fixture
+def kubectl(cluster: ClusterAccess) -> Kubectl:
+    """kubectl, with the App CRD installed (only the CRD: the daemons run here, as processes)."""
+    kubectl = Kubectl(cluster)
+    kubectl("apply", "-f", str(DEPLOY / "crd.yaml"))
+    kubectl("wait", "--for=condition=Established", "crd/apps.syncer.dev", "--timeout=60s")
+    return kubectl
+
+
 def test_app_objects_are_sharded_too(
-    installed: Kubectl, cluster: ClusterAccess, namespace: str, kube_api: client.ApiClient, tmp_path: Path,
+    kubectl: Kubectl, cluster: ClusterAccess, namespace: str, kube_api: client.ApiClient, tmp_path: Path,
 ) -> None:
     """Two `syncer run --shard` processes serving App objects: each App is synced (and its
     status written) by its owner; a SIGKILLed replica's Apps are synced by the other."""
-    kubectl = installed
     repo = tmp_path / "deploy"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
@@ -280,7 +289,8 @@ def test_app_objects_are_sharded_too(
         sha = commit(repo, {f"{app}/config.yaml": configmap_yaml(f"{app}-config", "green") for app in TEAM_APPS})
         eventually(lambda: all(kubectl.status(namespace, app).get("lastAppliedRevision") == sha for app in moved),
                    timeout=LEASE_SECONDS + 15, what="the survivor to sync the killed replica's Apps", interval=0.5)
-        assert all(configmap(kube_api, namespace, f"{app}-config").data == {"color": "green"} for app in TEAM_APPS)
+        colors = [(configmap(kube_api, namespace, f"{app}-config") or client.V1ConfigMap()).data for app in TEAM_APPS]
+        assert colors == [{"color": "green"}] * len(TEAM_APPS)
         assert overlaps(replicas) == []
     finally:
         for replica in replicas:
