@@ -193,8 +193,9 @@ class ShardMember:
             if self._live(now) and self._table.own_observed and self._table.listed:
                 members.add(self.identity)
             before = self._assignment
-            after = self._assignment = next_assignment(before, members=members,
-                                                       acks={m.identity: m.view for m in others})
+            after = next_assignment(before, members=members, acks={m.identity: m.view for m in others})
+            if after != before:  # a new object only on a change (`_run` compares identities)
+                self._assignment = after
         if before.active and not after.active and not self._stop.is_set():
             log.error("%s: no longer a member (not renewed for %.0fs, or the Lease was deleted): no new syncs "
                       "start until it is renewed and the others agree", self._subject, self.options.renew_deadline)
@@ -215,14 +216,19 @@ class ShardMember:
             self._refresh()
             self._forget_expired()
             now = time.monotonic()
+            with self._lock:
+                read_before = self._assignment
             running = list(self._running())
             with self._lock:
                 assignment = self._assignment
-                acknowledge = drained(assignment, running) and view_hash(assignment.members) != self._published
+                # Unchanged around the read of the running ticks: a tick that started after it
+                # asked `owns` under this very assignment, so it is consistent with it too.
+                consistent = assignment is read_before and drained(assignment, running)
+                acknowledge = consistent and view_hash(assignment.members) != self._published
                 due = now >= self._next_renewal or (acknowledge and now >= self._retry_at)
                 expiry = self._table.next_expiry(now=now)
             if due:
-                self._write(view_hash(assignment.members) if drained(assignment, running) else self._published)
+                self._write(view_hash(assignment.members) if consistent else self._published)
                 continue
             waits = [self._next_renewal - now]
             if expiry is not None and expiry > now:
