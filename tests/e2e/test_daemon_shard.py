@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import textwrap
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -32,7 +33,7 @@ from syncer.daemon.membership import MEMBER_LABEL, URL_ANNOTATION
 from syncer.daemon.rendezvous import owner
 from syncer.daemon.shard import ShardMember
 from tests.conftest import ClusterAccess
-from tests.e2e.apps import configmap, connect, eventually
+from tests.e2e.apps import configmap, connect, eventually, grant_restricted
 from tests.e2e.test_apps import DEPLOY, Kubectl, app_yaml
 from tests.e2e.test_daemon import SYNCER, commit, configmap_yaml, free_port, get, git
 
@@ -348,3 +349,55 @@ def test_members_at_rest_only_renew_and_hand_over_on_leaving(cluster: ClusterAcc
             member.stop(release=True)
         for kube in clients:
             kube.close()
+
+
+def test_a_member_that_cannot_renew_stops_before_the_others_take_over(
+    cluster: ClusterAccess, restricted_context: str, namespace: str, kube_api: client.ApiClient,
+) -> None:
+    """One member loses the right to renew its Lease (its RoleBinding is deleted): it owns
+    nothing after its renew deadline, and the other takes its apps only after the lease
+    duration; sampled every few milliseconds, no app ever has two owners."""
+    grant_restricted(kube_api, namespace, role="shard-member", rules=[
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+         "verbs": ["get", "list", "watch", "create", "update", "delete"]}])
+    options = ElectionOptions.for_lease(3.0, namespace=namespace)
+    admin, restricted = connect(cluster.kubeconfig, cluster.context), connect(cluster.kubeconfig, restricted_context)
+    steady = ShardMember(admin, identity="steady", options=options, url=None, running=list)
+    cut = ShardMember(restricted, identity="cut", options=options, url=None, running=list)
+    apps = [f"team/app-{n}" for n in range(40)]
+    samples: list[tuple[float, int, int, int]] = []
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.is_set():
+            owned = [(steady.owns(app), cut.owns(app)) for app in apps]
+            samples.append((time.monotonic(), sum(s for s, _ in owned), sum(c for _, c in owned),
+                            sum(s and c for s, c in owned)))
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    try:
+        steady.start()
+        cut.start()
+        eventually(lambda: steady.assignment.settled == cut.assignment.settled == ("cut", "steady"), timeout=15,
+                   what="two members that agree")
+        assert 0 < len(cut.owned(apps)) < len(apps)
+        sampler.start()
+        time.sleep(0.5)
+        client.RbacAuthorizationV1Api(kube_api).delete_namespaced_role_binding("shard-member", namespace)
+        revoked = time.monotonic()
+        eventually(lambda: len(steady.owned(apps)) == len(apps), timeout=10, what="steady to take every app")
+        assert "not a member" in cut.describe(apps) and "1 member(s) seen" in steady.describe(apps)
+        time.sleep(0.5)
+    finally:
+        sampling.set()
+        steady.stop(release=True)
+        cut.stop(release=False)
+        admin.close()
+        restricted.close()
+    assert samples and all(both == 0 for _, _, _, both in samples), "an app had two owners"
+    cut_stopped = next(t for t, _, mine, _ in samples if t > revoked and mine == 0)
+    steady_took = next(t for t, theirs, _, _ in samples if theirs == len(apps))
+    assert cut_stopped < steady_took
+    assert cut_stopped - revoked <= options.renew_deadline + 0.5  # its last renewal was before the revocation
+    assert steady_took - cut_stopped >= options.lease_duration - options.renew_deadline - 0.2
