@@ -107,20 +107,23 @@ class DelayProxy:
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        writers = [client_writer]
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(self.upstream.host, self.upstream.port)
-        except OSError:
-            client_writer.close()
-            return
-        for writer in (client_writer, upstream_writer):
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await asyncio.gather(
-            _pump(client_reader, upstream_writer, delay=self.delay),
-            _pump(upstream_reader, client_writer, delay=self.delay),
-            return_exceptions=True,
-        )
+            writers.append(upstream_writer)
+            for writer in writers:
+                sock = writer.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await asyncio.gather(
+                _pump(client_reader, upstream_writer, delay=self.delay),
+                _pump(upstream_reader, client_writer, delay=self.delay),
+            )
+        except (OSError, asyncio.CancelledError):
+            # The upstream refused, or the proxy is shutting down: the connection ends here
+            # (asyncio's server logs a handler that ends cancelled as an error).
+            for writer in writers:
+                writer.close()
 
     def start(self) -> DelayProxy:
         self._thread.start()
@@ -129,11 +132,21 @@ class DelayProxy:
         self._server = started.result(timeout=10)
         return self
 
-    def stop(self) -> None:
+    async def _shut_down(self) -> None:
         if self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+            self._server.close()
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def stop(self) -> None:
+        """Close the listener and every connection through it, then the event loop."""
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._shut_down(), self._loop).result(timeout=10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        self._loop.close()
 
     def __enter__(self) -> DelayProxy:
         return self.start()
