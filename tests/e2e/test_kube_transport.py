@@ -65,9 +65,9 @@ def test_an_exec_plugins_expiring_token_is_renewed_while_the_client_runs(
         configmaps = kube.resource_for("v1", "ConfigMap")
         runs_before = len(calls.read_text().splitlines())
         for _ in range(3):
+            time.sleep(CREDENTIALS_TTL + 0.1)
             names = {o["metadata"]["name"] for o in kube.list(configmaps, namespace=namespace)}
             assert "present" in names
-            time.sleep(CREDENTIALS_TTL + 0.1)
         runs = len(calls.read_text().splitlines()) - runs_before
     finally:
         kube.close()
