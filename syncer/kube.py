@@ -3,12 +3,12 @@
 The official client loads the kubeconfig (contexts, client certificates, tokens that exec
 plugins and OIDC refresh, proxies) into its `ApiClient`; requests then go straight to the
 urllib3 connection pool that client built for the API server, with the client's TLS settings,
-rather than through its generic `call_api` layers, which cost a third of the client's CPU per
-request (bench/RESULTS.md). It sends raw JSON requests (no model classes, so thousands of
-objects stay cheap), each body encoded once, discovers only the API groups a sync uses,
-limits its own request rate (the official client has no rate limiter), retries transient
-failures with bounded exponential backoff within one deadline per request, and turns HTTP
-errors into syncer's own error types.
+rather than through its generic `call_api` layers, which cost about a third of the CPU of each
+request measured in isolation (bench/RESULTS.md, "Client CPU per request"). It sends raw
+JSON requests (no model classes, so thousands of objects stay cheap), each body encoded once,
+discovers only the API groups a sync uses, limits its own request rate (the official client
+has no rate limiter), retries transient failures with bounded exponential backoff within one
+deadline per request, and turns HTTP errors into syncer's own error types.
 
 The adapter knows the body it sent, so an error about a Secret is scrubbed of the Secret's
 values here, where the error is made: the API server may quote a rejected value, and nothing
