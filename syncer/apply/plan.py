@@ -16,6 +16,7 @@ created, configured, recreated, kept or deleted.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +43,7 @@ from syncer.apply.tasks import (
 from syncer.apply.prepare import prepare_body
 from syncer.diff import ObjectDiff, apply_ignores, compare, owned_fields, proven_unchanged, removed_paths, rules_for
 from syncer.errors import ClusterError, Conflict, Forbidden, Invalid, NotFound
-from syncer.kube import Kube, Resource
+from syncer.kube import Kube, Resource, encode
 from syncer.model import CHANGING_ACTIONS, Action, Manifest, Object, ObjectRef, Origin, split_api_version
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,11 @@ class PlannedObject:
     server can check this object; empty when it was checked at plan time."""
     conflicts: str | None = None
     """Fields owned by other managers that the apply takes over (forced), as the server said."""
+
+    @functools.cached_property
+    def encoded(self) -> bytes:
+        """`body` as sent to the server: encoded once for its dry-run and its apply."""
+        return encode(self.body)
 
     @property
     def waiting_for(self) -> str:
@@ -247,14 +253,14 @@ def dry_run_apply(kube: Kube, planned: PlannedObject, *, options: SyncOptions) -
     managers (forced), or a Conflict with --no-force-conflicts."""
     subject = str(planned.ref)
     try:
-        return kube.apply(planned.resource, planned.body, subject=subject,
+        return kube.apply(planned.resource, planned.body, subject=subject, encoded=planned.encoded,
                           field_manager=options.field_manager, force=False, dry_run=True), None
     except Conflict as conflict:
         if not options.force_conflicts:
             raise Conflict(subject, f"{conflict.message}; syncer leaves fields owned by other "
                            "managers alone with --no-force-conflicts (drop the flag to take them over)",
                            status=409) from conflict
-        return kube.apply(planned.resource, planned.body, subject=subject,
+        return kube.apply(planned.resource, planned.body, subject=subject, encoded=planned.encoded,
                           field_manager=options.field_manager, force=True, dry_run=True), conflict.message
 
 
