@@ -333,31 +333,34 @@ def check_object(kube: Kube, planned: PlannedObject, *, options: SyncOptions) ->
 def _recover_inventory(kube: Kube, plan: Plan, *, namespaces: Iterable[str]) -> Inventory:
     """The parent is missing: find the app's members by their `part-of` label, so that what
     Git removed meanwhile is still pruned. One LIST per kind (cluster-wide, or per namespace
-    for credentials that may not list cluster-wide)."""
+    for credentials that may not list cluster-wide), `concurrency` at a time: on a first sync
+    these are most of its reads."""
     inventory = plan.inventory
     selector = f"{PART_OF_LABEL}={inventory.id}"
-    found: list[ObjectRef] = []
     resources, undiscovered = kube.listable_resources()
-    unsearched = [f"{group_version} (cannot discover: {why})" for group_version, why in sorted(undiscovered.items())]
-    for resource in resources:
-        if resource.group in NOT_CONTENT_GROUPS or resource.kind == "Event":
-            continue
+    searched = sorted(set(namespaces))
+
+    def search(resource: Resource) -> tuple[list[ObjectRef], list[str]]:
         try:
-            found.extend(ObjectRef.of(o) for o in kube.list(resource, label_selector=selector))
-            continue
+            return [ObjectRef.of(o) for o in kube.list(resource, label_selector=selector)], []
         except (Forbidden, NotFound) as error:
             if not resource.namespaced:
-                unsearched.append(f"{resource.group_kind} ({error.message})")
-                continue
+                return [], [f"{resource.group_kind} ({error.message})"]
         except ClusterError as error:
-            unsearched.append(f"{resource.group_kind} ({error.message})")
-            continue
-        for namespace in sorted(set(namespaces)):
+            return [], [f"{resource.group_kind} ({error.message})"]
+        found, unsearched = [], []
+        for namespace in searched:
             try:
-                found.extend(ObjectRef.of(o) for o in kube.list(resource, namespace=namespace,
-                                                                 label_selector=selector))
+                found += [ObjectRef.of(o) for o in kube.list(resource, namespace=namespace, label_selector=selector)]
             except ClusterError:
                 unsearched.append(f"{resource.group_kind} in {namespace}")
+        return found, unsearched
+
+    content = [r for r in resources if r.group not in NOT_CONTENT_GROUPS and r.kind != "Event"]
+    results = run_concurrently(search, content, workers=plan.options.concurrency)
+    found = [ref for refs, _ in results for ref in refs]
+    unsearched = [f"{group_version} (cannot discover: {why})" for group_version, why in sorted(undiscovered.items())]
+    unsearched += [where for _, missed in results for where in missed]
     if found:
         plan.warnings.append(
             f"{inventory.parent} was missing; recovered the app's inventory from the labels of "
