@@ -351,21 +351,23 @@ class Bench:
                                                "X-Hub-Signature-256": f"sha256={signature}"})
 
 
-def timed(actions: Sequence[Callable[[], Callable[[], bool]]], *, spacing: float, timeout: float) -> Latencies:
-    """Run each action (an edit; it returns the check that its outcome is visible) and time it
-    until its check holds. The next action starts when the previous ones are done or `spacing`
-    seconds after the previous one started, whichever comes first; each gets `timeout` seconds."""
+Action = Callable[[], Callable[[], bool]]
+"""An edit (a commit, a patch, a deletion); it returns the check that its outcome is visible."""
+
+
+def timed(actions: Sequence[tuple[float, Action]], *, timeout: float) -> list[float | None]:
+    """Run each action `offset` seconds from now (in offset order) and time it until its
+    check holds, polling every POLL_SECONDS; None for one whose check did not hold within
+    `timeout`. Actions overlap: a slow outcome (a tick a minute away) delays no other."""
+    order = sorted(range(len(actions)), key=lambda index: actions[index][0])
     results: list[float | None] = [None] * len(actions)
     pending: dict[int, tuple[float, Callable[[], bool]]] = {}
-    started_next = 0
-    last_start = float("-inf")
-    while started_next < len(actions) or pending:
-        now = time.monotonic()
-        if started_next < len(actions) and (not pending or now - last_start >= spacing):
-            check = actions[started_next]()
-            last_start = time.monotonic()
-            pending[started_next] = (last_start, check)
-            started_next += 1
+    began_all = time.monotonic()
+    while order or pending:
+        while order and time.monotonic() - began_all >= actions[order[0]][0]:
+            index = order.pop(0)
+            check = actions[index][1]()
+            pending[index] = (time.monotonic(), check)
         for index, (began, check) in list(pending.items()):
             if check():
                 results[index] = time.monotonic() - began
@@ -373,7 +375,12 @@ def timed(actions: Sequence[Callable[[], Callable[[], bool]]], *, spacing: float
             elif time.monotonic() - began > timeout:
                 del pending[index]
         time.sleep(POLL_SECONDS)
-    return Latencies(tuple(results))
+    return results
+
+
+def sequential(actions: Sequence[Action], *, timeout: float) -> list[float | None]:
+    """Each action after the previous one's outcome showed (or timed out)."""
+    return [timed([(0.0, action)], timeout=timeout)[0] for action in actions]
 
 
 # -- one variant ------------------------------------------------------------------------------------------
@@ -420,26 +427,29 @@ def run_variant(bench: Bench, workload: Workload, apps: list[BenchApp], repos: l
                       f"request(s); daemon CPU {result.rest_cpu_seconds:.2f}s"
                       + (f"; {dict(rest.other.most_common(4))}" if rest.other else ""))
 
+        # Commits (waiting for the interval), hand edits and a deletion, overlapping: the edits
+        # are healed within a second by the watch daemon, within an interval by the other.
         commit_apps = [apps[index] for index in range(min(3, workload.repos))]
-        result.commit_poll = timed(
-            [_commit_action(bench, app, repos, variant) for app in commit_apps],
-            spacing=0.0, timeout=settings.interval_seconds * 2 + 60)
-        console.print(f"  commit -> applied (no webhook, interval {settings.interval}): {result.commit_poll.text()}")
-
-        webhook_apps = [apps[(index * workload.repos) % len(apps)] for index in range(settings.webhooks)]
-        result.commit_webhook = timed(
-            [_commit_action(bench, app, repos, variant, webhook_to=replicas[0]) for app in webhook_apps],
-            spacing=float("inf"), timeout=60.0)
-        console.print(f"  commit -> applied (webhook): {result.commit_webhook.text()}")
-
         tail = apps[len(apps) // 2:] if len(apps) > 1 else apps
         heal_apps = [tail[(index * 7) % len(tail)] for index in range(settings.heals)]
-        heal_timeout = (5.0 if variant.watch else settings.interval_seconds) + 30.0
-        result.heal = timed([_edit_action(bench, app, variant) for app in heal_apps],
-                            spacing=2.0, timeout=heal_timeout)
+        actions: list[tuple[float, Action]] = [(0.0, _commit_action(bench, app, repos, variant)) for app in commit_apps]
+        actions += [(1.0 + 2.0 * index, _edit_action(bench, app, variant)) for index, app in enumerate(heal_apps)]
+        actions.append((2.0 + 2.0 * len(heal_apps), _delete_action(bench, apps[-1])))
+        console.print(f"  committing to {len(commit_apps)} app(s), editing {len(heal_apps)} and deleting one member "
+                      f"(up to {settings.interval} to wait)")
+        latencies = timed(actions, timeout=settings.interval_seconds * 2 + 30)
+        result.commit_poll = Latencies(tuple(latencies[:len(commit_apps)]))
+        result.heal = Latencies(tuple(latencies[len(commit_apps):-1]))
+        result.recreate = Latencies((latencies[-1],))
+        console.print(f"  commit -> applied (no webhook, interval {settings.interval}): {result.commit_poll.text()}")
         console.print(f"  hand edit -> healed: {result.heal.text()}")
-        result.recreate = timed([_delete_action(bench, apps[-1])], spacing=0.0, timeout=heal_timeout)
         console.print(f"  deleted member -> recreated: {result.recreate.text()}")
+
+        webhook_apps = [apps[(index * workload.repos) % len(apps)] for index in range(settings.webhooks)]
+        result.commit_webhook = Latencies(tuple(sequential(
+            [_commit_action(bench, app, repos, variant, webhook_to=replicas[0]) for app in webhook_apps],
+            timeout=settings.interval_seconds * 2 + 30)))
+        console.print(f"  commit -> applied (webhook): {result.commit_webhook.text()}")
 
         _finish(bench, replicas, result)
     finally:
@@ -459,7 +469,7 @@ def _finish(bench: Bench, replicas: Sequence[Replica], result: VariantResult) ->
 
 
 def _commit_action(bench: Bench, app: BenchApp, repos: Sequence[GitRepo], variant: Variant, *,
-                   webhook_to: Replica | None = None) -> Callable[[], Callable[[], bool]]:
+                   webhook_to: Replica | None = None) -> Action:
     def act() -> Callable[[], bool]:
         value = bench.next_value(variant.slug)
         bench.commit_app(app, repos, value)
@@ -471,14 +481,14 @@ def _commit_action(bench: Bench, app: BenchApp, repos: Sequence[GitRepo], varian
     return act
 
 
-def _edit_action(bench: Bench, app: BenchApp, variant: Variant) -> Callable[[], Callable[[], bool]]:
+def _edit_action(bench: Bench, app: BenchApp, variant: Variant) -> Action:
     def act() -> Callable[[], bool]:
         bench.cluster.edit_configmap(app.namespace, app.first_configmap, bench.next_value(f"{variant.slug}-drift"))
         return lambda: bench.cluster.configmap_value(app.namespace, app.first_configmap) == app.configmap_value
     return act
 
 
-def _delete_action(bench: Bench, app: BenchApp) -> Callable[[], Callable[[], bool]]:
+def _delete_action(bench: Bench, app: BenchApp) -> Action:
     def act() -> Callable[[], bool]:
         bench.cluster.delete_secret(app.namespace, app.first_secret)
         return lambda: bench.cluster.secret_exists(app.namespace, app.first_secret)
