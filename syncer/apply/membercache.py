@@ -188,7 +188,12 @@ class MemberCache:
                     relist_due = time.monotonic() + self._relist_interval
                 self._watch(watched, until=relist_due)
                 delay = RETRY_SECONDS
-            except (Forbidden, NotFound) as error:
+            except NotFound:  # its CRD is gone: a later question about it starts afresh
+                with self._lock:
+                    if self._watched.get(watched.resource) is watched:
+                        del self._watched[watched.resource]
+                return
+            except Forbidden as error:
                 with self._lock:
                     watched.established, watched.unavailable = False, error.message
                 log.warning("cannot watch %s (%s); syncs list it themselves", watched.resource.group_kind,

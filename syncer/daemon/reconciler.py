@@ -36,7 +36,8 @@ from syncer.daemon.metrics import Metrics
 from syncer.errors import ClusterError, SyncerError
 from syncer.kube import Kube
 from syncer.model import Manifest
-from syncer.sources import WORKING_TREE, SharedLsRemote, Source, open_source, render, with_created_namespace
+from syncer.sources import WORKING_TREE, SharedLsRemote, Snapshot, Source, open_source, render, with_created_namespace
+from syncer.sources.kustomize import KUSTOMIZATION_FILES
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class AppReconciler:
             raise type(error)(f"{app.where}: {error}") from error
         self._manifests: Sequence[Manifest] | None = None
         self._rendered_revision: str | None = None
+        self._rendered_tree: str | None = None
         self._last_ok = False
         self._recorder = OutcomeRecorder(kube, app=app.name, namespace=app.namespace, instance=instance)
         self._status_error: str | None = None
@@ -164,11 +166,19 @@ class AppReconciler:
         fetch_started = time.monotonic()
         snapshot = self.source.fetch()
         self._metrics.observe_fetch(self.app.name, time.monotonic() - fetch_started)
-        manifests = render(snapshot, self.app.path, namespace=self.app.namespace)
-        if self.app.create_namespace:
-            manifests = with_created_namespace(manifests, self.app.namespace)
-        self._manifests, self._rendered_revision = manifests, snapshot.revision
+        tree = snapshot.tree_of(self.app.path) if snapshot.tree_of is not None else None
+        if tree is None or tree != self._rendered_tree or self._manifests is None or self._uses_kustomize(snapshot):
+            manifests = render(snapshot, self.app.path, namespace=self.app.namespace)
+            if self.app.create_namespace:
+                manifests = with_created_namespace(manifests, self.app.namespace)
+            self._manifests = manifests
+        self._rendered_revision, self._rendered_tree = snapshot.revision, tree
         return snapshot.revision
+
+    def _uses_kustomize(self, snapshot: Snapshot) -> bool:
+        """Kustomize may read beyond the path (`../base`, components), which its tree id does
+        not cover: such a path is rendered again on every new commit."""
+        return any(file.name in KUSTOMIZATION_FILES for file in (snapshot.root / self.app.path).rglob("*"))
 
     def _synced(self, changes: ChangeSet, *, started: float) -> bool:
         seconds = time.monotonic() - started

@@ -16,6 +16,7 @@ use, keeping a few.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -26,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from git import Repo
 from git.cmd import Git
@@ -183,7 +184,8 @@ class GitSource:
             self._prune_exports(keep=root)
         if by_sha:
             self._resolved_short_sha = sha
-        return Snapshot(revision=sha, root=root, repo=self.url.url, render_cache=self.directory / "renders" / sha)
+        return Snapshot(revision=sha, root=root, repo=self.url.url, render_cache=self.directory / "renders" / sha,
+                        tree_of=functools.partial(_self_contained_tree, self.directory / "repo.git", sha))
 
     # -- clone and fetch -----------------------------------------------------------------
 
@@ -431,6 +433,25 @@ def _local_candidates(revision: str | None) -> list[str]:
 def _is_other_ref(revision: str) -> bool:
     """A full ref name outside branches and tags, e.g. refs/pull/7/head: fetched on its own."""
     return revision.startswith("refs/") and not revision.startswith(("refs/heads/", "refs/tags/"))
+
+
+def _self_contained_tree(git_dir: Path, sha: str, path: str) -> str | None:
+    """The Git tree id of `path` in commit `sha`, when it holds no symbolic links or submodules
+    (whose content is not part of that id); else None."""
+    parts = [part for part in PurePosixPath(path).parts if part not in (".", "/")]
+    if ".." in parts:
+        return None
+    git = Git(str(git_dir))
+    status, tree, _ = git.execute(["git", "--git-dir", str(git_dir), "rev-parse", "--verify", "--quiet",
+                                   f"{sha}:{'/'.join(parts)}" if parts else f"{sha}^{{tree}}"],
+                                  with_extended_output=True, with_exceptions=False)
+    if status != 0:
+        return None
+    status, listing, _ = git.execute(["git", "--git-dir", str(git_dir), "ls-tree", "-r", str(tree).strip()],
+                                     with_extended_output=True, with_exceptions=False)
+    if status != 0 or any(line.startswith(("120000 ", "160000 ")) for line in str(listing).splitlines()):
+        return None
+    return str(tree).strip()
 
 
 def _rev_parse(repo: Repo, expression: str) -> str | None:

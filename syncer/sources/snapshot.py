@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +26,10 @@ class Snapshot:
     """The repository as shown to people: never contains credentials."""
     render_cache: Path | None = None
     """Where rendered manifests of exactly this snapshot may be cached (Git snapshots only)."""
+    tree_of: Callable[[str], str | None] | None = field(default=None, compare=False)
+    """A path's content id (its Git tree), when nothing under it can change without changing
+    that id (no symbolic links, no submodules), else None: the daemon renders a path again
+    only when it changed, not on every commit to the repository."""
 
 
 class Source(Protocol):

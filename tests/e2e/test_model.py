@@ -6,7 +6,9 @@ objects of many kinds in the app's Git, and between them other actors (a foreign
 appears, another field manager edits a field, someone deletes an object or the inventory by
 hand, a second app claims an object, a finalizer holds an object). After every step it runs
 what a user runs, `syncer diff` (plan_sync), `syncer sync --dry-run` and `syncer sync`, then a
-second sync, and checks the invariants listed in tests/e2e/model/checks.py.
+second sync, and checks the invariants listed in tests/e2e/model/checks.py; and, as the daemon
+plans, a plan from a watch cache (`MemberCache`) that ran through the whole history, which must
+decide what the plan from the API server decides and, for a settled app, read nothing.
 
 The default run is derandomized (the same histories every time) and takes 2-3 minutes.
     SYNCER_MODEL_EXAMPLES=50 SYNCER_MODEL_STEPS=40   more and longer histories
@@ -26,6 +28,7 @@ import hashlib
 import json
 import os
 import secrets
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,6 +43,7 @@ from kubernetes import client
 from syncer.apply import ChangeSet, EmptySourceRefused, Plan, SyncOptions, plan_sync, sync
 from syncer.apply.applyset import applyset_id
 from syncer.apply.filters import NOT_THE_APPS
+from syncer.apply.membercache import MemberCache
 from syncer.apply.status import PREFIX as STATUS_PREFIX, STATUS_MANAGER, OutcomeRecorder
 from syncer.errors import NotFound, RenderError, SyncerError, ValidationFailed
 from syncer.kube import Kube, Resource
@@ -62,6 +66,8 @@ ACTORS = ("edit with apply", "edit with update", "label", "delete", "finalizer",
           "delete inventory")
 FINALIZER = "model.syncer.dev/hold"
 INTRUDER = "intruder"
+CACHE_CATCH_UP = 10.0
+"""Seconds the watch cache may take to see what the commands did (it takes milliseconds)."""
 
 T = TypeVar("T")
 
@@ -143,6 +149,9 @@ class SyncModel(RuleBasedStateMachine):
         self.observer = Observer(self.observer_kube, prefix=self.prefix)
         self.applyset = applyset_id(name=f"syncer-{APP}", namespace=self.home)
         self.other_applyset = applyset_id(name=f"syncer-{OTHER_APP}", namespace=self.home)
+        self.cache_kube = self.world.connect()
+        self.cache = MemberCache(self.cache_kube, owned=lambda a: a in (self.applyset, self.other_applyset))
+        self.cache.start()
         core = client.CoreV1Api(self.world.kube_api)
         core.create_namespace({"metadata": {"name": self.home}})
         owner = client.RbacAuthorizationV1Api(self.world.kube_api).create_cluster_role(
@@ -351,6 +360,30 @@ class SyncModel(RuleBasedStateMachine):
                 f"{ref.qualified()}: {a}" for ref, a in checks.planned_actions(plan.value).items()
                 if a in checks.CHANGING))
         self.world.verdicts.check("resync-writes-nothing", problems, f"{context}: the second sync")
+        self.check_cache_agrees(manifests, sync_options, revision, plan, context)
+
+    def check_cache_agrees(self, manifests: Sequence[Manifest], sync_options: SyncOptions, revision: str,
+                           expected: Attempt, context: str) -> None:
+        """The daemon's path: once its watch cache has caught up, a plan from the cache decides
+        what the plan from the API server decided and, for a settled app, reads nothing."""
+        want = "refused" if expected.refused else checks.planned_actions(expected.value)
+        settled = expected.refused is None and not expected.value.prune and not expected.value.has_changes
+        deadline = time.monotonic() + CACHE_CATCH_UP
+        while True:
+            kube = self.world.connect()
+            got = attempt(lambda: plan_sync(kube, manifests, options=sync_options, revision=revision,
+                                            cache=self.cache))
+            reads = {verb: n for verb, n in kube.stats.by_verb.items() if verb in ("list", "get")}
+            kube.close()
+            have = "refused" if got.refused else checks.planned_actions(got.value)
+            if have == want and not (settled and reads):
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        problems = ([f"from the API server: {want}", f"from the cache: {have}"] if have != want
+                    else [f"a settled app's plan still read {n} {verb}(s)" for verb, n in sorted(reads.items())])
+        self.world.verdicts.check("cache-agrees", problems, f"{context}: a plan from the watch cache")
 
     def check_deletions(
         self, before: Snapshot, after: Snapshot, *, context: str, deleter: str | None, desired: set[ObjectRef],
@@ -515,6 +548,8 @@ class SyncModel(RuleBasedStateMachine):
         self.commit(git, f"hand {target} over to {OTHER_APP}")
 
     def teardown(self) -> None:
+        self.cache.stop()
+        self.cache_kube.close()
         kube = self.observer_kube
         for resource, namespace, name in self.held:
             try:

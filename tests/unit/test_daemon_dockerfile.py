@@ -114,14 +114,17 @@ def test_the_file_mode_deployment_reads_its_configuration() -> None:
 
 def test_rbac_is_least_privilege_for_apps() -> None:
     """Cluster-wide: Apps (read, watch, patch to remove the finalizer), their status, Events and
-    impersonating service accounts, nothing else; the leader Lease only in syncer-system."""
+    impersonating service accounts, and read-only list/watch for the watch cache, nothing
+    else; the leader Lease only in syncer-system."""
     assert grants(find("ClusterRole", "syncer-apps")) == {
         *(("syncer.dev", "apps", v) for v in ("get", "list", "watch", "patch")),
         *(("syncer.dev", "apps/status", v) for v in ("get", "patch", "update")),
         ("", "events", "create"), ("", "events", "patch"), ("", "serviceaccounts", "impersonate"),
     }
+    assert grants(find("ClusterRole", "syncer-watch")) == {("*", "*", "list"), ("*", "*", "watch")}
     for kind in ("ClusterRole", "ClusterRoleBinding"):
-        assert [o["metadata"]["name"] for o in deploy_objects() if o["kind"] == kind] == ["syncer-apps"]
+        assert [o["metadata"]["name"] for o in deploy_objects() if o["kind"] == kind] == [
+            "syncer-apps", "syncer-watch"]
     leader = find("Role", "syncer-leader")
     assert leader["metadata"]["namespace"] == "syncer-system"
     assert {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update", "delete")} <= grants(leader)
