@@ -58,16 +58,14 @@ from bench.daemonwork import (
     classify_rest,
     daemon_config,
     metric_by_app,
-    SelectedEvent,
     parse_proc,
-    parse_selected,
     parse_workloads,
     ratio,
     workload_apps,
 )
 from bench.generate import GitRepo, write_tree
-from bench.measure import Server, wait_until_quiet
-from bench.run import cluster, machine
+from bench.measure import wait_until_quiet
+from bench.run import Cluster as ControlPlaneTarget, cluster, machine
 from bench.scenarios import syncer_environment
 from syncer.config import parse_duration
 from syncer.devcluster.processes import free_ports
@@ -223,35 +221,24 @@ class Replica:
             return None
 
 
-def read_selected(audit: AuditLog, offset: int) -> list[SelectedEvent]:
-    """The audit events of the complete lines after `offset`, with their label selectors."""
-    events = []
-    with audit.path.open("rb") as file:
-        file.seek(offset)
-        for raw in file:
-            if not raw.endswith(b"\n"):
-                break
-            selected = parse_selected(raw.decode("utf-8", "replace"))
-            if selected is not None:
-                events.append(selected)
-    return events
-
-
 def cpu_of(samples: Sequence[ProcessSample | None]) -> float:
     return sum(sample.total_cpu for sample in samples if sample is not None)
 
 
 @dataclass
 class Bench:
+    """The control plane, the workspace (Git repositories, caches) and the daemons' logs."""
+
     settings: Settings
-    kubeconfig: Path
-    server: Server
+    target: ControlPlaneTarget
     workdir: Path
     logs: Path
     console: Console
     run_id: str
 
     def __post_init__(self) -> None:
+        self.kubeconfig = self.target.kubeconfig
+        self.server = self.target.server
         self.cluster = Cluster(self.kubeconfig)
         self.secret_file = self.workdir / "webhook-secret"
         self.secret_file.write_bytes(WEBHOOK_SECRET)
@@ -419,7 +406,7 @@ def run_variant(bench: Bench, workload: Workload, apps: list[BenchApp], repos: l
         rest_until = time.time()
         result.rest_cpu_seconds = cpu_of([replica.sample() for replica in replicas]) - before
         time.sleep(1.0)  # the API server logs a request as it completes
-        result.rest = classify_rest(read_selected(bench.server.audit, offset), user_agent=SYNCER_AGENT,
+        result.rest = classify_rest(bench.server.audit.events_from(offset), user_agent=SYNCER_AGENT,
                                     since=rest_since, until=rest_until)
         rest = result.rest
         console.print(f"  at rest for {rest.seconds:.0f}s: {rest.per_minute(rest.other_total):.1f} requests/min "
@@ -638,8 +625,8 @@ def main(*, apps_text: str, repos: int, replicas_text: str, interval: str, rest_
     try:
         with cluster(kubeconfig=None, audit_log=None, console=console) as target:
             info = machine(kubectl="kubectl", kubeconfig=target.kubeconfig)
-            bench = Bench(settings=settings, kubeconfig=target.kubeconfig, server=target.server, workdir=workdir,
-                          logs=logs, console=console, run_id=secrets.token_hex(2))
+            bench = Bench(settings=settings, target=target, workdir=workdir, logs=logs, console=console,
+                          run_id=secrets.token_hex(2))
             for workload in workloads:
                 results += run_workload(bench, workload, variants)
     finally:

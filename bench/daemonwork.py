@@ -13,7 +13,6 @@ what real setups look like, and it is what the daemon's shared `ls-remote` is fo
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 from collections import Counter
@@ -21,11 +20,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from bench.audit import AuditEvent, parse_event
+from bench.audit import AuditEvent
 from bench.generate import AppObject, change_one, generate
 
 WORKLOAD_PATTERN = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*$")
@@ -235,29 +233,10 @@ class RestRequests:
 APPLYSET_LABEL_PREFIX = "applyset.kubernetes.io/"
 
 
-@dataclass(frozen=True)
-class SelectedEvent:
-    """An audit event and the label selector of its request (empty without one)."""
-
-    event: AuditEvent
-    label_selector: str = ""
-
-
-def parse_selected(line: str) -> SelectedEvent | None:
-    """One audit log line, as `bench.audit.parse_event` reads it, with its label selector."""
-    event = parse_event(line)
-    if event is None:
-        return None
-    uri = str(json.loads(line).get("requestURI", ""))
-    selector = parse_qs(urlsplit(uri).query).get("labelSelector", [""])[0]
-    return SelectedEvent(event, selector)
-
-
-def classify_rest(events: Iterable[SelectedEvent], *, user_agent: str, since: float, until: float) -> RestRequests:
+def classify_rest(events: Iterable[AuditEvent], *, user_agent: str, since: float, until: float) -> RestRequests:
     """The daemon's requests received in [since, until], classified (see `RestRequests`)."""
     result = RestRequests(seconds=until - since)
-    for selected in events:
-        event = selected.event
+    for event in events:
         if not (since <= event.received <= until and event.user_agent.startswith(user_agent)):
             continue
         what = f"{event.category} {event.resource or event.category}".strip()
@@ -269,7 +248,7 @@ def classify_rest(events: Iterable[SelectedEvent], *, user_agent: str, since: fl
         elif event.category == "watch":
             result.watches += 1
         elif (event.category == "list" and event.namespace is None
-              and selected.label_selector.startswith(APPLYSET_LABEL_PREFIX)):
+              and event.label_selector.startswith(APPLYSET_LABEL_PREFIX)):
             result.cache_lists += 1
         else:
             result.other[what] += 1

@@ -8,17 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from bench.audit import AuditEvent
+from bench.audit import AuditEvent, parse_event
 from bench.daemonwork import (
     Latencies,
-    SelectedEvent,
     Workload,
     classify_rest,
     daemon_config,
     metric_by_app,
     metric_value,
     parse_proc,
-    parse_selected,
     parse_workloads,
     ratio,
     workload_apps,
@@ -79,9 +77,9 @@ def test_metrics_by_app_from_the_exposition() -> None:
 
 
 def _event(verb: str, resource: str | None, namespace: str | None = None, *, at: float = 10.0,
-           agent: str = "OpenAPI-Generator/1", name: str | None = None, selector: str = "") -> SelectedEvent:
-    return SelectedEvent(AuditEvent(verb=verb, user_agent=agent, received=at, resource=resource,
-                                    namespace=namespace, name=name), selector)
+           agent: str = "OpenAPI-Generator/1", name: str | None = None, selector: str = "") -> AuditEvent:
+    return AuditEvent(verb=verb, user_agent=agent, received=at, resource=resource, namespace=namespace, name=name,
+                      label_selector=selector)
 
 
 def test_requests_at_rest_are_classified_by_what_they_are_for() -> None:
@@ -110,10 +108,10 @@ def test_an_audit_line_gives_its_label_selector() -> None:
         "requestURI": "/api/v1/configmaps?labelSelector=applyset.kubernetes.io%2Fpart-of&limit=500",
         "objectRef": {"resource": "configmaps", "apiVersion": "v1"},
     })
-    selected = parse_selected(line)
-    assert selected is not None
-    assert selected.label_selector == "applyset.kubernetes.io/part-of"
-    assert selected.event.resource == "configmaps" and selected.event.namespace is None
+    event = parse_event(line)
+    assert event is not None
+    assert event.label_selector == "applyset.kubernetes.io/part-of"
+    assert event.resource == "configmaps" and event.namespace is None
 
 
 def test_latencies_and_ratios_as_the_tables_print_them() -> None:
