@@ -482,7 +482,8 @@ def _delete_action(bench: Bench, app: BenchApp) -> Action:
     return act
 
 
-def run_workload(bench: Bench, workload: Workload, variants: Sequence[Variant]) -> list[VariantResult]:
+def run_workload(bench: Bench, workload: Workload, variants: Sequence[Variant], *,
+                 fresh_daemon: Variant) -> list[VariantResult]:
     bench.console.print(f"[bold]workload {workload.label}: {workload.apps} apps of {workload.objects} objects "
                         f"in {workload.repos} Git repositories[/]")
     apps = workload_apps(workload, prefix=f"d{bench.run_id}")
@@ -493,7 +494,7 @@ def run_workload(bench: Bench, workload: Workload, variants: Sequence[Variant]) 
         repo.commit(f"{workload.label}: every app")
     config = bench.workdir / f"apps-{workload.label}.yaml"
     config.write_text(daemon_config(apps, repos=[repo.root for repo in repos], interval=bench.settings.interval))
-    results = [run_variant(bench, workload, apps, repos, config, Variant(watch=True, replicas=1), fresh=True)]
+    results = [run_variant(bench, workload, apps, repos, config, fresh_daemon, fresh=True)]
     results += [run_variant(bench, workload, apps, repos, config, variant, fresh=False) for variant in variants]
     return results
 
@@ -590,6 +591,9 @@ def _duration(text: str) -> float:
 @click.option("--heals", type=click.IntRange(min=1), default=5, show_default=True, help="Hand edits per variant.")
 @click.option("--webhooks", type=click.IntRange(min=0), default=3, show_default=True,
               help="Webhook-triggered commits per variant.")
+@click.option("--fresh-daemon", type=click.Choice(["watch", "no-watch"]), default="watch", show_default=True,
+              help="The daemon (one replica) that makes each workload's fresh sync.")
+@click.option("--fresh-only", is_flag=True, help="Measure the fresh syncs only, no variants.")
 @click.option("--sync-timeout", "sync_timeout_text", default="15m", show_default=True,
               help="How long the first sync of all apps may take.")
 @click.option("--shard-args", default=f"{SHARD_FLAG} --lease-duration 15s", show_default=True,
@@ -599,7 +603,8 @@ def _duration(text: str) -> float:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=BENCH_DIR / "out",
               show_default=True, help="Daemon logs.")
 def main(*, apps_text: str, repos: int, replicas_text: str, interval: str, rest_text: str, heals: int, webhooks: int,
-         sync_timeout_text: str, shard_args: str, json_path: Path, out: Path) -> None:
+         sync_timeout_text: str, shard_args: str, fresh_daemon: str, fresh_only: bool, json_path: Path,
+         out: Path) -> None:
     """The watch-driven daemon against --no-watch, at scale, on a local control plane."""
     console = Console(stderr=True)
     try:
@@ -616,7 +621,8 @@ def main(*, apps_text: str, repos: int, replicas_text: str, interval: str, rest_
                         interval_seconds=_duration(interval), rest_seconds=_duration(rest_text), heals=heals,
                         webhooks=webhooks, sync_timeout=_duration(sync_timeout_text),
                         shard_args=tuple(shard_args.split()))
-    variants = [Variant(watch=watch, replicas=count) for count in replica_counts for watch in (True, False)]
+    variants = [] if fresh_only else [
+        Variant(watch=watch, replicas=count) for count in replica_counts for watch in (True, False)]
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -628,7 +634,8 @@ def main(*, apps_text: str, repos: int, replicas_text: str, interval: str, rest_
             bench = Bench(settings=settings, target=target, workdir=workdir, logs=logs, console=console,
                           run_id=secrets.token_hex(2))
             for workload in workloads:
-                results += run_workload(bench, workload, variants)
+                results += run_workload(bench, workload, variants,
+                                        fresh_daemon=Variant(watch=fresh_daemon == "watch", replicas=1))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.monotonic() - started
