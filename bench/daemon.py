@@ -528,7 +528,7 @@ def markdown_table(results: Sequence[VariantResult]) -> str:
             r.commit_poll.text(), r.commit_webhook.text(), r.heal.text(), r.recreate.text(),
         ]) + " |")
     ratios = ["", "| workload | replicas | requests/min at rest | daemon CPU at rest | peak RSS | restart sync time "
-              "| heal median | commit → applied (poll) median |", "|" + "|".join(["---"] * 8) + "|"]
+              "| heal median | commit → applied (webhook) median |", "|" + "|".join(["---"] * 8) + "|"]
     for r in results:
         if not r.variant.watch or r.fresh:
             continue
@@ -544,7 +544,7 @@ def markdown_table(results: Sequence[VariantResult]) -> str:
             ratio(sum(r.peak_rss_mb) or None, sum(base.peak_rss_mb) or None),
             ratio(r.first_sync_seconds, base.first_sync_seconds),
             ratio(r.heal.median, base.heal.median),
-            ratio(r.commit_poll.median, base.commit_poll.median),
+            ratio(r.commit_webhook.median, base.commit_webhook.median),
         ]) + " |")
     return "\n".join(rows + (ratios if len(ratios) > 3 else []))
 
