@@ -48,7 +48,7 @@ import click
 from kubernetes import client as k8s, config as k8s_config
 from rich.console import Console
 
-from bench.audit import SYNCER_AGENT, AuditLog
+from bench.audit import SYNCER_AGENT, count_requests
 from bench.daemonwork import (
     BenchApp,
     Latencies,
@@ -122,6 +122,8 @@ class VariantResult:
     recreate: Latencies = field(default_factory=lambda: Latencies(()))
     sync_runs: int = 0
     sync_failures: int = 0
+    first_sync_requests: dict[str, int] = field(default_factory=dict)
+    """The daemon's requests during the first sync of all apps, by category."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -145,7 +147,8 @@ class VariantResult:
             "commit_to_applied_webhook_seconds": self.commit_webhook.to_dict(),
             "edit_to_healed_seconds": self.heal.to_dict(),
             "deleted_to_recreated_seconds": self.recreate.to_dict(),
-            "sync_runs": self.sync_runs, "sync_failures": self.sync_failures, "notes": self.notes,
+            "sync_runs": self.sync_runs, "sync_failures": self.sync_failures,
+            "first_sync_requests": self.first_sync_requests, "notes": self.notes,
         }
 
 
@@ -381,18 +384,24 @@ def run_variant(bench: Bench, workload: Workload, apps: list[BenchApp], repos: l
     settings = bench.settings
     console.print(f"[bold]{workload.label}: {variant.name}[/] ({'fresh sync only' if fresh else 'restart'})")
     since = time.time()
+    start_offset = bench.server.audit.offset()
     replicas = bench.start(variant, config)
     result = VariantResult(workload=workload.label, variant=variant, fresh=fresh, first_sync_seconds=None)
     try:
         result.first_sync_seconds = bench.wait_all_synced(replicas, apps, since=since)
         after_sync = [replica.sample() for replica in replicas]
         result.startup_cpu_seconds = cpu_of(after_sync)
+        synced_at = time.time()
+        time.sleep(1.0)  # the API server logs a request as it completes
+        first = count_requests(bench.server.audit.events_from(start_offset), user_agent=SYNCER_AGENT, since=since,
+                               until=synced_at)
+        result.first_sync_requests = {"total": first.total, **dict(sorted(first.by_category.items()))}
         if result.first_sync_seconds is None:
             result.notes.append(f"not every app synced within {settings.sync_timeout:.0f}s")
             console.print(f"  [red]{result.notes[-1]}[/]")
             return result
         console.print(f"  all {len(apps)} apps synced in {result.first_sync_seconds:.1f}s "
-                      f"(daemon CPU {result.startup_cpu_seconds:.1f}s)")
+                      f"(daemon CPU {result.startup_cpu_seconds:.1f}s, requests {result.first_sync_requests})")
         if fresh:
             _finish(bench, replicas, result)
             return result
