@@ -124,6 +124,8 @@ class VariantResult:
     sync_failures: int = 0
     first_sync_requests: dict[str, int] = field(default_factory=dict)
     """The daemon's requests during the first sync of all apps, by category."""
+    first_sync_lists: dict[str, int] = field(default_factory=dict)
+    """Its most frequent LISTs then: `resource/namespace` -> count."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -148,7 +150,8 @@ class VariantResult:
             "edit_to_healed_seconds": self.heal.to_dict(),
             "deleted_to_recreated_seconds": self.recreate.to_dict(),
             "sync_runs": self.sync_runs, "sync_failures": self.sync_failures,
-            "first_sync_requests": self.first_sync_requests, "notes": self.notes,
+            "first_sync_requests": self.first_sync_requests, "first_sync_lists": self.first_sync_lists,
+            "notes": self.notes,
         }
 
 
@@ -396,6 +399,7 @@ def run_variant(bench: Bench, workload: Workload, apps: list[BenchApp], repos: l
         first = count_requests(bench.server.audit.events_from(start_offset), user_agent=SYNCER_AGENT, since=since,
                                until=synced_at)
         result.first_sync_requests = {"total": first.total, **dict(sorted(first.by_category.items()))}
+        result.first_sync_lists = dict(first.lists_by_key.most_common(12))
         if result.first_sync_seconds is None:
             result.notes.append(f"not every app synced within {settings.sync_timeout:.0f}s")
             console.print(f"  [red]{result.notes[-1]}[/]")
