@@ -80,6 +80,8 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 @dataclass(frozen=True)
 class Variant:
+    """A daemon as measured: with watches or `--no-watch`, on how many replicas."""
+
     watch: bool
     replicas: int
 
@@ -94,6 +96,8 @@ class Variant:
 
 @dataclass(frozen=True)
 class Settings:
+    """The command line, parsed."""
+
     workloads: tuple[Workload, ...]
     replicas: tuple[int, ...]
     interval: str
@@ -107,6 +111,8 @@ class Settings:
 
 @dataclass
 class VariantResult:
+    """What one variant's run measured (see the module docstring for each figure)."""
+
     workload: str
     variant: Variant
     fresh: bool
