@@ -77,6 +77,13 @@ class Measurement:
     def cpu(self) -> float:
         return self.cpu_user + self.cpu_system
 
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        """The command's CPU milliseconds (start-up included) per API request it sent; None
+        without requests."""
+        total = self.requests.total
+        return 1000 * self.cpu / total if total else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "tool": self.tool,
@@ -86,6 +93,7 @@ class Measurement:
             "exit_code": self.exit_code,
             "wall_seconds": round(self.wall, 3),
             "cpu_seconds": {"user": round(self.cpu_user, 3), "system": round(self.cpu_system, 3)},
+            "cpu_ms_per_request": None if self.cpu_ms_per_request is None else round(self.cpu_ms_per_request, 3),
             "peak_rss_mb": round(self.peak_rss_kb / 1024, 1),
             "server_cpu_seconds": None if self.server_cpu is None else round(self.server_cpu, 3),
             "requests": self.requests.to_dict(),

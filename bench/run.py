@@ -4,6 +4,7 @@ on the same local control plane, with request counts from the API server's audit
     scripts/bench                          # everything, default sizes (about 8 minutes on 2 cores)
     scripts/bench --objects 200 --scale 100,200,400 --repeat 1     # a quick look
     scripts/bench --profile                # also profile syncer with py-spy
+    scripts/bench --latency 1              # scenarios 1-3 through a proxy adding 1 ms each way
 
 Without `--kubeconfig`, a local control plane (etcd, kube-apiserver 1.20, kube-controller-
 manager) is started with its audit log on and stopped at the end. With `--kubeconfig` and
@@ -14,11 +15,13 @@ the benchmark created there is deleted at the end.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import platform
 import secrets
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -31,9 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 from rich.console import Console
 
 from bench.audit import AuditLog
+from bench.latency import DelayProxy, cluster_address, request_round_trip, through_proxy
 from bench.measure import Measurement, Server
 from bench.profile import find_py_spy
 from bench.report import Comparison, ScalePoint, Target, evaluate_targets, print_report, scaling_rows
@@ -79,6 +84,49 @@ def cluster(*, kubeconfig: Path | None, audit_log: Path | None, console: Console
     finally:
         control_plane.stop()
         console.print("control plane stopped")
+
+
+def _tls_context(cluster: dict[str, Any], *, base: Path) -> ssl.SSLContext:
+    """How to check the API server's certificate, as the kubeconfig's cluster entry says."""
+    if cluster.get("insecure-skip-tls-verify"):
+        return ssl._create_unverified_context()
+    if cluster.get("certificate-authority-data"):
+        return ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+    if cluster.get("certificate-authority"):
+        return ssl.create_default_context(cafile=str(base / cluster["certificate-authority"]))
+    return ssl.create_default_context()
+
+
+@contextmanager
+def network(
+    kubeconfig: Path, *, latency_ms: float | None, context: str | None, workdir: Path, console: Console
+) -> Iterator[tuple[Path, dict[str, Any] | None]]:
+    """The kubeconfig both tools use: the cluster's own, or with `latency_ms`, one whose
+    server is a DelayProxy in front of the cluster's (TLS passes through), and what that
+    proxy adds per request round trip, measured."""
+    if latency_ms is None:
+        yield kubeconfig, None
+        return
+    config = yaml.safe_load(kubeconfig.read_text())
+    try:
+        upstream = cluster_address(config, context=context)
+    except ValueError as error:
+        raise click.ClickException(f"--latency: {kubeconfig}: {error}") from error
+    with DelayProxy(upstream, delay=latency_ms / 1000) as proxy:
+        proxied = workdir / "kubeconfig-latency"
+        proxied.write_text(yaml.safe_dump(through_proxy(config, context=context, proxy=proxy.address)))
+        proxied.chmod(0o600)
+        current = config.get("current-context") if context is None else context
+        cluster_name = next(c["context"]["cluster"] for c in config["contexts"] if c["name"] == current)
+        tls = _tls_context(next(c["cluster"] for c in config["clusters"] if c["name"] == cluster_name),
+                           base=kubeconfig.parent)
+        direct = request_round_trip(upstream, context=tls)
+        delayed = request_round_trip(proxy.address, context=tls)
+        info = {"delay_ms_each_way": latency_ms, "proxy": str(proxy.address), "upstream": str(upstream),
+                "request_round_trip_ms": {"direct": round(1000 * direct, 3), "through_proxy": round(1000 * delayed, 3)}}
+        console.print(f"[bold]network[/]: proxy {proxy.address} -> {upstream}, +{latency_ms:g} ms each way; "
+                      f"GET /version {1000 * direct:.2f} ms direct, {1000 * delayed:.2f} ms through the proxy")
+        yield proxied, info
 
 
 def _first_line(argv: list[str]) -> str:
@@ -135,6 +183,7 @@ def _results(
     setup: list[Measurement],
     profiles: list[Profile],
     seconds: float,
+    network_info: dict[str, Any] | None,
 ) -> dict[str, Any]:
     return {
         "machine": {**info, "load_average_at_end": [round(load, 2) for load in os.getloadavg()]},
@@ -142,6 +191,7 @@ def _results(
             "objects": settings.objects, "scale": list(settings.scale), "repeat": settings.repeat,
             "syncer_concurrency": settings.concurrency,
         },
+        "network": network_info or {"delay_ms_each_way": 0, "proxy": None},
         "duration_seconds": round(seconds, 1),
         "comparisons": [comparison.to_dict() for comparison in comparisons],
         "scaling": scaling_rows(points),
@@ -171,6 +221,9 @@ def _sizes(text: str) -> tuple[int, ...]:
               help="Runs of each no-op command (the median is reported).")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True,
               help="syncer --concurrency.")
+@click.option("--latency", "latency_ms", type=click.FloatRange(min=0), default=None,
+              help="Milliseconds added each way by a TCP proxy in front of the API server, for both tools; "
+                   "runs scenarios 1-3 only (no prune, no scaling).")
 @click.option("--profile", "with_profile", is_flag=True, help="Also profile syncer (fresh and no-op) with py-spy.")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Use this cluster instead of starting one (needs --audit-log).")
@@ -179,16 +232,19 @@ def _sizes(text: str) -> tuple[int, ...]:
               help="The API server's JSON audit log (with --kubeconfig).")
 @click.option("--kubectl", default="kubectl", show_default=True, help="The kubectl to compare with.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=BENCH_DIR / "results.json", show_default=True, help="Where to write the results.")
+              default=None, help="Where to write the results [default: bench/results.json, with --latency "
+                                 "bench/results-latency.json].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=BENCH_DIR / "out",
               show_default=True, help="Scratch output: command logs, profiles.")
 def main(
-    *, objects: int, scale: str, repeat: int, concurrency: int, with_profile: bool, kubeconfig: Path | None,
-    context: str | None, audit_log: Path | None, kubectl: str, json_path: Path, out: Path,
+    *, objects: int, scale: str, repeat: int, concurrency: int, latency_ms: float | None, with_profile: bool,
+    kubeconfig: Path | None,
+    context: str | None, audit_log: Path | None, kubectl: str, json_path: Path | None, out: Path,
 ) -> None:
     """Benchmark syncer against kubectl apply --server-side on the same cluster."""
     console = Console(stderr=True)
-    settings = Settings(objects=objects, scale=_sizes(scale) if scale.strip() else (), repeat=repeat,
+    sizes = _sizes(scale) if scale.strip() and latency_ms is None else ()
+    settings = Settings(objects=objects, scale=sizes, repeat=repeat,
                         concurrency=concurrency, kubectl=kubectl, context=context)
     for tool in (kubectl, "git"):
         if shutil.which(tool) is None:
@@ -200,13 +256,15 @@ def main(
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="syncer-bench-"))
     try:
-        with cluster(kubeconfig=kubeconfig, audit_log=audit_log, console=console) as target:
-            bench = Bench(settings=settings, kubeconfig=target.kubeconfig, server=target.server, workdir=workdir,
+        with cluster(kubeconfig=kubeconfig, audit_log=audit_log, console=console) as target, \
+                network(target.kubeconfig, latency_ms=latency_ms, context=context, workdir=workdir,
+                        console=console) as (used_kubeconfig, network_info):
+            bench = Bench(settings=settings, kubeconfig=used_kubeconfig, server=target.server, workdir=workdir,
                           logs=out / "logs", console=console, run_id=secrets.token_hex(2))
-            info = machine(kubectl=kubectl, kubeconfig=target.kubeconfig)
+            info = machine(kubectl=kubectl, kubeconfig=used_kubeconfig)
             _warm_up(bench, console)
             try:
-                comparisons = compare_tools(bench)
+                comparisons = compare_tools(bench, prune=latency_ms is None)
                 points = scaling(bench, settings.scale)
                 profiles = profile_syncer(bench, py_spy=py_spy, out=out) if py_spy else []
             finally:
@@ -214,11 +272,16 @@ def main(
                     cleanup(bench)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    targets = evaluate_targets(comparisons, points, list_budget=list_budget(generate(objects, prefix="budget")))
+    targets = evaluate_targets(comparisons, points, list_budget=list_budget(generate(objects, prefix="budget")),
+                               latency=latency_ms is not None)
     # Wide enough for the tables also when stdout is a file or a pipe (rich assumes 80 columns).
-    print_report(Console(width=None if sys.stdout.isatty() else 170), comparisons=comparisons, points=points, targets=targets)
+    print_report(Console(width=None if sys.stdout.isatty() else 170), comparisons=comparisons, points=points, targets=targets,
+                 latency_ms=latency_ms)
     results = _results(info=info, settings=settings, comparisons=comparisons, points=points, targets=targets,
-                       setup=bench.setup, profiles=profiles, seconds=time.monotonic() - started)
+                       setup=bench.setup, profiles=profiles, seconds=time.monotonic() - started,
+                       network_info=network_info)
+    if json_path is None:
+        json_path = BENCH_DIR / ("results.json" if latency_ms is None else "results-latency.json")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=2) + "\n")
     console.print(f"results written to {json_path} ({results['duration_seconds']:.0f}s in all)")

@@ -214,8 +214,9 @@ def _summary_is(**expected: int) -> Callable[[Measurement], str | None]:
 # -- the scenarios ----------------------------------------------------------------------------------
 
 
-def compare_tools(bench: Bench) -> list[Comparison]:
-    """Scenarios 1-4, both tools side by side on apps of `settings.objects` objects."""
+def compare_tools(bench: Bench, *, prune: bool = True) -> list[Comparison]:
+    """Scenarios 1-4 (1-3 without `prune`), both tools side by side on apps of
+    `settings.objects` objects."""
     count = bench.settings.objects
     bench.console.print(f"[bold]generating two apps of {count:,} objects + 10 Namespaces[/]")
     ours, theirs = bench.new_app("sy", count), bench.new_app("kc", count)
@@ -250,6 +251,14 @@ def compare_tools(bench: Bench) -> list[Comparison]:
     bench.settle()
     change_k = bench.measure(bench.kubectl("apply", theirs, "change-one"))
     bench.settle()
+    comparisons = [
+        Comparison("fresh", "1. fresh sync", fresh_s, fresh_k),
+        Comparison("noop", "2. no-op resync", noop_s, noop_k),
+        Comparison("noop-diff", "2. no-op diff", diff_s, diff_k),
+        Comparison("change-one", "3. one object changed", change_s, change_k),
+    ]
+    if not prune:
+        return comparisons
 
     bench.console.print("[bold]4. 10% of the objects removed (prune)[/]")
     applyset, refusal = _adopt_into_applyset(bench, theirs)
@@ -268,10 +277,7 @@ def compare_tools(bench: Bench) -> list[Comparison]:
         bench.settle()
 
     return [
-        Comparison("fresh", "1. fresh sync", fresh_s, fresh_k),
-        Comparison("noop", "2. no-op resync", noop_s, noop_k),
-        Comparison("noop-diff", "2. no-op diff", diff_s, diff_k),
-        Comparison("change-one", "3. one object changed", change_s, change_k),
+        *comparisons,
         Comparison("prune", f"4. {len(removed)} removed (prune)", prune_s, prune_k,
                    note=refusal or "kubectl apply --server-side --prune --applyset (cluster-scoped custom resource parent)"),
     ]

@@ -1,10 +1,14 @@
 """The cluster adapter: the only module that talks to the Kubernetes API server.
 
-A thin layer over the official client's `ApiClient`: it sends raw JSON requests (no model
-classes, so thousands of objects stay cheap), discovers only the API groups a sync uses,
-limits its own request rate (the official client has no rate limiter), retries transient
-failures with bounded exponential backoff within one deadline per request, and turns HTTP
-errors into syncer's own error types.
+The official client loads the kubeconfig (contexts, client certificates, tokens that exec
+plugins and OIDC refresh, proxies) into its `ApiClient`; requests then go straight to the
+urllib3 connection pool that client built for the API server, with the client's TLS settings,
+rather than through its generic `call_api` layers, which cost about a third of the CPU of each
+request measured in isolation (bench/RESULTS.md, "Client CPU per request"). It sends raw
+JSON requests (no model classes, so thousands of objects stay cheap), each body encoded once,
+discovers only the API groups a sync uses, limits its own request rate (the official client
+has no rate limiter), retries transient failures with bounded exponential backoff within one
+deadline per request, and turns HTTP errors into syncer's own error types.
 
 The adapter knows the body it sent, so an error about a Secret is scrubbed of the Secret's
 values here, where the error is made: the API server may quote a rejected value, and nothing
@@ -26,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
 import yaml
@@ -345,6 +349,79 @@ def _quiet_insecure_warnings(server: str) -> None:
         log.warning("TLS certificates of %s are not verified (insecure-skip-tls-verify in the kubeconfig)", server)
 
 
+def encode(obj: Any) -> bytes:
+    """A request body as compact JSON (also what an apply patch is sent as: JSON is YAML)."""
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+CREDENTIALS_TTL = 1.0
+"""Seconds a request's credentials are reused before the client is asked again (see
+`Transport._credentials`)."""
+
+
+class Transport:
+    """HTTP to one API server through the connection pool the official client set up for it
+    (its TLS settings: CA, client certificate, verification, server name; its proxy, if any),
+    with the client's default headers and credentials.
+
+    Why not the client's `ApiClient.call_api`: per request it re-reads the computed
+    `Configuration.host`, re-matches the content type, wraps the response, and the pool
+    manager parses the whole URL again to find the same pool; together about a third of the
+    client's CPU per request. What stays is urllib3's pool: keep-alive connections, bounded
+    by `ClientOptions.pool_size`.
+    """
+
+    def __init__(self, api_client: k8s_client.ApiClient) -> None:
+        configuration = api_client.configuration
+        self.host = str(configuration.host).rstrip("/")
+        self._configuration = configuration
+        self._prefix = urlsplit(self.host).path
+        """A server URL may have a path (a cluster behind a gateway): every request path goes under it."""
+        self._headers = {**api_client.default_headers, "Accept": "application/json"}
+        self._auth: tuple[dict[str, str], float] | None = None
+        self._auth_lock = threading.Lock()
+        manager = api_client.rest_client.pool_manager
+        self._manager = manager
+        self._pool: urllib3.HTTPConnectionPool | None = None
+        if not (isinstance(manager, urllib3.ProxyManager)
+                and manager._proxy_requires_url_absolute_form(urllib3.util.parse_url(self.host))):
+            self._pool = manager.connection_from_url(self.host)
+        # else: a plain-HTTP server behind an HTTP proxy takes the whole URL in each request,
+        # which the proxy manager writes.
+
+    def _credentials(self) -> dict[str, str]:
+        """The Authorization header, from the client's auth_settings() at most once every
+        CREDENTIALS_TTL seconds. auth_settings() runs the kubeconfig loader's refresh hook,
+        which renews a token minutes before it expires (exec plugins, OIDC, in-cluster
+        service account tokens), and which, for every token, also sets the configuration's
+        host again, whose setter reads the whole environment for proxies: 0.5 ms of CPU, as
+        much as the rest of a request, when done per request."""
+        now = time.monotonic()
+        cached = self._auth
+        if cached is not None and now < cached[1]:
+            return cached[0]
+        with self._auth_lock:
+            auth = self._configuration.auth_settings().get("BearerToken")
+            header = {str(auth["key"]): str(auth["value"])} if auth and auth.get("value") else {}
+            self._auth = (header, now + CREDENTIALS_TTL)
+        return header
+
+    def send(
+        self, method: str, target: str, *, body: bytes | None, headers: dict[str, str], timeout: urllib3.Timeout,
+        stream: bool = False,
+    ) -> urllib3.BaseHTTPResponse:
+        """One attempt, no redirects and no retries (Kube.request does those). `target` is
+        the path and query; with `stream` the body is left to read (a watch)."""
+        all_headers = {**self._headers, **headers, **self._credentials()}
+        options: dict[str, Any] = {
+            "body": body, "headers": all_headers, "timeout": timeout, "retries": False, "redirect": False,
+            "preload_content": not stream,
+        }
+        if self._pool is None:
+            return self._manager.urlopen(method, self.host + target, **options)
+        return self._pool.urlopen(method, self._prefix + target, assert_same_host=False, **options)
+
+
 class Kube:
     """Raw-JSON access to one cluster, with discovery, rate limiting and retries.
 
@@ -354,6 +431,7 @@ class Kube:
     def __init__(self, api_client: k8s_client.ApiClient, options: ClientOptions = ClientOptions()) -> None:
         self._api = api_client
         self._options = options
+        self._http = Transport(api_client)
         self._limiter = RateLimiter(qps=options.qps, burst=options.burst)
         self._discovery_lock = threading.Lock()
         self._group_versions: dict[str, dict[str, Resource]] = {}
@@ -377,7 +455,7 @@ class Kube:
 
     @property
     def server(self) -> str:
-        return str(self._api.configuration.host)
+        return self._http.host
 
     def close(self) -> None:
         self._api.close()
@@ -395,45 +473,38 @@ class Kube:
         body: Any = None,
         content_type: str = "application/json",
         retry: bool = True,
+        encoded: bytes | None = None,
     ) -> Any:
         """Send one request, retrying transient failures until `request_timeout` has passed
-        (`retry=False`: once); return the decoded JSON body. Errors about a Secret body are
-        scrubbed of its values."""
-        headers = {"Accept": "application/json"}
-        payload: Any = None
-        if body is not None:
-            headers["Content-Type"] = content_type
-            # The client JSON-encodes bodies of JSON content types itself; an apply patch
-            # (YAML content type) goes as text, and JSON is valid YAML.
-            payload = body
-            if content_type == APPLY_PATCH and not isinstance(body, str):
-                payload = json.dumps(body, separators=(",", ":"))
-        url = self._api.configuration.host + path + (f"?{urlencode(query)}" if query else "")
-        secret_forms = secret_values(body)
+        (`retry=False`: once); return the decoded JSON body. `encoded` is `body` already
+        encoded (see `encode`), sent as it is. Errors about a Secret body are scrubbed of its
+        values."""
+        headers = {"Content-Type": content_type} if body is not None else {}
+        payload = encoded if encoded is not None else None if body is None else encode(body)
+        target = path + (f"?{urlencode(query)}" if query else "")
+        dry_run = _is_dry_run(query, body)
         budget = self._options.request_timeout
         deadline = time.monotonic() + budget
         attempt = dropped_while_reachable = 0
         while True:
-            if self._write_guard is not None and method != "GET" and not _is_dry_run(query, body):
+            if self._write_guard is not None and method != "GET" and not dry_run:
                 self._write_guard()
             self._limiter.acquire()
             self.stats.count(verb)
-            header_params = self._headers(headers)
             retry_after: float | None = None
             details: dict[str, Any] = {}
             remaining = max(deadline - time.monotonic(), 0.1)
             try:
-                response = self._api.call_api(
-                    method, url, header_params=header_params, body=payload,
-                    _request_timeout=(min(self._options.connect_timeout, remaining), remaining),
+                response = self._http.send(
+                    method, target, body=payload, headers=headers,
+                    timeout=urllib3.Timeout(connect=min(self._options.connect_timeout, remaining), read=remaining),
                 )
-                response.read()
-                status = int(response.status)
+                status = response.status
                 data = response.data or b""
                 if 200 <= status < 300:
                     return json.loads(data) if data else None
                 answer = _server_answer(
-                    data, fallback=str(response.reason), retry_after_header=response.getheader("Retry-After")
+                    data, fallback=str(response.reason), retry_after_header=response.headers.get("Retry-After")
                 )
                 message, reason, retry_after, details = answer.message, answer.reason, answer.retry_after, answer.details
                 if status == 403:
@@ -451,7 +522,7 @@ class Kube:
                 status, reason = 0, ""
                 message = (f"the API server at {self.server} did not answer within {remaining:.0f}s "
                            f"(--request-timeout {budget:g}s)")
-            except (urllib3.exceptions.HTTPError, OSError, k8s_client.ApiException) as error:
+            except (urllib3.exceptions.HTTPError, OSError) as error:
                 status, message, reason = 0, f"cannot reach the API server at {self.server}: {error}", ""
                 if self._answers_probe():
                     dropped_while_reachable += 1
@@ -463,6 +534,8 @@ class Kube:
                         "very request (a panic in its handler?), so retrying cannot help; see its log",
                         reason="ConnectionDropped",
                     ) from error
+            # The body's Secret values are looked up only now: the success path never needs them.
+            secret_forms = secret_values(body)
             message = scrub(message, secret_forms)
             if secret_forms and details:
                 details = json.loads(scrub(json.dumps(details), secret_forms))
@@ -488,25 +561,14 @@ class Kube:
         request the server drops (it panics on it) from a server that cannot be reached."""
         self.stats.count("probe")
         try:
-            response = self._api.call_api(
-                "GET", self._api.configuration.host + "/version",
-                header_params=self._headers({"Accept": "application/json"}),
-                _request_timeout=(self._options.connect_timeout, min(self._options.request_timeout, 10.0)),
+            response = self._http.send(
+                "GET", "/version", body=None, headers={},
+                timeout=urllib3.Timeout(connect=self._options.connect_timeout,
+                                        read=min(self._options.request_timeout, 10.0)),
             )
-            response.read()
-        except (urllib3.exceptions.HTTPError, OSError, k8s_client.ApiException):
+        except (urllib3.exceptions.HTTPError, OSError):
             return False
-        return 200 <= int(response.status) < 300
-
-    def _headers(self, headers: dict[str, str]) -> dict[str, str]:
-        """Request headers with the client's defaults (User-Agent) and credentials. What the
-        client's generic param_serialize does, without its per-request serialisation cost;
-        auth_settings() still refreshes expiring tokens (exec plugins, OIDC)."""
-        result = {**self._api.default_headers, **headers}
-        auth = self._api.configuration.auth_settings().get("BearerToken")
-        if auth:
-            result[auth["key"]] = auth["value"]
-        return result
+        return 200 <= response.status < 300
 
     # -- discovery ---------------------------------------------------------------------------
 
@@ -663,19 +725,18 @@ class Kube:
                  "timeoutSeconds": str(timeout_seconds)}
         if label_selector:
             query["labelSelector"] = label_selector
-        url = self._api.configuration.host + resource.path(namespace=namespace) + f"?{urlencode(query)}"
+        target = resource.path(namespace=namespace) + f"?{urlencode(query)}"
         self._limiter.acquire()
         self.stats.count("watch")
         try:
-            response = self._api.call_api("GET", url, header_params=self._headers({"Accept": "application/json"}),
-                                          _request_timeout=(10.0, timeout_seconds + 30.0))
-        except (urllib3.exceptions.HTTPError, OSError, k8s_client.ApiException) as error:
+            raw = self._http.send("GET", target, body=None, headers={}, stream=True,
+                                  timeout=urllib3.Timeout(connect=10.0, read=timeout_seconds + 30.0))
+        except (urllib3.exceptions.HTTPError, OSError) as error:
             raise Unavailable(subject, f"cannot watch at {self.server}: {error}") from error
-        raw = response.response
         try:
-            if not 200 <= int(response.status) < 300:
-                answer = _server_answer(raw.data or b"", fallback=str(response.reason), retry_after_header=None)
-                raise error_for_status(int(response.status), subject=subject, message=answer.message,
+            if not 200 <= raw.status < 300:
+                answer = _server_answer(raw.data or b"", fallback=str(raw.reason), retry_after_header=None)
+                raise error_for_status(raw.status, subject=subject, message=answer.message,
                                        reason=answer.reason, details=answer.details)
             pending = b""
             for chunk in raw.stream(4096, decode_content=True):
@@ -723,8 +784,11 @@ class Kube:
         field_manager: str,
         force: bool,
         dry_run: bool,
+        encoded: bytes | None = None,
     ) -> Object:
         """Server-side apply `obj`; with dry_run the server validates and predicts, writing nothing.
+        `encoded`: `encode(obj)`, when the caller keeps it for more than one request (the
+        dry-run and the apply of one object send the same bytes).
 
         Where the server cannot server-side apply the kind (`apply_fallback`), the object is
         created or updated with the same three-way result instead."""
@@ -743,6 +807,7 @@ class Kube:
             verb="dry-run" if dry_run else "apply",
             query=query,
             body=obj,
+            encoded=encoded,
             content_type=APPLY_PATCH,
         )
         assert isinstance(result, dict)

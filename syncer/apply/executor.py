@@ -90,11 +90,11 @@ def _apply_one(kube: Kube, planned: PlannedObject, plan: Plan, *, dry_run: bool)
         if planned.action is Action.RECREATED:
             _recreate(kube, planned, timeout=options.timeout, dry_run=dry_run)
             if not dry_run:
-                kube.apply(planned.resource, planned.body, subject=str(planned.ref),
+                kube.apply(planned.resource, planned.body, subject=str(planned.ref), encoded=planned.encoded,
                            field_manager=options.field_manager, force=options.force_conflicts, dry_run=False)
         else:
-            kube.apply(planned.resource, planned.body, subject=str(planned.ref), field_manager=options.field_manager,
-                       force=options.force_conflicts, dry_run=dry_run)
+            kube.apply(planned.resource, planned.body, subject=str(planned.ref), encoded=planned.encoded,
+                       field_manager=options.field_manager, force=options.force_conflicts, dry_run=dry_run)
     except ClusterError as error:
         return _failed(planned.ref, planned.api_version, error)
     message = {

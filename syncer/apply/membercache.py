@@ -82,6 +82,8 @@ class _Watched:
     """Whose value says which ApplySet an object belongs to (part-of for members, id for parents)."""
     objects: dict[tuple[str, str], Object] = field(default_factory=dict)
     version: str = ""
+    """Where the watch resumes; empty: list first."""
+    listed: bool = False
     established: bool = False
     """The objects are current: listed, and the watch is open or being resumed."""
     unavailable: str = ""
@@ -214,8 +216,8 @@ class MemberCache:
         kept = {_key(obj): obj for obj in objects if self._owned(_labels(obj).get(watched.label, ""))}
         with self._lock:
             self._lists += 1
-            before = watched.objects if watched.version else None
-            watched.objects, watched.version, watched.established = kept, version, True
+            before = watched.objects if watched.listed else None
+            watched.objects, watched.version, watched.listed, watched.established = kept, version, True, True
         if before is None:
             return
         for key in before.keys() | kept.keys():
@@ -230,6 +232,9 @@ class MemberCache:
         safety re-list is due."""
         with self._lock:
             self._watches += 1
+            # Resuming replays whatever happened since `version`: what the cache holds is at
+            # most that far behind, which a plan may use (see the module docstring).
+            watched.established = True
         timeout = max(1, min(self._watch_seconds, int(until - time.monotonic()) + 1))
         for event in self._kube.watch(watched.resource, resource_version=watched.version,
                                       label_selector=watched.selector, timeout_seconds=timeout):

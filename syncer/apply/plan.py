@@ -16,6 +16,7 @@ created, configured, recreated, kept or deleted.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +43,7 @@ from syncer.apply.tasks import (
 from syncer.apply.prepare import prepare_body
 from syncer.diff import ObjectDiff, apply_ignores, compare, owned_fields, proven_unchanged, removed_paths, rules_for
 from syncer.errors import ClusterError, Conflict, Forbidden, Invalid, NotFound
-from syncer.kube import Kube, Resource
+from syncer.kube import Kube, Resource, encode
 from syncer.model import CHANGING_ACTIONS, Action, Manifest, Object, ObjectRef, Origin, split_api_version
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,11 @@ class PlannedObject:
     server can check this object; empty when it was checked at plan time."""
     conflicts: str | None = None
     """Fields owned by other managers that the apply takes over (forced), as the server said."""
+
+    @functools.cached_property
+    def encoded(self) -> bytes:
+        """`body` as sent to the server: encoded once for its dry-run and its apply."""
+        return encode(self.body)
 
     @property
     def waiting_for(self) -> str:
@@ -247,14 +253,14 @@ def dry_run_apply(kube: Kube, planned: PlannedObject, *, options: SyncOptions) -
     managers (forced), or a Conflict with --no-force-conflicts."""
     subject = str(planned.ref)
     try:
-        return kube.apply(planned.resource, planned.body, subject=subject,
+        return kube.apply(planned.resource, planned.body, subject=subject, encoded=planned.encoded,
                           field_manager=options.field_manager, force=False, dry_run=True), None
     except Conflict as conflict:
         if not options.force_conflicts:
             raise Conflict(subject, f"{conflict.message}; syncer leaves fields owned by other "
                            "managers alone with --no-force-conflicts (drop the flag to take them over)",
                            status=409) from conflict
-        return kube.apply(planned.resource, planned.body, subject=subject,
+        return kube.apply(planned.resource, planned.body, subject=subject, encoded=planned.encoded,
                           field_manager=options.field_manager, force=True, dry_run=True), conflict.message
 
 
@@ -505,7 +511,10 @@ def build_plan(
             "choose another app name", status=409,
         ))
 
-    live_by_ref: dict[ObjectRef, Object] = {}
+    # By the list of the version the manifest declares: one stored object is served under
+    # several versions (Ingress in extensions/v1beta1, networking.k8s.io/v1beta1 and v1), and
+    # the diff must compare it in the declared one.
+    live_by_list: dict[ListKey, dict[str, Object]] = {}
     for (resource, namespace), objs in listed.items():
         if isinstance(objs, ClusterError):
             for r in resolved:
@@ -513,12 +522,14 @@ def build_plan(
                     plan.failures.append(ClusterError(str(r.ref), f"cannot read the live object: {objs.message}",
                                                       status=objs.status))
             continue
-        for obj in objs:
-            live_by_ref[ObjectRef.of(obj)] = obj
+        live_by_list[(resource, namespace)] = {obj["metadata"]["name"]: obj for obj in objs}
+
+    def live_of(r: _Resolved) -> Object | None:
+        return live_by_list.get((r.resource, r.ref.namespace if r.resource.namespaced else None), {}).get(r.ref.name)
 
     new_namespaces = {
         r.ref.name: r.ref for r in resolved
-        if r.ref.group == "" and r.ref.kind == "Namespace" and r.ref not in live_by_ref
+        if r.ref.group == "" and r.ref.kind == "Namespace" and not r.new_crd and live_of(r) is None
     }
     for r in resolved:
         blocked_by = {r.new_crd} if r.new_crd else set()
@@ -526,7 +537,7 @@ def build_plan(
             blocked_by.add(new_namespaces[r.ref.namespace])
         plan.objects[r.ref] = PlannedObject(
             ref=r.ref, api_version=r.manifest.api_version, body=r.body, resource=r.resource,
-            origin=r.manifest.origin, live=live_by_ref.get(r.ref), blocked_by=frozenset(blocked_by),
+            origin=r.manifest.origin, live=live_of(r), blocked_by=frozenset(blocked_by),
         )
 
     plan.failures.extend(ownership_failures(kube, plan))

@@ -78,10 +78,15 @@ def notify_receiver(url: str | None, secret_file: str | None) -> Receiver | None
                    "interfaces (probes reach the pod's IP), 127.0.0.1:8080 keeps it local.")
 @click.option("--leader-elect", is_flag=True,
               help="Elect a leader among replicas through a Lease; only the leader syncs.")
+@click.option("--shard", is_flag=True,
+              help="Share the apps among all replicas (each holds a membership Lease; apps map to live replicas "
+                   "by consistent hashing). Exclusive with --leader-elect.")
 @click.option("--leader-election-namespace", envvar="POD_NAMESPACE", default="default", show_default=True,
-              help="Namespace of the syncer-leader Lease (default: $POD_NAMESPACE, else default).")
+              help="Namespace of the syncer-leader Lease, or of the membership Leases with --shard "
+                   "(default: $POD_NAMESPACE, else default).")
 @click.option("--lease-duration", type=Duration(minimum=3), default="15s", show_default=True,
-              help="Time without renewal after which a standby takes over (renewal every third of it).")
+              help="Time without renewal after which a standby takes over, or (--shard) after which the other "
+                   "replicas take a silent replica's apps (renewal every third of it).")
 @click.option("--watch/--no-watch", "watch", default=True, show_default=True,
               help="Watch the apps' objects: a change to one syncs its app within seconds (selfHeal) and a "
                    "resync that changes nothing sends no API request. --no-watch LISTs on every tick instead.")
@@ -100,13 +105,14 @@ def notify_receiver(url: str | None, secret_file: str | None) -> Receiver | None
 def run_command(
     ctx: click.Context, *, config_path: str | None, watch_namespaces: tuple[str, ...],
     require_service_account: bool, notify_url: str | None, notify_secret_file: str | None, listen: str,
-    leader_elect: bool, leader_election_namespace: str, lease_duration: float, watch: bool,
-    relist_interval: float, log_format: str, kubeconfig: str | None, context: str | None, request_timeout: float, cache_dir: str | None,
-    webhook_secret_file: str | None, shutdown_timeout: float,
+    leader_elect: bool, shard: bool, leader_election_namespace: str, lease_duration: float, watch: bool,
+    relist_interval: float, log_format: str, kubeconfig: str | None, context: str | None, request_timeout: float,
+    cache_dir: str | None, webhook_secret_file: str | None, shutdown_timeout: float,
 ) -> None:
     """Keep the cluster's Apps (or the apps of a configuration file) in sync: poll Git for each
     on its interval (or at once on a webhook or a reconcile request), apply new revisions, and
-    revert drift as soon as the watches see it. Runs until SIGTERM, SIGINT or SIGHUP, then lets running syncs finish and exits 0.
+    revert drift as soon as the watches see it. Runs until SIGTERM, SIGINT or SIGHUP, then lets
+    running syncs finish and exits 0.
     SIGHUP does not reload the configuration: like SIGTERM it stops, and the restart (the
     Deployment's, or systemd's) reads it anew."""
     configure_logging(json_lines=log_format == "json", verbose=verbosity(ctx))
@@ -119,10 +125,14 @@ def run_command(
         address = parse_listen(listen)
     except ValueError as error:
         raise ConfigError(f"--listen: {error}") from None
+    if leader_elect and shard:
+        raise ConfigError("--leader-elect and --shard exclude each other: one replica syncs every app, or every "
+                          "replica syncs its share")
     election = ElectionOptions.for_lease(lease_duration, namespace=leader_election_namespace) if leader_elect else None
+    members = ElectionOptions.for_lease(lease_duration, namespace=leader_election_namespace) if shard else None
     options = DaemonOptions(
         listen=address, cache_dir=Path(cache_dir) if cache_dir else None,
-        webhook_secret=read_webhook_secret(webhook_secret_file), election=election, watch=watch,
+        webhook_secret=read_webhook_secret(webhook_secret_file), election=election, shard=members, watch=watch,
         relist_interval=relist_interval,
     )
 

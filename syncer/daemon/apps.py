@@ -10,7 +10,7 @@ fed by a watch instead of a file:
   Apps. It only reads and schedules: a new App becomes an interval job, a changed interval
   re-schedules it, a new generation, a new `syncer.dev/reconcile-requested-at` value or a
   deletion runs it at once. Every replica watches, so a standby takes over with a full table.
-* Each tick (on the leader only) turns the App into the file mode's `AppConfig`
+* Each tick (on the app's owner only: the leader, or the shard member it hashes to) turns the App into the file mode's `AppConfig`
   (`syncer.daemon.appspec`), runs the `AppReconciler` tick with the App's own identity (its
   service account, impersonated), then reads the objects' health and drift
   (`syncer.daemon.appobserve`) and writes the status (`syncer.daemon.appstatus`) through the
@@ -239,7 +239,7 @@ class AppsDaemon(Daemon):
     # -- a tick ----------------------------------------------------------------------------
 
     def _tick_app(self, key: str) -> bool:
-        if not self.is_leader:
+        if not self.ownership.owns(key):
             return True
         with self._entries_lock:
             entry = self._entries.get(key)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from syncer.apply.lock import now_micro
@@ -116,6 +116,13 @@ class LeaderElector:
         with self._lock:
             return self._leading and self._renewed_at is not None and (
                 time.monotonic() - self._renewed_at < self.options.renew_deadline)
+
+    def owns(self, app: str) -> bool:
+        """The leader owns every app (`syncer.daemon.ownership.Ownership`)."""
+        return self.is_leader
+
+    def describe(self, apps: Collection[str]) -> str:
+        return f"leader ({self.identity})" if self.is_leader else f"standby (leader: {self.holder or 'none yet'})"
 
     @property
     def holder(self) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -82,8 +82,12 @@ class Metrics:
         self.watch_lists = Gauge("syncer_watch_cache_lists",
                                  "LISTs the watch cache made: its first list of each kind, re-lists after a "
                                  "lost watch, and the safety re-lists.", registry=r)
-        self.leader = Gauge("syncer_leader", "1 while this replica runs syncs (is the leader), else 0.",
-                            registry=r)
+        self.leader = Gauge("syncer_leader", "1 while this replica runs syncs (is the leader, or a live shard "
+                            "member), else 0.", registry=r)
+        self.shard_members = Gauge("syncer_shard_members",
+                                   "Live replicas this replica sees in the shard (0 when not sharded).", registry=r)
+        self.shard_apps = Gauge("syncer_shard_apps_owned",
+                                "Apps this replica owns in the shard now (0 when not sharded).", registry=r)
         self._waiting = frozenset(waiting)
         self._state: dict[str, tuple[str, str]] = {}
         self._state_lock = threading.Lock()
@@ -133,6 +137,11 @@ class Metrics:
 
     def set_leader(self, leading: bool) -> None:
         self.leader.set(1 if leading else 0)
+
+    def follow_shard(self, *, members: Callable[[], int], owned: Callable[[], int]) -> None:
+        """Read the shard's gauges when scraped, so they are never stale."""
+        self.shard_members.set_function(members)
+        self.shard_apps.set_function(owned)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text format and its content type, for GET /metrics."""

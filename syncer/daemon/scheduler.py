@@ -126,9 +126,21 @@ class AppScheduler:
                 return
         self._run_soon(app)
 
-    def trigger_all(self) -> None:
+    def trigger_all(self, *, where: Callable[[str], bool] = lambda app: True) -> None:
+        """Trigger every app (or those `where` is true for: the apps a replica just gained)."""
         for app in list(self._jobs):
-            self.trigger(app)
+            if where(app):
+                self.trigger(app)
+
+    @property
+    def apps(self) -> list[str]:
+        with self._lock:
+            return list(self._jobs)
+
+    def running_apps(self) -> list[str]:
+        """The apps whose tick is running now."""
+        with self._lock:
+            return [app for app, job in self._jobs.items() if job.active]
 
     def stop(self, *, timeout: float) -> list[str]:
         """Stop scheduling; wait up to `timeout` seconds for running ticks to finish. Returns

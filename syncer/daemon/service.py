@@ -1,15 +1,16 @@
-"""The daemon: apps from the configuration, each synced on its interval by the leader.
+"""The daemon: apps from the configuration, each synced on its interval by its owner.
 
     daemon = Daemon(load_config(path), client=ClientOptions(), options=DaemonOptions())
     daemon.start()
     ...                                   # until SIGTERM
     still_running = daemon.stop(timeout=60)
 
-Wiring only: ticks are `AppReconciler`s, timing is `AppScheduler`, leadership is
-`LeaderElector`, and HTTP is `DaemonHTTPServer`, which calls back into the endpoint methods
-here. Stopping never interrupts a sync: scheduling stops, running syncs finish (bounded by
-the caller's timeout), and only then is leadership released, so a standby cannot start
-syncing an app while this replica still writes it.
+Wiring only: ticks are `AppReconciler`s, timing is `AppScheduler`, which apps this replica
+syncs is an `Ownership` (every app; `LeaderElector`: all or none; `ShardMember`: its share),
+and HTTP is `DaemonHTTPServer`, which calls back into the endpoint methods here. Stopping
+never interrupts a sync: scheduling stops, running syncs finish (bounded by the caller's
+timeout), and only then are the apps released, so another replica cannot start syncing an
+app while this one still writes it.
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ from syncer.apply.membercache import RELIST_INTERVAL, MemberCache
 from syncer.config import Config
 from syncer.daemon.http import DaemonHTTPServer
 from syncer.daemon.leader import ElectionOptions, LeaderElector
+from syncer.daemon.membership import Assignment
 from syncer.daemon.metrics import Metrics
+from syncer.daemon.ownership import Ownership, SoleOwner
 from syncer.daemon.reconciler import DEFAULT_LOCK_TIMEOUT, AppReconciler
 from syncer.daemon.scheduler import AppScheduler
+from syncer.daemon.shard import ShardMember
 from syncer.daemon.webhook import Push, WebhookRejected, authenticate, event_name, is_push, matching_apps, parse_push
 from syncer.errors import ClusterError, ConfigError
 from syncer.kube import ClientOptions, Kube
@@ -59,6 +63,9 @@ class DaemonOptions:
     """The shared webhook secret; None switches POST /webhook off (404)."""
     election: ElectionOptions | None = None
     """None: no leader election, this replica always syncs."""
+    shard: ElectionOptions | None = None
+    """Share the apps with the other replicas through membership Leases in this namespace,
+    with these timings (`name` is not used); exclusive with `election`."""
     identity: str = field(default_factory=default_identity)
     advertise_url: str | None = None
     """This replica's HTTP address as other replicas reach it (for passing on webhooks)."""
@@ -123,11 +130,18 @@ class Daemon:
             host, port = options.listen
             raise ConfigError(f"--listen {host}:{port}: cannot listen there: {error.strerror or error}") from None
         self.elector: LeaderElector | None = None
+        self.shard: ShardMember | None = None
+        self.ownership: Ownership = SoleOwner()
+        url = options.advertise_url or default_advertise_url(self.http.address)
         if options.election is not None:
-            self.elector = LeaderElector(
-                self._control, identity=options.identity, options=options.election,
-                url=options.advertise_url or default_advertise_url(self.http.address),
+            self.ownership = self.elector = LeaderElector(
+                self._control, identity=options.identity, options=options.election, url=url,
                 on_started_leading=self._started_leading, on_stopped_leading=self._stopped_leading,
+            )
+        elif options.shard is not None:
+            self.ownership = self.shard = ShardMember(
+                self._control, identity=options.identity, options=options.shard, url=url,
+                running=lambda: self.scheduler.running_apps(), on_change=self._shard_changed,
             )
         self._stopping = False
         self._ready_lock = threading.Lock()
@@ -152,13 +166,15 @@ class Daemon:
         self.scheduler.start()
         if self.cache is not None:
             self.cache.start()
-        if self.elector is None:
-            self.metrics.set_leader(True)
-        else:
-            self.metrics.set_leader(False)
-            self.elector.start()
+        self.metrics.set_leader(self.elector is None and self.shard is None)
+        if self.shard is not None:
+            shard = self.shard
+            self.metrics.follow_shard(members=lambda: len(shard.assignment.members),
+                                      owned=lambda: len(shard.owned(self.scheduler.apps)))
+        self.ownership.start()
         log.info("syncing %d app(s) from %s as %s%s", len(self.reconcilers), self.config.source,
-                 self.options.identity, " (leader election on)" if self.elector else "")
+                 self.options.identity, " (leader election on)" if self.elector else
+                 " (sharded with the other replicas)" if self.shard else "")
 
     def stop(self, *, timeout: float = 60.0, release: bool = True) -> list[str]:
         """Stop scheduling and wait up to `timeout` seconds for running syncs. Returns the
@@ -169,8 +185,7 @@ class Daemon:
         if self.cache is not None:
             self.cache.stop()
         still_running = self.scheduler.stop(timeout=timeout)
-        if self.elector is not None:
-            self.elector.stop(release=release and not still_running)
+        self.ownership.stop(release=release and not still_running)
         self.metrics.set_leader(False)
         self.http.stop()
         self._control.close()
@@ -181,7 +196,7 @@ class Daemon:
         return still_running
 
     def _tick(self, reconciler: AppReconciler) -> bool:
-        if not self.is_leader:
+        if not self.ownership.owns(reconciler.app.name):
             return True
         return reconciler.tick()
 
@@ -220,6 +235,11 @@ class Daemon:
         self.metrics.set_leader(True)
         self.scheduler.trigger_all()
 
+    def _shard_changed(self, before: Assignment, after: Assignment) -> None:
+        """Start the apps gained at once; the ones lost stop at their next tick."""
+        self.metrics.set_leader(after.active)
+        self.scheduler.trigger_all(where=lambda app: after.owns(app) and not before.owns(app))
+
     def _stopped_leading(self) -> None:
         self.metrics.set_leader(False)
         if not self._stopping:
@@ -240,13 +260,12 @@ class Daemon:
         problem = self._cluster_problem()
         if problem is not None:
             return 503, f"not ready: syncs cannot read from the API server: {problem}"
-        if self.elector is None:
-            role = "leader (leader election off)"
-        elif self.elector.is_leader:
-            role = f"leader ({self.options.identity})"
-        else:
-            role = f"standby (leader: {self.elector.holder or 'none yet'})"
-        return 200, f"ready: {role}; {self.app_count} app(s) configured"
+        role = self.ownership.describe(self.scheduler.apps)
+        watching = "not watching (--no-watch)"
+        if self.cache is not None:
+            stats = self.cache.stats
+            watching = f"watching {stats.resources} kind(s), {stats.objects} object(s) cached"
+        return 200, f"ready: {role}; {self.app_count} app(s) configured; {watching}"
 
     @property
     def app_count(self) -> int:
@@ -302,6 +321,9 @@ class Daemon:
         apps = self.apps_for_push(push)
         if self.elector is not None and not self.elector.is_leader:
             return self._forward(headers, body)
+        passed_on: list[str] = []
+        if self.shard is not None:
+            apps, passed_on = self._pass_on_to_owners(headers, body, apps)
         for app in apps:
             reconciler = self._reconciler_of(app)
             if reconciler is not None:
@@ -309,7 +331,25 @@ class Daemon:
             self.scheduler.trigger(app)
         log.info("webhook from %s: push to %s triggered %s", provider, push.ref or "?",
                  ", ".join(apps) or "no app", extra={"apps": apps, "ref": push.ref})
-        return 202, {"triggered": apps}
+        return 202, {"triggered": sorted(apps + passed_on)}
+
+    def _pass_on_to_owners(self, headers: dict[str, str], body: bytes, apps: list[str]) -> tuple[list[str], list[str]]:
+        """Sharded: the apps to trigger here (those this replica owns), and those that other
+        replicas triggered after this one passed the push on to each owner once. A push that
+        was itself passed on goes no further. An app without a known owner now (membership
+        is changing) is triggered anyway by whoever takes it over."""
+        assert self.shard is not None
+        local = [app for app in apps if self.shard.owns(app)]
+        if headers.get(FORWARDED_HEADER):
+            return local, []
+        triggered: list[str] = []
+        for url in sorted({url for app in apps if app not in local and (url := self.shard.owner_url(app))}):
+            status, answer = self._post(url, headers, body, to="the owning replica")
+            if status == 202:
+                triggered.extend(str(app) for app in answer.get("triggered") or [])
+            else:
+                log.warning("webhook: cannot pass the push on to %s (%d): %s", url, status, answer.get("error"))
+        return local, triggered
 
     def _forward(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         """A standby passes an authenticated push on to the leader, which alone syncs: with
@@ -319,18 +359,21 @@ class Daemon:
         if headers.get(FORWARDED_HEADER) or not url:
             return 503, {"error": "this replica is a standby and does not know the leader's address; "
                                   "the push is picked up at the next interval"}
+        return self._post(url, headers, body, to="the leader")
+
+    def _post(self, url: str, headers: dict[str, str], body: bytes, *, to: str) -> tuple[int, dict[str, Any]]:
         request = urllib.request.Request(
             url.rstrip("/") + "/webhook", data=body, method="POST",
             headers={**{k: v for k, v in headers.items() if k in _FORWARD_HEADERS},
                      FORWARDED_HEADER: self.options.identity},
         )
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - our own leader
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - another replica
                 return int(response.status), json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as error:
             try:
                 return error.code, json.loads(error.read() or b"{}")
             except ValueError:
-                return error.code, {"error": f"the leader at {url} answered {error.code}"}
+                return error.code, {"error": f"{to} at {url} answered {error.code}"}
         except (OSError, ValueError) as error:
-            return 503, {"error": f"cannot pass the push on to the leader at {url}: {error}"}
+            return 503, {"error": f"cannot pass the push on to {to} at {url}: {error}"}

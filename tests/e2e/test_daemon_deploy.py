@@ -20,6 +20,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
     ("deploy", {"CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
                 "Role", "RoleBinding", "Deployment", "Service"}),
     ("deploy-file-mode", {"ConfigMap"}),
+    ("deploy-sharded", {"Deployment", "Role"}),
 ])
 def test_example_manifests_pass_server_side_validation(
     kube: Kube, namespace: str, directory: str, kinds: set[str]

@@ -359,6 +359,7 @@ class SyncModel(RuleBasedStateMachine):
             problems.append("syncer diff still has changes: " + ", ".join(
                 f"{ref.qualified()}: {a}" for ref, a in checks.planned_actions(plan.value).items()
                 if a in checks.CHANGING))
+            problems += [d.diff for d in plan.value.diffs() if str(d.action) in checks.CHANGING]
         self.world.verdicts.check("resync-writes-nothing", problems, f"{context}: the second sync")
         self.check_cache_agrees(manifests, sync_options, revision, plan, context)
 

@@ -149,3 +149,41 @@ def test_a_second_refused_first_sync_keeps_the_parent_recognisable(
             assert (parent.metadata.annotations or {}).get("applyset.kubernetes.io/tooling", "").startswith("syncer/"), attempt
     finally:
         kube.close()
+
+
+
+INGRESS_V1 = """
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: {name}}}
+spec:
+  rules:
+  - host: {name}.example
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend: {{service: {{name: web, port: {{number: 80}}}}}}
+"""
+
+
+def test_ingresses_declared_in_two_versions_of_one_group_are_compared_in_their_own(
+    tmp_path: Path, kube: Kube, namespace: str
+) -> None:
+    # Invariant resync-writes-nothing. The server serves every Ingress under both
+    # networking.k8s.io/v1 and v1beta1; the plan listed both versions and kept, for each
+    # Ingress, whichever list it read last, so one of the two was compared in the other
+    # version (the diff showed `backend.service` against `serviceName`) and configured again
+    # on every sync.
+    settings = options("versions", namespace)
+    manifests = render_app(write_app(tmp_path / "app", {
+        "new.yaml": INGRESS_V1.format(name="new"),
+        "old.yaml": INGRESS_V1BETA1.format(api_version="networking.k8s.io/v1beta1", name="old"),
+    }), namespace=namespace)
+    assert sync(kube, manifests, options=settings, revision="r1").ok
+    plan = plan_sync(kube, manifests, options=settings, revision="r1")
+    assert {ref.name: planned.live["apiVersion"] for ref, planned in plan.objects.items() if planned.live} == {
+        "new": "networking.k8s.io/v1", "old": "networking.k8s.io/v1beta1"}
+    assert not plan.has_changes
+    again = sync(kube, manifests, options=settings, revision="r1")
+    assert changed(again) == [], again.to_dict()

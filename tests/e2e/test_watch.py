@@ -4,17 +4,23 @@ only counted without selfHeal, and the watch cache recovers when it cannot resum
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
 from kubernetes import client
 
 from syncer.apply.applyset import Inventory
 from syncer.apply.membercache import MemberCache
 from syncer.daemon import Daemon
-from syncer.kube import Kube
+from syncer.kube import ClientOptions, Kube
 from syncer.model import ObjectRef
+from tests.conftest import ClusterAccess
 from tests.e2e.apps import eventually
 from tests.e2e.test_daemon import (  # noqa: F401 - fixtures
     app, color, commit, configmap_yaml, get, metric, read_configmap, repo, start_daemon, url,
@@ -150,6 +156,89 @@ def test_the_cache_resumes_its_watches_and_lists_again_on_schedule(
         assert colors() == ["red-5"]  # only what the daemon's apps own is kept
     finally:
         cache.stop()
+
+
+class DroppingProxy:
+    """A TCP proxy to the API server whose open connections can all be cut at once, as an API
+    server restart or a load balancer's idle timeout cuts them."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self._target = target
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client_side, _ = self._listener.accept()
+            except OSError:
+                return
+            server_side = socket.create_connection(self._target)
+            self._open += [client_side, server_side]
+            for source, sink in ((client_side, server_side), (server_side, client_side)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            end.close()
+
+    def cut(self) -> None:
+        for end in self._open:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+        self._open.clear()
+
+    def close(self) -> None:
+        self._listener.close()
+        self.cut()
+
+
+def test_a_dropped_watch_resumes_without_listing_again(
+    namespace: str, kube_api: client.ApiClient, cluster: ClusterAccess, tmp_path: Path
+) -> None:
+    """The connection drops (an API server restart, a load balancer's idle timeout): the watch
+    resumes from where it was, the cache answers again, and nothing was listed again."""
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    server = urllib.parse.urlsplit(config["clusters"][0]["cluster"]["server"])
+    proxy = DroppingProxy((server.hostname or "127.0.0.1", server.port or 443))
+    for entry in config["clusters"]:
+        entry["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    kube = Kube.connect(ClientOptions(kubeconfig=str(tmp_path / "kubeconfig"), context=cluster.context))
+
+    applyset = Inventory.for_app(app="shop", namespace=namespace).id
+    core = client.CoreV1Api(kube_api)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "member", "labels": {
+        "applyset.kubernetes.io/part-of": applyset}}, "data": {"color": "blue"}})
+    cache = MemberCache(kube, owned=lambda a: a == applyset)
+    configmaps = kube.resource_for("v1", "ConfigMap")
+    cache.members(configmaps, namespace)
+    cache.start()
+
+    def colors() -> list[str] | None:
+        cached = cache.members(configmaps, namespace)
+        return None if cached is None else [o["data"]["color"] for o in cached]
+
+    try:
+        eventually(lambda: colors() == ["blue"], timeout=10, what="the cache to list")
+        lists, watches = cache.stats.lists, cache.stats.watches
+        proxy.cut()
+        core.patch_namespaced_config_map("member", namespace, {"data": {"color": "red"}})
+        eventually(lambda: colors() == ["red"], timeout=10, what="the cache to resume and follow the change")
+        assert cache.stats.watches > watches
+        assert cache.stats.lists == lists
+    finally:
+        cache.stop()
+        proxy.close()
+        kube.close()
 
 
 def test_a_plan_from_the_cache_leaves_the_cache_as_it_was(

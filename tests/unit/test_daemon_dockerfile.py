@@ -36,11 +36,11 @@ def deploy_objects() -> list[dict[str, Any]]:
     return objects
 
 
-def file_mode_objects() -> list[dict[str, Any]]:
-    """examples/deploy-file-mode, an overlay with patches: built by kustomize itself."""
+def file_mode_objects(overlay: str = "deploy-file-mode") -> list[dict[str, Any]]:
+    """examples/deploy-file-mode (or another overlay with patches): built by kustomize itself."""
     if shutil.which("kubectl") is None:
-        pytest.skip("needs kubectl (its kustomize) to build the file-mode overlay")
-    built = subprocess.run(["kubectl", "kustomize", str(ROOT / "examples" / "deploy-file-mode")], check=True,
+        pytest.skip("needs kubectl (its kustomize) to build the overlays")
+    built = subprocess.run(["kubectl", "kustomize", str(ROOT / "examples" / overlay)], check=True,
                            capture_output=True, text=True).stdout
     return [doc for doc in yaml.safe_load_all(built) if doc]
 
@@ -144,3 +144,15 @@ def test_the_service_exposes_metrics() -> None:
     labels = find("Deployment", "syncer")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
     assert re.fullmatch(r"\d+", str(service["spec"]["ports"][0]["port"]))
+
+
+def test_the_sharded_deployment_runs_three_members_that_may_watch_their_leases() -> None:
+    objects = file_mode_objects("deploy-sharded")
+    deployment = find("Deployment", "syncer", objects)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    run_command.make_context("run", list(container["args"][1:]))
+    assert "--shard" in container["args"] and "--leader-elect" not in container["args"]
+    assert deployment["spec"]["replicas"] == 3
+    role = find("Role", "syncer-leader", objects)
+    assert {("coordination.k8s.io", "leases", verb) for verb in ("list", "watch", "create", "update", "delete")} \
+        <= grants(role)

@@ -1,0 +1,77 @@
+"""What the transport puts on the wire, checked with a local HTTP server (no API server needed
+for this part): the request path under the server URL's own path, the client's User-Agent (the
+benchmark recognises syncer's requests by it), and credentials asked from the client's refresh
+hook again once `CREDENTIALS_TTL` has passed (shortened here), never on every request."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+import syncer.kube
+from syncer.kube import ClientOptions, Kube
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    seen: list[dict[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
+            body = json.dumps({"kind": "Status", "ok": True}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+    httpd.shutdown()
+
+
+def test_requests_go_under_the_servers_path_with_the_clients_agent_and_refreshed_credentials(
+    server: tuple[str, list[dict[str, str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, seen = server
+    refreshes: list[int] = []
+
+    def refresh(configuration: Any) -> None:
+        refreshes.append(1)
+        configuration.api_key["BearerToken"] = f"token-{len(refreshes)}"
+
+    configuration = client.Configuration()
+    configuration.host = url + "/gateway/cluster-a"
+    configuration.api_key = {"BearerToken": "token-0"}
+    configuration.api_key_prefix = {"BearerToken": "Bearer"}
+    configuration.refresh_api_key_hook = refresh
+    configuration.retries = False
+    kube = Kube(client.ApiClient(configuration), ClientOptions())
+    monkeypatch.setattr(syncer.kube, "CREDENTIALS_TTL", 0.2)
+    try:
+        for _ in range(3):
+            assert kube.request("GET", "/api/v1/namespaces", subject="namespaces", verb="list") == {
+                "kind": "Status", "ok": True}
+        time.sleep(0.25)
+        kube.request("GET", "/version", subject="version", verb="discovery", query={"a": "b c"})
+    finally:
+        kube.close()
+    assert [r["path"] for r in seen] == ["/gateway/cluster-a/api/v1/namespaces"] * 3 + ["/gateway/cluster-a/version?a=b+c"]
+    assert all(r["user-agent"].startswith("OpenAPI-Generator/") for r in seen)
+    assert [r["authorization"] for r in seen] == ["Bearer token-1"] * 3 + ["Bearer token-2"]
+    assert len(refreshes) == 2, "asked once for the first three requests, again after the TTL"
