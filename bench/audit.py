@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 COUNTED_STAGES = frozenset({"ResponseComplete", "Panic"})
@@ -46,6 +47,8 @@ class AuditEvent:
     name: str | None = None
     dry_run: bool = False
     status: int = 0
+    label_selector: str = ""
+    """The request's `labelSelector` (decoded), empty without one."""
 
     @property
     def category(self) -> str:
@@ -106,6 +109,7 @@ def parse_event(line: str) -> AuditEvent | None:
         name=ref.get("name"),
         dry_run=any(part.startswith("dryRun=") for part in query.split("&")),
         status=int((raw.get("responseStatus") or {}).get("code") or 0),
+        label_selector=parse_qs(query).get("labelSelector", [""])[0],
     )
 
 

@@ -201,17 +201,19 @@ def _json_result(path: Path) -> dict[str, Any] | None:
     return {"summary": summary, "ok": data.get("ok"), "error": data.get("error")} if summary else None
 
 
-def wait_until_quiet(audit: AuditLog, *, quiet_for: float = 2.0, timeout: float = 90.0) -> float:
+def wait_until_quiet(audit: AuditLog, *, quiet_for: float = 2.0, timeout: float = 90.0,
+                     ignore: frozenset[str] = frozenset()) -> float:
     """Wait until no client (kube-controller-manager catching up on a sync's Deployments,
     say) has written anything for `quiet_for` seconds, so that one command's aftermath does
-    not slow down the next one's measurement. Returns the seconds waited."""
+    not slow down the next one's measurement. Writes to the resources in `ignore` (the
+    Leases that sharded daemons renew all the time) do not count. Returns the seconds waited."""
     started = time.monotonic()
     offset = audit.offset()
     last_write = time.time()
     while time.monotonic() - started < timeout:
         time.sleep(0.5)
         events, offset = audit.read(offset)
-        writes = [event.received for event in events if event.is_write]
+        writes = [event.received for event in events if event.is_write and event.resource not in ignore]
         if writes:
             last_write = max(last_write, max(writes))
         if time.time() - last_write >= quiet_for:

@@ -130,7 +130,9 @@ class AppReconciler:
         drifted, self._drifted = self._drifted, False
         fresh, self._news_expected = self._news_expected, False
         try:
-            if not (drifted and self._manifests is not None and revision != WORKING_TREE):
+            # A push (fresh) always asks Git, even when a member's change started this tick:
+            # the drift shortcut would otherwise consume the push and leave it to the interval.
+            if fresh or not (drifted and self._manifests is not None and revision != WORKING_TREE):
                 revision = self.source.remote_revision(max_age=0.0 if fresh else self.app.interval)
             if self._manifests is None or revision != self._rendered_revision or revision == WORKING_TREE:
                 revision = self._fetch_and_render()

@@ -256,3 +256,23 @@ def test_a_plan_from_the_cache_leaves_the_cache_as_it_was(
     snapshot = copy.deepcopy(cached)
     time.sleep(2.0)  # four ticks, each planning from the cache
     assert daemon.cache.members(configmaps, namespace) == snapshot
+
+
+def test_a_push_noted_while_a_member_drifted_is_not_lost(
+    repo: Path, namespace: str, kube_api: client.ApiClient, kube: Kube
+) -> None:
+    """A webhook's push and a member's change can reach the same tick (found by the daemon
+    benchmark: the daemon's own status write on the ApplySet parent counts as a change). The
+    drift shortcut (sync the last render, skip Git) must not swallow the push, which would
+    otherwise wait for the next interval."""
+    from syncer.daemon import AppReconciler, Metrics  # noqa: PLC0415
+
+    reconciler = AppReconciler(app("shop", repo, namespace, interval=HOUR), kube=kube, metrics=Metrics(["shop"]),
+                               lock_timeout=5)
+    assert reconciler.tick()
+    assert color(kube_api, namespace) == "blue"
+    commit(repo, {"shop/config.yaml": configmap_yaml("web-config", "green")})
+    reconciler.note_drift()
+    reconciler.expect_news()
+    assert reconciler.tick()
+    assert color(kube_api, namespace) == "green"
