@@ -115,6 +115,8 @@ class Plan:
     parent_version: str | None = None
     """resourceVersion of the ApplySet parent when it was read (None: there is none)."""
     parent_annotations: dict[str, str] = field(default_factory=dict)
+    recovery: Recovery | None = None
+    """What the label scan found when the parent was missing (None: the parent was read)."""
 
     @property
     def changed(self) -> list[PlannedObject]:
@@ -330,7 +332,15 @@ def check_object(kube: Kube, planned: PlannedObject, *, options: SyncOptions) ->
 
 # -- the inventory ------------------------------------------------------------------------------
 
-def _recover_inventory(kube: Kube, plan: Plan, *, namespaces: Iterable[str]) -> Inventory:
+@dataclass(frozen=True)
+class Recovery:
+    """The members a label scan found, and what it has to say about them."""
+
+    members: tuple[ObjectRef, ...]
+    warnings: tuple[str, ...]
+
+
+def _recover_inventory(kube: Kube, plan: Plan, *, namespaces: Iterable[str]) -> Recovery:
     """The parent is missing: find the app's members by their `part-of` label, so that what
     Git removed meanwhile is still pruned. One LIST per kind (cluster-wide, or per namespace
     for credentials that may not list cluster-wide), `concurrency` at a time: on a first sync
@@ -361,13 +371,14 @@ def _recover_inventory(kube: Kube, plan: Plan, *, namespaces: Iterable[str]) -> 
     found = [ref for refs, _ in results for ref in refs]
     unsearched = [f"{group_version} (cannot discover: {why})" for group_version, why in sorted(undiscovered.items())]
     unsearched += [where for _, missed in results for where in missed]
+    warnings = []
     if found:
-        plan.warnings.append(
+        warnings.append(
             f"{inventory.parent} was missing; recovered the app's inventory from the labels of "
             f"{len(found)} object(s) ({', '.join(sorted({r.group_kind for r in found}))})")
     if unsearched and found:
-        plan.warnings.append("could not search for members of this app in: " + ", ".join(unsearched[:10]))
-    return inventory.including(found)
+        warnings.append("could not search for members of this app in: " + ", ".join(unsearched[:10]))
+    return Recovery(tuple(found), tuple(warnings))
 
 
 def _read_parent(
@@ -487,10 +498,11 @@ def _tasks(plan: Plan) -> tuple[Task, ...]:
 
 def build_plan(
     kube: Kube, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str,
-    cache: MemberCache | None = None,
+    cache: MemberCache | None = None, recovery: Recovery | None = None,
 ) -> Plan:
     """Read the cluster (or, where it can answer, the daemon's cache of the apps' members) and
-    decide, per object, what a sync does. Writes nothing."""
+    decide, per object, what a sync does. Writes nothing. `recovery`: the label scan of an
+    earlier plan of the same sync, used again if the parent is still missing."""
     plan = Plan(options=options, revision=revision,
                 inventory=Inventory.for_app(app=options.app, namespace=options.namespace))
     resolved = _resolve(kube, manifests, plan=plan)
@@ -505,8 +517,10 @@ def build_plan(
     plan.parent_annotations = dict((parent or {}).get("metadata", {}).get("annotations") or {})
     plan.inventory = plan.inventory.read(parent)
     if parent is None:
-        plan.inventory = _recover_inventory(
+        plan.recovery = recovery or _recover_inventory(
             kube, plan, namespaces=[options.namespace, *(r.ref.namespace for r in resolved if r.ref.namespace)])
+        plan.inventory = plan.inventory.including(list(plan.recovery.members))
+        plan.warnings.extend(plan.recovery.warnings)
     elif plan.inventory.tooling and not plan.inventory.tooling.startswith("syncer/"):
         plan.failures.append(ClusterError(
             str(plan.inventory.parent),

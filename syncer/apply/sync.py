@@ -24,7 +24,7 @@ from syncer.apply.executor import Reporter, StepReporter, execute
 from syncer.apply.lock import AppLock
 from syncer.apply.membercache import MemberCache
 from syncer.apply.options import SyncOptions
-from syncer.apply.plan import ListKey, Plan, build_plan
+from syncer.apply.plan import ListKey, Plan, Recovery, build_plan
 from syncer.apply.tasks import EnsureNamespace
 from syncer.errors import ClusterError, NotFound, SyncerError, ValidationFailed
 from syncer.kube import Kube
@@ -39,10 +39,10 @@ class EmptySourceRefused(SyncerError):
 
 def plan_sync(
     kube: Kube, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str,
-    cache: MemberCache | None = None,
+    cache: MemberCache | None = None, recovery: Recovery | None = None,
 ) -> Plan:
     """Plan and apply the guard rails; raises ValidationFailed / EmptySourceRefused."""
-    plan = build_plan(kube, manifests, options=options, revision=revision, cache=cache)
+    plan = build_plan(kube, manifests, options=options, revision=revision, cache=cache, recovery=recovery)
     if plan.failures:
         raise ValidationFailed(plan.failures)
     if not manifests and options.prune and not options.allow_empty and (plan.prune or plan.inventory.group_kinds):
@@ -135,7 +135,9 @@ def sync(
         if created is not None or _current_fingerprint(kube, plan) != _fingerprint(plan):
             log.info("app %s: the cluster changed since planning; planning again under the lock", options.app)
             try:
-                plan = plan_sync(kube, manifests, options=options, revision=revision)
+                # The parent is written before any member, under this lock: if it is still
+                # missing, no member appeared since the first plan's label scan.
+                plan = plan_sync(kube, manifests, options=options, revision=revision, recovery=plan.recovery)
             except ValidationFailed:
                 if created is not None:
                     _undo_bootstrap(kube, created)

@@ -467,3 +467,24 @@ def test_forbidden_create_says_which_verb_is_missing(
             sync(restricted, render_app(app, namespace=namespace), options=options("nocreate", namespace), revision="r1")
     finally:
         restricted.close()
+
+
+def test_a_first_sync_into_a_new_namespace_searches_for_lost_members_once(
+    tmp_path: Path, kube: Kube, kube_api: client.ApiClient
+) -> None:
+    """With no ApplySet parent the plan lists every kind by the app's label (members of a
+    parent deleted by hand are still pruned). A sync that creates the app's namespace plans
+    again under its lock, and used to repeat that scan: one LIST per kind, twice."""
+    home = f"t-first-{secrets.token_hex(3)}"
+    app = write_app(tmp_path / "app", {
+        "ns.yaml": f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {home}}}\n",
+        "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}\ndata: {a: '1'}\n",
+    })
+    kinds = len(kube.listable_resources()[0])
+    try:
+        result = sync(kube, render_app(app, namespace=home), options=options("first", home), revision="r1")
+        assert result.ok, result.error
+        assert configmap(kube_api, home, "one") is not None
+        assert kinds < kube.stats.by_verb["list"] < kinds + 10, dict(kube.stats.by_verb)
+    finally:
+        client.CoreV1Api(kube_api).delete_namespace(home)
