@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from syncer.apply.applyset import ID_LABEL, PART_OF_LABEL
@@ -164,6 +164,15 @@ class MemberCache:
                 return None
             wanted = namespace or ""
             return [obj for (ns, _), obj in watched.objects.items() if ns == wanted]
+
+    def watching(self, resources: Iterable[Resource]) -> bool:
+        """Whether the watches of these resources, and of the parents, are established: then a
+        change to any of their objects will be reported."""
+        with self._lock:
+            parents = self._parents
+            return parents is not None and parents.established and all(
+                (watched := self._watched.get(resource)) is not None and watched.established
+                for resource in resources)
 
     def parent(self, namespace: str, name: str) -> tuple[bool, Object | None]:
         """(whether the cache knows, the ApplySet parent ConfigMap or None when it does not exist)."""

@@ -10,7 +10,8 @@
 A tick that a member's change started (`note_drift`, from the daemon's watches) skips Git and
 works from the last render, so drift is healed in the time a sync takes. With the daemon's
 `MemberCache`, the plan reads the live objects from the watches: a tick that finds nothing to
-change sends no request to the API server. Apps that share a repository share its
+change sends no request to the API server, and a tick after which neither Git nor any watched
+object changed does not plan at all. Apps that share a repository share its
 `ls-remote` answer for up to their interval; a webhook or reconcile-now (`expect_news`) asks
 Git afresh.
 
@@ -91,6 +92,8 @@ class AppReconciler:
         self._manifests: Sequence[Manifest] | None = None
         self._rendered_revision: str | None = None
         self._rendered_tree: str | None = None
+        self._synced_revision: str | None = None
+        """The revision of the last sync that succeeded."""
         self._last_ok = False
         self._recorder = OutcomeRecorder(kube, app=app.name, namespace=app.namespace, instance=instance)
         self._status_error: str | None = None
@@ -134,6 +137,8 @@ class AppReconciler:
             # the drift shortcut would otherwise consume the push and leave it to the interval.
             if fresh or not (drifted and self._manifests is not None and revision != WORKING_TREE):
                 revision = self.source.remote_revision(max_age=0.0 if fresh else self.app.interval)
+            if self._settled(revision, drifted=drifted):
+                return True
             if self._manifests is None or revision != self._rendered_revision or revision == WORKING_TREE:
                 revision = self._fetch_and_render()
             elif not self.app.self_heal and self._last_ok:
@@ -148,6 +153,20 @@ class AppReconciler:
             log.exception("app %s: unexpected error", self.app.name)
             return self._failed(revision=revision, error=RuntimeError(f"internal error: {error!r}"), started=started)
         return self._synced(changes, started=started)
+
+    def _settled(self, revision: str, *, drifted: bool) -> bool:
+        """Nothing to plan: Git is where the last successful sync left it, and the watches of
+        every kind the app has would have reported any change since (none came). A plan
+        would read the same cache and prove the same objects unchanged."""
+        if self.cache is None or drifted or not self._last_ok or self._manifests is None:
+            return False
+        if revision != self._rendered_revision or revision == WORKING_TREE or self._synced_revision != revision:
+            return False
+        try:
+            resources = {self._kube.resource_for(m.api_version, m.kind) for m in self._manifests}
+        except SyncerError:
+            return False
+        return self.cache.watching(resources)
 
     def _observe_drift(self, revision: str) -> None:
         """Without selfHeal a member's change is reported, not reverted: the objects a sync
@@ -184,6 +203,7 @@ class AppReconciler:
         seconds = time.monotonic() - started
         ok = changes.ok
         self._last_ok = ok
+        self._synced_revision = changes.revision if ok else None
         self._metrics.observe_sync(self.app.name, changes=changes, ok=ok, seconds=seconds)
         summary = changes.summary()
         counts = summary_text(summary)
@@ -204,6 +224,7 @@ class AppReconciler:
     def _failed(self, *, revision: str, error: Exception, started: float) -> bool:
         seconds = time.monotonic() - started
         self._last_ok = False
+        self._synced_revision = None
         self._metrics.observe_sync(self.app.name, changes=None, ok=False, seconds=seconds)
         log.error("app %s sync of %s failed: %s", self.app.name, revision[:12], error,
                   extra={"app": self.app.name, "revision": revision, "result": "Failed", "error": str(error),
