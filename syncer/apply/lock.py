@@ -122,6 +122,10 @@ class AppLock:
     def acquire(self) -> None:
         deadline = time.monotonic() + self._timeout
         while True:
+            # The Lease counts from when the server may have written it, not from when we heard
+            # back: a process paused between the two (SIGSTOP, a long GC, a frozen VM) must not
+            # take the time it was away as time it held the lock.
+            asked_at = time.monotonic()
             holder = self._try_acquire()
             if holder is None:
                 break
@@ -135,7 +139,7 @@ class AppLock:
                 )
             time.sleep(self._poll)
         log.debug("%s acquired by %s", self._subject, self._identity)
-        self._renewed_at, self._lost = time.monotonic(), None
+        self._renewed_at, self._lost = asked_at, None
         self._stop.clear()
         self._renewer = threading.Thread(target=self._renew_loop, name=f"lease-{self._app}", daemon=True)
         self._renewer.start()

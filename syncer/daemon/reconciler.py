@@ -137,7 +137,7 @@ class AppReconciler:
             # the drift shortcut would otherwise consume the push and leave it to the interval.
             if fresh or not (drifted and self._manifests is not None and revision != WORKING_TREE):
                 revision = self.source.remote_revision(max_age=0.0 if fresh else self.app.interval)
-            if self._settled(revision, drifted=drifted):
+            if not fresh and self._settled(revision, drifted=drifted):
                 return True
             if self._manifests is None or revision != self._rendered_revision or revision == WORKING_TREE:
                 revision = self._fetch_and_render()

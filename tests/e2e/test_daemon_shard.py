@@ -279,6 +279,9 @@ def test_app_objects_are_sharded_too(
         owners = {app: identity.index(str(owner(f"{namespace}/{app}", identity))) for app in TEAM_APPS}
         assert set(owners.values()) == {0, 1}, owners
         steady = time.time()
+        for app in TEAM_APPS:  # a reconcile request: each App's owner syncs it, and only its owner
+            kubectl("annotate", "--overwrite", f"app/{app}", "-n", namespace,
+                    f"syncer.dev/reconcile-requested-at={steady}")
         time.sleep(5)
         for index, replica in enumerate(replicas):
             synced = {app for app, start, _ in replica.syncs() if start >= steady}

@@ -378,7 +378,7 @@ def test_a_sync_that_lost_its_lock_makes_no_further_write(
     assert "lost" in stderr and "Lease" in stderr, stderr
     assert configmap(kube_api, namespace, "doomed").metadata.uid == doomed_uid, "the paused sync pruned"
     values = {configmap(kube_api, namespace, name[:-5]).data["v"] for name in waves}
-    assert values == {"newer"}, "the paused sync undid the newer sync's work"
+    assert values == {"newer"}, f"the paused sync undid the newer sync's work: {stderr}"
 
 
 def test_a_sync_whose_lock_is_taken_over_stops_before_the_next_write(
@@ -562,3 +562,29 @@ def test_status_shows_a_cli_sync_that_failed_validation(
     shown = CliRunner().invoke(cli, ["status", "-n", namespace, "--kubeconfig", str(cluster.kubeconfig),
                                      "--context", cluster.context, "-o", "json"])
     assert json.loads(shown.stdout)["items"][0]["result"] == "Failed"
+
+
+def test_a_lock_whose_acquisition_outlasted_its_lease_is_not_held(
+    kube: Kube, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found as a flake of the test above: the process was paused after the API server created
+    its Lease but before the answer arrived. It counted the lease from the answer, so on resuming
+    it wrote for a full lease duration over the newer sync's work. The lease counts from the
+    request."""
+    from syncer.apply.lock import AppLock
+
+    create = Kube.create
+
+    def create_then_pause(self: Kube, *args: object, **kwargs: object) -> object:
+        created = create(self, *args, **kwargs)  # type: ignore[arg-type]
+        time.sleep(3.5)  # paused: longer than the lease below
+        return created
+
+    monkeypatch.setattr(Kube, "create", create_then_pause)
+    lock = AppLock(kube, app="paused-acquire", namespace=namespace, timeout=10, duration_seconds=3)
+    lock.acquire()
+    try:
+        with pytest.raises(LockLost, match="last renewal was"):
+            lock.ensure_held()
+    finally:
+        lock.release()
