@@ -293,8 +293,11 @@ def test_app_objects_are_sharded_too(
         sha = commit(repo, {f"{app}/config.yaml": configmap_yaml(f"{app}-config", "green") for app in TEAM_APPS})
         eventually(lambda: all(kubectl.status(namespace, app).get("lastAppliedRevision") == sha for app in moved),
                    timeout=LEASE_SECONDS + 15, what="the survivor to sync the killed replica's Apps", interval=0.5)
-        colors = [(configmap(kube_api, namespace, f"{app}-config") or client.V1ConfigMap()).data for app in TEAM_APPS]
-        assert colors == [{"color": "green"}] * len(TEAM_APPS)
+        # The survivor's own Apps see the commit at their next tick: apps of one repository
+        # share an ls-remote answer for up to their interval.
+        eventually(lambda: [(configmap(kube_api, namespace, f"{app}-config") or client.V1ConfigMap()).data
+                            for app in TEAM_APPS] == [{"color": "green"}] * len(TEAM_APPS),
+                   timeout=15, what="every App to apply the commit", interval=0.5)
         assert overlaps(replicas) == []
     finally:
         for replica in replicas:

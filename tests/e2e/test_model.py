@@ -66,8 +66,9 @@ ACTORS = ("edit with apply", "edit with update", "label", "delete", "finalizer",
           "delete inventory")
 FINALIZER = "model.syncer.dev/hold"
 INTRUDER = "intruder"
-CACHE_CATCH_UP = 10.0
-"""Seconds the watch cache may take to see what the commands did (it takes milliseconds)."""
+CACHE_CATCH_UP = 30.0
+"""Seconds the watch cache may take to see what the commands did: milliseconds on an idle
+machine, but the whole suite keeps both cores busy and watch events then queue behind it."""
 
 T = TypeVar("T")
 
@@ -382,8 +383,11 @@ class SyncModel(RuleBasedStateMachine):
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.2)
-        problems = ([f"from the API server: {want}", f"from the cache: {have}"] if have != want
-                    else [f"a settled app's plan still read {n} {verb}(s)" for verb, n in sorted(reads.items())])
+        if isinstance(want, dict) and isinstance(have, dict):
+            problems = checks.differing_actions(want, have) or [
+                f"a settled app's plan still read {n} {verb}(s)" for verb, n in sorted(reads.items())]
+        else:
+            problems = [f"from the API server: {want}", f"from the cache: {have}"]
         self.world.verdicts.check("cache-agrees", problems, f"{context}: a plan from the watch cache")
 
     def check_deletions(
