@@ -245,36 +245,46 @@ class MemberCache:
             # most that far behind, which a plan may use (see the module docstring).
             watched.established = True
         timeout = max(1, min(self._watch_seconds, int(until - time.monotonic()) + 1))
+        ends_at = time.monotonic() + timeout
         for event in self._kube.watch(watched.resource, resource_version=watched.version,
                                       label_selector=watched.selector, timeout_seconds=timeout):
-            if self._stop.is_set():
+            if self._stop.is_set() or not self._follow(watched, event):
                 return
-            kind, obj = event.get("type"), event.get("object") or {}
-            if kind == "ERROR":
-                log.info("watch of %s: %s; listing again", watched.resource.group_kind, obj.get("message"))
-                with self._lock:
-                    watched.version = ""
-                return
-            version = (obj.get("metadata") or {}).get("resourceVersion")
-            if kind == "BOOKMARK":
-                with self._lock:
-                    watched.version = version or watched.version
-                continue
-            obj.setdefault("apiVersion", watched.resource.api_version)
-            obj.setdefault("kind", watched.resource.kind)
-            key = _key(obj)
-            owned = kind != "DELETED" and self._owned(_labels(obj).get(watched.label, ""))
+        if time.monotonic() < ends_at - 1 and not self._stop.is_set():
+            # The server ended the watch early: its CustomResourceDefinition was deleted (and
+            # maybe created again, with a new history that does not replay the deletions of
+            # the old one's objects), or the server is going away. List, do not resume.
+            log.info("watch of %s ended early; listing again", watched.resource.group_kind)
             with self._lock:
-                before = watched.objects.get(key)
-                if owned:
-                    watched.objects[key] = obj
-                else:
-                    watched.objects.pop(key, None)
+                watched.version = ""
+
+    def _follow(self, watched: _Watched, event: Object) -> bool:
+        """One watch event into the cache; False after an ERROR (410 Gone: list again)."""
+        kind, obj = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            log.info("watch of %s: %s; listing again", watched.resource.group_kind, obj.get("message"))
+            with self._lock:
+                watched.version = ""
+            return False
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if kind == "BOOKMARK":
+            with self._lock:
                 watched.version = version or watched.version
-            if kind == "MODIFIED" and owned and status_only(before, obj):
-                continue
-            if owned or before is not None:
-                self._changed(watched, before, obj)
+            return True
+        obj.setdefault("apiVersion", watched.resource.api_version)
+        obj.setdefault("kind", watched.resource.kind)
+        key = _key(obj)
+        owned = kind != "DELETED" and self._owned(_labels(obj).get(watched.label, ""))
+        with self._lock:
+            before = watched.objects.get(key)
+            if owned:
+                watched.objects[key] = obj
+            else:
+                watched.objects.pop(key, None)
+            watched.version = version or watched.version
+        if (owned or before is not None) and not (kind == "MODIFIED" and owned and status_only(before, obj)):
+            self._changed(watched, before, obj)
+        return True
 
     def _changed(self, watched: _Watched, before: Object | None, after: Object) -> None:
         """Tell the apps the object belongs to, before and after the change, that it changed."""
