@@ -127,6 +127,12 @@ class Plan:
         return [d for d in self.prune if d.action is Action.DELETED]
 
     @property
+    def drift(self) -> tuple[str, ...]:
+        """The objects this plan would change or delete (deletions exist only with pruning
+        on: otherwise a candidate is `skipped`)."""
+        return tuple(str(o.ref) for o in self.changed) + tuple(str(d.ref) for d in self.deletions)
+
+    @property
     def writes(self) -> bool:
         """Whether executing the plan writes anything (objects, inventory or prune)."""
         return any(isinstance(t, WRITING_TASKS) or (isinstance(t, ApplyStep) and self._step_writes(t))

@@ -70,7 +70,4 @@ def observe_drift(
     except SyncerError as error:
         log.info("app %s: cannot plan to find drift: %s", options.app, error)
         return None
-    drifted = [str(planned.ref) for planned in plan.changed]
-    if options.prune:
-        drifted += [str(candidate.ref) for candidate in plan.deletions]
-    return tuple(drifted)
+    return plan.drift

@@ -173,7 +173,7 @@ class AppReconciler:
         would change, in the metrics and, when that changed, the log."""
         assert self._manifests is not None
         plan = plan_sync(self._kube, self._manifests, options=self.options, revision=revision, cache=self.cache)
-        drift = tuple(str(p.ref) for p in plan.changed) + tuple(str(d.ref) for d in plan.deletions)
+        drift = plan.drift
         self._metrics.observe_drift(self.app.name, len(drift))
         if drift != self.drift:
             log.info("app %s: %d object(s) drifted from %s (selfHeal is off)%s", self.app.name, len(drift),
