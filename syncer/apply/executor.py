@@ -90,11 +90,10 @@ def _apply_one(kube: Kube, planned: PlannedObject, plan: Plan, *, dry_run: bool)
         if planned.action is Action.RECREATED:
             _recreate(kube, planned, timeout=options.timeout, dry_run=dry_run)
             if not dry_run:
-                kube.apply(planned.resource, planned.body, subject=str(planned.ref), encoded=planned.encoded,
-                           field_manager=options.field_manager, force=options.force_conflicts, dry_run=False)
+                planned.write(kube, field_manager=options.field_manager, force=options.force_conflicts,
+                              dry_run=False)
         else:
-            kube.apply(planned.resource, planned.body, subject=str(planned.ref), encoded=planned.encoded,
-                       field_manager=options.field_manager, force=options.force_conflicts, dry_run=dry_run)
+            planned.write(kube, field_manager=options.field_manager, force=options.force_conflicts, dry_run=dry_run)
     except ClusterError as error:
         return _failed(planned.ref, planned.api_version, error)
     message = {
@@ -177,9 +176,8 @@ def execute(
     def run(task: Task) -> None:
         if isinstance(task, EnsureNamespace):
             planned = plan.objects[task.ref]
-            kube.apply(planned.resource, planned.body, subject=str(task.ref),
-                       field_manager=plan.options.field_manager, force=plan.options.force_conflicts,
-                       dry_run=dry_run)
+            planned.write(kube, field_manager=plan.options.field_manager, force=plan.options.force_conflicts,
+                          dry_run=dry_run)
         elif isinstance(task, WriteInventory):
             try:
                 write_inventory(kube, plan, task, dry_run=dry_run)

@@ -41,6 +41,7 @@ from syncer.apply.tasks import (
     WriteInventory,
 )
 from syncer.apply.prepare import prepare_body
+from syncer.apply.updateapply import apply_or_update, fallback_reason
 from syncer.diff import ObjectDiff, apply_ignores, compare, owned_fields, proven_unchanged, removed_paths, rules_for
 from syncer.errors import ClusterError, Conflict, Forbidden, Invalid, NotFound
 from syncer.kube import Kube, Resource, encode
@@ -71,6 +72,15 @@ class PlannedObject:
     server can check this object; empty when it was checked at plan time."""
     conflicts: str | None = None
     """Fields owned by other managers that the apply takes over (forced), as the server said."""
+    update_instead: str | None = None
+    """Why this server cannot server-side apply the kind, so it is updated instead
+    (`syncer.apply.updateapply`); None: server-side apply."""
+
+    def write(self, kube: Kube, *, field_manager: str, force: bool, dry_run: bool) -> Object:
+        """Apply (or dry-run) this object as the plan decided."""
+        return apply_or_update(kube, self.resource, self.body, subject=str(self.ref), encoded=self.encoded,
+                               field_manager=field_manager, force=force, dry_run=dry_run,
+                               update_instead=self.update_instead)
 
     @functools.cached_property
     def encoded(self) -> bytes:
@@ -201,6 +211,7 @@ class _Resolved:
     body: Object
     new_crd: ObjectRef | None
     """The CRD of this sync that defines the kind, when the server does not serve it yet."""
+    update_instead: str | None
 
 
 def _resolve(kube: Kube, manifests: Sequence[Manifest], *, plan: Plan) -> list[_Resolved]:
@@ -225,9 +236,10 @@ def _resolve(kube: Kube, manifests: Sequence[Manifest], *, plan: Plan) -> list[_
         body = prepare_body(manifest.obj, applyset=plan.inventory.id, namespaced=resource.namespaced)
         if resource.namespaced and not (body.get("metadata") or {}).get("namespace"):
             body["metadata"]["namespace"] = plan.options.namespace
-        if (fallback := kube.apply_fallback(resource)) is not None:
-            plan.warnings.append(f"{ObjectRef.of(body)}: {fallback}")
-        resolved.append(_Resolved(manifest, ObjectRef.of(body), resource, body, new_crd))
+        update_instead = fallback_reason(resource.group_kind, kube.server_version())
+        if update_instead is not None:
+            plan.warnings.append(f"{ObjectRef.of(body)}: {update_instead}")
+        resolved.append(_Resolved(manifest, ObjectRef.of(body), resource, body, new_crd, update_instead))
     return resolved
 
 
@@ -259,17 +271,14 @@ def read_live(
 def dry_run_apply(kube: Kube, planned: PlannedObject, *, options: SyncOptions) -> tuple[Object, str | None]:
     """Server-side apply dry-run: the predicted object, and the fields it takes over from other
     managers (forced), or a Conflict with --no-force-conflicts."""
-    subject = str(planned.ref)
     try:
-        return kube.apply(planned.resource, planned.body, subject=subject, encoded=planned.encoded,
-                          field_manager=options.field_manager, force=False, dry_run=True), None
+        return planned.write(kube, field_manager=options.field_manager, force=False, dry_run=True), None
     except Conflict as conflict:
         if not options.force_conflicts:
-            raise Conflict(subject, f"{conflict.message}; syncer leaves fields owned by other "
+            raise Conflict(str(planned.ref), f"{conflict.message}; syncer leaves fields owned by other "
                            "managers alone with --no-force-conflicts (drop the flag to take them over)",
                            status=409) from conflict
-        return kube.apply(planned.resource, planned.body, subject=subject, encoded=planned.encoded,
-                          field_manager=options.field_manager, force=True, dry_run=True), conflict.message
+        return planned.write(kube, field_manager=options.field_manager, force=True, dry_run=True), conflict.message
 
 
 def _explain_immutable(error: Invalid, planned: PlannedObject) -> ClusterError:
@@ -561,9 +570,11 @@ def build_plan(
         plan.objects[r.ref] = PlannedObject(
             ref=r.ref, api_version=r.manifest.api_version, body=r.body, resource=r.resource,
             origin=r.manifest.origin, live=live_of(r), blocked_by=frozenset(blocked_by),
+            update_instead=r.update_instead,
         )
 
-    plan.failures.extend(ownership_failures(kube, plan))
+    plan.failures.extend(ownership_failures(kube, plan.objects.values(), inventory=plan.inventory,
+                                            app=options.app, namespace=options.namespace))
     to_check = [p for p in plan.objects.values() if not p.blocked_by]
     errors = run_concurrently(lambda p: check_object(kube, p, options=options), to_check,
                               workers=options.concurrency)

@@ -87,8 +87,7 @@ def _bootstrap_namespace(kube: Kube, plan: Plan) -> ObjectRef | None:
     if task is None:
         return None
     planned = plan.objects[task.ref]
-    kube.apply(planned.resource, planned.body, subject=str(task.ref), field_manager=plan.options.field_manager,
-               force=plan.options.force_conflicts, dry_run=False)
+    planned.write(kube, field_manager=plan.options.field_manager, force=plan.options.force_conflicts, dry_run=False)
     return task.ref
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-import syncer.kube
+import syncer.kube.transport
 from syncer.kube import ClientOptions, Kube
 
 
@@ -62,7 +62,7 @@ def test_requests_go_under_the_servers_path_with_the_clients_agent_and_refreshed
     configuration.refresh_api_key_hook = refresh
     configuration.retries = False
     kube = Kube(client.ApiClient(configuration), ClientOptions())
-    monkeypatch.setattr(syncer.kube, "CREDENTIALS_TTL", 0.2)
+    monkeypatch.setattr(syncer.kube.transport, "CREDENTIALS_TTL", 0.2)
     try:
         for _ in range(3):
             assert kube.request("GET", "/api/v1/namespaces", subject="namespaces", verb="list") == {
