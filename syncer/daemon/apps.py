@@ -46,14 +46,12 @@ from syncer.daemon.service import Daemon, DaemonOptions
 from syncer.daemon.webhook import Push, matching_apps
 from syncer.errors import ClusterError, Conflict, ConfigError, SyncerError
 from syncer.kube import ClientOptions, Kube
+from syncer.kube.watch import Reflector
 from syncer.model import Action, Object
 from syncer.sources.auth import GitAuth
 
 log = logging.getLogger(__name__)
 
-WATCH_SECONDS = 300
-"""A watch is re-opened (from the last version seen) this often, as client-go's reflector does."""
-RETRY_SECONDS = 2.0
 EVENT_REASONS = {"failed": ("SyncFailed", True), "recovered": ("SyncRecovered", False),
                  "health": ("HealthChanged", False)}
 """Each transition worth a notification is also an Event on the App: (reason, is a warning)."""
@@ -96,6 +94,27 @@ def _parse(obj: Object, *, require_service_account: bool) -> tuple[AppSpec | Non
         return None, invalid
 
 
+@dataclass(frozen=True)
+class _AppsHandler:
+    """What the reflector of the Apps in one namespace (or all) tells the daemon."""
+
+    daemon: AppsDaemon
+    namespace: str | None
+
+    def listed(self, objects: list[Object]) -> None:
+        self.daemon._resync(self.namespace, objects)
+
+    def event(self, kind: str, obj: Object) -> None:
+        if kind in ("ADDED", "MODIFIED"):
+            self.daemon._upsert(obj)
+        elif kind == "DELETED":
+            self.daemon._forget(_key(obj))
+
+    def failed(self, error: ClusterError) -> bool:
+        log.warning("watch of Apps in %s failed: %s; listing again", self.namespace or "all namespaces", error)
+        return True
+
+
 class AppsDaemon(Daemon):
     """See the module docstring."""
 
@@ -118,8 +137,7 @@ class AppsDaemon(Daemon):
     def start(self) -> None:
         super().start()
         for namespace in self.apps_options.namespaces or (None,):
-            threading.Thread(target=self._watch, args=(namespace,), name=f"watch-{namespace or 'all'}",
-                             daemon=True).start()
+            self._watch(namespace).start()
 
     def stop(self, *, timeout: float = 60.0, release: bool = True) -> list[str]:
         self._watch_stop.set()
@@ -155,35 +173,9 @@ class AppsDaemon(Daemon):
 
     # -- the watch -------------------------------------------------------------------------
 
-    def _watch(self, namespace: str | None) -> None:
-        """List, then watch from the list's version; list again after an error or a 410."""
-        version = ""
-        while not self._watch_stop.is_set():
-            try:
-                if not version:
-                    objects, version = self._watch_kube.list_versioned(self._resource, namespace=namespace)
-                    self._resync(namespace, objects)
-                for event in self._watch_kube.watch(self._resource, namespace=namespace, resource_version=version,
-                                                    timeout_seconds=WATCH_SECONDS):
-                    if self._watch_stop.is_set():
-                        return
-                    obj = event.get("object") or {}
-                    if event.get("type") == "ERROR":
-                        log.info("watch of Apps: %s; listing again", obj.get("message"))
-                        version = ""
-                        break
-                    version = (obj.get("metadata") or {}).get("resourceVersion") or version
-                    if event.get("type") in ("ADDED", "MODIFIED"):
-                        self._upsert(obj)
-                    elif event.get("type") == "DELETED":
-                        self._forget(_key(obj))
-            except Exception as error:  # noqa: BLE001 - the watch must outlive any failure
-                if self._watch_stop.is_set():
-                    return
-                log.warning("watch of Apps in %s failed: %s; listing again in %.0fs", namespace or "all namespaces",
-                            error, RETRY_SECONDS)
-                version = ""
-                self._watch_stop.wait(RETRY_SECONDS)
+    def _watch(self, namespace: str | None) -> Reflector:
+        return Reflector(self._watch_kube, self._resource, handler=_AppsHandler(self, namespace),
+                         stop=self._watch_stop, namespace=namespace)
 
     def _resync(self, namespace: str | None, objects: list[Object]) -> None:
         listed = {_key(obj) for obj in objects}

@@ -28,6 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 
 from syncer.apply.lock import now_micro
 from syncer.daemon.leader import ElectionOptions
@@ -44,13 +45,12 @@ from syncer.daemon.membership import (
 from syncer.daemon.rendezvous import score
 from syncer.errors import ClusterError, Conflict, NotFound
 from syncer.kube import Kube, Resource
+from syncer.kube.watch import Reflector
 from syncer.model import Object
 
 log = logging.getLogger(__name__)
 
 MEMBER_PREFIX = "syncer-member"
-WATCH_SECONDS = 300
-"""The member watch is re-opened (from the last version seen) this often."""
 
 OnChange = Callable[[Assignment, Assignment], None]
 """Told the assignment before and after every change (to trigger the apps gained)."""
@@ -317,52 +317,59 @@ class ShardMember:
     # -- the member watch ------------------------------------------------------------------
 
     def _watch(self) -> None:
-        """List, then watch from the list's version; list again after an error or a 410."""
-        version = ""
-        namespace = self.options.namespace
+        """Follow the member Leases with the reflector, once the Lease kind is known (the API
+        server may be away when the daemon starts)."""
         while not self._stop.is_set():
             try:
-                if not version:
-                    leases, version = self._kube.list_versioned(self._resource, namespace=namespace,
-                                                                label_selector=f"{MEMBER_LABEL}=true")
-                    with self._lock:
-                        self._table.replace(leases, now=time.monotonic())
-                    self._watch_problem = None
-                    self._refresh()
-                    self._wake.set()
-                for event in self._kube.watch(self._resource, namespace=namespace, resource_version=version,
-                                              timeout_seconds=WATCH_SECONDS, label_selector=f"{MEMBER_LABEL}=true"):
-                    if self._stop.is_set():
-                        return
-                    version = self._apply_event(event, version)
-                    if not version:
-                        break
-                    self._refresh()
-                    self._wake.set()  # the loop acknowledges a new view, or deletes an expired Lease
+                resource = self._resource
+                break
             except ClusterError as error:
-                if self._stop.is_set():
-                    return
-                # Once per distinct problem: retries come every retry period while it lasts.
-                level = logging.DEBUG if str(error) == self._watch_problem else logging.WARNING
-                log.log(level, "%s: watch of the member Leases failed: %s; listing again", self._subject, error)
-                self._watch_problem = str(error)
-                version = ""
+                self._failed(error)
                 self._stop.wait(self.options.retry_period)
+        else:
+            return
+        Reflector(self._kube, resource, handler=_MemberWatch(self), stop=self._stop,
+                  namespace=self.options.namespace, label_selector=f"{MEMBER_LABEL}=true",
+                  retry_seconds=self.options.retry_period, max_retry_seconds=self.options.retry_period).run()
 
-    def _apply_event(self, event: Object, version: str) -> str:
-        """Update the table from one watch event; returns the version to resume from ("" to
-        list again)."""
-        obj = event.get("object") or {}
-        kind = event.get("type")
+    def _listed(self, leases: list[Object]) -> None:
+        with self._lock:
+            self._table.replace(leases, now=time.monotonic())
+        self._watch_problem = None
+        self._refresh()
+        self._wake.set()
+
+    def _event(self, kind: str, lease: Object) -> None:
         now = time.monotonic()
-        if kind == "ERROR":
-            log.info("%s: watch of the member Leases: %s; listing again", self._subject, obj.get("message"))
-            return ""
         with self._lock:
             if kind in ("ADDED", "MODIFIED"):
-                self._table.observe(obj, now=now)
+                self._table.observe(lease, now=now)
             elif kind == "DELETED":
-                self._table.remove(str((obj.get("metadata") or {}).get("name")), now=now)
+                self._table.remove(str((lease.get("metadata") or {}).get("name")), now=now)
             else:  # BOOKMARK
                 self._table.heard(now=now)
-        return str((obj.get("metadata") or {}).get("resourceVersion") or version)
+        self._refresh()
+        self._wake.set()  # the loop acknowledges a new view, or deletes an expired Lease
+
+    def _failed(self, error: ClusterError) -> bool:
+        # Once per distinct problem: retries come every retry period while it lasts.
+        level = logging.DEBUG if str(error) == self._watch_problem else logging.WARNING
+        log.log(level, "%s: watch of the member Leases failed: %s; listing again", self._subject, error)
+        self._watch_problem = str(error)
+        return True
+
+
+@dataclass(frozen=True)
+class _MemberWatch:
+    """What the reflector of the member Leases tells the member."""
+
+    member: ShardMember
+
+    def listed(self, objects: list[Object]) -> None:
+        self.member._listed(objects)
+
+    def event(self, kind: str, obj: Object) -> None:
+        self.member._event(kind, obj)
+
+    def failed(self, error: ClusterError) -> bool:
+        return self.member._failed(error)
