@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -69,6 +70,12 @@ class Kube:
         view._write_guard = write_guard
         return view
 
+    @property
+    def write_bound(self) -> float:
+        """Seconds a write this client sent may still run on the server after we sent it:
+        every write carries this as its server-side `timeout`."""
+        return self._options.request_timeout
+
     @classmethod
     def connect(cls, options: ClientOptions = ClientOptions()) -> Kube:
         return cls(load_api_client(options), options)
@@ -101,7 +108,6 @@ class Kube:
         values."""
         headers = {"Content-Type": content_type} if body is not None else {}
         payload = encoded if encoded is not None else None if body is None else encode(body)
-        target = path + (f"?{urlencode(query)}" if query else "")
         dry_run = _is_dry_run(query, body)
         budget = self._options.request_timeout
         deadline = time.monotonic() + budget
@@ -115,6 +121,13 @@ class Kube:
             retry_after: float | None = None
             details: dict[str, Any] = {}
             remaining = max(deadline - time.monotonic(), 0.1)
+            sent_query = dict(query or {})
+            if method != "GET":
+                # The server's own deadline for a write: once it passes, the server stops
+                # working on the request, so a write cannot land long after we gave up on it
+                # (a Lease takeover waits this bound: `write_bound`).
+                sent_query["timeout"] = f"{max(1, math.ceil(remaining))}s"
+            target = path + (f"?{urlencode(sent_query)}" if sent_query else "")
             try:
                 response = self._http.send(
                     method, target, body=payload, headers=headers,
