@@ -15,9 +15,20 @@ from syncer.model import ObjectRef
 
 @dataclass(frozen=True)
 class EnsureNamespace:
-    """Create the app's own namespace first: its inventory and lock live there."""
+    """Create the app's own namespace first: its inventory and lock live there. A sync runs
+    it before taking the lock (`Plan.bootstrap`, `execute_bootstrap`)."""
 
     ref: ObjectRef
+
+
+@dataclass(frozen=True)
+class UndoNamespace:
+    """Delete the namespace `EnsureNamespace` created, exactly that one (by its UID), when the
+    plan made again under the lock fails validation: nothing else was written in it. Not a
+    task of any plan: it comes from what the bootstrap did (`Bootstrap.undo`)."""
+
+    ref: ObjectRef
+    uid: str
 
 
 @dataclass(frozen=True)
