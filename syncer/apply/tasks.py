@@ -1,6 +1,6 @@
 """The plan's tasks: the typed steps a sync executes, in order (cli-utils' task queue, as data).
 
-`build_plan` (plan.py) lists them; `execute` (executor.py) runs them, with every write in
+`build_plan` (plan.py) has the solver (solver.py) list them; `execute` (executor.py) runs them, with every write in
 dry-run mode for `syncer sync --dry-run`. A task says what to do, never whether: every
 decision about an object was made when the plan was built.
 """
