@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from syncer.apply.applyset import ID_LABEL, is_member
+from syncer.apply.crds import crd_group_kind, crd_resource, is_crd, is_namespace
 from syncer.errors import ClusterError
 from syncer.kube import Kube, Resource
 from syncer.model import Object, ObjectRef
@@ -99,12 +100,12 @@ def terminating(candidate: Candidate, context: PruneContext) -> str | None:
 
 def desired_inside(candidate: Candidate, context: PruneContext) -> str | None:
     ref = candidate.ref
-    if _is_namespace(ref):
+    if is_namespace(ref):
         inside = sorted(str(d) for d in context.desired if d.namespace == ref.name)
         if inside:
             return f"the source still has objects in it ({_some(inside)})"
-    if _is_crd(ref):
-        group, kind = _crd_group_kind(candidate.live)
+    if is_crd(ref):
+        group, kind = crd_group_kind(candidate.live)
         inside = sorted(str(d) for d in context.desired if (d.group, d.kind) == (group, kind))
         if inside:
             return f"the source still has custom resources of it ({_some(inside)})"
@@ -113,11 +114,11 @@ def desired_inside(candidate: Candidate, context: PruneContext) -> str | None:
 
 def foreign_inside(candidate: Candidate, context: PruneContext) -> str | None:
     ref = candidate.ref
-    if _is_namespace(ref):
+    if is_namespace(ref):
         foreign = context.foreign_in_namespace(ref.name)
         if foreign:
             return f"it holds objects this app does not manage ({', '.join(foreign)})"
-    if _is_crd(ref):
+    if is_crd(ref):
         foreign = foreign_custom_resources(context.kube, candidate.live, applyset=context.applyset)
         if foreign:
             return f"custom resources of it are not managed by this app ({', '.join(foreign)})"
@@ -151,19 +152,6 @@ def keep_reason(candidate: Candidate, context: PruneContext) -> tuple[str, str] 
 def _some(items: list[str], limit: int = 5) -> str:
     more = f" and {len(items) - limit} more" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
-
-
-def _is_namespace(ref: ObjectRef) -> bool:
-    return ref.group == "" and ref.kind == "Namespace"
-
-
-def _is_crd(ref: ObjectRef) -> bool:
-    return ref.group == "apiextensions.k8s.io" and ref.kind == "CustomResourceDefinition"
-
-
-def _crd_group_kind(crd: Object) -> tuple[str, str]:
-    spec = crd.get("spec") or {}
-    return str(spec.get("group", "")), str((spec.get("names") or {}).get("kind", ""))
 
 
 def _made_by_the_system(obj: Object, *, services: set[str]) -> bool:
@@ -239,13 +227,9 @@ def foreign_objects(kube: Kube, namespace: str, *, applyset: str, app: str) -> l
 
 def foreign_custom_resources(kube: Kube, crd: Object, *, applyset: str, limit: int = 5) -> list[str]:
     """Custom resources of a CRD that this app does not own (deleting the CRD deletes them)."""
-    spec = crd.get("spec") or {}
-    names = spec.get("names") or {}
-    served = [v for v in spec.get("versions") or [] if v.get("served", True)]
-    if not served:
+    resource = crd_resource(crd)
+    if resource is None:
         return []
-    resource = Resource(group=spec.get("group", ""), version=served[0]["name"], kind=names.get("kind", ""),
-                        plural=names.get("plural", ""), namespaced=spec.get("scope") == "Namespaced")
     try:
         objs = kube.list(resource)
     except ClusterError as error:
