@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from syncer.apply.applyset import ID_LABEL, is_member
+from syncer.apply.applyset import ID_LABEL, PARENT_PREFIX, is_member
 from syncer.apply.crds import crd_group_kind, crd_resource, is_crd, is_namespace
 from syncer.errors import ClusterError
 from syncer.kube import Kube, Resource
@@ -52,6 +52,8 @@ class PruneContext:
     desired_uids: dict[str, ObjectRef]
     """UID of each desired object that exists -> its ref (one stored object can be served
     under two API groups: an Ingress in extensions/v1beta1 and networking.k8s.io/v1)."""
+    home: str = ""
+    """The namespace that holds the app's inventory (its ApplySet parent) and its lock."""
     _namespace_contents: dict[str, list[str]] = field(default_factory=dict)
 
     def foreign_in_namespace(self, namespace: str, *, limit: int = 5) -> list[str]:
@@ -98,6 +100,16 @@ def terminating(candidate: Candidate, context: PruneContext) -> str | None:
     return None
 
 
+def inventory_home(candidate: Candidate, context: PruneContext) -> str | None:
+    """Deleting the namespace that holds the app's own inventory and lock would delete the
+    app's record of what it owns: the next sync finds no app, `syncer status` lists none."""
+    ref = candidate.ref
+    if is_namespace(ref) and context.home and ref.name == context.home:
+        return (f"it holds this app's inventory and lock (ConfigMap/{context.home}/{PARENT_PREFIX}{context.app}); "
+                "to move the app, sync it with its new --namespace first, then delete this one by hand")
+    return None
+
+
 def desired_inside(candidate: Candidate, context: PruneContext) -> str | None:
     ref = candidate.ref
     if is_namespace(ref):
@@ -130,6 +142,7 @@ PRUNE_FILTERS: tuple[tuple[str, PruneFilter], ...] = (
     ("prune-disabled", prune_disabled),
     ("desired-uid", desired_uid),
     ("terminating", terminating),
+    ("inventory-home", inventory_home),
     ("desired-inside", desired_inside),
     ("foreign-inside", foreign_inside),
 )

@@ -75,10 +75,10 @@ def ownership_failures(
             continue
         owner = labels.get(PART_OF_LABEL)
         if owner and owner != inventory.id and not opted_in(planned.body, ADOPT_ANNOTATION):
-            app = _owning_app(kube, owner, near=[planned.ref.namespace, namespace])
+            owning_app = _owning_app(kube, owner, near=[planned.ref.namespace, namespace])
             failures.append(ClusterError(
                 str(planned.ref),
-                f"belongs to {app}, not to app {app} ({planned.origin}); remove it from "
+                f"belongs to {owning_app}, not to app {app} (namespace {namespace}) ({planned.origin}); remove it from "
                 f"one of the two sources, or take it over explicitly by annotating it with "
                 f'{ADOPT_ANNOTATION}: "true"', status=409, reason="OwnedByAnotherApp"))
     return failures

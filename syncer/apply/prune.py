@@ -35,6 +35,7 @@ def decide_prune(
         kube=kube, applyset=inventory.id, app=options.app, field_manager=options.field_manager,
         desired=frozenset(desired),
         desired_uids=desired_uids((ref, d.live) for ref, d in desired.items() if d.live is not None),
+        home=inventory.parent.namespace or "",
     )
     decisions = []
     for resource, live in members:

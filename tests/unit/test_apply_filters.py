@@ -53,10 +53,10 @@ def candidate(obj: Object) -> Candidate:
 
 
 def context(kube: FakeKube | None = None, *, desired: tuple[str, ...] = (),
-            desired_uids: dict[str, str] | None = None) -> PruneContext:
+            desired_uids: dict[str, str] | None = None, home: str = "shop") -> PruneContext:
     return PruneContext(kube=kube or FakeKube(), applyset=APPLYSET, app="shop", field_manager="syncer",
                         desired=frozenset(ref(d) for d in desired),
-                        desired_uids={uid: ref(d) for uid, d in (desired_uids or {}).items()})
+                        desired_uids={uid: ref(d) for uid, d in (desired_uids or {}).items()}, home=home)
 
 
 def world(*objects: Object) -> FakeKube:
@@ -84,6 +84,8 @@ KEPT = [
     pytest.param("terminating", live("ConfigMap/shop/a", deletionTimestamp="2026-01-01T00:00:00Z",
                                      finalizers=["example.com/hold"]),
                  context(), "already being deleted (waiting for finalizers: example.com/hold)", id="terminating"),
+    pytest.param("inventory-home", live("Namespace/shop"), context(),
+                 "it holds this app's inventory and lock (ConfigMap/shop/syncer-shop)", id="inventory-home"),
     pytest.param("desired-inside", live("Namespace/old"), context(desired=("ConfigMap/old/a",)),
                  "the source still has objects in it (ConfigMap/old/a)", id="desired-inside-namespace"),
     pytest.param("desired-inside", WIDGETS_CRD, context(desired=("Widget.example.com/shop/w",)),
@@ -116,6 +118,7 @@ LET_GO = [
                  context(desired_uids={"uid-other": "Deployment.apps/shop/web2"}), id="desired-uid-other-uid"),
     pytest.param("terminating", live("ConfigMap/shop/a", finalizers=["example.com/hold"]), context(),
                  id="terminating-finalizer-but-not-deleted"),
+    pytest.param("inventory-home", live("Namespace/old"), context(), id="inventory-home-another-namespace"),
     pytest.param("desired-inside", live("Namespace/old"), context(desired=("ConfigMap/shop/a", "Namespace/new")),
                  id="desired-inside-namespace-nothing-in-it"),
     pytest.param("desired-inside", WIDGETS_CRD, context(desired=("Gadget.example.com/shop/g",)),
