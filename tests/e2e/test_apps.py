@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from syncer.daemon.appclient import app_resource, patch_status
+from syncer.kube import Kube
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import configmap
 from tests.e2e.test_daemon import SYNCER, commit, configmap_yaml, eventually, free_port, get, git
@@ -285,6 +287,44 @@ def test_a_team_cannot_write_into_another_teams_namespace(
     result = syncer(cluster, "reconcile", "intruder", "-n", team_b, "--wait", "--timeout", "60")
     assert result.returncode == 2, result.stderr
     assert "Ready=False (SyncFailed)" in result.stderr and "forbidden" in result.stderr
+
+
+def test_the_status_written_replaces_the_one_before(installed: Kubectl, repo: Path, namespace: str, kube: Kube) -> None:
+    """What the daemon writes is the App's whole status: a success after a failure leaves no
+    error behind, and counts of two syncs never add up (issue 20, report 2)."""
+    installed("apply", "-f", "-", stdin=app_yaml(namespace, "shop", repo=repo, path="shop"))
+    resource = app_resource(kube)
+    app = kube.get(resource, "shop", namespace=namespace)
+    assert app is not None
+    failed = {"lastSync": {"result": "Failed", "error": "boom", "summary": {"created": 1, "unchanged": 3}}}
+    succeeded = {"lastSync": {"result": "Succeeded", "summary": {"configured": 1}}}
+    patch_status(kube, resource, app, failed)
+    written = patch_status(kube, resource, app, succeeded)
+    assert written["status"] == succeeded
+    assert installed.status(namespace, "shop") == succeeded
+
+
+def test_the_documented_tenant_recipe_syncs_an_app(
+    installed: Kubectl, repo: Path, namespace: str, kube_api: client.ApiClient,
+    run_daemon: Callable[..., subprocess.Popen[str]],
+) -> None:
+    """examples/deploy/tenant-role.yaml's recipe, word for word: a deployer bound to the
+    built-in `edit` and to `syncer-tenant` in its namespace, and nothing else."""
+    kubectl = installed
+    kubectl("-n", namespace, "create", "serviceaccount", "deployer")
+    kubectl("-n", namespace, "create", "rolebinding", "deployer-edit", "--clusterrole=edit",
+            f"--serviceaccount={namespace}:deployer")
+    kubectl("-n", namespace, "create", "rolebinding", "deployer-syncer", "--clusterrole=syncer-tenant",
+            f"--serviceaccount={namespace}:deployer")
+    run_daemon("--watch-namespace", namespace, "--require-service-account")
+    kubectl("apply", "-f", "-", stdin=app_yaml(namespace, "shop", repo=repo, path="shop",
+                                               serviceAccountName="deployer"))
+
+    kubectl("wait", "--for=condition=Ready", "app/shop", "-n", namespace, "--timeout=60s")
+    assert configmap(kube_api, namespace, "web-config").data == {"color": "blue"}
+    events = json.loads(kubectl("get", "events", "-n", namespace, "-o", "json", "--field-selector",
+                                "involvedObject.kind=ConfigMap,involvedObject.name=syncer-shop").stdout)["items"]
+    assert [e["reason"] for e in events] == ["SyncSucceeded"]
 
 
 def test_health_turns_degraded_and_a_finalizer_prunes_on_delete(
