@@ -31,7 +31,7 @@ from syncer.diff import IgnoreRule, parse_ignore_rules
 from syncer.errors import ConfigError, Problem
 from syncer.sources.auth import GitAuth
 from syncer.sources.git import check_revision
-from syncer.sources.giturl import looks_like_url, reject_unsafe
+from syncer.sources.giturl import looks_like_url, parse_url, reject_unsafe
 
 try:
     from yaml import CSafeLoader as _Loader
@@ -356,10 +356,11 @@ class _AppChecker:
             raise ValueError("must be a Git URL or a local path")
         try:
             reject_unsafe(value)
+            if "://" in value or (looks_like_url(value) and not (self.base_dir / value).exists()):
+                parse_url(value)  # what git would be given: refused here, not at the first sync
+                return value
         except ConfigError as error:
             raise ValueError(str(error)) from None
-        if "://" in value or (looks_like_url(value) and not (self.base_dir / value).exists()):
-            return value
         return str(self._local_path(value))
 
     def _local_path(self, value: str) -> Path:
