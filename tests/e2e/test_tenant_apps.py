@@ -63,7 +63,7 @@ def test_hostile_apps_are_invalid_and_nothing_is_written_for_them(
         "huge": tenant_app(namespace, "huge", repo=REMOTE, path="shop", interval="100000000h"),
         "proxy": tenant_app(namespace, "proxy", repo=f"ssh://-oProxyCommand=touch%20{marker}/repo.git",
                           path="shop"),
-        "scp": tenant_app(namespace, "scp", repo=f"git@-oProxyCommand=touch {marker}:repo.git", path="shop"),
+        "scp": tenant_app(namespace, "scp", repo="git@-oProxyCommand=reboot:repo.git", path="shop"),
         "filehost": tenant_app(namespace, "filehost", repo="file://host/srv/git/shop", path="shop"),
         "metadata": tenant_app(namespace, "metadata", repo=REMOTE, path="shop",
                              notification={"url": "http://169.254.169.254/latest/meta-data/"}),
