@@ -37,9 +37,18 @@ from syncer.apply.applyset import Inventory
 from syncer.config import DEFAULT_INTERVAL, Config
 from syncer.daemon.appclient import app_resource, emit_app_event, patch_app, patch_status, secret_data
 from syncer.daemon.appobserve import observe_drift, observe_health
-from syncer.daemon.appspec import PRUNE_FINALIZER, RECONCILE_ANNOTATION, AppSpec, InvalidApp, app_ref, app_spec
+from syncer.daemon.appspec import (
+    PRUNE_FINALIZER,
+    RECONCILE_ANNOTATION,
+    AppSpec,
+    InvalidApp,
+    TenantPolicy,
+    app_ref,
+    app_spec,
+)
 from syncer.daemon.appstatus import AppHealth, Observation, app_status
 from syncer.daemon.notify import Notifier, Receiver, message, transitions
+from syncer.daemon.notifytarget import AddressAllowList
 from syncer.daemon.reconciler import AppReconciler, TickOutcome
 from syncer.daemon.scheduler import AppScheduler
 from syncer.daemon.service import Daemon, DaemonOptions
@@ -49,6 +58,7 @@ from syncer.kube import ClientOptions, Kube
 from syncer.kube.watch import Reflector
 from syncer.model import Action, Object
 from syncer.sources.auth import GitAuth
+from syncer.sources.git import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +74,10 @@ class AppsOptions:
     require_service_account: bool = False
     notify: Receiver | None = None
     """The daemon's own notification receiver (each App may name one more)."""
+    allow_local_repos: bool = False
+    """`--allow-local-repos`: Apps may name local paths and file:// URLs (see TenantPolicy)."""
+    notify_allow: AddressAllowList = AddressAllowList()
+    """`--notify-allow`: addresses refused by default that App receivers may reach."""
 
 
 @dataclass
@@ -87,9 +101,9 @@ class _Entry:
     removed: bool = False
 
 
-def _parse(obj: Object, *, require_service_account: bool) -> tuple[AppSpec | None, InvalidApp | None]:
+def _parse(obj: Object, *, policy: TenantPolicy) -> tuple[AppSpec | None, InvalidApp | None]:
     try:
-        return app_spec(obj, require_service_account=require_service_account), None
+        return app_spec(obj, policy=policy), None
     except InvalidApp as invalid:
         return None, invalid
 
@@ -131,6 +145,10 @@ class AppsDaemon(Daemon):
         self._watch_stop = threading.Event()
         self._notifier = Notifier()
         self._credentials = Path(tempfile.mkdtemp(prefix="syncer-credentials-"))
+        self.policy = TenantPolicy(
+            require_service_account=apps.require_service_account, allow_local_repos=apps.allow_local_repos,
+            private_dirs=(cache_root(options.cache_dir), self._credentials), notify_allow=apps.notify_allow,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -189,7 +207,7 @@ class AppsDaemon(Daemon):
 
     def _upsert(self, obj: Object) -> None:
         key = _key(obj)
-        spec, invalid = _parse(obj, require_service_account=self.apps_options.require_service_account)
+        spec, invalid = _parse(obj, policy=self.policy)
         interval = spec.config.interval if spec is not None else DEFAULT_INTERVAL
         with self._entries_lock:
             entry = self._entries.get(key)
@@ -412,7 +430,7 @@ class AppsDaemon(Daemon):
         notification = spec.notification
         assert notification is not None
         if notification.secret is None:
-            return Receiver(url=notification.url)
+            return Receiver(url=notification.url, allow=self.apps_options.notify_allow)
         ref = notification.secret
         try:
             data = secret_data(entry.kube or self._kube, namespace=spec.app_namespace, name=ref.name)
@@ -423,7 +441,7 @@ class AppsDaemon(Daemon):
             log.warning("App/%s: not notifying %s: Secret/%s/%s has no key %s", entry.key, notification.url,
                         spec.app_namespace, ref.name, ref.key)
             return None
-        return Receiver(url=notification.url, secret=data[ref.key])
+        return Receiver(url=notification.url, secret=data[ref.key], allow=self.apps_options.notify_allow)
 
 
 def _key(obj: Object) -> str:

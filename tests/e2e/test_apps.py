@@ -28,6 +28,9 @@ from tests.e2e.test_daemon import SYNCER, commit, configmap_yaml, eventually, fr
 from tests.e2e.test_daemon import repo  # noqa: F401 - the fixture: a Git repository with shop/config.yaml
 
 DEPLOY = Path(__file__).resolve().parents[2] / "examples" / "deploy"
+LAB_FLAGS = ("--allow-local-repos", "--notify-allow", "127.0.0.1")
+"""The tests' Git repositories are directories and their receivers listen on 127.0.0.1: both
+are refused to Apps unless the operator allows them."""
 NOTIFY_SECRET = "notify-s3cret"
 
 
@@ -135,13 +138,13 @@ def receiver() -> Iterator[Receiver]:
 def run_daemon(cluster: ClusterAccess, tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     started: list[tuple[subprocess.Popen[str], Any]] = []
 
-    def start(*args: str) -> subprocess.Popen[str]:
+    def start(*args: str, operator_flags: tuple[str, ...] = LAB_FLAGS) -> subprocess.Popen[str]:
         port = free_port()
         log = (tmp_path / f"syncer-run-{len(started)}.log").open("w")
         env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "SYNCER_WEBHOOK_SECRET")}
         process = subprocess.Popen(
             [str(SYNCER), "run", "--listen", f"127.0.0.1:{port}", "--kubeconfig", str(cluster.kubeconfig),
-             "--context", cluster.context, "--cache-dir", str(tmp_path / "cache"), *args],
+             "--context", cluster.context, "--cache-dir", str(tmp_path / "cache"), *operator_flags, *args],
             stdout=log, stderr=subprocess.STDOUT, text=True, env=env,
         )
         started.append((process, log))
