@@ -296,9 +296,9 @@ class HeldLease:
         """Take the Lease if `may_acquire` allows; False when another holder has it (see
         `observed`) or won the race for it."""
         current = self._api.get(LEASE, self.name, namespace=self.namespace)
-        self._saw(current, now=self._clock())
-        if not may_acquire(self.observed, identity=self.identity, now=self._clock(),
-                           default_duration=self.timing.duration):
+        now = self._clock()
+        self._saw(current, now=now)
+        if not may_acquire(self.observed, identity=self.identity, now=now, default_duration=self.timing.duration):
             return False
         base: Object = current or {"apiVersion": LEASE.api_version, "kind": LEASE.kind,
                                    "metadata": {"name": self.name, "namespace": self.namespace}}

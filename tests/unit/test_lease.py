@@ -119,8 +119,12 @@ class Client:
         self.after_write()
         return written
 
+    def resource_for(self, api_version: str, kind: str) -> Resource:
+        assert (api_version, kind) == (LEASE.api_version, LEASE.kind)
+        return LEASE
+
     def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> Object | None:
-        assert resource == LEASE and namespace
+        assert resource.plural == LEASE.plural and namespace
         if self.cut:
             raise Unavailable("Lease", "connection refused")
         return self.store.get(name, namespace)
@@ -430,3 +434,35 @@ def test_a_renewal_that_lost_its_answer_recovers(store: Store, clock: Clock) -> 
     assert not isinstance(failure.value, LeaseLost)
     holder.renew()
     assert holder.held() and holder.sent_at == clock.now
+
+
+# -- the app lock on the protocol -------------------------------------------------------------------
+
+def test_the_app_lock_does_not_take_over_a_live_lock_whose_holder_clock_is_behind(store: Store) -> None:
+    """The bug of the old rule: renewTime three hours ago on our clock looked expired, and a
+    second sync took over a lock its holder was renewing."""
+    from syncer.apply.lock import AppLock
+    from syncer.errors import LockHeld
+
+    behind = (datetime.now(timezone.utc) - HOURS).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    store.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                  "metadata": {"name": "syncer-shop", "namespace": "ns"},
+                  "spec": {"holderIdentity": "ci-1", "leaseDurationSeconds": 30, "acquireTime": behind,
+                           "renewTime": behind}})
+    lock = AppLock(Client(store), app="shop", namespace="ns", timeout=0.2, poll_interval=0.05)  # type: ignore[arg-type]
+    with pytest.raises(LockHeld, match=r"another sync holds Lease/ns/syncer-shop \(holder ci-1, since"):
+        lock.acquire()
+    assert holder_of(store) == "ci-1"
+
+
+def test_the_app_lock_takes_a_released_lock_at_once_and_deletes_it_on_release(store: Store) -> None:
+    from syncer.apply.lock import AppLock
+
+    store.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                  "metadata": {"name": "syncer-shop", "namespace": "ns"},
+                  "spec": {"holderIdentity": None, "leaseDurationSeconds": 1}})
+    with AppLock(Client(store), app="shop", namespace="ns", timeout=0, identity="me") as lock:  # type: ignore[arg-type]
+        assert holder_of(store) == "me"
+        lock.ensure_held()
+        lock.confirm()
+    assert store.get("syncer-shop", "ns") is None
