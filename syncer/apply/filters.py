@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 from syncer.apply.applyset import ID_LABEL, PARENT_PREFIX, is_member
 from syncer.apply.crds import crd_group_kind, crd_resource, is_crd, is_namespace
+from syncer.apply.lock import lock_name
 from syncer.errors import ClusterError
 from syncer.kube import Kube, Resource
 from syncer.model import Object, ObjectRef
 
 PRUNE_ANNOTATION = "syncer.dev/prune"
-LOCK_PREFIX = "syncer-"
 _SYSTEM_MADE_CONFIGMAPS = frozenset({"kube-root-ca.crt"})
 NOT_CONTENT_GROUPS = frozenset({"events.k8s.io", "metrics.k8s.io"})
 """Groups that hold no app content: events, and live metrics (never stored, never owned)."""
@@ -195,7 +195,7 @@ def _ours_or_the_systems(
     labels = metadata.get("labels") or {}
     if is_member(obj, applyset) or labels.get(ID_LABEL) == applyset:
         return True
-    if (obj.get("kind") == "Lease" and metadata.get("name") == LOCK_PREFIX + app
+    if (obj.get("kind") == "Lease" and metadata.get("name") == lock_name(app)
             and labels.get("app.kubernetes.io/managed-by") == "syncer"):
         return True
     if _made_by_the_system(obj, services=services):

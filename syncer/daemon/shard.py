@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
-from syncer.apply.lock import now_micro
 from syncer.daemon.leader import ElectionOptions
 from syncer.daemon.membership import (
     MEMBER_LABEL,
@@ -43,8 +42,9 @@ from syncer.daemon.membership import (
     view_hash,
 )
 from syncer.daemon.rendezvous import score
-from syncer.errors import ClusterError, Conflict, NotFound
+from syncer.errors import ClusterError
 from syncer.kube import Kube, Resource
+from syncer.kube.lease import MANAGED_BY, HeldLease, LeaseLost, delete_unchanged
 from syncer.kube.watch import Reflector
 from syncer.model import Object
 
@@ -86,14 +86,13 @@ class ShardMember:
         self._running = running
         self._on_change = on_change
         self.lease_name = lease_name(identity)
-        self._subject = f"Lease/{options.namespace}/{self.lease_name}"
+        self._lease = HeldLease(kube, namespace=options.namespace, name=self.lease_name, identity=identity,
+                                timing=options.timing, labels={**MANAGED_BY, MEMBER_LABEL: "true"})
+        self._subject = self._lease.subject
         self._lock = threading.Lock()
         self._table = MemberTable(own_lease=self.lease_name, lease_duration=options.lease_duration,
                                   margin=options.renew_period)
         self._assignment = Assignment(identity=identity)
-        self._lease: Object | None = None
-        self._renewed_at: float | None = None
-        """Monotonic time at which our last successful write was *sent* (conservative)."""
         self._published: str | None = None
         self._next_renewal = 0.0
         self._retry_at = 0.0
@@ -162,23 +161,20 @@ class ShardMember:
         if self._renewer is not None:
             self._renewer.join()
             self._renewer = None
-        with self._lock:
-            lease, self._lease, self._renewed_at = self._lease, None, None
-        if release and lease is not None:
-            metadata = lease["metadata"]
-            try:
-                self._kube.delete(self._resource, self.lease_name, namespace=self.options.namespace,
-                                  subject=self._subject, uid=metadata.get("uid"))
-                log.info("%s: left the shard", self._subject)
-            except ClusterError as error:
-                log.warning("%s: cannot delete the membership Lease (the others take over when it expires): %s",
-                            self._subject, error)
+        if not release or not self._lease.acquired:
+            self._lease.forget()
+            return
+        try:
+            self._lease.release_by_deleting()
+            log.info("%s: left the shard", self._subject)
+        except ClusterError as error:
+            log.warning("%s: cannot delete the membership Lease (the others take over when it expires): %s",
+                        self._subject, error)
 
     # -- state -----------------------------------------------------------------------------
 
     def _live(self, now: float) -> bool:
-        return (not self._stop.is_set() and self._renewed_at is not None
-                and now - self._renewed_at < self.options.renew_deadline)
+        return not self._stop.is_set() and self._lease.held(now=now)
 
     def _refresh(self) -> None:
         """Recompute the view from what was observed; tell `on_change` when it changed."""
@@ -241,11 +237,8 @@ class ShardMember:
 
     def _write(self, view: str | None) -> None:
         """Create or renew our Lease, acknowledging `view`."""
-        with self._lock:
-            lease = self._lease
-        sent_at = time.monotonic()
         try:
-            written = self._put(lease, view)
+            self._put({URL_ANNOTATION: self._url, VIEW_ANNOTATION: view})
         except ClusterError as error:
             level = logging.DEBUG if str(error) == self._problem else logging.WARNING
             log.log(level, "%s: cannot renew the membership Lease: %s", self._subject, error)
@@ -254,48 +247,23 @@ class ShardMember:
                 self._next_renewal = self._retry_at = time.monotonic() + self.options.retry_period
             return
         self._problem = None
+        sent_at = self._lease.sent_at or time.monotonic()
         with self._lock:
-            self._lease, self._renewed_at, self._published = written, sent_at, view
+            self._published = view
             self._next_renewal, self._retry_at = sent_at + self.options.renew_period, 0.0
 
-    def _put(self, lease: Object | None, view: str | None) -> Object:
-        spec = dict((lease or {}).get("spec") or {})
-        now = now_micro()
-        spec.update({"holderIdentity": self.identity, "leaseDurationSeconds": max(1, round(self.options.lease_duration)),
-                     "renewTime": now})
-        spec.setdefault("acquireTime", now)
-        annotations = {key: value for key, value in ((URL_ANNOTATION, self._url), (VIEW_ANNOTATION, view)) if value}
-        metadata: Object = {**((lease or {}).get("metadata") or {}), "name": self.lease_name,
-                            "namespace": self.options.namespace,
-                            "labels": {"app.kubernetes.io/managed-by": "syncer", MEMBER_LABEL: "true"},
-                            "annotations": annotations}
-        body: Object = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
-        if lease is None:
-            return self._create_or_adopt(body)
-        try:
-            return self._kube.replace(self._resource, body, subject=self._subject)
-        except NotFound:  # deleted by another replica that counted us gone: join again
-            log.warning("%s: the membership Lease was deleted; joining again", self._subject)
-            with self._lock:
-                self._lease = None
-            return self._create_or_adopt({**body, "metadata": {k: v for k, v in metadata.items()
-                                                                if k not in ("resourceVersion", "uid")}})
-        except Conflict:
-            current = self._kube.get(self._resource, self.lease_name, namespace=self.options.namespace)
-            with self._lock:
-                self._lease = current
-            raise ClusterError(self._subject, "the Lease changed under us; renewing again") from None
-
-    def _create_or_adopt(self, body: Object) -> Object:
-        try:
-            return self._kube.create(self._resource, body, subject=self._subject)
-        except Conflict:  # AlreadyExists: a Lease of ours from before; renew it from its version
-            current = self._kube.get(self._resource, self.lease_name, namespace=self.options.namespace)
-            if current is None:
-                raise
-            return self._kube.replace(self._resource, {**body, "metadata": {**body["metadata"],
-                                      "resourceVersion": current["metadata"]["resourceVersion"]}},
-                                      subject=self._subject)
+    def _put(self, annotations: dict[str, str | None]) -> None:
+        """Renew our Lease, or join (again) when we hold none: at start, or after another
+        member deleted it, counting us gone."""
+        if self._lease.acquired:
+            try:
+                self._lease.renew(annotations=annotations)
+                return
+            except LeaseLost as error:
+                log.warning("%s: %s; joining again", self._subject, error.message)
+        if not self._lease.try_acquire(annotations=annotations):
+            observed = self._lease.observed
+            raise ClusterError(self._subject, f"held by {observed.holder if observed else 'another replica'}")
 
     def _forget_expired(self) -> None:
         """Delete the Leases of members that stopped renewing, each once, with preconditions
@@ -309,9 +277,9 @@ class ShardMember:
             log.warning("%s: member %s has not renewed for %.0fs; its apps move to the others", subject,
                         member.identity, member.duration or self.options.lease_duration)
             try:
-                self._kube.delete(self._resource, member.name, namespace=self.options.namespace, subject=subject,
-                                  uid=member.uid, resource_version=member.resource_version)
-            except ClusterError as error:  # renewed meanwhile, or deleted by another member
+                delete_unchanged(self._kube, namespace=self.options.namespace, name=member.name,
+                                 observed=member.observed)
+            except ClusterError as error:  # deleted by another member meanwhile, or unreachable
                 log.debug("%s: not deleted: %s", subject, error)
 
     # -- the member watch ------------------------------------------------------------------
