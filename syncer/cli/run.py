@@ -16,8 +16,7 @@ import click
 from syncer.cli import cli, verbosity
 from syncer.cli.common import Duration, cluster_options
 from syncer.config import load_config
-from syncer.daemon import Daemon, DaemonOptions, ElectionOptions
-from syncer.daemon.apps import AppsDaemon, AppsOptions
+from syncer.daemon import AppSource, AppsOptions, ClusterApps, Daemon, DaemonOptions, ElectionOptions, FileApps
 from syncer.daemon.http import DEFAULT_LISTEN, parse_listen
 from syncer.daemon.logs import configure_logging
 from syncer.daemon.notify import Receiver
@@ -163,13 +162,14 @@ def run_command(
     for signum in STOP_SIGNALS:
         signal.signal(signum, on_signal)
     client = ClientOptions(kubeconfig=kubeconfig, context=context, request_timeout=request_timeout)
-    daemon: Daemon
+    source: AppSource
     if config is not None:
-        daemon = Daemon(config, client=client, options=options)
+        source = FileApps(config)
     else:
-        apps = AppsOptions(namespaces=watch_namespaces, require_service_account=require_service_account,
-                           notify=receiver, allow_local_repos=allow_local_repos, notify_allow=allowed_targets)
-        daemon = AppsDaemon(client=client, options=options, apps=apps)
+        source = ClusterApps(AppsOptions(namespaces=watch_namespaces, require_service_account=require_service_account,
+                                         notify=receiver, allow_local_repos=allow_local_repos,
+                                         notify_allow=allowed_targets))
+    daemon = Daemon(source, client=client, options=options)
     daemon.start()
     while not stop.wait(1.0):
         pass

@@ -88,16 +88,25 @@ class Metrics:
                                    "Live replicas this replica sees in the shard (0 when not sharded).", registry=r)
         self.shard_apps = Gauge("syncer_shard_apps_owned",
                                 "Apps this replica owns in the shard now (0 when not sharded).", registry=r)
-        self._waiting = frozenset(waiting)
+        self._waiting: set[str] = set()
         self._state: dict[str, tuple[str, str]] = {}
         self._state_lock = threading.Lock()
+        waits = frozenset(waiting)
         for app in apps:
-            for metric in (self.sync_runs, self.sync_failures, self.sync_duration, self.objects_pruned,
-                           self.fetch_duration):
-                metric.labels(app=app)
-            for action in APPLIED_ACTIONS:
-                self.objects_applied.labels(app=app, action=action)
-            self._set_state(app, sync_status="Unknown", health_status="Unknown")
+            self.declare(app, waits=app in waits)
+
+    def declare(self, app: str, *, waits: bool = False) -> None:
+        """Create the app's series at 0 before its first sync (see the module docstring).
+        `waits`: the app waits for health after applying, the only kind whose health syncer knows."""
+        with self._state_lock:
+            if waits:
+                self._waiting.add(app)
+        for metric in (self.sync_runs, self.sync_failures, self.sync_duration, self.objects_pruned,
+                       self.fetch_duration):
+            metric.labels(app=app)
+        for action in APPLIED_ACTIONS:
+            self.objects_applied.labels(app=app, action=action)
+        self._set_state(app, sync_status="Unknown", health_status="Unknown")
 
     def _set_state(self, app: str, *, sync_status: str, health_status: str) -> None:
         """One series per app: the previous state's series goes, as argocd_app_info's does."""

@@ -14,7 +14,7 @@ from syncer.daemon.appspec import AppSpec, InvalidApp, Notification, SecretKeyRe
 from syncer.daemon.notifytarget import parse_allow_list
 from syncer.daemon.appstatus import AppHealth, Observation, aggregate_health, app_status, condition_status
 from syncer.daemon.notify import signature, transitions
-from syncer.daemon.reconciler import TickOutcome
+from syncer.daemon.reconciler import SyncAttempt
 from syncer.diff import IgnoreRule
 from syncer.model import ObjectRef
 
@@ -92,12 +92,12 @@ def test_health_is_aggregated_worst_first(objects: list[Any], state: str) -> Non
     assert aggregate_health(list(zip(refs, objects))).state == state
 
 
-def _outcome(revision: str, *actions: str, error: str | None = None) -> TickOutcome:
+def _outcome(revision: str, *actions: str, error: str | None = None) -> SyncAttempt:
     changes = ChangeSet(app="shop", revision=revision, error=error, changes=[
         Change(ref=ObjectRef(group="", kind="ConfigMap", namespace="n", name=f"c{i}"), api_version="v1",
                action=action)  # type: ignore[arg-type]
         for i, action in enumerate(actions)])
-    return TickOutcome(revision=revision, changes=changes, error=error)
+    return SyncAttempt(revision=revision, changes=changes, error=error)
 
 
 HEALTHY = AppHealth("Healthy", "2 object(s) healthy")
