@@ -26,8 +26,10 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from syncer.apply.applyset import ID_LABEL, PART_OF_LABEL
+from syncer.apply.status import PREFIX as STATUS_PREFIX
 from syncer.errors import ClusterError, Forbidden, NotFound
 from syncer.kube import Kube, Resource
 from syncer.kube.watch import WATCH_SECONDS, Reflector
@@ -64,6 +66,20 @@ def status_only(before: Object | None, after: Object) -> bool:
     if "generation" not in new or old.get("generation") != new.get("generation"):
         return False
     return bool(old.get("labels") == new.get("labels") and old.get("annotations") == new.get("annotations"))
+
+
+def records_only(before: Object | None, after: Object) -> bool:
+    """A change to an ApplySet parent that only records a sync's outcome (the `status.syncer.dev/`
+    annotations that `syncer.apply.status` writes after every sync, failed ones included):
+    nothing a sync could heal. Counted as drift, a failed sync's own record started a heal
+    from the previous render, which then reported the app Ready on the revision that failed."""
+    if before is None:
+        return False
+    def content(obj: Object) -> tuple[Any, Any, Any]:
+        metadata = obj.get("metadata") or {}
+        annotations = {k: v for k, v in (metadata.get("annotations") or {}).items() if not k.startswith(STATUS_PREFIX)}
+        return metadata.get("labels"), annotations, obj.get("data")
+    return content(before) == content(after)
 
 
 @dataclass
@@ -214,7 +230,7 @@ class MemberCache:
             old, new = before.get(key), kept.get(key)
             now = new or old
             assert now is not None
-            if old is None or new is None or _version(old) != _version(new):
+            if old is None or new is None or _version(old) != _version(new) and self._news(watched, old, new):
                 self._changed(watched, old, now)
 
     def _event(self, watched: _Watched, kind: str, obj: Object) -> None:
@@ -228,8 +244,15 @@ class MemberCache:
                 watched.objects[key] = obj
             else:
                 watched.objects.pop(key, None)
-        if (owned or before is not None) and not (kind == "MODIFIED" and owned and status_only(before, obj)):
+        if (owned or before is not None) and not (kind == "MODIFIED" and owned and not self._news(watched, before, obj)):
             self._changed(watched, before, obj)
+
+    @staticmethod
+    def _news(watched: _Watched, before: Object | None, after: Object) -> bool:
+        """Whether a change of a kept object can be drift (see `status_only`, `records_only`)."""
+        if watched.label == ID_LABEL:
+            return not records_only(before, after)
+        return not status_only(before, after)
 
     def _failed(self, watched: _Watched, error: ClusterError) -> bool:
         if isinstance(error, NotFound):  # its CRD is gone: a later question about it starts afresh

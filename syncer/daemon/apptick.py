@@ -88,7 +88,7 @@ class AppTicker:
                                                   handled_request=entry.requested))
             return TickOutcome(app=name, ok=False)
         outcome = run_tick(reconciler, kube=state.kube or self._kube, cache=self._context.cache, health=True)
-        state.last_attempt = outcome.attempt or state.last_attempt
+        state.last_attempt = outcome.current or state.last_attempt
         try:
             self._write(entry, state, Observation(entry.generation, outcome=state.last_attempt, health=outcome.health,
                                                   drift=outcome.drift, handled_request=entry.requested))

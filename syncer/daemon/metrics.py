@@ -119,10 +119,13 @@ class Metrics:
             self.app_info.labels(app=app, sync_status=sync_status, health_status=health_status).set(1)
             self._state[app] = (sync_status, health_status)
 
-    def observe_sync(self, app: str, *, changes: ChangeSet | None, ok: bool, seconds: float) -> None:
+    def observe_sync(self, app: str, *, changes: ChangeSet | None, ok: bool, seconds: float,
+                     current: bool = True) -> None:
         """One sync attempt; `changes` is None when it failed before producing any (the Git
         server unreachable, a render error, validation): that still counts as a run, so that
-        failures / runs stays a ratio."""
+        failures / runs stays a ratio. An attempt that is not at the app's current revision (a
+        heal of an older render while the current one failed) counts as a run and its objects,
+        but says nothing about the app's success: the current revision still failed."""
         self.sync_runs.labels(app=app).inc()
         self.sync_duration.labels(app=app).observe(seconds)
         if changes is not None:
@@ -130,6 +133,10 @@ class Metrics:
                 self.objects_applied.labels(app=app, action=str(action)).inc(changes.count(action))
             self.objects_pruned.labels(app=app).inc(changes.count(Action.DELETED))
         succeeded = ok and changes is not None
+        if not current:
+            if not succeeded:
+                self.sync_failures.labels(app=app).inc()
+            return
         if succeeded and changes is not None:
             self.last_success.labels(app=app).set(time.time())
             self.last_revision.labels(app=app).info({"revision": changes.revision})

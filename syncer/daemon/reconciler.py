@@ -117,6 +117,12 @@ class AppReconciler:
         self._status_error: str | None = None
         self.last_attempt: SyncAttempt | None = None
         """The latest sync attempt; a step that had nothing to do leaves it as it was."""
+        self._head: str | None = None
+        """The tracked ref's commit as last resolved: the app's current revision."""
+        self.current_attempt: SyncAttempt | None = None
+        """The latest attempt at the current revision: what the app's status reports. A heal
+        of an older render (the current revision failed to render or sync) is not one: the
+        current revision stays failed until a later attempt at it, or a newer one, succeeds."""
         self._drifted = False
         self._news_expected = False
 
@@ -161,7 +167,7 @@ class AppReconciler:
             # A push (fresh) always asks Git, even when a member's change started this tick:
             # the drift shortcut would otherwise consume the push and leave it to the interval.
             if fresh or not (drifted and self._manifests is not None and revision != WORKING_TREE):
-                revision = self.source.remote_revision(max_age=0.0 if fresh else self.app.interval)
+                revision = self._head = self.source.remote_revision(max_age=0.0 if fresh else self.app.interval)
             if not fresh and self._settled(revision, drifted=drifted):
                 return SyncStep(ok=True)
             if self._manifests is None or revision != self._rendered_revision or revision == WORKING_TREE:
@@ -232,8 +238,14 @@ class AppReconciler:
             log.warning("app %s: %s", self.app.name, warning, extra={"app": self.app.name})
         attempt = self.last_attempt = SyncAttempt(revision=changes.revision, changes=changes, error=changes.error,
                                                   seconds=seconds)
-        self._record(lambda: self._recorder.record_changes(changes))
+        if self._is_current(attempt):
+            self.current_attempt = attempt
+            self._record(lambda: self._recorder.record_changes(changes))
         return attempt
+
+    def _is_current(self, attempt: SyncAttempt) -> bool:
+        """An attempt at the current revision, or at a working tree (which has no other)."""
+        return self._head is None or attempt.revision == self._head or attempt.revision == WORKING_TREE
 
     def _failed(self, *, revision: str, error: Exception, started: float) -> SyncAttempt:
         seconds = time.monotonic() - started
@@ -243,7 +255,9 @@ class AppReconciler:
                   extra={"app": self.app.name, "revision": revision, "result": "Failed", "error": str(error),
                          "duration": round(seconds, 3)})
         attempt = self.last_attempt = SyncAttempt(revision=revision, changes=None, error=str(error), seconds=seconds)
-        self._record(lambda: self._recorder.record_failure(revision=revision, error=error))
+        if self._is_current(attempt):
+            self.current_attempt = attempt
+            self._record(lambda: self._recorder.record_failure(revision=revision, error=error))
         return attempt
 
     def _record(self, write: Callable[[], bool]) -> None:

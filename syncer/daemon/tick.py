@@ -45,6 +45,9 @@ class TickOutcome:
     """False: the tick failed and the app backs off."""
     attempt: SyncAttempt | None = None
     """This tick's sync attempt; None: the tick made none."""
+    current: SyncAttempt | None = None
+    """The latest attempt at the app's current revision (`AppReconciler.current_attempt`),
+    which the status reports: a heal of an older render is this tick's attempt, not this."""
     drift: tuple[str, ...] | None = None
     """The objects a sync would change; None: not known this tick."""
     health: AppHealth | None = None
@@ -67,7 +70,8 @@ def run_tick(reconciler: AppReconciler, *, kube: Kube, cache: MemberCache | None
     elif manifests is not None and _drift_may_have_changed(step, cache=cache):
         drift = observe_drift(kube, manifests, options=reconciler.options, revision=reconciler.rendered_revision,
                               cache=cache)
-    return TickOutcome(app=app.name, ok=step.ok, attempt=step.attempt, drift=drift, health=observed_health)
+    return TickOutcome(app=app.name, ok=step.ok, attempt=step.attempt, current=reconciler.current_attempt,
+                       drift=drift, health=observed_health)
 
 
 def _drift_may_have_changed(step: SyncStep, *, cache: MemberCache | None) -> bool:
@@ -78,7 +82,8 @@ def record_outcome(outcome: TickOutcome, *, metrics: Metrics, drift_before: tupl
     """The metrics of a tick, and a log line when its drift changed."""
     attempt = outcome.attempt
     if attempt is not None:
-        metrics.observe_sync(outcome.app, changes=attempt.changes, ok=attempt.ok, seconds=attempt.seconds)
+        metrics.observe_sync(outcome.app, changes=attempt.changes, ok=attempt.ok, seconds=attempt.seconds,
+                             current=attempt is outcome.current)
     drift = outcome.drift
     if drift is None:
         return

@@ -292,6 +292,40 @@ def test_a_team_cannot_write_into_another_teams_namespace(
     assert "Ready=False (SyncFailed)" in result.stderr and "forbidden" in result.stderr
 
 
+def test_a_broken_commit_stays_failed_while_the_last_good_render_is_kept(
+    installed: Kubectl, repo: Path, namespace: str, kube_api: client.ApiClient,
+    run_daemon: Callable[..., subprocess.Popen[str]],
+) -> None:
+    """Issue 20, report 1: a YAML error on the tracked branch is Ready=False for as long as it
+    is the branch's head. The failed sync's own record must not start a heal that reports the
+    previous revision Ready, nor make Events flip between SyncFailed and SyncRecovered."""
+    kubectl = installed
+    grant_service_account(kube_api, namespace, "deployer")
+    run_daemon("--watch-namespace", namespace, "--require-service-account")
+    kubectl("apply", "-f", "-", stdin=app_yaml(namespace, "shop", repo=repo, path="shop",
+                                               serviceAccountName="deployer"))
+    kubectl("wait", "--for=condition=Ready", "app/shop", "-n", namespace, "--timeout=60s")
+    good = git(repo, "rev-parse", "HEAD")
+    broken = commit(repo, {"shop/config.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n"})
+
+    def failed() -> bool:
+        status = kubectl.status(namespace, "shop")
+        return status.get("lastAttemptedRevision") == broken and condition(status, "Ready").get("status") == "False"
+
+    eventually(failed, timeout=30, what="the broken commit to fail")
+    # Several intervals (2 s each) and heals later, it still says so.
+    for _ in range(16):
+        time.sleep(0.5)
+        status = kubectl.status(namespace, "shop")
+        ready = condition(status, "Ready")
+        assert (ready.get("status"), status.get("lastAttemptedRevision")) == ("False", broken), status
+        assert status.get("lastAppliedRevision") == good
+    assert configmap(kube_api, namespace, "web-config").data == {"color": "blue"}
+    events = json.loads(kubectl("get", "events", "-n", namespace, "-o", "json", "--field-selector",
+                                "involvedObject.kind=App,involvedObject.name=shop").stdout)["items"]
+    assert sorted(e["reason"] for e in events) == ["SyncFailed"], [(e["reason"], e["message"]) for e in events]
+
+
 def test_the_status_written_replaces_the_one_before(installed: Kubectl, repo: Path, namespace: str, kube: Kube) -> None:
     """What the daemon writes is the App's whole status: a success after a failure leaves no
     error behind, and counts of two syncs never add up (issue 20, report 2)."""

@@ -77,12 +77,14 @@ class FakeReconciler:
         self.app = app
         self.manifests = None
         self.last_attempt: SyncAttempt | None = None
+        self.current_attempt: SyncAttempt | None = None
         self.rendered_revision = f"revision-of-{app.repo}"
 
     def step(self) -> SyncStep:
         FakeReconciler.during_step()
         changes = ChangeSet(app=self.app.name, revision=self.rendered_revision)
-        self.last_attempt = SyncAttempt(revision=self.rendered_revision, changes=changes, error=None)
+        self.last_attempt = self.current_attempt = SyncAttempt(revision=self.rendered_revision, changes=changes,
+                                                               error=None)
         return SyncStep(ok=True, attempt=self.last_attempt)
 
     def expect_news(self) -> None:

@@ -25,6 +25,7 @@ class StepOnly:
         self.rendered_revision = "r"
         self.options = None
         self._step = step
+        self.current_attempt = step.attempt
 
     def step(self) -> SyncStep:
         return self._step
