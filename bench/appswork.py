@@ -189,6 +189,10 @@ class PhaseRequests:
     focus: Counter[str] = field(default_factory=Counter)
     other_apps: Counter[str] = field(default_factory=Counter)
     elsewhere: Counter[str] = field(default_factory=Counter)
+    cluster_wide_label_lists: int = 0
+    """LISTs of a whole kind across namespaces by a label selector: each costs the API server
+    a scan of every object of that kind, so their number times the cluster's size is the
+    server's work."""
 
     @property
     def total(self) -> int:
@@ -199,7 +203,8 @@ class PhaseRequests:
                 "by_verb_and_resource": dict(self.by_resource.most_common()),
                 "focus_namespaces": dict(self.focus.most_common()),
                 "other_app_namespaces": dict(self.other_apps.most_common()),
-                "elsewhere": dict(self.elsewhere.most_common())}
+                "elsewhere": dict(self.elsewhere.most_common()),
+                "cluster_wide_label_lists": self.cluster_wide_label_lists}
 
 
 def phase_requests(events: Iterable[AuditEvent], *, user_agent: str, since: float, until: float,
@@ -214,6 +219,8 @@ def phase_requests(events: Iterable[AuditEvent], *, user_agent: str, since: floa
         category = event.category
         result.by_verb[category] += 1
         result.by_resource[f"{category} {event.resource}" if event.resource else category] += 1
+        if category == "list" and event.namespace is None and event.label_selector:
+            result.cluster_wide_label_lists += 1
         where = (result.focus if event.namespace in focus
                  else result.other_apps if event.namespace in app_namespaces else result.elsewhere)
         where[category] += 1
@@ -270,6 +277,15 @@ def markdown(results: Sequence[dict[str, Any]]) -> str:
             if name == "commit_tenth":
                 text += (f"; in the changed Apps' namespaces: {verbs_text(requests.get('focus_namespaces') or {})}"
                          f"; in the other Apps' namespaces: {verbs_text(requests.get('other_app_namespaces') or {})}")
+                moved = phase.get("apps_on_the_new_revision_after_settling")
+                if moved is not None:
+                    text += f"; {moved} of {r['apps']} Apps report the new commit as applied"
+            if name == "create":
+                lists = requests.get("cluster_wide_label_lists")
+                if lists:
+                    text += f"; of the LISTs, {lists:,} cluster-wide by label"
+            if name == "rest":
+                text = f"{phase.get('requests_per_minute', 0):g}/min: " + text
             detail.append("| " + " | ".join([
                 f"{r['apps']:,}", r["layout"], str(r["replicas"]), PHASE_LABELS[name], _num(phase.get("seconds")),
                 _num(phase.get("daemon_cpu_seconds"), 2), _num(phase.get("server_cpu_seconds"), 1), text,
