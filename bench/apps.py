@@ -535,8 +535,9 @@ def main(*, apps_text: str, layouts_text: str, replicas_text: str, interval: str
     print(markdown(results))
     table = estimate_table(estimates)
     if table:
-        print("\nLinear extrapolation from the sizes measured (two small sizes on a loaded machine: an order of "
-              "magnitude, not a measurement):\n")
+        print("\nLinear extrapolation from the sizes measured: an order of magnitude, not a measurement. Each new "
+              "App lists every kind cluster-wide by its label once, and each such LIST scans every object of its "
+              "kind, so the API server's part grows faster than linearly:\n")
         print(table)
     print(f"\n{note}")
     console.print(f"results written to {json_path} ({seconds:.0f} s in all)")

@@ -335,16 +335,27 @@ def extrapolate(results: Sequence[dict[str, Any]], *, sizes: Sequence[int] = (10
             "all_ready_seconds": [(r["apps"], r["phases"]["create"]["seconds"]) for r in runs
                                   if (r["phases"].get("create") or {}).get("seconds") is not None],
             "peak_rss_mb": [(r["apps"], sum(r["peak_rss_mb"])) for r in runs if r.get("peak_rss_mb")],
-            "run_seconds_without_rest": [(r["apps"], r["wall_seconds"] - r["rest_seconds"]) for r in runs],
+            "phase_seconds": [(r["apps"], _phase_total(r)) for r in runs],
         }
+        overhead = statistics.fmean(r["wall_seconds"] - r["rest_seconds"] - _phase_total(r) for r in runs)
         entry: dict[str, Any] = {"from_sizes": sorted({r["apps"] for r in runs})}
         for name, points in metrics.items():
             fit = linear_fit(points)
             if fit is not None:
                 entry[name] = {str(size): round(max(0.0, fit.at(size)), 1) for size in sizes}
                 entry[name + "_fit"] = {"intercept": round(fit.intercept, 2), "per_app": round(fit.slope, 4)}
+        phases = entry.pop("phase_seconds", None)
+        entry.pop("phase_seconds_fit", None)
+        if phases is not None:
+            # The run's fixed part (control plane start and stop, preparing, settling) as
+            # measured, plus the phases as extrapolated.
+            entry["run_seconds_without_rest"] = {size: round(overhead + seconds, 1) for size, seconds in phases.items()}
         estimates[f"{layout}, {replicas} replica(s)"] = entry
     return estimates
+
+
+def _phase_total(result: dict[str, Any]) -> float:
+    return sum(float(phase.get("seconds") or 0.0) for name, phase in result["phases"].items() if name != "rest")
 
 
 def estimate_table(estimates: dict[str, Any]) -> str:
