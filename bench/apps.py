@@ -262,9 +262,9 @@ class Run:
         cpu_before, server_before = cpu_of(self.samples()), self.target.server.cpu_seconds()
         since, started = time.time(), time.monotonic()
         act()
-        done_at = self._wait(waits_for, revision, started=started)
+        done_at, complete = self._wait(waits_for, revision, started=started)
         until = time.time()
-        seconds = time.monotonic() - started if done_at else None
+        seconds = max(done_at.values(), default=0.0) if complete else None
         cpu_after, server_after = cpu_of(self.samples()), self.target.server.cpu_seconds()
         time.sleep(1.0)  # the API server logs a request as it completes
         requests = phase_requests(self.target.server.audit.events_from(offset), user_agent=SYNCER_AGENT,
@@ -272,7 +272,8 @@ class Run:
         result = {
             "seconds": None if seconds is None else round(seconds, 2),
             "apps_waited_for": len(waits_for),
-            "per_app_done_seconds": _spread(done_at or {}),
+            "apps_done": len(done_at),
+            "per_app_done_seconds": _spread(done_at),
             "daemon_cpu_seconds": round(cpu_after - cpu_before, 2),
             "server_cpu_seconds": None if server_before is None or server_after is None
             else round(server_after - server_before, 2),
@@ -288,8 +289,9 @@ class Run:
         return result
 
     def _wait(self, apps: Sequence[BenchApp], revision: Callable[[BenchApp], str | None], *,
-              started: float) -> dict[str, float] | None:
-        """Seconds from `started` until each App was done; None when the timeout came first."""
+              started: float) -> tuple[dict[str, float], bool]:
+        """Seconds from `started` until each App was done, and whether all were before the
+        timeout (or a daemon process exited)."""
         done: dict[str, float] = {}
         last_report = time.monotonic()
         while time.monotonic() - started < self.settings.phase_timeout:
@@ -300,16 +302,16 @@ class Run:
                 if app.key not in done and state is not None and state.done(revision(app)):
                     done[app.key] = now
             if len(done) == len(apps):
-                return done
+                return done, True
             if any(replica.process.poll() is not None for replica in self.replica_processes):
                 self.notes.append("a daemon process exited")
-                return None
+                return done, False
             if time.monotonic() - last_report >= 5:
                 ready = sum(1 for s in states.values() if s.ready == "True")
                 self.say(f"  {len(done)}/{len(apps)} done, {ready} Ready, {len(states)} Apps seen ({now:.0f} s)")
                 last_report = time.monotonic()
             time.sleep(POLL_SECONDS)
-        return None
+        return done, False
 
     # -- the phases ------------------------------------------------------------------------------
 
@@ -425,6 +427,7 @@ def _conditions(crd: Any) -> list[Any]:
 
 
 def _spread(done: dict[str, float]) -> dict[str, float] | None:
+    """First, median and last of the Apps' done times."""
     if not done:
         return None
     values = sorted(done.values())
