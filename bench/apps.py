@@ -269,7 +269,7 @@ class Run:
         time.sleep(1.0)  # the API server logs a request as it completes
         requests = phase_requests(self.target.server.audit.events_from(offset), user_agent=SYNCER_AGENT,
                                   since=since, until=until, focus=focus, app_namespaces=self.namespaces)
-        result = {
+        result: dict[str, Any] = {
             "seconds": None if seconds is None else round(seconds, 2),
             "apps_waited_for": len(waits_for),
             "apps_done": len(done_at),
@@ -281,6 +281,10 @@ class Run:
             "load_average": [round(load, 2) for load in os.getloadavg()],
         }
         if seconds is None:
+            states = self.table.snapshot()
+            result["not_done"] = [{"app": app.key, "ready": states[app.key].ready, "applied": states[app.key].applied,
+                                   "message": states[app.key].message}
+                                  for app in waits_for if app.key not in done_at and app.key in states][:10]
             self.notes.append(f"{name}: not every App was done within {self.settings.phase_timeout:.0f} s")
             self.say(f"[red]{self.notes[-1]}[/]")
         self.say(f"{name}: {'n/a' if seconds is None else f'{seconds:.1f} s'}, daemon CPU "
@@ -505,6 +509,26 @@ def main(*, apps_text: str, layouts_text: str, replicas_text: str, interval: str
     started = time.monotonic()
     info: dict[str, Any] = {}
     results: list[dict[str, Any]] = []
+
+    def write_results() -> tuple[float, list[float], dict[str, Any], str]:
+        """After every run, so that a long run cut short keeps what it measured."""
+        seconds = time.monotonic() - started
+        load_at_end = [round(load, 2) for load in os.getloadavg()]
+        estimates = extrapolate(results)
+        note = HARDWARE_NOTE.format(nproc=info.get("nproc"), load=f"{info.get('load_average_at_start')} at the "
+                                    f"start, {load_at_end} at the end")
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({
+            "machine": {**info, "load_average_at_end": load_at_end},
+            "settings": {"sizes": list(settings.sizes), "layouts": [str(x) for x in settings.layouts],
+                         "replicas": list(settings.replicas), "interval": interval,
+                         "rest_seconds": settings.rest_seconds, "phase_timeout_seconds": settings.phase_timeout,
+                         "daemon_args": list(settings.extra_daemon_args)},
+            "hardware_note": note, "duration_seconds": round(seconds, 1), "results": results,
+            "extrapolation": estimates,
+        }, indent=2) + "\n")
+        return seconds, load_at_end, estimates, note
+
     for size in settings.sizes:
         for layout in settings.layouts:
             for replicas in settings.replicas:
@@ -518,20 +542,8 @@ def main(*, apps_text: str, layouts_text: str, replicas_text: str, interval: str
                         results.append(run.execute())
                 finally:
                     shutil.rmtree(workdir, ignore_errors=True)
-    seconds = time.monotonic() - started
-    load_at_end = [round(load, 2) for load in os.getloadavg()]
-    estimates = extrapolate(results)
-    note = HARDWARE_NOTE.format(nproc=info.get("nproc"), load=f"{info.get('load_average_at_start')} at the start, "
-                                f"{load_at_end} at the end")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps({
-        "machine": {**info, "load_average_at_end": load_at_end},
-        "settings": {"sizes": list(settings.sizes), "layouts": [str(x) for x in settings.layouts],
-                     "replicas": list(settings.replicas), "interval": interval, "rest_seconds": settings.rest_seconds,
-                     "daemon_args": list(settings.extra_daemon_args)},
-        "hardware_note": note, "duration_seconds": round(seconds, 1), "results": results,
-        "extrapolation": estimates,
-    }, indent=2) + "\n")
+                write_results()
+    seconds, load_at_end, estimates, note = write_results()
     print(f"{info.get('date')}, {info.get('nproc')} cores ({info.get('cpu_model')}), {info.get('memory_gb')} GB; "
           f"Kubernetes {info.get('kubernetes_server')}; load average {info.get('load_average_at_start')} at the "
           f"start, {load_at_end} at the end; {seconds:.0f} s in all.\n")

@@ -160,15 +160,18 @@ class AppState:
     applied: str | None
     current: bool
     """The status is about the App's current generation."""
+    message: str = ""
+    """The Ready condition's reason and message."""
 
     @classmethod
     def of(cls, obj: dict[str, Any]) -> AppState:
         status = obj.get("status") or {}
-        ready = next((c.get("status") for c in status.get("conditions") or []
-                      if isinstance(c, dict) and c.get("type") == "Ready"), None)
+        ready = next((c for c in status.get("conditions") or []
+                      if isinstance(c, dict) and c.get("type") == "Ready"), {})
         generation = (obj.get("metadata") or {}).get("generation")
-        return cls(ready=ready, applied=status.get("lastAppliedRevision"),
-                   current=status.get("observedGeneration") == generation)
+        return cls(ready=ready.get("status"), applied=status.get("lastAppliedRevision"),
+                   current=status.get("observedGeneration") == generation,
+                   message=f"{ready.get('reason', '')}: {ready.get('message', '')}"[:300] if ready else "")
 
     def done(self, revision: str | None) -> bool:
         """Ready=True for this generation, with `revision` applied (any, when None)."""
