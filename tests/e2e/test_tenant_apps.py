@@ -21,7 +21,7 @@ from tests.e2e.test_apps import (  # noqa: F401 - fixtures
     receiver,
     run_daemon,
 )
-from tests.e2e.test_daemon import eventually
+from tests.e2e.test_daemon import commit, configmap_yaml, eventually
 from tests.e2e.test_daemon import repo  # noqa: F401 - the fixture: a Git repository with shop/config.yaml
 
 REMOTE = "https://git.invalid/team/shop.git"
@@ -103,7 +103,9 @@ def test_hostile_apps_are_invalid_and_nothing_is_written_for_them(
     for name, location in (("cache", cache), ("clone", cache / clones[0] / "repo.git"),
                            ("around", cache.parent)):
         kubectl("apply", "-f", "-", stdin=tenant_app(namespace, name, repo=location, path="."))
-    kubectl("apply", "-f", "-", stdin=tenant_app(namespace, "late", repo=repo, path="shop"))
+    # Its own path: two Apps of one namespace may not own the same object.
+    commit(repo, {"late/config.yaml": configmap_yaml("late-config", "green")})
+    kubectl("apply", "-f", "-", stdin=tenant_app(namespace, "late", repo=repo, path="late"))
     kubectl("wait", "--for=condition=Ready", "app/late", "-n", namespace, "--timeout=60s")
     for name in ("cache", "clone", "around"):
         message = stalled_message(kubectl, namespace, name)
