@@ -26,7 +26,7 @@ from types import TracebackType
 
 from syncer.errors import ClusterError, LockHeld, LockLost
 from syncer.kube import Kube
-from syncer.kube.lease import HeldLease, LeaseLost, LeaseTiming
+from syncer.kube.lease import HeldLease, LeaseLost, LeaseTiming, Observed
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,15 @@ LOCK_PREFIX = "syncer-"
 HELD_FRACTION = 0.8
 """A lock counts as held only while its last renewal was sent less than this fraction of the
 lease duration ago: the rest is the margin for clock rates and the write in flight."""
+
+
+_OBSERVED: dict[tuple[str, str, str], Observed] = {}
+"""(server, namespace, name) -> the app's Lease as a waiting sync of this process last saw it.
+A holder that died stops changing its Lease, and a waiter may take it over only once it has
+seen no change for the lease's duration; a daemon retries a sync that gave up waiting
+(--lock-timeout) with a new AppLock, which must not start that count from zero again, or a
+lock timeout no longer than the lease duration would never take a dead holder's lock."""
+_OBSERVED_LOCK = threading.Lock()
 
 
 def lock_name(app: str) -> str:
@@ -63,10 +72,14 @@ class AppLock:
         self._timeout = timeout
         self._duration = duration_seconds
         self._poll = poll_interval
+        self._key = (kube.server, namespace, lock_name(app))
+        with _OBSERVED_LOCK:
+            seen_before = _OBSERVED.get(self._key)
         self._lease = HeldLease(kube, namespace=namespace, name=lock_name(app),
                                 identity=identity or default_identity(),
                                 timing=LeaseTiming(duration=duration_seconds,
-                                                   renew_deadline=duration_seconds * HELD_FRACTION))
+                                                   renew_deadline=duration_seconds * HELD_FRACTION),
+                                observed=seen_before)
         self._subject = self._lease.subject
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -75,6 +88,9 @@ class AppLock:
     def acquire(self) -> None:
         deadline = time.monotonic() + self._timeout
         while not self._lease.try_acquire():
+            with _OBSERVED_LOCK:
+                if (observed := self._lease.observed) is not None:
+                    _OBSERVED[self._key] = observed
             if time.monotonic() >= deadline:
                 spec = (self._lease.seen or {}).get("spec") or {}
                 raise LockHeld(
@@ -84,6 +100,8 @@ class AppLock:
                     f"died loses the lock once its Lease has not changed for {self._duration}s."
                 )
             time.sleep(self._poll)
+        with _OBSERVED_LOCK:
+            _OBSERVED.pop(self._key, None)
         log.debug("%s acquired by %s", self._subject, self._lease.identity)
         self._lost = None
         self._stop.clear()

@@ -226,7 +226,10 @@ class HeldLease:
         labels: Mapping[str, str] = MANAGED_BY,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = utc_now,
+        observed: Observed | None = None,
     ) -> None:
+        """`observed`: what an earlier claim of this process on the same Lease saw, so that
+        the time the holder has already been silent counts (see `AppLock`)."""
         self._api = api
         self.namespace = namespace
         self.name = name
@@ -241,7 +244,7 @@ class HeldLease:
         """Our Lease as the server last answered a write of ours (None: not ours)."""
         self._sent_at: float | None = None
         """When (our clock) our last successful write was sent."""
-        self._observed: Observed | None = None
+        self._observed: Observed | None = observed
         self._seen: Object | None = None
 
     # -- state -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 
@@ -102,6 +103,8 @@ class Client:
     (every write fails as Unavailable), and a hook runs inside each write, before the store
     applies it (`before_write`: another replica's request gets in first) or after (`after_write`:
     this process pauses before it hears the answer)."""
+
+    server = "https://fake"
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -466,3 +469,30 @@ def test_the_app_lock_takes_a_released_lock_at_once_and_deletes_it_on_release(st
         lock.ensure_held()
         lock.confirm()
     assert store.get("syncer-shop", "ns") is None
+
+
+def test_retried_app_locks_take_a_dead_holders_lock_however_short_their_timeout(store: Store) -> None:
+    """A daemon retries a sync that gave up waiting with a new AppLock. Each must not start the
+    count of the holder's silence from zero, or a lock timeout no longer than the lease's
+    duration would never take a dead holder's lock."""
+    from syncer.apply.lock import AppLock
+    from syncer.errors import LockHeld
+
+    store.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                  "metadata": {"name": "syncer-shop", "namespace": "ns"},
+                  "spec": {"holderIdentity": "crashed", "leaseDurationSeconds": 1}})
+    started = time.monotonic()
+    while True:
+        lock = AppLock(Client(store), app="shop", namespace="ns", timeout=0, duration_seconds=1,  # type: ignore[arg-type]
+                       identity="retry")
+        try:
+            lock.acquire()
+            break
+        except LockHeld:
+            assert time.monotonic() - started < 10, "a retried sync never took the dead holder's lock"
+            time.sleep(0.3)
+    try:
+        assert holder_of(store) == "retry"
+        assert time.monotonic() - started >= 1.0
+    finally:
+        lock.release()
