@@ -95,6 +95,9 @@ def test_hostile_apps_are_invalid_and_nothing_is_written_for_them(
     # With --allow-local-repos: a local repository is served, the daemon's cache never is,
     # and an App created after one with an absurd interval is served (the watch of all Apps
     # used to fail on `date value out of range` and list again, forever).
+    # The late App's own path (two Apps of one namespace may not own one object), committed
+    # before the daemon first asks Git: Apps of one repository share its answer for an interval.
+    commit(repo, {"late/config.yaml": configmap_yaml("late-config", "green")})
     run_daemon("--watch-namespace", namespace)
     kubectl("wait", "--for=condition=Ready", "app/local", "-n", namespace, "--timeout=60s")
     cache = tmp_path / "cache"
@@ -103,8 +106,6 @@ def test_hostile_apps_are_invalid_and_nothing_is_written_for_them(
     for name, location in (("cache", cache), ("clone", cache / clones[0] / "repo.git"),
                            ("around", cache.parent)):
         kubectl("apply", "-f", "-", stdin=tenant_app(namespace, name, repo=location, path="."))
-    # Its own path: two Apps of one namespace may not own the same object.
-    commit(repo, {"late/config.yaml": configmap_yaml("late-config", "green")})
     kubectl("apply", "-f", "-", stdin=tenant_app(namespace, "late", repo=repo, path="late"))
     kubectl("wait", "--for=condition=Ready", "app/late", "-n", namespace, "--timeout=60s")
     for name in ("cache", "clone", "around"):
