@@ -18,6 +18,7 @@ to the file, so the configuration means the same whatever directory the daemon s
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from syncer.diff import IgnoreRule, parse_ignore_rules
 from syncer.errors import ConfigError, Problem
 from syncer.sources.auth import GitAuth
 from syncer.sources.git import check_revision
-from syncer.sources.giturl import looks_like_url, reject_unsafe
+from syncer.sources.giturl import looks_like_url, parse_url, reject_unsafe
 
 try:
     from yaml import CSafeLoader as _Loader
@@ -57,11 +58,38 @@ DEFAULT_INTERVAL = 60.0
 DEFAULT_TIMEOUT = 300.0
 
 
-def parse_duration(value: object, *, allow_zero: bool = False) -> float:
+MAX_DURATION = 366 * 24 * 3600.0
+"""No duration syncer reads is longer than a year. Far longer values are typos or attacks, and
+they overflow the clocks they reach (`date value out of range` in the scheduler, OverflowError
+in a thread's wait), so they are refused where they are read, naming the flag or field."""
+
+
+@dataclass(frozen=True)
+class DurationBounds:
+    """The values a duration may take, both ends included."""
+
+    minimum: float
+    maximum: float
+
+
+INTERVAL_BOUNDS = DurationBounds(minimum=1.0, maximum=7 * 24 * 3600.0)
+"""An app's Git poll interval: 1s to 168h. Flux users write `interval: 30s` to `24h`, and some
+`168h` for rarely changing sources; webhooks, reconcile requests and the watches act sooner
+anyway. Below a second the app would keep a worker busy without pause."""
+TIMEOUT_BOUNDS = DurationBounds(minimum=1.0, maximum=24 * 3600.0)
+"""How long an app's sync may wait for health and CRDs: 1s to 24h. A tick holds a worker
+while it waits, and Flux's and Argo CD's longest customary waits (Helm's `timeout: 1h` for
+big charts) fit well inside."""
+
+
+def parse_duration(
+    value: object, *, allow_zero: bool = False, bounds: DurationBounds | None = None,
+) -> float:
     """`90s`, `5m`, `1h30m`, `1.5h` or plain seconds (`300`) -> seconds, for every duration
     syncer reads: command-line flags and the configuration file alike (one format, kubectl's:
     its `--request-timeout` takes `1s`, `2m`, `3h` and reads a number without a unit as
-    seconds). Raises ValueError with a message for people.
+    seconds). Raises ValueError with a message for people that shows the value. Values above
+    `bounds` (else a year, MAX_DURATION) or below it are refused.
     """
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError(f"{_show(value)} is not a duration, {_DURATION_HINT}")
@@ -73,9 +101,19 @@ def parse_duration(value: object, *, allow_zero: bool = False) -> float:
         float(match.group("h") or 0) * 3600 + float(match.group("m") or 0) * 60
         + float(match.group("s") or match.group("plain") or 0)
     )
+    if bounds is not None and seconds < bounds.minimum and not (seconds == 0 and allow_zero):
+        raise ValueError(f"{_show(value)} is shorter than the minimum of {format_duration(bounds.minimum)}")
     if seconds == 0 and not allow_zero:
         raise ValueError(f"{_show(value)} must be longer than zero")
+    maximum = bounds.maximum if bounds is not None else MAX_DURATION
+    if seconds > maximum:
+        raise ValueError(f"{_show(value)} is longer than the maximum of {format_duration(maximum)}")
     return seconds
+
+
+def bounded_duration(bounds: DurationBounds) -> Callable[[object], float]:
+    """A converter for `checked_field`: parse_duration within `bounds`."""
+    return functools.partial(parse_duration, bounds=bounds)
 
 
 def format_duration(seconds: float) -> str:
@@ -215,10 +253,10 @@ def shared_fields(get: FieldGetter) -> dict[str, Any]:
         "revision": get("revision", _revision, None),
         "path": get("path", _relative_path, "."),
         "create_namespace": get("createNamespace", _boolean, False),
-        "interval": get("interval", parse_duration, DEFAULT_INTERVAL),
+        "interval": get("interval", bounded_duration(INTERVAL_BOUNDS), DEFAULT_INTERVAL),
         "prune": get("prune", _boolean, True),
         "wait": get("wait", _boolean, False),
-        "timeout": get("timeout", parse_duration, DEFAULT_TIMEOUT),
+        "timeout": get("timeout", bounded_duration(TIMEOUT_BOUNDS), DEFAULT_TIMEOUT),
         "self_heal": get("selfHeal", _boolean, True),
     }
 
@@ -318,10 +356,11 @@ class _AppChecker:
             raise ValueError("must be a Git URL or a local path")
         try:
             reject_unsafe(value)
+            if "://" in value or (looks_like_url(value) and not (self.base_dir / value).exists()):
+                parse_url(value)  # what git would be given: refused here, not at the first sync
+                return value
         except ConfigError as error:
             raise ValueError(str(error)) from None
-        if "://" in value or (looks_like_url(value) and not (self.base_dir / value).exists()):
-            return value
         return str(self._local_path(value))
 
     def _local_path(self, value: str) -> Path:
@@ -422,6 +461,7 @@ def _close_match(key: str, candidates: tuple[str, ...]) -> str | None:
 
 
 __all__ = [
-    "AUTH_FIELDS", "APP_FIELDS", "AppConfig", "Config", "checked_field", "format_duration", "shared_fields", "load_config",
+    "AUTH_FIELDS", "APP_FIELDS", "AppConfig", "Config", "DurationBounds", "INTERVAL_BOUNDS", "MAX_DURATION",
+    "TIMEOUT_BOUNDS", "bounded_duration", "checked_field", "format_duration", "shared_fields", "load_config",
     "parse_config", "parse_duration",
 ]

@@ -1,11 +1,18 @@
 """Executing a plan: the only place syncer writes objects to the cluster (with lock.py and
-status.py for its own bookkeeping).
+status.py for its own bookkeeping), the app's namespace created before the lock included.
 
 The plan's tasks run in order, each only when the ones before succeeded; the executor does
 not decide anything the plan decided. With `dry_run` every request that would write is sent
 with `dryRun=All` instead (for a DELETE in its DeleteOptions body, where the server reads
 it), and the tasks that only wait or re-check are skipped: nothing they depend on was
 created.
+
+A sync that writes runs in two phases (`sync.py`): `execute_bootstrap` creates the app's own
+namespace when the plan found it new (the lock and the inventory live in it), before the
+lock; the sync then plans again under the lock and runs that plan with `execute`, telling it
+what the bootstrap created, so that the ChangeSet reports the namespace `created` as it
+happened. When the plan made under the lock fails validation, `undo_bootstrap` deletes the
+new, empty namespace again.
 
 A failed write stops the tasks: what was applied and what was skipped is reported, nothing is
 pruned, and the next run converges.
@@ -15,17 +22,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from syncer.apply.changeset import Change, ChangeSet
-from syncer.apply.plan import Plan, PlannedObject, PruneDecision, check_object, run_concurrently
+from syncer.apply.check import check_object
+from syncer.apply.planned import Plan, PlannedObject, PruneDecision
+from syncer.apply.pool import run_concurrently
 from syncer.apply.tasks import (
     ApplyStep,
     CheckBlocked,
     EnsureNamespace,
     PruneStep,
     Task,
+    UndoNamespace,
     WaitEstablished,
     WaitHealthy,
     WriteInventory,
@@ -46,10 +56,50 @@ class _Stopped(Exception):
     """A task failed: the remaining tasks do not run."""
 
 
+@dataclass(frozen=True)
+class Bootstrap:
+    """What a sync wrote before it took its lock: the app's namespace, when the plan found it
+    new. `created` is how those objects are reported; `undo` takes them back."""
+
+    created: tuple[Change, ...] = ()
+    undo: tuple[UndoNamespace, ...] = ()
+
+
 def write_inventory(kube: Kube, plan: Plan, task: WriteInventory, *, dry_run: bool) -> None:
     configmaps = kube.resource_for("v1", "ConfigMap")
     kube.apply(configmaps, task.inventory.parent_body(), subject=str(task.inventory.parent),
                field_manager=plan.options.field_manager, force=True, dry_run=dry_run)
+
+
+def _ensure_namespace(kube: Kube, plan: Plan, task: EnsureNamespace, *, dry_run: bool) -> str:
+    """Apply the app's namespace as planned; its UID."""
+    written = plan.objects[task.ref].write(kube, field_manager=plan.options.field_manager,
+                                           force=plan.options.force_conflicts, dry_run=dry_run)
+    return str((written.get("metadata") or {}).get("uid", ""))
+
+
+def execute_bootstrap(kube: Kube, plan: Plan) -> Bootstrap:
+    """Run the plan's tasks that come before the lock (`Plan.bootstrap`), for real. Raises
+    ClusterError when the namespace cannot be created (then nothing was written)."""
+    created: list[Change] = []
+    undo: list[UndoNamespace] = []
+    for task in plan.bootstrap:
+        uid = _ensure_namespace(kube, plan, task, dry_run=False)
+        created.append(Change(ref=task.ref, api_version=plan.objects[task.ref].api_version, action=Action.CREATED,
+                              message="created before the sync's lock, which lives in it"))
+        undo.append(UndoNamespace(task.ref, uid))
+    return Bootstrap(tuple(created), tuple(undo))
+
+
+def undo_bootstrap(kube: Kube, bootstrap: Bootstrap) -> None:
+    """Delete what the bootstrap created: exactly that namespace (by its UID), never one
+    somebody made again under the same name since."""
+    for task in bootstrap.undo:
+        namespaces = kube.resource_for("v1", "Namespace")
+        try:
+            kube.delete(namespaces, task.ref.name, namespace=None, subject=str(task.ref), uid=task.uid or None)
+        except Conflict:
+            log.warning("%s: not deleted: it is no longer the namespace this sync created", task.ref)
 
 
 def _wait_established(kube: Kube, planned: PlannedObject, *, timeout: float) -> ClusterError | None:
@@ -79,9 +129,12 @@ def _recreate(kube: Kube, planned: PlannedObject, *, timeout: float, dry_run: bo
         time.sleep(0.2)
 
 
-def _apply_one(kube: Kube, planned: PlannedObject, plan: Plan, *, dry_run: bool) -> Change:
+def _apply_one(kube: Kube, planned: PlannedObject, plan: Plan, *, dry_run: bool, earlier: Change | None) -> Change:
+    """Write one object as planned and say what happened. `earlier`: what this sync already
+    did to it before its lock (created its namespace); the plan made under the lock then
+    finds it live, and it is still this sync's creation."""
     if planned.action not in CHANGING_ACTIONS:
-        return Change(ref=planned.ref, api_version=planned.api_version, action=planned.action)
+        return earlier or Change(ref=planned.ref, api_version=planned.api_version, action=planned.action)
     if dry_run and planned.blocked_by:
         return Change(ref=planned.ref, api_version=planned.api_version, action=planned.action,
                       message=f"not checked by the server: {planned.waiting_for}")
@@ -90,13 +143,14 @@ def _apply_one(kube: Kube, planned: PlannedObject, plan: Plan, *, dry_run: bool)
         if planned.action is Action.RECREATED:
             _recreate(kube, planned, timeout=options.timeout, dry_run=dry_run)
             if not dry_run:
-                kube.apply(planned.resource, planned.body, subject=str(planned.ref), encoded=planned.encoded,
-                           field_manager=options.field_manager, force=options.force_conflicts, dry_run=False)
+                planned.write(kube, field_manager=options.field_manager, force=options.force_conflicts,
+                              dry_run=False)
         else:
-            kube.apply(planned.resource, planned.body, subject=str(planned.ref), encoded=planned.encoded,
-                       field_manager=options.field_manager, force=options.force_conflicts, dry_run=dry_run)
+            planned.write(kube, field_manager=options.field_manager, force=options.force_conflicts, dry_run=dry_run)
     except ClusterError as error:
         return _failed(planned.ref, planned.api_version, error)
+    if earlier is not None:
+        return earlier
     message = {
         Action.RECREATED: "deleted and re-created: an immutable field changed",
         Action.CONFIGURED: _changed_summary(planned),
@@ -107,7 +161,7 @@ def _apply_one(kube: Kube, planned: PlannedObject, plan: Plan, *, dry_run: bool)
 
 
 def _changed_summary(planned: PlannedObject, *, limit: int = 4) -> str:
-    changed = list(planned.diff.changed) if planned.diff else []
+    changed = list(planned.diff.changed)
     if not changed:
         return ""
     more = f" and {len(changed) - limit} more" if len(changed) > limit else ""
@@ -115,21 +169,21 @@ def _changed_summary(planned: PlannedObject, *, limit: int = 4) -> str:
 
 
 def _check_blocked(kube: Kube, plan: Plan, refs: tuple[ObjectRef, ...]) -> list[tuple[PlannedObject, ClusterError]]:
-    """Dry-run objects that could not be checked before the first write. Works on copies:
-    the plan's decision (created) stands; only the server's objection matters here."""
+    """Dry-run objects that could not be checked before the first write. Only the server's
+    objection matters here: the plan's decision (created) stands."""
     checkable: list[PlannedObject] = []
     errors: list[tuple[PlannedObject, ClusterError]] = []
     for ref in refs:
         planned = plan.objects[ref]
         try:
-            resource = kube.resource_for(planned.api_version, ref.kind)
+            kube.resource_for(planned.api_version, ref.kind)
         except NotFound as error:
             errors.append((planned, ClusterError(str(ref), error.message, status=404)))
             continue
-        checkable.append(replace(planned, resource=resource, blocked_by=frozenset()))
-    results = run_concurrently(lambda p: check_object(kube, p, options=plan.options), checkable,
+        checkable.append(planned)
+    results = run_concurrently(lambda p: check_object(kube, p.desired, options=plan.options), checkable,
                                workers=plan.options.concurrency)
-    errors += [(p, e) for p, e in zip(checkable, results) if e is not None]
+    errors += [(p, e) for p, e in zip(checkable, results) if isinstance(e, ClusterError)]
     return errors
 
 
@@ -157,16 +211,19 @@ def execute(
     plan: Plan,
     *,
     dry_run: bool,
+    bootstrap: Bootstrap = Bootstrap(),
     report: Reporter = lambda change: None,
     on_step: StepReporter = lambda index, total, size: None,
     confirm_lock: Callable[[], None] = lambda: None,
 ) -> ChangeSet:
     """Run the plan's tasks (its validation must have passed); never raises for a failed
     write: the ChangeSet says what was done, what failed and what was skipped.
+    `bootstrap`: what this sync created before its lock, reported as created.
     `confirm_lock` runs before every prune step: it raises when the sync no longer holds
     its app's lock (LockLost)."""
     changes = ChangeSet(app=plan.options.app, revision=plan.revision, dry_run=dry_run,
-                        warnings=list(plan.warnings), inventory_annotations=plan.parent_annotations)
+                        warnings=list(plan.warnings), inventory_annotations=dict(plan.parent_annotations))
+    earlier: Mapping[ObjectRef, Change] = {c.ref: c for c in bootstrap.created}
     done: set[ObjectRef] = set()
 
     def record(change: Change) -> None:
@@ -176,10 +233,7 @@ def execute(
 
     def run(task: Task) -> None:
         if isinstance(task, EnsureNamespace):
-            planned = plan.objects[task.ref]
-            kube.apply(planned.resource, planned.body, subject=str(task.ref),
-                       field_manager=plan.options.field_manager, force=plan.options.force_conflicts,
-                       dry_run=dry_run)
+            _ensure_namespace(kube, plan, task, dry_run=dry_run)
         elif isinstance(task, WriteInventory):
             try:
                 write_inventory(kube, plan, task, dry_run=dry_run)
@@ -199,8 +253,9 @@ def execute(
                                "CustomResourceDefinition existed")
         elif isinstance(task, ApplyStep):
             on_step(task.index, len(plan.steps), len(task.refs))
-            results = run_concurrently(lambda ref: _apply_one(kube, plan.objects[ref], plan, dry_run=dry_run),
-                                       list(task.refs), workers=plan.options.concurrency)
+            results = run_concurrently(
+                lambda ref: _apply_one(kube, plan.objects[ref], plan, dry_run=dry_run, earlier=earlier.get(ref)),
+                list(task.refs), workers=plan.options.concurrency)
             for result in results:
                 record(result)
             failed = sum(1 for r in results if r.action is Action.FAILED)
@@ -245,18 +300,12 @@ def execute(
     except _Stopped as stopped:
         for ref, _ in plan.decisions():
             if ref not in done:
-                record(Change(ref=ref, api_version=_api_version(plan, ref), action=Action.SKIPPED,
-                              message="not done: the sync stopped before this step"))
+                record(earlier.get(ref) or Change(ref=ref, api_version=plan.api_version_of(ref), action=Action.SKIPPED,
+                                                  message="not done: the sync stopped before this step"))
         if changes.error is None:
             changes.error = f"{stopped}; nothing was pruned, the next sync will converge"
         return changes
     for ref, action in plan.decisions():
-        if ref not in done:  # unchanged objects of steps with nothing to write
-            record(Change(ref=ref, api_version=_api_version(plan, ref), action=action))
+        if ref not in done:  # decisions no task reported (every one is, in a plan the solver made)
+            record(earlier.get(ref) or Change(ref=ref, api_version=plan.api_version_of(ref), action=action))
     return changes
-
-
-def _api_version(plan: Plan, ref: ObjectRef) -> str:
-    if ref in plan.objects:
-        return plan.objects[ref].api_version
-    return next((d.api_version for d in plan.prune if d.ref == ref), "")

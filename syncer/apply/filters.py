@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from syncer.apply.applyset import ID_LABEL, is_member
+from syncer.apply.applyset import ID_LABEL, PARENT_PREFIX, is_member
+from syncer.apply.crds import crd_group_kind, crd_resource, is_crd, is_namespace
+from syncer.apply.lock import lock_name
 from syncer.errors import ClusterError
 from syncer.kube import Kube, Resource
 from syncer.model import Object, ObjectRef
 
 PRUNE_ANNOTATION = "syncer.dev/prune"
-LOCK_PREFIX = "syncer-"
 _SYSTEM_MADE_CONFIGMAPS = frozenset({"kube-root-ca.crt"})
 NOT_CONTENT_GROUPS = frozenset({"events.k8s.io", "metrics.k8s.io"})
 """Groups that hold no app content: events, and live metrics (never stored, never owned)."""
@@ -51,6 +52,8 @@ class PruneContext:
     desired_uids: dict[str, ObjectRef]
     """UID of each desired object that exists -> its ref (one stored object can be served
     under two API groups: an Ingress in extensions/v1beta1 and networking.k8s.io/v1)."""
+    home: str = ""
+    """The namespace that holds the app's inventory (its ApplySet parent) and its lock."""
     _namespace_contents: dict[str, list[str]] = field(default_factory=dict)
 
     def foreign_in_namespace(self, namespace: str, *, limit: int = 5) -> list[str]:
@@ -97,14 +100,24 @@ def terminating(candidate: Candidate, context: PruneContext) -> str | None:
     return None
 
 
+def inventory_home(candidate: Candidate, context: PruneContext) -> str | None:
+    """Deleting the namespace that holds the app's own inventory and lock would delete the
+    app's record of what it owns: the next sync finds no app, `syncer status` lists none."""
+    ref = candidate.ref
+    if is_namespace(ref) and context.home and ref.name == context.home:
+        return (f"it holds this app's inventory and lock (ConfigMap/{context.home}/{PARENT_PREFIX}{context.app}); "
+                "to move the app, sync it with its new --namespace first, then delete this one by hand")
+    return None
+
+
 def desired_inside(candidate: Candidate, context: PruneContext) -> str | None:
     ref = candidate.ref
-    if _is_namespace(ref):
+    if is_namespace(ref):
         inside = sorted(str(d) for d in context.desired if d.namespace == ref.name)
         if inside:
             return f"the source still has objects in it ({_some(inside)})"
-    if _is_crd(ref):
-        group, kind = _crd_group_kind(candidate.live)
+    if is_crd(ref):
+        group, kind = crd_group_kind(candidate.live)
         inside = sorted(str(d) for d in context.desired if (d.group, d.kind) == (group, kind))
         if inside:
             return f"the source still has custom resources of it ({_some(inside)})"
@@ -113,11 +126,11 @@ def desired_inside(candidate: Candidate, context: PruneContext) -> str | None:
 
 def foreign_inside(candidate: Candidate, context: PruneContext) -> str | None:
     ref = candidate.ref
-    if _is_namespace(ref):
+    if is_namespace(ref):
         foreign = context.foreign_in_namespace(ref.name)
         if foreign:
             return f"it holds objects this app does not manage ({', '.join(foreign)})"
-    if _is_crd(ref):
+    if is_crd(ref):
         foreign = foreign_custom_resources(context.kube, candidate.live, applyset=context.applyset)
         if foreign:
             return f"custom resources of it are not managed by this app ({', '.join(foreign)})"
@@ -129,6 +142,7 @@ PRUNE_FILTERS: tuple[tuple[str, PruneFilter], ...] = (
     ("prune-disabled", prune_disabled),
     ("desired-uid", desired_uid),
     ("terminating", terminating),
+    ("inventory-home", inventory_home),
     ("desired-inside", desired_inside),
     ("foreign-inside", foreign_inside),
 )
@@ -151,19 +165,6 @@ def keep_reason(candidate: Candidate, context: PruneContext) -> tuple[str, str] 
 def _some(items: list[str], limit: int = 5) -> str:
     more = f" and {len(items) - limit} more" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
-
-
-def _is_namespace(ref: ObjectRef) -> bool:
-    return ref.group == "" and ref.kind == "Namespace"
-
-
-def _is_crd(ref: ObjectRef) -> bool:
-    return ref.group == "apiextensions.k8s.io" and ref.kind == "CustomResourceDefinition"
-
-
-def _crd_group_kind(crd: Object) -> tuple[str, str]:
-    spec = crd.get("spec") or {}
-    return str(spec.get("group", "")), str((spec.get("names") or {}).get("kind", ""))
 
 
 def _made_by_the_system(obj: Object, *, services: set[str]) -> bool:
@@ -194,7 +195,7 @@ def _ours_or_the_systems(
     labels = metadata.get("labels") or {}
     if is_member(obj, applyset) or labels.get(ID_LABEL) == applyset:
         return True
-    if (obj.get("kind") == "Lease" and metadata.get("name") == LOCK_PREFIX + app
+    if (obj.get("kind") == "Lease" and metadata.get("name") == lock_name(app)
             and labels.get("app.kubernetes.io/managed-by") == "syncer"):
         return True
     if _made_by_the_system(obj, services=services):
@@ -239,13 +240,9 @@ def foreign_objects(kube: Kube, namespace: str, *, applyset: str, app: str) -> l
 
 def foreign_custom_resources(kube: Kube, crd: Object, *, applyset: str, limit: int = 5) -> list[str]:
     """Custom resources of a CRD that this app does not own (deleting the CRD deletes them)."""
-    spec = crd.get("spec") or {}
-    names = spec.get("names") or {}
-    served = [v for v in spec.get("versions") or [] if v.get("served", True)]
-    if not served:
+    resource = crd_resource(crd)
+    if resource is None:
         return []
-    resource = Resource(group=spec.get("group", ""), version=served[0]["name"], kind=names.get("kind", ""),
-                        plural=names.get("plural", ""), namespaced=spec.get("scope") == "Namespaced")
     try:
         objs = kube.list(resource)
     except ClusterError as error:

@@ -6,10 +6,9 @@
 
 For every resource a plan has asked about, one watch, cluster-wide, selected by the ApplySet
 `part-of` label, plus one watch of the ApplySet parents (ConfigMaps with the `id` label). Only
-objects of the apps this daemon serves (`owned`) are kept. A watch is opened after a LIST,
-resumes from the last resourceVersion it saw (bookmarks keep that fresh), lists again after a
-410 Gone or when it cannot resume, and every `relist_interval` lists again whatever happened:
-the safety net for an event that was somehow lost.
+objects of the apps this daemon serves (`owned`) are kept. Each is followed by the one
+reflector (`syncer.kube.watch`): list, watch with bookmarks, list again after a 410 Gone, a
+watch the server ended early, and every `relist_interval` whatever happened.
 
 The cache answers only what it knows: `members()` gives None for a resource whose watch is not
 established (never asked for before, forbidden, broken), and the plan then lists as before. It
@@ -25,23 +24,20 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from syncer.apply.applyset import ID_LABEL, PART_OF_LABEL
+from syncer.apply.status import PREFIX as STATUS_PREFIX
 from syncer.errors import ClusterError, Forbidden, NotFound
 from syncer.kube import Kube, Resource
+from syncer.kube.watch import WATCH_SECONDS, Reflector
 from syncer.model import Object, ObjectRef
 
 log = logging.getLogger(__name__)
 
-WATCH_SECONDS = 300
-"""A watch is re-opened (from the last version seen) this often, as client-go's reflector does."""
 RELIST_INTERVAL = 600.0
-RETRY_SECONDS = 2.0
-GONE = 410
-MAX_RETRY_SECONDS = 30.0
 
 ChangeHandler = Callable[[str, ObjectRef], None]
 """(the ApplySet id the object belongs to, the object) after someone changed it."""
@@ -72,22 +68,38 @@ def status_only(before: Object | None, after: Object) -> bool:
     return bool(old.get("labels") == new.get("labels") and old.get("annotations") == new.get("annotations"))
 
 
+def records_only(before: Object | None, after: Object) -> bool:
+    """A change to an ApplySet parent that only records a sync's outcome (the `status.syncer.dev/`
+    annotations that `syncer.apply.status` writes after every sync, failed ones included):
+    nothing a sync could heal. Counted as drift, a failed sync's own record started a heal
+    from the previous render, which then reported the app Ready on the revision that failed."""
+    if before is None:
+        return False
+    def content(obj: Object) -> tuple[Any, Any, Any]:
+        metadata = obj.get("metadata") or {}
+        annotations = {k: v for k, v in (metadata.get("annotations") or {}).items() if not k.startswith(STATUS_PREFIX)}
+        return metadata.get("labels"), annotations, obj.get("data")
+    return content(before) == content(after)
+
+
 @dataclass
 class _Watched:
-    """One resource's objects, by (namespace, name), as of `version`."""
+    """One resource's objects, by (namespace, name), kept by its reflector."""
 
     resource: Resource
     selector: str
     label: str
     """Whose value says which ApplySet an object belongs to (part-of for members, id for parents)."""
     objects: dict[tuple[str, str], Object] = field(default_factory=dict)
-    version: str = ""
-    """Where the watch resumes; empty: list first."""
     listed: bool = False
-    established: bool = False
-    """The objects are current: listed, and the watch is open or being resumed."""
+    reflector: Reflector | None = None
     unavailable: str = ""
     """Why this resource cannot be watched (forbidden): plans list it themselves."""
+
+    @property
+    def established(self) -> bool:
+        """The objects are current: listed, and the watch is open or being resumed."""
+        return self.reflector is not None and self.reflector.established and not self.unavailable
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,23 @@ class CacheStats:
     objects: int
     lists: int
     watches: int
+
+
+@dataclass(frozen=True)
+class _Handler:
+    """What one resource's reflector tells the cache."""
+
+    cache: MemberCache
+    watched: _Watched
+
+    def listed(self, objects: list[Object]) -> None:
+        self.cache._listed(self.watched, objects)
+
+    def event(self, kind: str, obj: Object) -> None:
+        self.cache._event(self.watched, kind, obj)
+
+    def failed(self, error: ClusterError) -> bool:
+        return self.cache._failed(self.watched, error)
 
 
 class MemberCache:
@@ -122,8 +151,6 @@ class MemberCache:
         self._parents: _Watched | None = None
         self._stop = threading.Event()
         self._started = False
-        self._lists = 0
-        self._watches = 0
 
     def start(self) -> None:
         """Watch the ApplySet parents now; member resources as plans ask for them."""
@@ -144,8 +171,9 @@ class MemberCache:
     def stats(self) -> CacheStats:
         with self._lock:
             every = [*self._watched.values(), *([self._parents] if self._parents else [])]
+            reflectors = [w.reflector for w in every if w.reflector is not None]
             return CacheStats(resources=len(every), objects=sum(len(w.objects) for w in every),
-                              lists=self._lists, watches=self._watches)
+                              lists=sum(r.lists for r in reflectors), watches=sum(r.watches for r in reflectors))
 
     def members(self, resource: Resource, namespace: str | None) -> list[Object] | None:
         """The cached members (of every app served) of a resource in a namespace (None:
@@ -182,97 +210,32 @@ class MemberCache:
                 return False, None
             return True, parents.objects.get((namespace, name))
 
-    # -- the watch loop -------------------------------------------------------------------------
+    # -- what the reflectors see ----------------------------------------------------------------
 
     def _spawn(self, watched: _Watched) -> None:
-        threading.Thread(target=self._run, args=(watched,), daemon=True,
-                         name=f"watch-{watched.resource.group_kind}").start()
+        watched.reflector = Reflector(
+            self._kube, watched.resource, handler=_Handler(self, watched), stop=self._stop,
+            label_selector=watched.selector, relist_interval=self._relist_interval,
+            watch_seconds=self._watch_seconds)
+        watched.reflector.start()
 
-    def _run(self, watched: _Watched) -> None:
-        """List, then watch from the list's version, until stopped: see the module docstring."""
-        delay = RETRY_SECONDS
-        relist_due = 0.0
-        while not self._stop.is_set():
-            try:
-                if not watched.version or time.monotonic() >= relist_due:
-                    self._list(watched)
-                    relist_due = time.monotonic() + self._relist_interval
-                self._watch(watched, until=relist_due)
-                delay = RETRY_SECONDS
-            except NotFound:  # its CRD is gone: a later question about it starts afresh
-                with self._lock:
-                    if self._watched.get(watched.resource) is watched:
-                        del self._watched[watched.resource]
-                return
-            except Forbidden as error:
-                with self._lock:
-                    watched.established, watched.unavailable = False, error.message
-                log.warning("cannot watch %s (%s); syncs list it themselves", watched.resource.group_kind,
-                            error.message)
-                return
-            except ClusterError as error:
-                with self._lock:
-                    watched.established = False
-                    if error.status == GONE:  # the version is too old to resume from
-                        watched.version = ""
-                log.info("watch of %s: %s; again in %.0fs", watched.resource.group_kind, error.message, delay)
-                if self._stop.wait(delay):
-                    return
-                delay = min(delay * 2, MAX_RETRY_SECONDS)
-
-    def _list(self, watched: _Watched) -> None:
-        objects, version = self._kube.list_versioned(watched.resource, label_selector=watched.selector)
+    def _listed(self, watched: _Watched, objects: list[Object]) -> None:
         kept = {_key(obj): obj for obj in objects if self._owned(_labels(obj).get(watched.label, ""))}
         with self._lock:
-            self._lists += 1
             before = watched.objects if watched.listed else None
-            watched.objects, watched.version, watched.listed, watched.established = kept, version, True, True
+            watched.objects, watched.listed = kept, True
         if before is None:
             return
         for key in before.keys() | kept.keys():
             old, new = before.get(key), kept.get(key)
             now = new or old
             assert now is not None
-            if old is None or new is None or _version(old) != _version(new):
+            if old is None or new is None or _version(old) != _version(new) and self._news(watched, old, new):
                 self._changed(watched, old, now)
 
-    def _watch(self, watched: _Watched, *, until: float) -> None:
-        """Follow one watch request until the server ends it, a 410 (then list again), or the
-        safety re-list is due."""
-        with self._lock:
-            self._watches += 1
-            # Resuming replays whatever happened since `version`: what the cache holds is at
-            # most that far behind, which a plan may use (see the module docstring).
-            watched.established = True
-        timeout = max(1, min(self._watch_seconds, int(until - time.monotonic()) + 1))
-        ends_at = time.monotonic() + timeout
-        for event in self._kube.watch(watched.resource, resource_version=watched.version,
-                                      label_selector=watched.selector, timeout_seconds=timeout):
-            if self._stop.is_set() or not self._follow(watched, event):
-                return
-        if time.monotonic() < ends_at - 1 and not self._stop.is_set():
-            # The server ended the watch early: its CustomResourceDefinition was deleted (and
-            # maybe created again, with a new history that does not replay the deletions of
-            # the old one's objects), or the server is going away. List, do not resume.
-            log.info("watch of %s ended early; listing again", watched.resource.group_kind)
-            with self._lock:
-                watched.version = ""
-
-    def _follow(self, watched: _Watched, event: Object) -> bool:
-        """One watch event into the cache; False after an ERROR (410 Gone: list again)."""
-        kind, obj = event.get("type"), event.get("object") or {}
-        if kind == "ERROR":
-            log.info("watch of %s: %s; listing again", watched.resource.group_kind, obj.get("message"))
-            with self._lock:
-                watched.version = ""
-            return False
-        version = (obj.get("metadata") or {}).get("resourceVersion")
+    def _event(self, watched: _Watched, kind: str, obj: Object) -> None:
         if kind == "BOOKMARK":
-            with self._lock:
-                watched.version = version or watched.version
-            return True
-        obj.setdefault("apiVersion", watched.resource.api_version)
-        obj.setdefault("kind", watched.resource.kind)
+            return
         key = _key(obj)
         owned = kind != "DELETED" and self._owned(_labels(obj).get(watched.label, ""))
         with self._lock:
@@ -281,9 +244,27 @@ class MemberCache:
                 watched.objects[key] = obj
             else:
                 watched.objects.pop(key, None)
-            watched.version = version or watched.version
-        if (owned or before is not None) and not (kind == "MODIFIED" and owned and status_only(before, obj)):
+        if (owned or before is not None) and not (kind == "MODIFIED" and owned and not self._news(watched, before, obj)):
             self._changed(watched, before, obj)
+
+    @staticmethod
+    def _news(watched: _Watched, before: Object | None, after: Object) -> bool:
+        """Whether a change of a kept object can be drift (see `status_only`, `records_only`)."""
+        if watched.label == ID_LABEL:
+            return not records_only(before, after)
+        return not status_only(before, after)
+
+    def _failed(self, watched: _Watched, error: ClusterError) -> bool:
+        if isinstance(error, NotFound):  # its CRD is gone: a later question about it starts afresh
+            with self._lock:
+                if self._watched.get(watched.resource) is watched:
+                    del self._watched[watched.resource]
+            return False
+        if isinstance(error, Forbidden):
+            with self._lock:
+                watched.unavailable = error.message
+            log.warning("cannot watch %s (%s); syncs list it themselves", watched.resource.group_kind, error.message)
+            return False
         return True
 
     def _changed(self, watched: _Watched, before: Object | None, after: Object) -> None:

@@ -9,15 +9,12 @@ set. Found at plan time, so a refused object fails validation and nothing is wri
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from syncer.apply.applyset import ID_LABEL, PART_OF_LABEL, PARENT_PREFIX
+from syncer.apply.applyset import ID_LABEL, PART_OF_LABEL, PARENT_PREFIX, Inventory
 from syncer.errors import ClusterError, Forbidden, NotFound
 from syncer.kube import Kube
-from syncer.model import Object
-
-if TYPE_CHECKING:
-    from syncer.apply.plan import Plan
+from syncer.model import Object, ObjectRef, Origin
 
 ADOPT_ANNOTATION = "syncer.dev/adopt"
 
@@ -48,25 +45,40 @@ def _owning_app(kube: Kube, applyset: str, *, near: Iterable[str | None]) -> str
     return f"another ApplySet ({applyset})"
 
 
-def ownership_failures(kube: Kube, plan: Plan) -> list[ClusterError]:
+class Desired(Protocol):
+    """What ownership needs of a planned object."""
+
+    @property
+    def ref(self) -> ObjectRef: ...
+    @property
+    def body(self) -> Object: ...
+    @property
+    def live(self) -> Object | None: ...
+    @property
+    def origin(self) -> Origin: ...
+
+
+def ownership_failures(
+    kube: Kube, desired: Iterable[Desired], *, inventory: Inventory, app: str, namespace: str
+) -> list[ClusterError]:
     """Objects this app may not apply: another app's members (unless the manifest opts in to
     taking them over) and ApplySet parents, which are never members of any set."""
     failures: list[ClusterError] = []
-    for planned in plan.objects.values():
+    for planned in desired:
         labels = (planned.live or {}).get("metadata", {}).get("labels") or {}
         body_labels = planned.body["metadata"].get("labels") or {}
-        if planned.ref == plan.inventory.parent or ID_LABEL in labels or ID_LABEL in body_labels:
+        if planned.ref == inventory.parent or ID_LABEL in labels or ID_LABEL in body_labels:
             failures.append(ClusterError(
                 str(planned.ref),
                 f"is an ApplySet parent ({planned.origin}); a parent is never a member of a set, so "
                 "syncer will not apply it as part of an app", status=409, reason="ApplySetParent"))
             continue
         owner = labels.get(PART_OF_LABEL)
-        if owner and owner != plan.inventory.id and not opted_in(planned.body, ADOPT_ANNOTATION):
-            app = _owning_app(kube, owner, near=[planned.ref.namespace, plan.options.namespace])
+        if owner and owner != inventory.id and not opted_in(planned.body, ADOPT_ANNOTATION):
+            owning_app = _owning_app(kube, owner, near=[planned.ref.namespace, namespace])
             failures.append(ClusterError(
                 str(planned.ref),
-                f"belongs to {app}, not to app {plan.options.app} ({planned.origin}); remove it from "
+                f"belongs to {owning_app}, not to app {app} (namespace {namespace}) ({planned.origin}); remove it from "
                 f"one of the two sources, or take it over explicitly by annotating it with "
                 f'{ADOPT_ANNOTATION}: "true"', status=409, reason="OwnedByAnotherApp"))
     return failures

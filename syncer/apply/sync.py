@@ -6,7 +6,9 @@ before any object that depends on them is written: objects in a namespace the sy
 and custom resources whose CustomResourceDefinition the sync creates. When the app's own
 namespace (home of its inventory and lock) is new, it is created first and everything in it is
 then checked before anything else is written; if that check fails the new, empty namespace is
-deleted again.
+deleted again. Every one of those writes, the namespace and its undo included, is the
+executor's (`execute_bootstrap`, `undo_bootstrap`, `execute`); this module decides only when
+each phase runs.
 
 A sync whose plan writes nothing takes no lock and writes nothing. A sync that writes holds
 the app's lock, and every write goes through `Kube.guarded(lock.ensure_held)`: the moment it
@@ -19,16 +21,17 @@ import logging
 from collections.abc import Sequence
 
 from syncer.apply.applyset import is_member
-from syncer.apply.changeset import Change, ChangeSet
-from syncer.apply.executor import Reporter, StepReporter, execute
+from syncer.apply.changeset import ChangeSet
+from syncer.apply.executor import Reporter, StepReporter, execute, execute_bootstrap, undo_bootstrap
+from syncer.apply.live import ListKey, Recovery
 from syncer.apply.lock import AppLock
 from syncer.apply.membercache import MemberCache
 from syncer.apply.options import SyncOptions
-from syncer.apply.plan import ListKey, Plan, Recovery, build_plan
-from syncer.apply.tasks import EnsureNamespace
+from syncer.apply.plan import build_plan
+from syncer.apply.planned import Plan
 from syncer.errors import ClusterError, NotFound, SyncerError, ValidationFailed
 from syncer.kube import Kube
-from syncer.model import Action, Manifest, ObjectRef
+from syncer.model import Manifest, ObjectRef
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ def plan_sync(
     """Plan and apply the guard rails; raises ValidationFailed / EmptySourceRefused."""
     plan = build_plan(kube, manifests, options=options, revision=revision, cache=cache, recovery=recovery)
     if plan.failures:
-        raise ValidationFailed(plan.failures)
+        raise ValidationFailed(list(plan.failures))
     if not manifests and options.prune and not options.allow_empty and (plan.prune or plan.inventory.group_kinds):
         raise EmptySourceRefused(
             f"app {options.app}: the source rendered no objects, but the app owns "
@@ -80,25 +83,6 @@ def _current_fingerprint(kube: Kube, plan: Plan) -> dict[ObjectRef, str]:
     return versions
 
 
-def _bootstrap_namespace(kube: Kube, plan: Plan) -> ObjectRef | None:
-    """Create the app's namespace when the plan says it is new: the inventory and the lock
-    live in it. Returns its ref when it was created here."""
-    task = next((t for t in plan.tasks if isinstance(t, EnsureNamespace)), None)
-    if task is None:
-        return None
-    planned = plan.objects[task.ref]
-    kube.apply(planned.resource, planned.body, subject=str(task.ref), field_manager=plan.options.field_manager,
-               force=plan.options.force_conflicts, dry_run=False)
-    return task.ref
-
-
-def _undo_bootstrap(kube: Kube, ref: ObjectRef) -> None:
-    namespaces = kube.resource_for("v1", "Namespace")
-    live = kube.get(namespaces, ref.name)
-    if live is not None:
-        kube.delete(namespaces, ref.name, namespace=None, subject=str(ref), uid=live["metadata"]["uid"])
-
-
 def sync(
     kube: Kube,
     manifests: Sequence[Manifest],
@@ -118,7 +102,7 @@ def sync(
         return execute(kube, plan, dry_run=options.dry_run, report=report, on_step=on_step)
 
     namespace = plan.inventory.parent.namespace or options.namespace
-    created = _bootstrap_namespace(kube, plan)
+    bootstrap = execute_bootstrap(kube, plan)
     lock = AppLock(kube, app=options.app, namespace=namespace, timeout=options.lock_timeout,
                    duration_seconds=options.lock_duration)
     try:
@@ -131,23 +115,18 @@ def sync(
             "another --namespace",
             status=404,
         )]) from error
+    guarded = kube.guarded(lock.ensure_held)
     try:
-        if created is not None or _current_fingerprint(kube, plan) != _fingerprint(plan):
+        if bootstrap.created or _current_fingerprint(kube, plan) != _fingerprint(plan):
             log.info("app %s: the cluster changed since planning; planning again under the lock", options.app)
             try:
                 # The parent is written before any member, under this lock: if it is still
                 # missing, no member appeared since the first plan's label scan.
                 plan = plan_sync(kube, manifests, options=options, revision=revision, recovery=plan.recovery)
             except ValidationFailed:
-                if created is not None:
-                    _undo_bootstrap(kube, created)
+                undo_bootstrap(guarded, bootstrap)
                 raise
-        result = execute(kube.guarded(lock.ensure_held), plan, dry_run=False, report=report, on_step=on_step,
-                         confirm_lock=lock.confirm)
-        if created is not None:
-            result.changes = [Change(ref=c.ref, api_version=c.api_version, action=Action.CREATED)
-                              if c.ref == created and c.action is Action.UNCHANGED else c
-                              for c in result.changes]
-        return result
+        return execute(guarded, plan, dry_run=False, bootstrap=bootstrap, report=report, on_step=on_step,
+                       confirm_lock=lock.confirm)
     finally:
         lock.release()

@@ -1,6 +1,6 @@
 """The plan's tasks: the typed steps a sync executes, in order (cli-utils' task queue, as data).
 
-`build_plan` (plan.py) lists them; `execute` (executor.py) runs them, with every write in
+`build_plan` (plan.py) has the solver (solver.py) list them; `execute` (executor.py) runs them, with every write in
 dry-run mode for `syncer sync --dry-run`. A task says what to do, never whether: every
 decision about an object was made when the plan was built.
 """
@@ -15,9 +15,20 @@ from syncer.model import ObjectRef
 
 @dataclass(frozen=True)
 class EnsureNamespace:
-    """Create the app's own namespace first: its inventory and lock live there."""
+    """Create the app's own namespace first: its inventory and lock live there. A sync runs
+    it before taking the lock (`Plan.bootstrap`, `execute_bootstrap`)."""
 
     ref: ObjectRef
+
+
+@dataclass(frozen=True)
+class UndoNamespace:
+    """Delete the namespace `EnsureNamespace` created, exactly that one (by its UID), when the
+    plan made again under the lock fails validation: nothing else was written in it. Not a
+    task of any plan: it comes from what the bootstrap did (`Bootstrap.undo`)."""
+
+    ref: ObjectRef
+    uid: str
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from syncer.cli import cli
-from syncer.cli.common import cluster_options, connect, output_option
+from syncer.cli.common import Duration, cluster_options, connect, output_option
 from syncer.cli.output import document, print_document
 from syncer.daemon.appclient import patch_app, read_app, request_reconcile, subject
 from syncer.daemon.appstatus import condition_status, sync_result
@@ -34,8 +34,8 @@ def app_argument(fn: click.decorators.FC) -> click.decorators.FC:
 @cli.command("reconcile")
 @app_argument
 @click.option("--wait", is_flag=True, help="Follow the status until the sync ends; exit 0 if it succeeded.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True,
-              help="Seconds --wait waits for the daemon.")
+@click.option("--timeout", type=Duration(minimum=1), default="5m", show_default=True,
+              help="How long --wait waits for the daemon (90s, 5m, or plain seconds).")
 @cluster_options
 @output_option
 def reconcile_command(*, app: str, namespace: str, wait: bool, timeout: float, kubeconfig: str | None,

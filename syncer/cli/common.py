@@ -11,7 +11,7 @@ import click
 import yaml
 
 from syncer.cli import OUTPUT_KEY
-from syncer.config import format_duration, parse_duration
+from syncer.config import MAX_DURATION, DurationBounds, format_duration, parse_duration
 from syncer.diff import IgnoreRule, parse_ignore_rules
 from syncer.errors import ConfigError
 from syncer.kube import ClientOptions, Kube, default_namespace
@@ -26,9 +26,10 @@ def cluster_options(fn: F) -> F:
     """--kubeconfig, --context (in a pod with neither, the pod's service account is used) and
     --request-timeout."""
     fn = click.option(
-        "--request-timeout", type=click.FloatRange(min=1), default=DEFAULT_REQUEST_TIMEOUT, show_default=True,
-        envvar="SYNCER_REQUEST_TIMEOUT",
-        help="Seconds one API request may take, retries included; a hung API server fails within this.",
+        "--request-timeout", type=Duration(minimum=1), default=format_duration(DEFAULT_REQUEST_TIMEOUT),
+        show_default=True, envvar="SYNCER_REQUEST_TIMEOUT",
+        help="How long one API request may take, retries included (30s, 1m, or plain seconds); a hung API "
+             "server fails within this.",
     )(fn)
     fn = click.option("--context", default=None, help="Kubeconfig context (default: the current one).")(fn)
     fn = click.option(
@@ -67,24 +68,22 @@ def output_option(fn: F) -> F:
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
-    """A duration flag in the format of the configuration file: `90s`, `5m`, `1h30m`, or
-    plain seconds (`300`), as kubectl reads its durations."""
+    """Every duration flag of every command: the format of the configuration file and the App
+    spec (`90s`, `5m`, `1h30m`, or plain seconds `300`, as kubectl reads its durations), through
+    the one parser, `parse_duration`. Its environment variables (SYNCER_REQUEST_TIMEOUT) too."""
 
     name = "duration"
 
-    def __init__(self, *, minimum: float = 0.0) -> None:
-        self.minimum = minimum
+    def __init__(self, *, minimum: float = 0.0, maximum: float = MAX_DURATION) -> None:
+        self.bounds = DurationBounds(minimum=minimum, maximum=maximum)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, float):
-            return value
+            return value  # a default given in seconds, or a value converted already
         try:
-            seconds = parse_duration(value, allow_zero=True)
+            return parse_duration(value, allow_zero=self.bounds.minimum == 0, bounds=self.bounds)
         except ValueError as error:
             self.fail(str(error), param, ctx)
-        if seconds < self.minimum:
-            self.fail(f"{value} is shorter than the minimum of {format_duration(self.minimum)}", param, ctx)
-        return seconds
 
 
 def resolve_namespace(source: dict[str, Any], *, kubeconfig: str | None, context: str | None) -> str:

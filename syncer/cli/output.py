@@ -29,7 +29,7 @@ from rich.text import Text
 
 from syncer import SCHEMA_VERSION
 from syncer.apply.changeset import ACTIONS, Change, ChangeSet, summary_text
-from syncer.apply.plan import Plan
+from syncer.apply.planned import Plan
 from syncer.diff import ObjectDiff
 from syncer.errors import ClusterError, RenderError, SyncerError, ValidationFailed
 from syncer.kube import RequestStats

@@ -16,11 +16,11 @@ import click
 from syncer.cli import cli, verbosity
 from syncer.cli.common import Duration, cluster_options
 from syncer.config import load_config
-from syncer.daemon import Daemon, DaemonOptions, ElectionOptions
-from syncer.daemon.apps import AppsDaemon, AppsOptions
+from syncer.daemon import AppSource, AppsOptions, ClusterApps, Daemon, DaemonOptions, ElectionOptions, FileApps
 from syncer.daemon.http import DEFAULT_LISTEN, parse_listen
 from syncer.daemon.logs import configure_logging
 from syncer.daemon.notify import Receiver
+from syncer.daemon.notifytarget import parse_allow_list
 from syncer.errors import ConfigError
 from syncer.kube import ClientOptions
 
@@ -58,7 +58,7 @@ def notify_receiver(url: str | None, secret_file: str | None) -> Receiver | None
         return None
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"--notify-url {url}: not an http:// or https:// URL")
-    return Receiver(url=url, secret=secret)
+    return Receiver(url=url, secret=secret, allow=None)  # the operator's own: any address
 
 
 @cli.command("run")
@@ -73,6 +73,14 @@ def notify_receiver(url: str | None, secret_file: str | None) -> Receiver | None
               help="Webhook told (signed JSON) when any App fails, recovers or changes health.")
 @click.option("--notify-secret-file", type=click.Path(dir_okay=False), default=None,
               help=f"File with the HMAC secret for --notify-url (else ${NOTIFY_SECRET_ENV}).")
+# -- what tenants' Apps may reach (syncer.daemon.appspec.TenantPolicy) -----------------------
+@click.option("--allow-local-repos", is_flag=True,
+              help="Let Apps name local paths and file:// repositories, read with the daemon's filesystem rights "
+                   "(never its Git cache or credentials). Off: only remote URLs.")
+@click.option("--notify-allow", "notify_allow", multiple=True, metavar="HOST|CIDR",
+              help="Let App notification receivers reach this host or network although it is loopback, "
+                   "link-local, a cloud metadata or an unspecified address (repeatable).")
+# -------------------------------------------------------------------------------------------
 @click.option("--listen", default=DEFAULT_LISTEN, show_default=True,
               help="HOST:PORT for /healthz, /readyz, /metrics and /webhook; the default listens on all "
                    "interfaces (probes reach the pod's IP), 127.0.0.1:8080 keeps it local.")
@@ -107,7 +115,8 @@ def run_command(
     require_service_account: bool, notify_url: str | None, notify_secret_file: str | None, listen: str,
     leader_elect: bool, shard: bool, leader_election_namespace: str, lease_duration: float, watch: bool,
     relist_interval: float, log_format: str, kubeconfig: str | None, context: str | None, request_timeout: float,
-    cache_dir: str | None, webhook_secret_file: str | None, shutdown_timeout: float,
+    cache_dir: str | None, webhook_secret_file: str | None, shutdown_timeout: float, allow_local_repos: bool,
+    notify_allow: tuple[str, ...],
 ) -> None:
     """Keep the cluster's Apps (or the apps of a configuration file) in sync: poll Git for each
     on its interval (or at once on a webhook or a reconcile request), apply new revisions, and
@@ -118,9 +127,14 @@ def run_command(
     configure_logging(json_lines=log_format == "json", verbose=verbosity(ctx))
     config = load_config(Path(config_path)) if config_path else None
     receiver = notify_receiver(notify_url, notify_secret_file)
-    if config is not None and (watch_namespaces or require_service_account or receiver):
-        raise ConfigError("--watch-namespace, --require-service-account and --notify-url serve Apps: "
-                          "they do not apply with --config")
+    if config is not None and (watch_namespaces or require_service_account or receiver or allow_local_repos
+                               or notify_allow):
+        raise ConfigError("--watch-namespace, --require-service-account, --notify-url, --allow-local-repos and "
+                          "--notify-allow serve Apps: they do not apply with --config")
+    try:
+        allowed_targets = parse_allow_list(notify_allow)
+    except ValueError as error:
+        raise ConfigError(f"--notify-allow: {error}") from None
     try:
         address = parse_listen(listen)
     except ValueError as error:
@@ -148,13 +162,14 @@ def run_command(
     for signum in STOP_SIGNALS:
         signal.signal(signum, on_signal)
     client = ClientOptions(kubeconfig=kubeconfig, context=context, request_timeout=request_timeout)
-    daemon: Daemon
+    source: AppSource
     if config is not None:
-        daemon = Daemon(config, client=client, options=options)
+        source = FileApps(config)
     else:
-        apps = AppsOptions(namespaces=watch_namespaces, require_service_account=require_service_account,
-                           notify=receiver)
-        daemon = AppsDaemon(client=client, options=options, apps=apps)
+        source = ClusterApps(AppsOptions(namespaces=watch_namespaces, require_service_account=require_service_account,
+                                         notify=receiver, allow_local_repos=allow_local_repos,
+                                         notify_allow=allowed_targets))
+    daemon = Daemon(source, client=client, options=options)
     daemon.start()
     while not stop.wait(1.0):
         pass

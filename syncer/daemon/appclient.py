@@ -42,13 +42,21 @@ def read_app(kube: Kube, *, namespace: str, name: str) -> Object:
 
 
 def patch_status(kube: Kube, resource: Resource, app: Object, status: dict[str, Any]) -> Object:
-    """Replace what the daemon computes of the App's status (through the status subresource,
-    so that it needs no right to change the spec)."""
+    """Replace the App's status with `status`, whole (through the status subresource, so that
+    it needs no right to change the spec).
+
+    A JSON patch, not a merge patch: a merge patch merges nested maps, so a field the new
+    status no longer has (`lastSync.error` after a success) stayed, and counts of different
+    syncs added up in `lastSync.summary`. The stored status then never equalled the computed
+    one, and an idle App was written on every interval. The `test` of the uid makes the patch
+    apply only to this very App, not to one created since under its name."""
     metadata = app["metadata"]
     path = resource.path(namespace=metadata["namespace"], name=metadata["name"]) + "/status"
     result = kube.request(
         "PATCH", path, subject=subject(metadata["namespace"], metadata["name"]), verb="patch",
-        body={"metadata": {"uid": metadata["uid"]}, "status": status}, content_type="application/merge-patch+json",
+        body=[{"op": "test", "path": "/metadata/uid", "value": metadata["uid"]},
+              {"op": "add", "path": "/status", "value": status}],
+        content_type="application/json-patch+json",
     )
     assert isinstance(result, dict)
     return result

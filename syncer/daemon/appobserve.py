@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from syncer.apply import SyncOptions, plan_sync
 from syncer.apply.membercache import MemberCache
-from syncer.apply.plan import ListKey, read_live
+from syncer.apply.live import ListKey, read_live
 from syncer.daemon.appstatus import AppHealth, aggregate_health
 from syncer.errors import ClusterError, NotFound, SyncerError
 from syncer.kube import Kube

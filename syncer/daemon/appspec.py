@@ -7,20 +7,29 @@ with every problem at once (on its status, as Stalled) instead of failing a sync
 The API server checks only the types of the fields (the CRD's schema); everything with a
 meaning (durations, revisions, paths, names) is checked here, with the same rules and
 messages as the configuration file.
+
+An App is written by a tenant, and the daemon acts on it with its own rights, so the
+`TenantPolicy` (the operator's `syncer run` flags) decides what an App may reach beyond its
+own namespace: local repositories (the daemon's disk) only with `--allow-local-repos`, and
+never the daemon's Git cache or credentials; notification receivers only at addresses that
+are not the daemon's own, the node's or the cloud's (`--notify-allow` adds some back).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from syncer.config import AppConfig, _boolean, _dns_label, checked_field, shared_fields
+from syncer.daemon.notifytarget import AddressAllowList, TargetRefused, check_target
 from syncer.diff import IgnoreRule, parse_ignore_rules
 from syncer.errors import ConfigError, Problem
 from syncer.model import Object
-from syncer.sources.giturl import looks_like_url, reject_unsafe
+from syncer.sources.giturl import looks_like_url, parse_url, reject_unsafe
 
 T = TypeVar("T")
 
@@ -38,6 +47,21 @@ SPEC_FIELDS = (
     "repo", "revision", "path", "secretRef", "targetNamespace", "createNamespace", "prune", "selfHeal",
     "wait", "timeout", "interval", "suspend", "serviceAccountName", "ignoreDifferences", "notification",
 )
+
+
+@dataclass(frozen=True)
+class TenantPolicy:
+    """What the operator lets an App ask for (flags of `syncer run`)."""
+
+    require_service_account: bool = False
+    allow_local_repos: bool = False
+    """Local paths and file:// URLs, read with the daemon's filesystem rights: off by default,
+    since a tenant could read any repository or directory the daemon can."""
+    private_dirs: tuple[Path, ...] = ()
+    """The daemon's Git cache (every tenant's clones and exports) and its credentials files:
+    never a repository, nor inside or around one, even with allow_local_repos."""
+    notify_allow: AddressAllowList = field(default_factory=AddressAllowList)
+    """Addresses refused by default that App receivers may reach (`--notify-allow`)."""
 
 
 @dataclass(frozen=True)
@@ -91,14 +115,15 @@ def app_ref(obj: Object) -> str:
     return f"App/{metadata.get('namespace')}/{metadata.get('name')}"
 
 
-def app_spec(obj: Object, *, require_service_account: bool = False) -> AppSpec:
-    """The per-app configuration an App asks for; raises InvalidApp listing every problem."""
-    checker = _SpecChecker(obj)
+def app_spec(obj: Object, *, policy: TenantPolicy = TenantPolicy()) -> AppSpec:
+    """The per-app configuration an App asks for, within what `policy` allows; raises
+    InvalidApp listing every problem."""
+    checker = _SpecChecker(obj, policy=policy)
     spec = checker.parse()
     if checker.problems:
         raise InvalidApp(app_ref(obj), checker.problems)
     assert spec is not None
-    if require_service_account and spec.service_account is None:
+    if policy.require_service_account and spec.service_account is None:
         raise InvalidApp(app_ref(obj), [
             "spec.serviceAccountName: required, the daemon runs with --require-service-account (every app "
             "syncs with the rights of a service account of its own namespace)"
@@ -107,7 +132,8 @@ def app_spec(obj: Object, *, require_service_account: bool = False) -> AppSpec:
 
 
 class _SpecChecker:
-    def __init__(self, obj: Object) -> None:
+    def __init__(self, obj: Object, *, policy: TenantPolicy) -> None:
+        self.policy = policy
         metadata = obj.get("metadata") or {}
         self.name = str(metadata.get("name") or "")
         self.namespace = str(metadata.get("namespace") or "")
@@ -133,7 +159,7 @@ class _SpecChecker:
             self.problem("repo", "required (a Git URL or an absolute local path)")
         config = AppConfig(
             name=self.name,
-            repo=self.get("repo", _repo, ""),
+            repo=self.get("repo", self._repo, ""),
             namespace=self.get("targetNamespace", _dns_label, self.namespace),
             **shared_fields(self.get),
             ignore=self._ignore(),
@@ -145,7 +171,7 @@ class _SpecChecker:
             suspend=self.get("suspend", _boolean, False),
             service_account=self.get("serviceAccountName", _dns_subdomain, None),
             git_secret=self.get("secretRef", _secret_name, None),
-            notification=self.get("notification", _notification, None),
+            notification=self.get("notification", self._notification, None),
         )
 
     def _ignore(self) -> tuple[IgnoreRule, ...]:
@@ -158,17 +184,57 @@ class _SpecChecker:
             self.problems.append(str(error))
             return ()
 
-
-def _repo(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("must be a Git URL or an absolute local path")
-    try:
-        reject_unsafe(value)
-    except ConfigError as error:
-        raise ValueError(str(error)) from None
-    if looks_like_url(value) or Path(value).is_absolute():
+    def _repo(self, value: object) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("must be a Git URL" + (" or an absolute local path" if self.policy.allow_local_repos else ""))
+        try:
+            reject_unsafe(value)
+            local = parse_url(value).transport == "file" if looks_like_url(value) else None
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        if local is None and not Path(value).is_absolute():
+            raise ValueError(f"{value!r} is neither a URL nor an absolute path (an App has no directory to be "
+                             "relative to)")
+        if local is not False:
+            self._check_local(value)
         return value
-    raise ValueError(f"{value!r} is neither a URL nor an absolute path (an App has no directory to be relative to)")
+
+    def _check_local(self, value: str) -> None:
+        """A repository on the daemon's disk: only when the operator allows them, and never
+        the daemon's private directories (checked on the path as written and as resolved,
+        so neither '..' nor a symbolic link reaches them)."""
+        if not self.policy.allow_local_repos:
+            raise ValueError(f"{value!r} is on the daemon's own disk: local paths and file:// URLs are refused "
+                             "unless the operator runs `syncer run --allow-local-repos`")
+        path = unquote(urlsplit(value).path) if "://" in value else value
+        written = Path(os.path.normpath(path))
+        privates = {form for private in self.policy.private_dirs for form in (private, private.resolve())}
+        for candidate in (written, written.resolve()):
+            for private in privates:
+                if candidate == private or private in candidate.parents or candidate in private.parents:
+                    raise ValueError(f"{value!r} is, holds or is inside a private directory of the daemon (its Git "
+                                     "cache or credentials), which no App may read")
+
+    def _notification(self, value: object) -> Notification:
+        if not isinstance(value, dict):
+            raise ValueError("must be {url: ..., secretRef: {name: ..., key: ...}}")
+        url = value.get("url")
+        if not isinstance(url, str):
+            raise ValueError(f"url: {url!r} is not an http:// or https:// URL")
+        try:
+            check_target(url, self.policy.notify_allow)
+        except TargetRefused as refused:
+            raise ValueError(f"url: {refused}") from None
+        raw_secret = value.get("secretRef")
+        if raw_secret is None:
+            return Notification(url=url)
+        secret = SecretKeyRef(name=_secret_name(raw_secret))
+        key = raw_secret.get("key")
+        if key is not None:
+            if not isinstance(key, str) or not key:
+                raise ValueError("secretRef.key: must be a non-empty string")
+            secret = replace(secret, key=key)
+        return Notification(url=url, secret=secret)
 
 
 def _dns_subdomain(value: object) -> str:
@@ -193,25 +259,7 @@ def _secret_name(value: object) -> str:
     return _dns_subdomain(value["name"])
 
 
-def _notification(value: object) -> Notification:
-    if not isinstance(value, dict):
-        raise ValueError("must be {url: ..., secretRef: {name: ..., key: ...}}")
-    url = value.get("url")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ValueError(f"url: {url!r} is not an http:// or https:// URL")
-    raw_secret = value.get("secretRef")
-    if raw_secret is None:
-        return Notification(url=url)
-    secret = SecretKeyRef(name=_secret_name(raw_secret))
-    key = raw_secret.get("key")
-    if key is not None:
-        if not isinstance(key, str) or not key:
-            raise ValueError("secretRef.key: must be a non-empty string")
-        secret = replace(secret, key=key)
-    return Notification(url=url, secret=secret)
-
-
 __all__ = [
     "API_VERSION", "AppSpec", "InvalidApp", "KIND", "Notification", "PRUNE_FINALIZER", "RECONCILE_ANNOTATION",
-    "SecretKeyRef", "app_ref", "app_spec",
+    "SecretKeyRef", "TenantPolicy", "app_ref", "app_spec",
 ]

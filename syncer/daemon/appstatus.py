@@ -27,7 +27,7 @@ from typing import Any, Literal
 from syncer.apply.status import now_rfc3339
 from syncer.apply.wait import health
 from syncer.daemon.appspec import InvalidApp
-from syncer.daemon.reconciler import TickOutcome
+from syncer.daemon.reconciler import SyncAttempt
 from syncer.model import Object, ObjectRef
 
 AppHealthState = Literal["Healthy", "Progressing", "Degraded", "Missing"]
@@ -73,7 +73,7 @@ class Observation:
     """Everything the status is computed from."""
 
     generation: int
-    outcome: TickOutcome | None = None
+    outcome: SyncAttempt | None = None
     """The latest sync attempt (None: none yet, or nothing new since the last status)."""
     health: AppHealth | None = None
     drift: tuple[str, ...] | None = None
@@ -140,7 +140,7 @@ def _conditions(previous: dict[str, Any], observed: Observation) -> list[dict[st
             _condition(STALLED, "False", reason, message)]
 
 
-def _error(outcome: TickOutcome) -> str:
+def _error(outcome: SyncAttempt) -> str:
     if outcome.error:
         return outcome.error
     assert outcome.changes is not None
@@ -155,7 +155,7 @@ def _find(conditions: object, kind: str) -> dict[str, Any] | None:
     return None
 
 
-def _last_sync(previous: dict[str, Any], outcome: TickOutcome, now: str) -> dict[str, Any]:
+def _last_sync(previous: dict[str, Any], outcome: SyncAttempt, now: str) -> dict[str, Any]:
     record: dict[str, Any] = {
         "revision": outcome.revision,
         "result": "Succeeded" if outcome.ok else "Failed",

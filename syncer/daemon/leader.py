@@ -1,11 +1,12 @@
 """Leader election between daemon replicas through a `coordination.k8s.io/v1` Lease.
 
-The same protocol as client-go's leaderelection, so its guarantees carry over:
+Through the one Lease protocol (`syncer.kube.lease`, client-go's leaderelection), so its
+guarantees carry over:
 
 * A candidate takes the Lease when it has no holder, or when the holder's record has not
-  changed for `lease_duration` as measured by the candidate's own clock from when it first
-  saw that record. Wall-clock times written by another machine are never compared with ours,
-  so clock skew between nodes cannot make two replicas think they lead.
+  changed for the lease duration as measured by the candidate's own clock from when it
+  first saw that record. Wall-clock times written by another machine are never compared
+  with ours, so clock skew between nodes cannot make two replicas think they lead.
 * The leader renews every `renew_period`. If it has not renewed successfully for
   `renew_deadline` (shorter than `lease_duration`) it stops leading *before* any candidate
   may take over. `is_leader` checks that deadline itself on every call, so a renewal stuck in
@@ -28,10 +29,9 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from syncer.apply.lock import now_micro
-from syncer.errors import ClusterError, Conflict
-from syncer.kube import Kube, Resource
-from syncer.model import Object
+from syncer.errors import ClusterError
+from syncer.kube import Kube
+from syncer.kube.lease import HeldLease, LeaseLost, LeaseTiming
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,9 @@ class ElectionOptions:
             retry_period=max(lease_duration * 2 / 15, 0.05),
         )
 
-
-@dataclass(frozen=True)
-class _Observed:
-    """A Lease record as last seen, and when (our monotonic clock) it last changed."""
-
-    holder: str
-    resource_version: str
-    seen_at: float
+    @property
+    def timing(self) -> LeaseTiming:
+        return LeaseTiming(duration=self.lease_duration, renew_deadline=self.renew_deadline)
 
 
 class LeaderElector:
@@ -85,37 +80,27 @@ class LeaderElector:
         on_started_leading: Callable[[], None] = lambda: None,
         on_stopped_leading: Callable[[], None] = lambda: None,
     ) -> None:
-        self._kube = kube
         self.identity = identity
         self.options = options
         self._url = url
         self._on_started = on_started_leading
         self._on_stopped = on_stopped_leading
-        self._subject = f"Lease/{options.namespace}/{options.name}"
+        self._lease = HeldLease(kube, namespace=options.namespace, name=options.name, identity=identity,
+                                timing=options.timing)
+        self._subject = self._lease.subject
         self._lock = threading.Lock()
-        self._lease: Object | None = None
-        self._renewed_at: float | None = None
-        """Monotonic time at which our last successful write was *sent* (conservative)."""
         self._leading = False
-        self._observed: _Observed | None = None
-        self._holder_url: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._campaign_error: str | None = None
-
-    @property
-    def _resource(self) -> Resource:
-        """Looked up when first needed (then cached by the adapter), so that a daemon starts,
-        and reports itself not ready, while the API server is unreachable."""
-        return self._kube.resource_for("coordination.k8s.io/v1", "Lease")
 
     # -- state -----------------------------------------------------------------------------
 
     @property
     def is_leader(self) -> bool:
         with self._lock:
-            return self._leading and self._renewed_at is not None and (
-                time.monotonic() - self._renewed_at < self.options.renew_deadline)
+            leading = self._leading
+        return leading and self._lease.held()
 
     def owns(self, app: str) -> bool:
         """The leader owns every app (`syncer.daemon.ownership.Ownership`)."""
@@ -130,13 +115,18 @@ class LeaderElector:
         with self._lock:
             if self._leading:
                 return self.identity
-            return self._observed.holder if self._observed and self._observed.holder else None
+        observed = self._lease.observed
+        return observed.holder if observed and observed.holder else None
 
     @property
     def leader_url(self) -> str | None:
         """The current leader's advertised HTTP address, when it is another replica."""
         with self._lock:
-            return None if self._leading else self._holder_url
+            if self._leading:
+                return None
+        seen = self._lease.seen or {}
+        url = ((seen.get("metadata") or {}).get("annotations") or {}).get(URL_ANNOTATION)
+        return str(url) if url and (seen.get("spec") or {}).get("holderIdentity") else None
 
     # -- loop ------------------------------------------------------------------------------
 
@@ -153,8 +143,15 @@ class LeaderElector:
             self._thread.join()
             self._thread = None
         was_leading = self._set_leading(False)
-        if release and was_leading:
-            self._release()
+        if not (release and was_leading):
+            self._lease.forget()
+            return
+        try:
+            self._lease.release_by_clearing(annotations={URL_ANNOTATION: None})
+            log.info("%s: released leadership", self._subject)
+        except ClusterError as error:
+            log.warning("%s: cannot release the Lease (a standby takes over when it expires): %s",
+                        self._subject, error)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -166,7 +163,7 @@ class LeaderElector:
 
     def _campaign_step(self) -> float:
         try:
-            if self._try_acquire():
+            if self._lease.try_acquire(annotations={URL_ANNOTATION: self._url}):
                 self._campaign_error = None
                 log.info("%s: became the leader as %s", self._subject, self.identity)
                 self._set_leading(True)
@@ -181,14 +178,17 @@ class LeaderElector:
 
     def _lead_step(self) -> float:
         try:
-            self._renew()
+            self._lease.renew(annotations={URL_ANNOTATION: self._url})
             return self.options.renew_period
+        except LeaseLost as error:
+            log.error("%s: the Lease was taken over (%s); stepping down", self._subject, error.message)
+            self._set_leading(False)
+            return self.options.retry_period
         except ClusterError as error:
             log.warning("%s: renewal failed: %s", self._subject, error)
-        with self._lock:
-            renewed_at = self._renewed_at or 0.0
-        if time.monotonic() - renewed_at >= self.options.renew_deadline:
+        if not self._lease.held():
             log.error("%s: could not renew for %.0fs; stepping down", self._subject, self.options.renew_deadline)
+            self._lease.forget()
             self._set_leading(False)
         return self.options.retry_period
 
@@ -203,107 +203,3 @@ class LeaderElector:
             except Exception:  # a callback must not kill the election thread
                 log.exception("leader election callback failed")
         return before
-
-    # -- Lease I/O -------------------------------------------------------------------------
-
-    def _spec(self, lease: Object | None, *, acquiring: bool) -> Object:
-        spec = dict((lease or {}).get("spec") or {})
-        now = now_micro()
-        if acquiring:
-            transitions = int(spec.get("leaseTransitions") or 0)
-            if spec.get("holderIdentity") and spec.get("holderIdentity") != self.identity:
-                transitions += 1
-            spec["leaseTransitions"] = transitions
-            spec["acquireTime"] = now
-        spec["holderIdentity"] = self.identity
-        spec["leaseDurationSeconds"] = max(1, round(self.options.lease_duration))
-        spec["renewTime"] = now
-        return spec
-
-    def _metadata(self, lease: Object | None) -> Object:
-        metadata = dict((lease or {}).get("metadata") or {
-            "name": self.options.name, "namespace": self.options.namespace,
-            "labels": {"app.kubernetes.io/managed-by": "syncer"},
-        })
-        annotations = dict(metadata.get("annotations") or {})
-        if self._url:
-            annotations[URL_ANNOTATION] = self._url
-        else:
-            annotations.pop(URL_ANNOTATION, None)
-        metadata["annotations"] = annotations
-        return metadata
-
-    def _observe(self, lease: Object) -> _Observed:
-        spec = lease.get("spec") or {}
-        holder = str(spec.get("holderIdentity") or "")
-        version = str(lease["metadata"].get("resourceVersion", ""))
-        with self._lock:
-            observed = self._observed
-            if observed is None or (observed.holder, observed.resource_version) != (holder, version):
-                observed = _Observed(holder=holder, resource_version=version, seen_at=time.monotonic())
-                self._observed = observed
-            self._holder_url = (lease["metadata"].get("annotations") or {}).get(URL_ANNOTATION)
-        return observed
-
-    def _try_acquire(self) -> bool:
-        current = self._kube.get(self._resource, self.options.name, namespace=self.options.namespace)
-        sent_at = time.monotonic()
-        try:
-            if current is None:
-                body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                        "metadata": self._metadata(None), "spec": self._spec(None, acquiring=True)}
-                lease = self._kube.create(self._resource, body, subject=self._subject)
-            else:
-                observed = self._observe(current)
-                expired = time.monotonic() - observed.seen_at >= self.options.lease_duration
-                if observed.holder and observed.holder != self.identity and not expired:
-                    return False
-                body = {**current, "metadata": self._metadata(current), "spec": self._spec(current, acquiring=True)}
-                lease = self._kube.replace(self._resource, body, subject=self._subject)
-        except Conflict:
-            return False  # another candidate won the race; we will see its record next time
-        with self._lock:
-            self._lease, self._renewed_at = lease, sent_at
-        self._observe(lease)
-        return True
-
-    def _renew(self) -> None:
-        with self._lock:
-            lease = self._lease
-        if lease is None:
-            raise ClusterError(self._subject, "no Lease to renew")
-        sent_at = time.monotonic()
-        body = {**lease, "metadata": self._metadata(lease), "spec": self._spec(lease, acquiring=False)}
-        try:
-            renewed = self._kube.replace(self._resource, body, subject=self._subject)
-        except Conflict:
-            # Someone else wrote the Lease: re-read it; we still lead only if it still names us.
-            current = self._kube.get(self._resource, self.options.name, namespace=self.options.namespace)
-            if current is None or (current.get("spec") or {}).get("holderIdentity") != self.identity:
-                log.error("%s: the Lease was taken over; stepping down", self._subject)
-                self._set_leading(False)
-                if current is not None:
-                    self._observe(current)
-                raise ClusterError(self._subject, "lost the Lease to another replica") from None
-            with self._lock:
-                self._lease = current
-            raise ClusterError(self._subject, "the Lease changed under us; renewing again") from None
-        with self._lock:
-            self._lease, self._renewed_at = renewed, sent_at
-
-    def _release(self) -> None:
-        with self._lock:
-            lease = self._lease
-            self._lease = None
-        if lease is None:
-            return
-        spec = dict(lease.get("spec") or {})
-        spec.update({"holderIdentity": None, "leaseDurationSeconds": 1, "renewTime": now_micro()})
-        metadata = self._metadata(lease)
-        metadata["annotations"].pop(URL_ANNOTATION, None)
-        try:
-            self._kube.replace(self._resource, {**lease, "metadata": metadata, "spec": spec}, subject=self._subject)
-            log.info("%s: released leadership", self._subject)
-        except ClusterError as error:
-            log.warning("%s: cannot release the Lease (a standby takes over when it expires): %s",
-                        self._subject, error)

@@ -5,10 +5,10 @@ observed, a replica derives its *view*: the live members, itself included once i
 Lease is renewed and has come back on its own watch. Apps map to the members of the view by
 rendezvous hashing (`syncer.daemon.rendezvous`).
 
-Liveness is judged as leader election judges a holder (`syncer.daemon.leader`): a member is
-gone once its record has not changed for its lease duration, measured by the observer's own
-monotonic clock from when the observer first saw that record. Wall-clock times written by
-other machines are never compared. Time only counts while the observer's view is current
+Liveness is judged by the one Lease protocol's rule (`syncer.kube.lease`, as leader election
+and the app lock judge a holder): a member is gone once its record has not changed for its
+lease duration, measured by the observer's own monotonic clock from when the observer first
+saw that record. Wall-clock times written by other machines are never compared. Time only counts while the observer's view is current
 (it heard from the API server within `margin`): a watch that silently stalls must not make
 every other member look dead.
 
@@ -29,6 +29,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from syncer.daemon.rendezvous import owner
+from syncer.kube.lease import Observed, expires_at, observe
 from syncer.model import Object
 
 MEMBER_LABEL = "syncer.dev/shard-member"
@@ -49,28 +50,37 @@ class Member:
     """A membership Lease as last observed, and when (observer's clock) it last changed."""
 
     name: str
-    identity: str
-    uid: str
-    resource_version: str
     view: str | None
     url: str | None
-    duration: float | None
-    seen_at: float
+    observed: Observed
+
+    @property
+    def identity(self) -> str:
+        return self.observed.holder
+
+    @property
+    def uid(self) -> str:
+        return self.observed.uid
+
+    @property
+    def resource_version(self) -> str:
+        return self.observed.resource_version
+
+    @property
+    def duration(self) -> float | None:
+        return self.observed.duration
 
 
-def member_of(lease: Object, *, seen_at: float) -> Member | None:
-    """The member a Lease names; None when it names no holder (released)."""
-    metadata = lease.get("metadata") or {}
-    spec = lease.get("spec") or {}
-    identity = spec.get("holderIdentity")
-    if not identity:
+def member_of(lease: Object, *, previous: Observed | None, now: float) -> Member | None:
+    """The member a Lease names, observed at `now` (`previous`: as last observed); None
+    when it names no holder (released)."""
+    observed = observe(previous, lease, now=now)
+    if not observed.holder:
         return None
+    metadata = lease.get("metadata") or {}
     annotations = metadata.get("annotations") or {}
-    duration = spec.get("leaseDurationSeconds")
-    return Member(name=str(metadata.get("name")), identity=str(identity), uid=str(metadata.get("uid") or ""),
-                  resource_version=str(metadata.get("resourceVersion") or ""),
-                  view=annotations.get(VIEW_ANNOTATION), url=annotations.get(URL_ANNOTATION),
-                  duration=float(duration) if duration else None, seen_at=seen_at)
+    return Member(name=str(metadata.get("name")), view=annotations.get(VIEW_ANNOTATION),
+                  url=annotations.get(URL_ANNOTATION), observed=observed)
 
 
 class MemberTable:
@@ -98,9 +108,7 @@ class MemberTable:
         self.heard(now=now)
         name = str((lease.get("metadata") or {}).get("name"))
         previous = self._members.get(name)
-        version = str((lease.get("metadata") or {}).get("resourceVersion") or "")
-        seen_at = previous.seen_at if previous is not None and previous.resource_version == version else now
-        member = member_of(lease, seen_at=seen_at)
+        member = member_of(lease, previous=previous.observed if previous is not None else None, now=now)
         if member is None:
             self._members.pop(name, None)
         else:
@@ -126,7 +134,7 @@ class MemberTable:
         return min(now, heard + self._margin)
 
     def _expires_at(self, member: Member) -> float:
-        return member.seen_at + (member.duration or self._lease_duration)
+        return expires_at(member.observed, default_duration=self._lease_duration)
 
     def others(self, *, now: float) -> list[Member]:
         """The other members whose record changed within their lease duration."""

@@ -88,16 +88,25 @@ class Metrics:
                                    "Live replicas this replica sees in the shard (0 when not sharded).", registry=r)
         self.shard_apps = Gauge("syncer_shard_apps_owned",
                                 "Apps this replica owns in the shard now (0 when not sharded).", registry=r)
-        self._waiting = frozenset(waiting)
+        self._waiting: set[str] = set()
         self._state: dict[str, tuple[str, str]] = {}
         self._state_lock = threading.Lock()
+        waits = frozenset(waiting)
         for app in apps:
-            for metric in (self.sync_runs, self.sync_failures, self.sync_duration, self.objects_pruned,
-                           self.fetch_duration):
-                metric.labels(app=app)
-            for action in APPLIED_ACTIONS:
-                self.objects_applied.labels(app=app, action=action)
-            self._set_state(app, sync_status="Unknown", health_status="Unknown")
+            self.declare(app, waits=app in waits)
+
+    def declare(self, app: str, *, waits: bool = False) -> None:
+        """Create the app's series at 0 before its first sync (see the module docstring).
+        `waits`: the app waits for health after applying, the only kind whose health syncer knows."""
+        with self._state_lock:
+            if waits:
+                self._waiting.add(app)
+        for metric in (self.sync_runs, self.sync_failures, self.sync_duration, self.objects_pruned,
+                       self.fetch_duration):
+            metric.labels(app=app)
+        for action in APPLIED_ACTIONS:
+            self.objects_applied.labels(app=app, action=action)
+        self._set_state(app, sync_status="Unknown", health_status="Unknown")
 
     def _set_state(self, app: str, *, sync_status: str, health_status: str) -> None:
         """One series per app: the previous state's series goes, as argocd_app_info's does."""
@@ -110,10 +119,13 @@ class Metrics:
             self.app_info.labels(app=app, sync_status=sync_status, health_status=health_status).set(1)
             self._state[app] = (sync_status, health_status)
 
-    def observe_sync(self, app: str, *, changes: ChangeSet | None, ok: bool, seconds: float) -> None:
+    def observe_sync(self, app: str, *, changes: ChangeSet | None, ok: bool, seconds: float,
+                     current: bool = True) -> None:
         """One sync attempt; `changes` is None when it failed before producing any (the Git
         server unreachable, a render error, validation): that still counts as a run, so that
-        failures / runs stays a ratio."""
+        failures / runs stays a ratio. An attempt that is not at the app's current revision (a
+        heal of an older render while the current one failed) counts as a run and its objects,
+        but says nothing about the app's success: the current revision still failed."""
         self.sync_runs.labels(app=app).inc()
         self.sync_duration.labels(app=app).observe(seconds)
         if changes is not None:
@@ -121,6 +133,10 @@ class Metrics:
                 self.objects_applied.labels(app=app, action=str(action)).inc(changes.count(action))
             self.objects_pruned.labels(app=app).inc(changes.count(Action.DELETED))
         succeeded = ok and changes is not None
+        if not current:
+            if not succeeded:
+                self.sync_failures.labels(app=app).inc()
+            return
         if succeeded and changes is not None:
             self.last_success.labels(app=app).set(time.time())
             self.last_revision.labels(app=app).info({"revision": changes.revision})

@@ -6,21 +6,27 @@ same way), and `X-Syncer-Event: failed|recovered|health`. Receivers are configur
 daemon (`--notify-url`) and per App (`spec.notification`); both get every message of the
 App. Sending never delays a sync: messages go out from a small pool of their own threads, a
 receiver that fails is logged and not retried (the next transition sends a new message).
+
+An App's receiver is a tenant's choice of where the daemon sends requests from: its address
+is vetted (`syncer.daemon.notifytarget`), the connection goes to the address that was vetted,
+and no redirect is followed, for any receiver: a 3xx answer is a failure.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
-import urllib.error
-import urllib.request
+import socket
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from syncer.apply.status import now_rfc3339
+from syncer.daemon.notifytarget import AddressAllowList, Target, TargetRefused, check_target, resolve_target
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,13 @@ TIMEOUT = 10.0
 class Receiver:
     url: str
     secret: bytes | None = None
+    allow: AddressAllowList | None = AddressAllowList()
+    """The addresses refused by default that this receiver may still reach (`--notify-allow`);
+    None for the operator's own `--notify-url`, which may be anywhere."""
+
+
+class NotificationFailed(Exception):
+    """A receiver did not take a message: refused address, network error, or a non-2xx answer."""
 
 
 def transitions(previous: dict[str, Any], status: dict[str, Any]) -> list[str]:
@@ -73,15 +86,51 @@ def signature(body: bytes, secret: bytes) -> str:
 
 
 def send(receiver: Receiver, payload: dict[str, Any]) -> None:
-    """POST one message; raises OSError (urllib's errors) when the receiver does not take it."""
+    """POST one message to an address vetted once; raises NotificationFailed when the receiver
+    does not take it (a redirect included: it is not followed)."""
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     headers = {"Content-Type": "application/json", EVENT_HEADER: str(payload["event"]),
                "User-Agent": "syncer-notifier"}
     if receiver.secret is not None:
         headers[SIGNATURE_HEADER] = signature(body, receiver.secret)
-    request = urllib.request.Request(receiver.url, data=body, headers=headers, method="POST")
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 - a configured URL
-        response.read()
+    try:
+        target = check_target(receiver.url, receiver.allow)
+        address = resolve_target(target, receiver.allow)
+        connection = _pinned_connection(target, address)
+        try:
+            connection.request("POST", target.path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+        finally:
+            connection.close()
+    except TargetRefused as refused:
+        raise NotificationFailed(str(refused)) from None
+    except (OSError, http.client.HTTPException) as error:
+        raise NotificationFailed(f"cannot send: {error}") from error
+    if 300 <= response.status < 400:
+        raise NotificationFailed(f"the receiver answered {response.status} {response.reason} (to "
+                                 f"{response.getheader('Location')}); redirects are not followed")
+    if not 200 <= response.status < 300:
+        raise NotificationFailed(f"the receiver answered {response.status} {response.reason}")
+
+
+def _pinned_connection(target: Target, address: str) -> http.client.HTTPConnection:
+    """A connection to `address` that speaks to `target.host`: the Host header and (https)
+    the TLS server name and certificate check are the URL's, the socket goes where the
+    vetted address is, whatever the resolver would answer now."""
+
+    def connect(_: tuple[str, int], timeout: float | None = TIMEOUT, source: tuple[str, int] | None = None,
+                ) -> socket.socket:
+        return socket.create_connection((address, target.port), timeout, source)
+
+    connection: http.client.HTTPConnection
+    if target.scheme == "https":
+        connection = http.client.HTTPSConnection(target.host, target.port, timeout=TIMEOUT,
+                                                 context=ssl.create_default_context())
+    else:
+        connection = http.client.HTTPConnection(target.host, target.port, timeout=TIMEOUT)
+    connection._create_connection = connect  # type: ignore[attr-defined]  # http.client's own hook
+    return connection
 
 
 class Notifier:
@@ -99,7 +148,7 @@ class Notifier:
         app = payload["app"]
         try:
             send(receiver, payload)
-        except (OSError, urllib.error.URLError) as error:
+        except NotificationFailed as error:
             log.warning("App/%s/%s: notification %s to %s failed: %s", app["namespace"], app["name"],
                         payload["event"], receiver.url, error)
             return

@@ -4,7 +4,7 @@
     same revision, selfHeal        -> sync the cached render again (reverts live drift; a sync
                                       that finds nothing to change writes nothing)
     same revision, no selfHeal     -> nothing, unless the last attempt failed (then retry) or
-                                      a member changed (then count the drift, write nothing)
+                                      a member changed (then the tick plans the drift, writes nothing)
     a plain directory (no commits) -> render again every tick: its files may have changed
 
 A tick that a member's change started (`note_drift`, from the daemon's watches) skips Git and
@@ -15,9 +15,12 @@ object changed does not plan at all. Apps that share a repository share its
 `ls-remote` answer for up to their interval; a webhook or reconcile-now (`expect_news`) asks
 Git afresh.
 
-The outcome goes to three places: a log line, the metrics, and the status on the app's
-ApplySet parent (only when it is news, see `syncer.apply.status`). Failures never escape a
-tick: they become a failed status and a False return, which the scheduler turns into backoff.
+A step does the sync and nothing else: it returns a `SyncStep` (the attempt, if it made one,
+and whether a member's change started it), and records the attempt on the app's ApplySet
+parent (only when it is news, see `syncer.apply.status`). What the tick as a whole found (the
+sync, the drift, the health) is computed once from the step, by `syncer.daemon.tick`, and read
+by the metrics, the App status and the notifications. Failures never escape a step: they
+become a failed attempt and `ok=False`, which the scheduler turns into backoff.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from syncer.apply import ChangeSet, SyncOptions, plan_sync, sync
+from syncer.apply import ChangeSet, SyncOptions, sync
 from syncer.apply.changeset import summary_text
 from syncer.apply.membercache import MemberCache
 from syncer.apply.status import OutcomeRecorder
@@ -48,17 +51,32 @@ former leader finishing); after that the tick fails and is retried with backoff.
 
 
 @dataclass(frozen=True)
-class TickOutcome:
-    """A tick's sync attempt, for reporting it elsewhere too (an App's status): the ChangeSet
-    of a sync, or the error that stopped it before one (fetch, render, validation, lock)."""
+class SyncAttempt:
+    """One sync attempt, for reporting it elsewhere too (metrics, an App's status): the
+    ChangeSet of a sync, or the error that stopped it before one (fetch, render, validation,
+    lock)."""
 
     revision: str
     changes: ChangeSet | None
     error: str | None
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         return self.changes is not None and self.changes.ok
+
+
+@dataclass(frozen=True)
+class SyncStep:
+    """What one step of the reconciler did, for the tick's one owner (`syncer.daemon.tick`)
+    to compute the outcome from."""
+
+    ok: bool
+    """True when the app is in sync (or nothing needed doing); False backs off."""
+    attempt: SyncAttempt | None = None
+    """The sync attempt this step made; None: it made none (nothing had changed)."""
+    member_changed: bool = False
+    """A member's change started this step (`note_drift`): the objects may have drifted."""
 
 
 class AppReconciler:
@@ -97,12 +115,16 @@ class AppReconciler:
         self._last_ok = False
         self._recorder = OutcomeRecorder(kube, app=app.name, namespace=app.namespace, instance=instance)
         self._status_error: str | None = None
-        self.last_outcome: TickOutcome | None = None
-        """The latest sync attempt; a tick that had nothing to do leaves it as it was."""
+        self.last_attempt: SyncAttempt | None = None
+        """The latest sync attempt; a step that had nothing to do leaves it as it was."""
+        self._head: str | None = None
+        """The tracked ref's commit as last resolved: the app's current revision."""
+        self.current_attempt: SyncAttempt | None = None
+        """The latest attempt at the current revision: what the app's status reports. A heal
+        of an older render (the current revision failed to render or sync) is not one: the
+        current revision stays failed until a later attempt at it, or a newer one, succeeds."""
         self._drifted = False
         self._news_expected = False
-        self.drift: tuple[str, ...] | None = None
-        """Without selfHeal: what a sync would change, as of the last member change seen."""
 
     def note_drift(self) -> None:
         """A member changed: the next tick works from the last render, without asking Git."""
@@ -118,6 +140,11 @@ class AppReconciler:
         return self._manifests
 
     @property
+    def rendered_revision(self) -> str:
+        """The revision of the last render ("unknown" before the first)."""
+        return self._rendered_revision or "unknown"
+
+    @property
     def options(self) -> SyncOptions:
         app = self.app
         return SyncOptions(
@@ -128,6 +155,10 @@ class AppReconciler:
 
     def tick(self) -> bool:
         """One round; True when the app is in sync (or nothing needed doing)."""
+        return self.step().ok
+
+    def step(self) -> SyncStep:
+        """One round: check Git, render when it moved, sync when there is anything to sync."""
         started = time.monotonic()
         revision = self._rendered_revision or "unknown"
         drifted, self._drifted = self._drifted, False
@@ -136,23 +167,25 @@ class AppReconciler:
             # A push (fresh) always asks Git, even when a member's change started this tick:
             # the drift shortcut would otherwise consume the push and leave it to the interval.
             if fresh or not (drifted and self._manifests is not None and revision != WORKING_TREE):
-                revision = self.source.remote_revision(max_age=0.0 if fresh else self.app.interval)
+                revision = self._head = self.source.remote_revision(max_age=0.0 if fresh else self.app.interval)
             if not fresh and self._settled(revision, drifted=drifted):
-                return True
+                return SyncStep(ok=True)
             if self._manifests is None or revision != self._rendered_revision or revision == WORKING_TREE:
                 revision = self._fetch_and_render()
             elif not self.app.self_heal and self._last_ok:
-                if drifted:
-                    self._observe_drift(revision)
-                return True
+                # Without selfHeal a member's change is reported (the tick's drift), not reverted.
+                return SyncStep(ok=True, member_changed=drifted)
             assert self._manifests is not None
             changes = sync(self._kube, self._manifests, options=self.options, revision=revision, cache=self.cache)
         except SyncerError as error:
-            return self._failed(revision=revision, error=error, started=started)
+            attempt = self._failed(revision=revision, error=error, started=started)
         except Exception as error:  # a bug must not stop the daemon; report it like a failure
             log.exception("app %s: unexpected error", self.app.name)
-            return self._failed(revision=revision, error=RuntimeError(f"internal error: {error!r}"), started=started)
-        return self._synced(changes, started=started)
+            attempt = self._failed(revision=revision, error=RuntimeError(f"internal error: {error!r}"),
+                                   started=started)
+        else:
+            attempt = self._synced(changes, started=started)
+        return SyncStep(ok=attempt.ok, attempt=attempt, member_changed=drifted)
 
     def _settled(self, revision: str, *, drifted: bool) -> bool:
         """Nothing to plan: Git is where the last successful sync left it, and the watches of
@@ -167,19 +200,6 @@ class AppReconciler:
         except SyncerError:
             return False
         return self.cache.watching(resources)
-
-    def _observe_drift(self, revision: str) -> None:
-        """Without selfHeal a member's change is reported, not reverted: the objects a sync
-        would change, in the metrics and, when that changed, the log."""
-        assert self._manifests is not None
-        plan = plan_sync(self._kube, self._manifests, options=self.options, revision=revision, cache=self.cache)
-        drift = plan.drift
-        self._metrics.observe_drift(self.app.name, len(drift))
-        if drift != self.drift:
-            log.info("app %s: %d object(s) drifted from %s (selfHeal is off)%s", self.app.name, len(drift),
-                     revision[:12], f": {', '.join(drift[:10])}" if drift else "",
-                     extra={"app": self.app.name, "drift": list(drift)})
-        self.drift = drift
 
     def _fetch_and_render(self) -> str:
         fetch_started = time.monotonic()
@@ -199,12 +219,11 @@ class AppReconciler:
         not cover: such a path is rendered again on every new commit."""
         return any(file.name in KUSTOMIZATION_FILES for file in (snapshot.root / self.app.path).rglob("*"))
 
-    def _synced(self, changes: ChangeSet, *, started: float) -> bool:
+    def _synced(self, changes: ChangeSet, *, started: float) -> SyncAttempt:
         seconds = time.monotonic() - started
         ok = changes.ok
         self._last_ok = ok
         self._synced_revision = changes.revision if ok else None
-        self._metrics.observe_sync(self.app.name, changes=changes, ok=ok, seconds=seconds)
         summary = changes.summary()
         counts = summary_text(summary)
         extra = {"app": self.app.name, "revision": changes.revision, "result": "Succeeded" if ok else "Failed",
@@ -217,21 +236,29 @@ class AppReconciler:
                       changes.error or "some objects failed", counts, extra={**extra, "error": changes.error})
         for warning in changes.warnings:
             log.warning("app %s: %s", self.app.name, warning, extra={"app": self.app.name})
-        self.last_outcome = TickOutcome(revision=changes.revision, changes=changes, error=changes.error)
-        self._record(lambda: self._recorder.record_changes(changes))
-        return ok
+        attempt = self.last_attempt = SyncAttempt(revision=changes.revision, changes=changes, error=changes.error,
+                                                  seconds=seconds)
+        if self._is_current(attempt):
+            self.current_attempt = attempt
+            self._record(lambda: self._recorder.record_changes(changes))
+        return attempt
 
-    def _failed(self, *, revision: str, error: Exception, started: float) -> bool:
+    def _is_current(self, attempt: SyncAttempt) -> bool:
+        """An attempt at the current revision, or at a working tree (which has no other)."""
+        return self._head is None or attempt.revision == self._head or attempt.revision == WORKING_TREE
+
+    def _failed(self, *, revision: str, error: Exception, started: float) -> SyncAttempt:
         seconds = time.monotonic() - started
         self._last_ok = False
         self._synced_revision = None
-        self._metrics.observe_sync(self.app.name, changes=None, ok=False, seconds=seconds)
         log.error("app %s sync of %s failed: %s", self.app.name, revision[:12], error,
                   extra={"app": self.app.name, "revision": revision, "result": "Failed", "error": str(error),
                          "duration": round(seconds, 3)})
-        self.last_outcome = TickOutcome(revision=revision, changes=None, error=str(error))
-        self._record(lambda: self._recorder.record_failure(revision=revision, error=error))
-        return False
+        attempt = self.last_attempt = SyncAttempt(revision=revision, changes=None, error=str(error), seconds=seconds)
+        if self._is_current(attempt):
+            self.current_attempt = attempt
+            self._record(lambda: self._recorder.record_failure(revision=revision, error=error))
+        return attempt
 
     def _record(self, write: Callable[[], bool]) -> None:
         """Write the status when it is news; a status that cannot be written is logged once

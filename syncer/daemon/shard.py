@@ -28,8 +28,8 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 
-from syncer.apply.lock import now_micro
 from syncer.daemon.leader import ElectionOptions
 from syncer.daemon.membership import (
     MEMBER_LABEL,
@@ -42,15 +42,15 @@ from syncer.daemon.membership import (
     view_hash,
 )
 from syncer.daemon.rendezvous import score
-from syncer.errors import ClusterError, Conflict, NotFound
+from syncer.errors import ClusterError
 from syncer.kube import Kube, Resource
+from syncer.kube.lease import MANAGED_BY, HeldLease, LeaseLost, delete_unchanged
+from syncer.kube.watch import Reflector
 from syncer.model import Object
 
 log = logging.getLogger(__name__)
 
 MEMBER_PREFIX = "syncer-member"
-WATCH_SECONDS = 300
-"""The member watch is re-opened (from the last version seen) this often."""
 
 OnChange = Callable[[Assignment, Assignment], None]
 """Told the assignment before and after every change (to trigger the apps gained)."""
@@ -86,14 +86,13 @@ class ShardMember:
         self._running = running
         self._on_change = on_change
         self.lease_name = lease_name(identity)
-        self._subject = f"Lease/{options.namespace}/{self.lease_name}"
+        self._lease = HeldLease(kube, namespace=options.namespace, name=self.lease_name, identity=identity,
+                                timing=options.timing, labels={**MANAGED_BY, MEMBER_LABEL: "true"})
+        self._subject = self._lease.subject
         self._lock = threading.Lock()
         self._table = MemberTable(own_lease=self.lease_name, lease_duration=options.lease_duration,
                                   margin=options.renew_period)
         self._assignment = Assignment(identity=identity)
-        self._lease: Object | None = None
-        self._renewed_at: float | None = None
-        """Monotonic time at which our last successful write was *sent* (conservative)."""
         self._published: str | None = None
         self._next_renewal = 0.0
         self._retry_at = 0.0
@@ -162,23 +161,20 @@ class ShardMember:
         if self._renewer is not None:
             self._renewer.join()
             self._renewer = None
-        with self._lock:
-            lease, self._lease, self._renewed_at = self._lease, None, None
-        if release and lease is not None:
-            metadata = lease["metadata"]
-            try:
-                self._kube.delete(self._resource, self.lease_name, namespace=self.options.namespace,
-                                  subject=self._subject, uid=metadata.get("uid"))
-                log.info("%s: left the shard", self._subject)
-            except ClusterError as error:
-                log.warning("%s: cannot delete the membership Lease (the others take over when it expires): %s",
-                            self._subject, error)
+        if not release or not self._lease.acquired:
+            self._lease.forget()
+            return
+        try:
+            self._lease.release_by_deleting()
+            log.info("%s: left the shard", self._subject)
+        except ClusterError as error:
+            log.warning("%s: cannot delete the membership Lease (the others take over when it expires): %s",
+                        self._subject, error)
 
     # -- state -----------------------------------------------------------------------------
 
     def _live(self, now: float) -> bool:
-        return (not self._stop.is_set() and self._renewed_at is not None
-                and now - self._renewed_at < self.options.renew_deadline)
+        return not self._stop.is_set() and self._lease.held(now=now)
 
     def _refresh(self) -> None:
         """Recompute the view from what was observed; tell `on_change` when it changed."""
@@ -241,11 +237,8 @@ class ShardMember:
 
     def _write(self, view: str | None) -> None:
         """Create or renew our Lease, acknowledging `view`."""
-        with self._lock:
-            lease = self._lease
-        sent_at = time.monotonic()
         try:
-            written = self._put(lease, view)
+            self._put({URL_ANNOTATION: self._url, VIEW_ANNOTATION: view})
         except ClusterError as error:
             level = logging.DEBUG if str(error) == self._problem else logging.WARNING
             log.log(level, "%s: cannot renew the membership Lease: %s", self._subject, error)
@@ -254,48 +247,23 @@ class ShardMember:
                 self._next_renewal = self._retry_at = time.monotonic() + self.options.retry_period
             return
         self._problem = None
+        sent_at = self._lease.sent_at or time.monotonic()
         with self._lock:
-            self._lease, self._renewed_at, self._published = written, sent_at, view
+            self._published = view
             self._next_renewal, self._retry_at = sent_at + self.options.renew_period, 0.0
 
-    def _put(self, lease: Object | None, view: str | None) -> Object:
-        spec = dict((lease or {}).get("spec") or {})
-        now = now_micro()
-        spec.update({"holderIdentity": self.identity, "leaseDurationSeconds": max(1, round(self.options.lease_duration)),
-                     "renewTime": now})
-        spec.setdefault("acquireTime", now)
-        annotations = {key: value for key, value in ((URL_ANNOTATION, self._url), (VIEW_ANNOTATION, view)) if value}
-        metadata: Object = {**((lease or {}).get("metadata") or {}), "name": self.lease_name,
-                            "namespace": self.options.namespace,
-                            "labels": {"app.kubernetes.io/managed-by": "syncer", MEMBER_LABEL: "true"},
-                            "annotations": annotations}
-        body: Object = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata, "spec": spec}
-        if lease is None:
-            return self._create_or_adopt(body)
-        try:
-            return self._kube.replace(self._resource, body, subject=self._subject)
-        except NotFound:  # deleted by another replica that counted us gone: join again
-            log.warning("%s: the membership Lease was deleted; joining again", self._subject)
-            with self._lock:
-                self._lease = None
-            return self._create_or_adopt({**body, "metadata": {k: v for k, v in metadata.items()
-                                                                if k not in ("resourceVersion", "uid")}})
-        except Conflict:
-            current = self._kube.get(self._resource, self.lease_name, namespace=self.options.namespace)
-            with self._lock:
-                self._lease = current
-            raise ClusterError(self._subject, "the Lease changed under us; renewing again") from None
-
-    def _create_or_adopt(self, body: Object) -> Object:
-        try:
-            return self._kube.create(self._resource, body, subject=self._subject)
-        except Conflict:  # AlreadyExists: a Lease of ours from before; renew it from its version
-            current = self._kube.get(self._resource, self.lease_name, namespace=self.options.namespace)
-            if current is None:
-                raise
-            return self._kube.replace(self._resource, {**body, "metadata": {**body["metadata"],
-                                      "resourceVersion": current["metadata"]["resourceVersion"]}},
-                                      subject=self._subject)
+    def _put(self, annotations: dict[str, str | None]) -> None:
+        """Renew our Lease, or join (again) when we hold none: at start, or after another
+        member deleted it, counting us gone."""
+        if self._lease.acquired:
+            try:
+                self._lease.renew(annotations=annotations)
+                return
+            except LeaseLost as error:
+                log.warning("%s: %s; joining again", self._subject, error.message)
+        if not self._lease.try_acquire(annotations=annotations):
+            observed = self._lease.observed
+            raise ClusterError(self._subject, f"held by {observed.holder if observed else 'another replica'}")
 
     def _forget_expired(self) -> None:
         """Delete the Leases of members that stopped renewing, each once, with preconditions
@@ -309,60 +277,67 @@ class ShardMember:
             log.warning("%s: member %s has not renewed for %.0fs; its apps move to the others", subject,
                         member.identity, member.duration or self.options.lease_duration)
             try:
-                self._kube.delete(self._resource, member.name, namespace=self.options.namespace, subject=subject,
-                                  uid=member.uid, resource_version=member.resource_version)
-            except ClusterError as error:  # renewed meanwhile, or deleted by another member
+                delete_unchanged(self._kube, namespace=self.options.namespace, name=member.name,
+                                 observed=member.observed)
+            except ClusterError as error:  # deleted by another member meanwhile, or unreachable
                 log.debug("%s: not deleted: %s", subject, error)
 
     # -- the member watch ------------------------------------------------------------------
 
     def _watch(self) -> None:
-        """List, then watch from the list's version; list again after an error or a 410."""
-        version = ""
-        namespace = self.options.namespace
+        """Follow the member Leases with the reflector, once the Lease kind is known (the API
+        server may be away when the daemon starts)."""
         while not self._stop.is_set():
             try:
-                if not version:
-                    leases, version = self._kube.list_versioned(self._resource, namespace=namespace,
-                                                                label_selector=f"{MEMBER_LABEL}=true")
-                    with self._lock:
-                        self._table.replace(leases, now=time.monotonic())
-                    self._watch_problem = None
-                    self._refresh()
-                    self._wake.set()
-                for event in self._kube.watch(self._resource, namespace=namespace, resource_version=version,
-                                              timeout_seconds=WATCH_SECONDS, label_selector=f"{MEMBER_LABEL}=true"):
-                    if self._stop.is_set():
-                        return
-                    version = self._apply_event(event, version)
-                    if not version:
-                        break
-                    self._refresh()
-                    self._wake.set()  # the loop acknowledges a new view, or deletes an expired Lease
+                resource = self._resource
+                break
             except ClusterError as error:
-                if self._stop.is_set():
-                    return
-                # Once per distinct problem: retries come every retry period while it lasts.
-                level = logging.DEBUG if str(error) == self._watch_problem else logging.WARNING
-                log.log(level, "%s: watch of the member Leases failed: %s; listing again", self._subject, error)
-                self._watch_problem = str(error)
-                version = ""
+                self._failed(error)
                 self._stop.wait(self.options.retry_period)
+        else:
+            return
+        Reflector(self._kube, resource, handler=_MemberWatch(self), stop=self._stop,
+                  namespace=self.options.namespace, label_selector=f"{MEMBER_LABEL}=true",
+                  retry_seconds=self.options.retry_period, max_retry_seconds=self.options.retry_period).run()
 
-    def _apply_event(self, event: Object, version: str) -> str:
-        """Update the table from one watch event; returns the version to resume from ("" to
-        list again)."""
-        obj = event.get("object") or {}
-        kind = event.get("type")
+    def _listed(self, leases: list[Object]) -> None:
+        with self._lock:
+            self._table.replace(leases, now=time.monotonic())
+        self._watch_problem = None
+        self._refresh()
+        self._wake.set()
+
+    def _event(self, kind: str, lease: Object) -> None:
         now = time.monotonic()
-        if kind == "ERROR":
-            log.info("%s: watch of the member Leases: %s; listing again", self._subject, obj.get("message"))
-            return ""
         with self._lock:
             if kind in ("ADDED", "MODIFIED"):
-                self._table.observe(obj, now=now)
+                self._table.observe(lease, now=now)
             elif kind == "DELETED":
-                self._table.remove(str((obj.get("metadata") or {}).get("name")), now=now)
+                self._table.remove(str((lease.get("metadata") or {}).get("name")), now=now)
             else:  # BOOKMARK
                 self._table.heard(now=now)
-        return str((obj.get("metadata") or {}).get("resourceVersion") or version)
+        self._refresh()
+        self._wake.set()  # the loop acknowledges a new view, or deletes an expired Lease
+
+    def _failed(self, error: ClusterError) -> bool:
+        # Once per distinct problem: retries come every retry period while it lasts.
+        level = logging.DEBUG if str(error) == self._watch_problem else logging.WARNING
+        log.log(level, "%s: watch of the member Leases failed: %s; listing again", self._subject, error)
+        self._watch_problem = str(error)
+        return True
+
+
+@dataclass(frozen=True)
+class _MemberWatch:
+    """What the reflector of the member Leases tells the member."""
+
+    member: ShardMember
+
+    def listed(self, objects: list[Object]) -> None:
+        self.member._listed(objects)
+
+    def event(self, kind: str, obj: Object) -> None:
+        self.member._event(kind, obj)
+
+    def failed(self, error: ClusterError) -> bool:
+        return self.member._failed(error)

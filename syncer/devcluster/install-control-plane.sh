@@ -78,6 +78,9 @@ fi
 export GOROOT="$GOROOT_DIR/usr/lib/go-1.15"
 export PATH="$GOROOT/bin:$PATH"
 export GOPATH="$SRC/.go" GO111MODULE=off CGO_ENABLED=0 GOFLAGS=""
+# A machine's own Go settings (`go env -w`, e.g. GOFLAGS=-buildvcs=false for a newer Go) are
+# not for Go 1.15, which refuses flags it does not know: read no configuration file.
+export GOENV=off
 export GOCACHE="$WORK/gocache"
 mkdir -p "$GOPATH/src/k8s.io"
 ln -sfn "$SRC" "$GOPATH/src/k8s.io/kubernetes"

@@ -62,6 +62,11 @@ _BRANCHES = "refs/remotes/origin/"
 _OTHER_REFS = "refs/syncer/refs/"
 
 
+def cache_root(cache_dir: Path | None) -> Path:
+    """The directory every clone and export is under (`--cache-dir`, else the default)."""
+    return (cache_dir or DEFAULT_CACHE_DIR).expanduser().absolute()
+
+
 def check_revision(revision: str) -> None:
     """Refuse revisions git could read as an option or as a revision expression."""
     if (
@@ -128,7 +133,7 @@ class GitSource:
         self.revision = revision
         self.auth = auth or GitAuth()
         check_auth(url, self.auth)
-        self.cache_dir = (cache_dir or DEFAULT_CACHE_DIR).expanduser().absolute()
+        self.cache_dir = cache_root(cache_dir)
         self.keep_exports = max(1, keep_exports)
         self.timeout = timeout
         self.directory = self.cache_dir / _cache_name(url.url)

@@ -104,6 +104,7 @@ def parse_url(location: str) -> RepoURL:
         raise ConfigError(f"repository {_display(location)!r}: the URL has no host")
     if parts.query or parts.fragment:
         raise ConfigError(f"repository {_display(location)!r}: query strings and fragments are not supported")
+    _refuse_option_like(location, host=parts.hostname or hostport, user=username if transport == "ssh" else None)
     if transport == "ssh":
         if password is not None:
             raise ConfigError(
@@ -130,7 +131,21 @@ def _parse_scp_like(location: str) -> RepoURL:
             "nor an existing directory"
         )
     host = match.group("host")
+    _refuse_option_like(location, host=host, user=match.group("user"))
     return RepoURL(url=location, transport="ssh", host=host, username=match.group("user"))
+
+
+def _refuse_option_like(location: str, *, host: str, user: str | None) -> None:
+    """ssh receives `[user@]host` as one argument: one starting with '-' is an option
+    (`ssh://-oProxyCommand=...` runs a command). Git refuses them too, but only when it runs,
+    after the app has been scheduled and its status written; refused here they make the
+    configuration or the App invalid before anything runs."""
+    for what, value in (("host", host), ("user name", user or "")):
+        if value.startswith("-"):
+            raise ConfigError(
+                f"repository {_display(location)!r}: the {what} starts with '-': not a {what}, and ssh would "
+                "read it as an option"
+            )
 
 
 def _split_userinfo(userinfo: str) -> tuple[str | None, str | None]:

@@ -20,12 +20,17 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from syncer.daemon.appclient import app_resource, patch_status
+from syncer.kube import Kube
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import SLACK, configmap
 from tests.e2e.test_daemon import SYNCER, commit, configmap_yaml, eventually, free_port, get, git
 from tests.e2e.test_daemon import repo  # noqa: F401 - the fixture: a Git repository with shop/config.yaml
 
 DEPLOY = Path(__file__).resolve().parents[2] / "examples" / "deploy"
+LAB_FLAGS = ("--allow-local-repos", "--notify-allow", "127.0.0.1")
+"""The tests' Git repositories are directories and their receivers listen on 127.0.0.1: both
+are refused to Apps unless the operator allows them."""
 NOTIFY_SECRET = "notify-s3cret"
 
 
@@ -133,13 +138,13 @@ def receiver() -> Iterator[Receiver]:
 def run_daemon(cluster: ClusterAccess, tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     started: list[tuple[subprocess.Popen[str], Any]] = []
 
-    def start(*args: str) -> subprocess.Popen[str]:
+    def start(*args: str, operator_flags: tuple[str, ...] = LAB_FLAGS) -> subprocess.Popen[str]:
         port = free_port()
         log = (tmp_path / f"syncer-run-{len(started)}.log").open("w")
         env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "SYNCER_WEBHOOK_SECRET")}
         process = subprocess.Popen(
             [str(SYNCER), "run", "--listen", f"127.0.0.1:{port}", "--kubeconfig", str(cluster.kubeconfig),
-             "--context", cluster.context, "--cache-dir", str(tmp_path / "cache"), *args],
+             "--context", cluster.context, "--cache-dir", str(tmp_path / "cache"), *operator_flags, *args],
             stdout=log, stderr=subprocess.STDOUT, text=True, env=env,
         )
         started.append((process, log))
@@ -285,6 +290,78 @@ def test_a_team_cannot_write_into_another_teams_namespace(
     result = syncer(cluster, "reconcile", "intruder", "-n", team_b, "--wait", "--timeout", "60")
     assert result.returncode == 2, result.stderr
     assert "Ready=False (SyncFailed)" in result.stderr and "forbidden" in result.stderr
+
+
+def test_a_broken_commit_stays_failed_while_the_last_good_render_is_kept(
+    installed: Kubectl, repo: Path, namespace: str, kube_api: client.ApiClient,
+    run_daemon: Callable[..., subprocess.Popen[str]],
+) -> None:
+    """Issue 20, report 1: a YAML error on the tracked branch is Ready=False for as long as it
+    is the branch's head. The failed sync's own record must not start a heal that reports the
+    previous revision Ready, nor make Events flip between SyncFailed and SyncRecovered."""
+    kubectl = installed
+    grant_service_account(kube_api, namespace, "deployer")
+    run_daemon("--watch-namespace", namespace, "--require-service-account")
+    kubectl("apply", "-f", "-", stdin=app_yaml(namespace, "shop", repo=repo, path="shop",
+                                               serviceAccountName="deployer"))
+    kubectl("wait", "--for=condition=Ready", "app/shop", "-n", namespace, "--timeout=60s")
+    good = git(repo, "rev-parse", "HEAD")
+    broken = commit(repo, {"shop/config.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n"})
+
+    def failed() -> bool:
+        status = kubectl.status(namespace, "shop")
+        return status.get("lastAttemptedRevision") == broken and condition(status, "Ready").get("status") == "False"
+
+    eventually(failed, timeout=30, what="the broken commit to fail")
+    # Several intervals (2 s each) and heals later, it still says so.
+    for _ in range(16):
+        time.sleep(0.5)
+        status = kubectl.status(namespace, "shop")
+        ready = condition(status, "Ready")
+        assert (ready.get("status"), status.get("lastAttemptedRevision")) == ("False", broken), status
+        assert status.get("lastAppliedRevision") == good
+    assert configmap(kube_api, namespace, "web-config").data == {"color": "blue"}
+    events = json.loads(kubectl("get", "events", "-n", namespace, "-o", "json", "--field-selector",
+                                "involvedObject.kind=App,involvedObject.name=shop").stdout)["items"]
+    assert sorted(e["reason"] for e in events) == ["SyncFailed"], [(e["reason"], e["message"]) for e in events]
+
+
+def test_the_status_written_replaces_the_one_before(installed: Kubectl, repo: Path, namespace: str, kube: Kube) -> None:
+    """What the daemon writes is the App's whole status: a success after a failure leaves no
+    error behind, and counts of two syncs never add up (issue 20, report 2)."""
+    installed("apply", "-f", "-", stdin=app_yaml(namespace, "shop", repo=repo, path="shop"))
+    resource = app_resource(kube)
+    app = kube.get(resource, "shop", namespace=namespace)
+    assert app is not None
+    failed = {"lastSync": {"result": "Failed", "error": "boom", "summary": {"created": 1, "unchanged": 3}}}
+    succeeded = {"lastSync": {"result": "Succeeded", "summary": {"configured": 1}}}
+    patch_status(kube, resource, app, failed)
+    written = patch_status(kube, resource, app, succeeded)
+    assert written["status"] == succeeded
+    assert installed.status(namespace, "shop") == succeeded
+
+
+def test_the_documented_tenant_recipe_syncs_an_app(
+    installed: Kubectl, repo: Path, namespace: str, kube_api: client.ApiClient,
+    run_daemon: Callable[..., subprocess.Popen[str]],
+) -> None:
+    """examples/deploy/tenant-role.yaml's recipe, word for word: a deployer bound to the
+    built-in `edit` and to `syncer-tenant` in its namespace, and nothing else."""
+    kubectl = installed
+    kubectl("-n", namespace, "create", "serviceaccount", "deployer")
+    kubectl("-n", namespace, "create", "rolebinding", "deployer-edit", "--clusterrole=edit",
+            f"--serviceaccount={namespace}:deployer")
+    kubectl("-n", namespace, "create", "rolebinding", "deployer-syncer", "--clusterrole=syncer-tenant",
+            f"--serviceaccount={namespace}:deployer")
+    run_daemon("--watch-namespace", namespace, "--require-service-account")
+    kubectl("apply", "-f", "-", stdin=app_yaml(namespace, "shop", repo=repo, path="shop",
+                                               serviceAccountName="deployer"))
+
+    kubectl("wait", "--for=condition=Ready", "app/shop", "-n", namespace, "--timeout=60s")
+    assert configmap(kube_api, namespace, "web-config").data == {"color": "blue"}
+    events = json.loads(kubectl("get", "events", "-n", namespace, "-o", "json", "--field-selector",
+                                "involvedObject.kind=ConfigMap,involvedObject.name=syncer-shop").stdout)["items"]
+    assert [e["reason"] for e in events] == ["SyncSucceeded"]
 
 
 def test_health_turns_degraded_and_a_finalizer_prunes_on_delete(

@@ -30,7 +30,7 @@ from tests.conftest import ClusterAccess
 from tests.schema import assert_valid
 from syncer.apply.status import RESULT_ANNOTATION, REVISION_ANNOTATION, SUMMARY_ANNOTATION
 from syncer.config import AppConfig, Config
-from syncer.daemon import Daemon, DaemonOptions, ElectionOptions
+from syncer.daemon import Daemon, DaemonOptions, ElectionOptions, FileApps
 from syncer.kube import ClientOptions
 from tests.e2e.apps import SLACK, eventually
 from tests.e2e.proxy import TcpProxy, kubeconfig_through
@@ -146,7 +146,7 @@ def start_daemon(cluster: ClusterAccess, tmp_path: Path) -> Iterator[Callable[..
     def start(*apps: AppConfig, kubeconfig: Path | None = None, **options: Any) -> Daemon:
         defaults: dict[str, Any] = {"listen": ("127.0.0.1", 0), "cache_dir": tmp_path / "cache", "lock_timeout": 10.0}
         daemon = Daemon(
-            Config(apps=apps, source="test"),
+            FileApps(Config(apps=apps, source="test")),
             client=ClientOptions(kubeconfig=str(kubeconfig or cluster.kubeconfig), context=cluster.context),
             options=DaemonOptions(**{**defaults, **options}),
         )

@@ -264,7 +264,7 @@ def test_app_objects_are_sharded_too(
                 [str(SYNCER), "run", "--shard", "--watch-namespace", namespace, "--leader-election-namespace",
                  namespace, "--lease-duration", f"{LEASE_SECONDS:.0f}s", "--listen", f"127.0.0.1:{port}",
                  "--log-format", "json", "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context,
-                 "--cache-dir", str(tmp_path / f"apps-cache-{index}")],
+                 "--cache-dir", str(tmp_path / f"apps-cache-{index}"), "--allow-local-repos"],  # a local repo
                 stdout=subprocess.DEVNULL, stderr=stderr, env=env,
             )
         replicas.append(Replica(port=port, log=log, process=process, apps=TEAM_APPS))

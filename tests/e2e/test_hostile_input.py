@@ -30,7 +30,7 @@ from kubernetes import client
 
 from syncer.apply.status import ERROR_ANNOTATION, RESULT_ANNOTATION
 from syncer.config import AppConfig, Config
-from syncer.daemon import Daemon, DaemonOptions
+from syncer.daemon import Daemon, DaemonOptions, FileApps
 from syncer.errors import ClusterError
 from syncer.kube import ClientOptions, Kube
 from tests.conftest import ClusterAccess
@@ -355,7 +355,7 @@ def test_readyz_is_not_ready_while_etcd_is_down(
         pytest.skip("needs the local control plane's etcd")
     repo = write(tmp_path / "repo", {"shop/cm.yaml": CONFIGMAP})
     app = AppConfig(name="ready", repo=str(repo), path="shop", namespace=namespace, interval=60.0)
-    daemon = Daemon(Config(apps=(app,), source="test"),
+    daemon = Daemon(FileApps(Config(apps=(app,), source="test")),
                     client=ClientOptions(kubeconfig=str(cluster.kubeconfig), context=cluster.context),
                     options=DaemonOptions(listen=("127.0.0.1", 0), cache_dir=tmp_path / "cache"))
     daemon.start()

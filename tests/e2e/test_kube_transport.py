@@ -2,7 +2,7 @@
 plugin's expiring token is renewed while a client runs.
 
 syncer sends requests through the client's connection pool directly and asks the client for
-credentials at most once a second (syncer.kube.CREDENTIALS_TTL); this checks, against the real
+credentials at most once a second (syncer.kube.transport.CREDENTIALS_TTL); this checks, against the real
 API server, that a token which expires is still renewed and that requests made with it succeed.
 (Impersonation is covered by tests/e2e/test_apps.py, retries by test_kube_retries.py.)
 """
@@ -17,7 +17,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from syncer.kube import CREDENTIALS_TTL, ClientOptions, Kube
+from syncer.kube import ClientOptions, Kube
+from syncer.kube.transport import CREDENTIALS_TTL
 from tests.conftest import ClusterAccess
 
 PLUGIN = """

@@ -45,9 +45,10 @@ def quiet_snapshot(kube: Kube, namespaces: list[str]) -> Snapshot:
     raise AssertionError("the test namespaces never settled")
 
 
-def snapshot(kube: Kube, namespaces: list[str], *, cluster_kinds: tuple[str, ...] = ("Namespace",)) -> Snapshot:
-    """(kind, namespace, name) -> (uid, resourceVersion) of every object in the namespaces, and
-    of every object of the given cluster-scoped kinds."""
+def snapshot(kube: Kube, namespaces: list[str]) -> Snapshot:
+    """(kind, namespace, name) -> (uid, resourceVersion) of every object in the namespaces and
+    of the Namespaces themselves. Only these: other tests' namespaces finish deleting at any
+    time, and a snapshot of every Namespace saw that as a change."""
     found: Snapshot = {}
     resources, _ = kube.listable_resources()
     for resource in resources:
@@ -56,10 +57,12 @@ def snapshot(kube: Kube, namespaces: list[str], *, cluster_kinds: tuple[str, ...
                 for obj in kube.list(resource, namespace=namespace):
                     meta = obj["metadata"]
                     found[(resource.group_kind, namespace, meta["name"])] = (meta["uid"], meta["resourceVersion"])
-        elif resource.kind in cluster_kinds:
-            for obj in kube.list(resource):
-                meta = obj["metadata"]
-                found[(resource.group_kind, None, meta["name"])] = (meta["uid"], meta["resourceVersion"])
+        elif resource.kind == "Namespace" and not resource.group:
+            for name in namespaces:
+                obj = kube.get(resource, name)
+                if obj is not None:
+                    meta = obj["metadata"]
+                    found[(resource.group_kind, None, name)] = (meta["uid"], meta["resourceVersion"])
     return found
 
 

@@ -98,6 +98,82 @@ def test_worst_file_order_syncs_crd_namespace_first(
         client.ApiextensionsV1Api(kube_api).delete_custom_resource_definition(f"widgets.{group}")
 
 
+def test_custom_resource_in_a_served_older_version_of_a_crd_of_the_same_sync(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
+) -> None:
+    """The plan addresses a custom resource whose CRD is in the sync in the version its
+    manifest declares, not the CRD's storage version: a server-side apply whose body's
+    apiVersion differs from the URL's is refused (400, "Incorrect version specified in apply
+    patch"). A version the CRD does not serve fails validation, before any write."""
+    group = f"v{secrets.token_hex(3)}.example.com"
+    schema = ("{openAPIV3Schema: {type: object, properties: "
+              "{spec: {type: object, x-kubernetes-preserve-unknown-fields: true}}}}")
+    crd = f"""
+        apiVersion: apiextensions.k8s.io/v1
+        kind: CustomResourceDefinition
+        metadata: {{name: widgets.{group}}}
+        spec:
+          group: {group}
+          scope: Namespaced
+          names: {{kind: Widget, plural: widgets}}
+          versions:
+          - {{name: v1beta1, served: true, storage: false, schema: {schema}}}
+          - {{name: v1, served: true, storage: true, schema: {schema}}}
+        """
+    widget = "apiVersion: {group}/{version}\nkind: Widget\nmetadata: {{name: w1}}\nspec: {{size: {size}}}\n"
+    try:
+        app = write_app(tmp_path / "app",
+                        {"crd.yaml": crd, "w.yaml": widget.format(group=group, version="v1beta1", size=3)})
+        changes = sync(kube, render_app(app, namespace=namespace), options=options("versions", namespace), revision="r1")
+        assert changes.ok, changes.error
+        assert actions(changes)[f"Widget/{namespace}/w1"] == "created"
+        stored = client.CustomObjectsApi(kube_api).get_namespaced_custom_object(group, "v1beta1", namespace,
+                                                                               "widgets", "w1")
+        assert stored["spec"] == {"size": 3}
+        again = sync(kube, render_app(app, namespace=namespace), options=options("versions", namespace), revision="r1")
+        assert set(actions(again).values()) == {"unchanged"}, again.to_dict()
+
+        write_app(app, {"crd.yaml": crd, "w.yaml": widget.format(group=group, version="v2", size=4)})
+        with pytest.raises(ValidationFailed, match="does not serve version v2"):
+            sync(kube, render_app(app, namespace=namespace), options=options("versions", namespace), revision="r2")
+        assert client.CustomObjectsApi(kube_api).get_namespaced_custom_object(
+            group, "v1", namespace, "widgets", "w1")["metadata"]["resourceVersion"] == stored["metadata"][
+            "resourceVersion"], "nothing was written"
+    finally:
+        try:
+            client.ApiextensionsV1Api(kube_api).delete_custom_resource_definition(f"widgets.{group}")
+        except client.ApiException:
+            pass
+
+
+def test_the_apps_new_namespace_is_deleted_again_when_the_plan_under_the_lock_fails(
+    tmp_path: Path, kube: Kube, kube_api: client.ApiClient
+) -> None:
+    """The app's own namespace is created before the lock (the lock lives in it); what is in it
+    can only be checked then, under the lock. When the server rejects it, the new, empty
+    namespace is deleted again: nothing of the failed sync stays."""
+    ns = f"t-undo-{secrets.token_hex(3)}"
+    app = write_app(tmp_path / "app", {
+        "ns.yaml": f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n",
+        "bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad}\ndata: {'not a key!': x}\n",
+    })
+    core = client.CoreV1Api(kube_api)
+    try:
+        with pytest.raises(ValidationFailed, match="ConfigMap/.*/bad"):
+            sync(kube, render_app(app, namespace=ns), options=options("undo", ns), revision="r1")
+        try:
+            left = core.read_namespace(ns)
+        except client.ApiException as error:
+            assert error.status == 404
+        else:
+            assert left.metadata.deletion_timestamp is not None, "the new namespace was left behind"
+    finally:
+        try:
+            core.delete_namespace(ns)
+        except client.ApiException:
+            pass
+
+
 def test_unchanged_objects_are_not_written(
     tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
 ) -> None:

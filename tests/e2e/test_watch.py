@@ -104,7 +104,7 @@ def test_without_self_heal_a_hand_edit_is_counted_not_reverted(
         return metric(get(url(daemon, "/metrics"))[1], "syncer_drifted_objects", app="manual")
 
     eventually(lambda: drifted() == 1.0, timeout=SLACK, what="the drift to be counted")
-    assert daemon.reconcilers["manual"].drift == (f"ConfigMap/{namespace}/web-config",)
+    assert daemon.drift["manual"] == (f"ConfigMap/{namespace}/web-config",)
     time.sleep(1.0)
     assert color(kube_api, namespace) == "red"
 

@@ -1,14 +1,12 @@
-"""health(): what `--wait` decides from an object's status; lease_expired(): when a lock may be
-taken over. Both are pure: objects in, verdicts out."""
+"""health(): what `--wait` decides from an object's status. Pure: objects in, verdicts out.
+(When a lock may be taken over is the Lease protocol's, tests/unit/test_lease.py.)"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from syncer.apply.lock import lease_expired, parse_time
 from syncer.apply.wait import health
 from syncer.model import Object
 
@@ -196,60 +194,3 @@ def test_on_delete_statefulset_is_healthy_when_its_pods_are_ready() -> None:
     on_delete = statefulset({**STATEFULSET_DONE, "updateRevision": "web-8a1c"},
                             spec={"replicas": 3, "updateStrategy": {"type": "OnDelete"}})
     assert health(on_delete).state == "healthy"
-
-
-# -- lock ---------------------------------------------------------------------------------------
-
-NOW = datetime(2024, 3, 1, 10, 0, 0, tzinfo=timezone.utc)
-
-
-def micro_time(seconds_ago: float) -> str:
-    """A Kubernetes MicroTime, as the API server returns it."""
-    return (NOW - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def lease(**spec: Any) -> Object:
-    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": "syncer-shop", "namespace": "shop"}, "spec": spec}
-
-
-@pytest.mark.parametrize(
-    ("live", "expired"),
-    [
-        pytest.param(lease(holderIdentity="ci-1", leaseDurationSeconds=30, acquireTime=micro_time(5),
-                           renewTime=micro_time(5)), False, id="fresh"),
-        pytest.param(lease(holderIdentity="ci-1", leaseDurationSeconds=30, acquireTime=micro_time(600),
-                           renewTime=micro_time(10)), False, id="held-long-but-renewed"),
-        pytest.param(lease(holderIdentity="ci-1", leaseDurationSeconds=30, acquireTime=micro_time(600),
-                           renewTime=micro_time(31)), True, id="not-renewed-for-longer-than-duration"),
-        pytest.param(lease(holderIdentity="ci-1", leaseDurationSeconds=30, acquireTime=micro_time(10)), False,
-                     id="acquired-never-renewed-yet"),
-        pytest.param(lease(holderIdentity="ci-1", leaseDurationSeconds=30, acquireTime=micro_time(45)), True,
-                     id="acquired-long-ago-never-renewed"),
-        pytest.param(lease(leaseDurationSeconds=30, acquireTime=micro_time(1), renewTime=micro_time(1)), True,
-                     id="no-holder"),
-        pytest.param(lease(holderIdentity="", leaseDurationSeconds=30, renewTime=micro_time(1)), True,
-                     id="empty-holder"),
-        pytest.param(lease(holderIdentity="ci-1", leaseDurationSeconds=30), True, id="holder-without-times"),
-        pytest.param(lease(holderIdentity="ci-1", leaseDurationSeconds=30, renewTime="2024-03-01T09:59:50Z"), False,
-                     id="rfc3339-without-fraction"),
-        pytest.param({"kind": "Lease", "metadata": {"name": "syncer-shop"}}, True, id="no-spec"),
-    ],
-)
-def test_lease_expired(live: Object, expired: bool) -> None:
-    assert lease_expired(live, now=NOW.timestamp()) is expired
-
-
-@pytest.mark.parametrize(
-    ("value", "want"),
-    [
-        ("2024-03-01T10:00:00Z", NOW.timestamp()),
-        ("2024-03-01T10:00:00.250000Z", NOW.timestamp() + 0.25),
-        ("2024-03-01T11:00:00+01:00", NOW.timestamp()),
-        (None, None),
-        ("", None),
-        ("yesterday", None),
-    ],
-)
-def test_parse_time(value: str | None, want: float | None) -> None:
-    assert parse_time(value) == want

@@ -140,8 +140,8 @@ def test_sync_durations_in_the_config_file_format(flag: str, value: str, seconds
 
 @pytest.mark.parametrize(("args", "message"), [
     (["sync", "--name", "a", "--timeout", "5 minutes"], '"5 minutes" is not a duration, use e.g. 30s, 5m'),
-    (["sync", "--name", "a", "--timeout", "0s"], "0s is shorter than the minimum of 1s"),
-    (["run", "--config", "x", "--lease-duration", "1s"], "1s is shorter than the minimum of 3s"),
+    (["sync", "--name", "a", "--timeout", "0s"], '"0s" is shorter than the minimum of 1s'),
+    (["run", "--config", "x", "--lease-duration", "1s"], '"1s" is shorter than the minimum of 3s'),
 ])
 def test_bad_durations_are_usage_errors(args: list[str], message: str) -> None:
     code, stdout, stderr = invoke(*args)

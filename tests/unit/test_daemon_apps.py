@@ -10,10 +10,11 @@ import pytest
 
 from syncer.apply import Change, ChangeSet
 from syncer.config import AppConfig, parse_config
-from syncer.daemon.appspec import AppSpec, InvalidApp, Notification, SecretKeyRef, app_spec
+from syncer.daemon.appspec import AppSpec, InvalidApp, Notification, SecretKeyRef, TenantPolicy, app_spec
+from syncer.daemon.notifytarget import parse_allow_list
 from syncer.daemon.appstatus import AppHealth, Observation, aggregate_health, app_status, condition_status
 from syncer.daemon.notify import signature, transitions
-from syncer.daemon.reconciler import TickOutcome
+from syncer.daemon.reconciler import SyncAttempt
 from syncer.diff import IgnoreRule
 from syncer.model import ObjectRef
 
@@ -41,7 +42,8 @@ def test_an_app_builds_what_the_configuration_file_builds() -> None:
 def test_defaults_and_identity() -> None:
     spec = app_spec(app({"repo": "/srv/git/shop", "serviceAccountName": "deployer", "createNamespace": True,
                          "secretRef": {"name": "git"}, "suspend": True,
-                         "notification": {"url": "http://127.0.0.1:9/hook", "secretRef": {"name": "hook"}}}))
+                         "notification": {"url": "http://127.0.0.1:9/hook", "secretRef": {"name": "hook"}}}),
+                    policy=TenantPolicy(allow_local_repos=True, notify_allow=parse_allow_list(["127.0.0.1"])))
     assert spec == AppSpec(
         config=AppConfig(name="shop", repo="/srv/git/shop", namespace="team-a", where="App/team-a/shop",
                          create_namespace=True),
@@ -64,9 +66,9 @@ def test_every_problem_is_reported_at_once() -> None:
 
 
 def test_a_service_account_can_be_required() -> None:
-    app_spec(app({"repo": "/srv/git/shop"}))
+    app_spec(app({"repo": "https://git.example.com/shop.git"}))
     with pytest.raises(InvalidApp) as raised:
-        app_spec(app({"repo": "/srv/git/shop"}), require_service_account=True)
+        app_spec(app({"repo": "https://git.example.com/shop.git"}), policy=TenantPolicy(require_service_account=True))
     assert raised.value.reason == "ServiceAccountRequired"
     assert "spec.serviceAccountName: required" in str(raised.value)
 
@@ -90,12 +92,12 @@ def test_health_is_aggregated_worst_first(objects: list[Any], state: str) -> Non
     assert aggregate_health(list(zip(refs, objects))).state == state
 
 
-def _outcome(revision: str, *actions: str, error: str | None = None) -> TickOutcome:
+def _outcome(revision: str, *actions: str, error: str | None = None) -> SyncAttempt:
     changes = ChangeSet(app="shop", revision=revision, error=error, changes=[
         Change(ref=ObjectRef(group="", kind="ConfigMap", namespace="n", name=f"c{i}"), api_version="v1",
                action=action)  # type: ignore[arg-type]
         for i, action in enumerate(actions)])
-    return TickOutcome(revision=revision, changes=changes, error=error)
+    return SyncAttempt(revision=revision, changes=changes, error=error)
 
 
 HEALTHY = AppHealth("Healthy", "2 object(s) healthy")
@@ -179,6 +181,13 @@ def test_app_mode_flags_are_refused_in_the_file_mode(tmp_path: Any) -> None:
     config.write_text("apps:\n- name: shop\n  repo: /srv/git/shop\n")
     result = CliRunner().invoke(cli, ["run", "--config", str(config), "--watch-namespace", "team-a"])
     assert result.exit_code == 2
-    assert "--watch-namespace, --require-service-account and --notify-url serve Apps" in result.output
+    assert "--watch-namespace, --require-service-account, --notify-url, --allow-local-repos and --notify-allow " \
+           "serve Apps" in result.output
+    for flag in (["--allow-local-repos"], ["--notify-allow", "127.0.0.1"]):
+        result = CliRunner().invoke(cli, ["run", "--config", str(config), *flag])
+        assert result.exit_code == 2 and "serve Apps: they do not apply with --config" in result.output
+    result = CliRunner().invoke(cli, ["run", "--notify-allow", "not a host"])
+    assert result.exit_code == 2
+    assert "--notify-allow: 'not a host' is neither an address, a network (CIDR) nor a host name" in result.output
     result = CliRunner().invoke(cli, ["run", "--notify-url", "ftp://x"])
     assert result.exit_code == 2 and "--notify-url ftp://x: not an http:// or https:// URL" in result.output

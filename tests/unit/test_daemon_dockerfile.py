@@ -122,9 +122,14 @@ def test_rbac_is_least_privilege_for_apps() -> None:
         ("", "events", "create"), ("", "events", "patch"), ("", "serviceaccounts", "impersonate"),
     }
     assert grants(find("ClusterRole", "syncer-watch")) == {("*", "*", "list"), ("*", "*", "watch")}
-    for kind in ("ClusterRole", "ClusterRoleBinding"):
-        assert [o["metadata"]["name"] for o in deploy_objects() if o["kind"] == kind] == [
-            "syncer-apps", "syncer-watch"]
+    assert [o["metadata"]["name"] for o in deploy_objects() if o["kind"] == "ClusterRoleBinding"] == [
+        "syncer-apps", "syncer-watch"]
+    # syncer-tenant is for the teams' deployers, bound in their own namespaces, never to the daemon.
+    assert [o["metadata"]["name"] for o in deploy_objects() if o["kind"] == "ClusterRole"] == [
+        "syncer-apps", "syncer-watch", "syncer-tenant"]
+    assert grants(find("ClusterRole", "syncer-tenant")) == {
+        *(("coordination.k8s.io", "leases", v) for v in ("get", "list", "watch", "create", "update", "delete")),
+        ("", "events", "create"), ("", "events", "patch")}
     leader = find("Role", "syncer-leader")
     assert leader["metadata"]["namespace"] == "syncer-system"
     assert {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update", "delete")} <= grants(leader)

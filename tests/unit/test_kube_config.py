@@ -86,7 +86,7 @@ def test_unknown_context_lists_the_contexts_of_every_file(tmp_path: Path) -> Non
 def test_insecure_skip_tls_verify_is_said_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("syncer.kube._insecure_servers_warned", set())
+    monkeypatch.setattr("syncer.kube.config._insecure_servers_warned", set())
     listed = write(tmp_path / "a", CLUSTERS) + ":" + write(tmp_path / "b", CONTEXTS)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")

@@ -13,15 +13,9 @@ from urllib.parse import unquote
 import pytest
 
 from syncer.errors import ClusterError, Conflict, Forbidden, Invalid, NotFound, Unavailable
-from syncer.kube import (
-    RateLimiter,
-    Resource,
-    ServerAnswer,
-    _server_answer,
-    backoff_delay,
-    error_for_status,
-    is_transient,
-)
+from syncer.kube import Resource
+from syncer.kube.errors import ServerAnswer, error_for_status, is_transient, server_answer
+from syncer.kube.transport import RateLimiter, backoff_delay
 
 # -- backoff ------------------------------------------------------------------------------------
 
@@ -125,8 +119,8 @@ def test_only_transient_failures_are_retried(status: int, retry_after: float | N
         (b"", "5", ServerAnswer("Service Unavailable", "", 5.0)),
     ],
 )
-def test_server_answer(body: bytes, header: str | None, answer: ServerAnswer) -> None:
-    assert _server_answer(body, fallback="Service Unavailable", retry_after_header=header) == answer
+def testserver_answer(body: bytes, header: str | None, answer: ServerAnswer) -> None:
+    assert server_answer(body, fallback="Service Unavailable", retry_after_header=header) == answer
 
 
 # -- paths --------------------------------------------------------------------------------------
@@ -254,5 +248,5 @@ def test_rate_limiter_without_qps_never_waits() -> None:
     ],
 )
 def test_status_message(body: bytes, want: tuple[str, str]) -> None:
-    answer = _server_answer(body, fallback="Internal Server Error", retry_after_header=None)
+    answer = server_answer(body, fallback="Internal Server Error", retry_after_header=None)
     assert (answer.message, answer.reason) == want

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-import syncer.kube
+import syncer.kube.transport
 from syncer.kube import ClientOptions, Kube
 
 
@@ -34,6 +34,12 @@ def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_PATCH(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.do_GET()
+
+        do_DELETE = do_PATCH
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -62,7 +68,7 @@ def test_requests_go_under_the_servers_path_with_the_clients_agent_and_refreshed
     configuration.refresh_api_key_hook = refresh
     configuration.retries = False
     kube = Kube(client.ApiClient(configuration), ClientOptions())
-    monkeypatch.setattr(syncer.kube, "CREDENTIALS_TTL", 0.2)
+    monkeypatch.setattr(syncer.kube.transport, "CREDENTIALS_TTL", 0.2)
     try:
         for _ in range(3):
             assert kube.request("GET", "/api/v1/namespaces", subject="namespaces", verb="list") == {
@@ -75,3 +81,52 @@ def test_requests_go_under_the_servers_path_with_the_clients_agent_and_refreshed
     assert all(r["user-agent"].startswith("OpenAPI-Generator/") for r in seen)
     assert [r["authorization"] for r in seen] == ["Bearer token-1"] * 3 + ["Bearer token-2"]
     assert len(refreshes) == 2, "asked once for the first three requests, again after the TTL"
+
+
+def test_every_write_carries_a_server_side_timeout_and_reads_do_not(
+    server: tuple[str, list[dict[str, str]]]
+) -> None:
+    url, seen = server
+    configuration = client.Configuration()
+    configuration.host = url
+    kube = Kube(client.ApiClient(configuration), ClientOptions(request_timeout=20))
+    try:
+        kube.request("GET", "/api/v1/namespaces/a/configmaps", subject="list", verb="list")
+        kube.request("PATCH", "/api/v1/namespaces/a/configmaps/x", subject="apply", verb="apply",
+                     query={"fieldManager": "syncer"}, body={"kind": "ConfigMap"})
+        kube.request("DELETE", "/api/v1/namespaces/a/configmaps/x", subject="delete", verb="delete", body={})
+    finally:
+        kube.close()
+    read, patch, delete = (entry["path"] for entry in seen)
+    assert "timeout" not in read
+    assert patch.startswith("/api/v1/namespaces/a/configmaps/x?fieldManager=syncer&timeout=")
+    assert int(patch.rsplit("timeout=", 1)[1].rstrip("s")) in (19, 20)
+    assert delete.startswith("/api/v1/namespaces/a/configmaps/x?timeout=")
+    assert kube.write_bound == 20
+
+
+def test_the_write_guard_runs_after_the_rate_limiter(server: tuple[str, list[dict[str, str]]]) -> None:
+    """A sync that waited on the rate limiter (or was paused there) checks its lock after the
+    wait, immediately before the request goes out."""
+    url, seen = server
+    configuration = client.Configuration()
+    configuration.host = url
+    lost = threading.Event()
+
+    class PausingLimiter:
+        def acquire(self) -> None:
+            lost.set()  # the lock expires while this request waits for its turn
+
+    def guard() -> None:
+        if lost.is_set():
+            raise RuntimeError("lock lost")
+
+    kube = Kube(client.ApiClient(configuration), ClientOptions())
+    kube._limiter = PausingLimiter()  # type: ignore[assignment]
+    try:
+        with pytest.raises(RuntimeError, match="lock lost"):
+            kube.guarded(guard).request("PATCH", "/api/v1/namespaces/a/configmaps/x", subject="apply",
+                                        verb="apply", body={"kind": "ConfigMap"})
+    finally:
+        kube.close()
+    assert seen == []

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from syncer.updateapply import fallback_reason, parse_server_version, three_way_merge
+from syncer.apply.updateapply import fallback_reason, three_way_merge
+from syncer.kube import parse_server_version
 
 
 @pytest.mark.parametrize(

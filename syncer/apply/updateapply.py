@@ -19,14 +19,11 @@ annotation size limit that rules this design out for large objects.
 from __future__ import annotations
 
 import json
-import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from syncer.errors import Conflict
+from syncer.kube import Kube, Resource
 from syncer.model import Object
-
-if TYPE_CHECKING:
-    from syncer.kube import Kube, Resource
 
 LAST_APPLIED_ANNOTATION = "syncer.dev/last-applied"
 MAX_ATTEMPTS = 4
@@ -36,17 +33,6 @@ _NO_SERVER_SIDE_APPLY: dict[str, tuple[tuple[int, int, int], ...]] = {
 }
 """Group-kinds some API servers cannot server-side apply, and the first fixed release of each
 minor version (the last entry: every later minor version is fixed)."""
-
-_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
-
-
-def parse_server_version(git_version: str) -> tuple[int, int, int] | None:
-    """`v1.20.2` (or `v1.20.2-eks-1234`) -> (1, 20, 2); None when it is not a version."""
-    match = _VERSION.match(git_version)
-    if match is None:
-        return None
-    return int(match[1]), int(match[2]), int(match[3] or 0)
-
 
 def fallback_reason(group_kind: str, server_version: tuple[int, int, int] | None) -> str | None:
     """Why `group_kind` cannot be server-side applied on this server, or None when it can."""
@@ -146,3 +132,15 @@ def _decode(text: object) -> Object | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def apply_or_update(
+    kube: Kube, resource: Resource, obj: Object, *, subject: str, field_manager: str, force: bool, dry_run: bool,
+    update_instead: str | None, encoded: bytes | None = None,
+) -> Object:
+    """Write a desired object the way the plan decided: server-side apply, or, where the plan
+    found that this server cannot apply the kind (`update_instead` says why), `update_apply`."""
+    if update_instead is not None:
+        return update_apply(kube, resource, obj, subject=subject, field_manager=field_manager, dry_run=dry_run)
+    return kube.apply(resource, obj, subject=subject, field_manager=field_manager, force=force, dry_run=dry_run,
+                      encoded=encoded)
