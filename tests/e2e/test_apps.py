@@ -312,7 +312,7 @@ def test_a_broken_commit_stays_failed_while_the_last_good_render_is_kept(
         status = kubectl.status(namespace, "shop")
         return status.get("lastAttemptedRevision") == broken and condition(status, "Ready").get("status") == "False"
 
-    eventually(failed, timeout=30, what="the broken commit to fail")
+    eventually(failed, timeout=SLACK, what="the broken commit to fail")
     # Several intervals (2 s each) and heals later, it still says so.
     for _ in range(16):
         time.sleep(0.5)
