@@ -34,23 +34,65 @@ from syncer.kube import ClientOptions, Kube
 from syncer.model import Manifest, ObjectRef
 from syncer.sources import open_source, render, with_created_namespace
 
-Versions = dict[ObjectRef, str | None]
-"""What syncer could have written of each object of a set (`written_by_syncer`); None when
-the object does not exist."""
+Versions = dict[ObjectRef, dict[str, Any] | None]
+"""Each object of a set as read (None when it does not exist or is being deleted), to tell
+with `written_by_syncer` whether syncer wrote it between two reads."""
 
 FIELD_MANAGER = "syncer"
 
 
-def written_by_syncer(live: dict[str, Any]) -> str:
-    """A fingerprint that changes when syncer writes the object, and not when a controller
-    does: the uid (re-created), the generation (spec changed), syncer's managedFields entries
-    (the fields it applies, with the time it last changed them) and a ConfigMap's or Secret's
-    data. A bare resourceVersion also moves when the Deployment controller writes status or
-    its revision annotation, or the token controller adds a ServiceAccount's secret."""
-    metadata = live.get("metadata") or {}
-    entries = [entry for entry in metadata.get("managedFields") or [] if entry.get("manager") == FIELD_MANAGER]
-    data = {key: live.get(key) for key in ("data", "binaryData")} if live.get("kind") in ("ConfigMap", "Secret") else {}
-    return json.dumps([metadata.get("uid"), metadata.get("generation"), entries, data], sort_keys=True)
+def _field_paths(fields: Any, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Every node of a `fieldsV1` tree, as the path of elements that leads to it."""
+    paths: set[tuple[str, ...]] = set()
+    if isinstance(fields, dict):
+        for element, child in fields.items():
+            path = (*prefix, element)
+            paths.add(path)
+            paths |= _field_paths(child, path)
+    return paths
+
+
+def _entries(live: dict[str, Any], *, ours: bool) -> list[dict[str, Any]]:
+    entries = (live.get("metadata") or {}).get("managedFields") or []
+    return [e for e in entries if isinstance(e, dict) and (e.get("manager") == FIELD_MANAGER) == ours]
+
+
+def written_by_syncer(before: dict[str, Any] | None, after: dict[str, Any] | None) -> bool:
+    """Whether syncer wrote the object between two reads, and not only a controller.
+
+    A bare resourceVersion also moves when the Deployment controller writes status or its
+    revision annotation, or the token controller adds a ServiceAccount's secret. What moves
+    only when syncer writes: the object's existence and uid (created, re-created, deleted),
+    its generation (spec changed), a ConfigMap's or Secret's data, and syncer's managedFields
+    entries (the time of its last change, the fields it applies) -- except that another
+    manager's update can take fields away from syncer's entries without syncer doing
+    anything: Kubernetes 1.20's StatefulSet controller, writing status about a second after
+    the StatefulSet was created, takes `spec.volumeClaimTemplates` from its applier (it sends
+    the templates back with the defaults its informer decoded). Fields that left syncer's
+    entries for another manager's entry are therefore not a write of syncer's.
+    """
+    if before is None or after is None:
+        return (before is None) != (after is None)
+    old_meta, new_meta = before.get("metadata") or {}, after.get("metadata") or {}
+    if (old_meta.get("uid"), old_meta.get("generation")) != (new_meta.get("uid"), new_meta.get("generation")):
+        return True
+    if before.get("kind") in ("ConfigMap", "Secret") and any(
+            before.get(key) != after.get(key) for key in ("data", "binaryData")):
+        return True
+    old_ours, new_ours = _entries(before, ours=True), _entries(after, ours=True)
+
+    def stamps(entries: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return sorted((str(e.get("operation")), str(e.get("apiVersion")), str(e.get("subresource") or ""),
+                       str(e.get("time"))) for e in entries)
+
+    if stamps(old_ours) != stamps(new_ours):
+        return True
+    old_fields = set().union(*(_field_paths(e.get("fieldsV1")) for e in old_ours))
+    new_fields = set().union(*(_field_paths(e.get("fieldsV1")) for e in new_ours))
+    if new_fields - old_fields:
+        return True
+    taken = set().union(*(_field_paths(e.get("fieldsV1")) for e in _entries(after, ours=False)))
+    return not (old_fields - new_fields) <= taken
 
 
 @dataclass
@@ -170,7 +212,7 @@ class Cluster:
             live = self.kube.get(resource, ref.name, namespace=ref.namespace if resource.namespaced else None)
             metadata = (live or {}).get("metadata") or {}
             alive = live is not None and not metadata.get("deletionTimestamp")
-            found[ref] = written_by_syncer(live) if live is not None and alive else None
+            found[ref] = live if alive else None
         return found
 
 
@@ -181,7 +223,7 @@ def _refs(manifests: list[Manifest], rw: RealWorldSet, app: str) -> list[tuple[s
 
 
 def _changed(before: Versions, after: Versions) -> int:
-    return sum(1 for ref in set(before) | set(after) if before.get(ref) != after.get(ref))
+    return sum(1 for ref in set(before) | set(after) if written_by_syncer(before.get(ref), after.get(ref)))
 
 
 def sync(cluster: Cluster, source: Source, rw: RealWorldSet, *, app: str, refs: list[tuple[str, ObjectRef]]) -> Outcome:

@@ -51,6 +51,14 @@ def configmap(api: client.ApiClient, namespace: str, name: str) -> Any | None:
         raise
 
 
+SLACK = 60.0
+"""Seconds allowed, on top of what the protocol under test sets (an interval, a lease), for
+work the code does before a test can see its result: a sync, a takeover, a controller's
+answer. The README's test command runs on loaded 2-core machines, where a sync that takes a
+fraction of a second alone can take many seconds. A deadline only bounds how long a failing
+test waits; a passing one waits only as long as the work takes."""
+
+
 RESTRICTED_USER = "syncer-restricted"
 """The unprivileged user of the local control plane (context `restricted`)."""
 

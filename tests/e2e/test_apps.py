@@ -23,7 +23,7 @@ from kubernetes import client
 from syncer.daemon.appclient import app_resource, patch_status
 from syncer.kube import Kube
 from tests.conftest import ClusterAccess
-from tests.e2e.apps import configmap
+from tests.e2e.apps import SLACK, configmap
 from tests.e2e.test_daemon import SYNCER, commit, configmap_yaml, eventually, free_port, get, git
 from tests.e2e.test_daemon import repo  # noqa: F401 - the fixture: a Git repository with shop/config.yaml
 
@@ -149,7 +149,7 @@ def run_daemon(cluster: ClusterAccess, tmp_path: Path) -> Iterator[Callable[...,
         )
         started.append((process, log))
         eventually(lambda: get(f"http://127.0.0.1:{port}/readyz")[0] == 200 or process.poll() is not None,
-                   timeout=30, what="syncer run to be ready")
+                   timeout=SLACK, what="syncer run to be ready")
         assert process.poll() is None, (tmp_path / f"syncer-run-{len(started) - 1}.log").read_text()
         return process
 
@@ -197,13 +197,13 @@ def test_app_lifecycle_with_kubectl_and_the_cli(
 
     # A commit is picked up on the interval.
     second = commit(repo, {"shop/config.yaml": configmap_yaml("web-config", "green")})
-    eventually(lambda: kubectl.status(namespace, "shop").get("lastAppliedRevision") == second, timeout=20,
+    eventually(lambda: kubectl.status(namespace, "shop").get("lastAppliedRevision") == second, timeout=SLACK,
                what="the new commit to be applied")
     assert configmap(kube_api, namespace, "web-config").data == {"color": "green"}
 
     # Reconcile now: with an interval of an hour, only the request syncs the next commit.
     kubectl("patch", "app", "shop", "-n", namespace, "--type=merge", "-p", '{"spec": {"interval": "1h"}}')
-    eventually(lambda: kubectl.status(namespace, "shop").get("observedGeneration") == 2, timeout=20,
+    eventually(lambda: kubectl.status(namespace, "shop").get("observedGeneration") == 2, timeout=SLACK,
                what="the new interval to be observed")
     third = commit(repo, {"shop/config.yaml": configmap_yaml("web-config", "red")})
     time.sleep(4)
@@ -220,7 +220,7 @@ def test_app_lifecycle_with_kubectl_and_the_cli(
     kubectl("patch", "app", "shop", "-n", namespace, "--type=merge", "-p", '{"spec": {"interval": "2s"}}')
     assert syncer(cluster, "suspend", "shop", "-n", namespace).returncode == 0
     eventually(lambda: condition(kubectl.status(namespace, "shop"), "Reconciling").get("reason") == "Suspended",
-               timeout=20, what="the status to say the App is suspended")
+               timeout=SLACK, what="the status to say the App is suspended")
     assert condition(kubectl.status(namespace, "shop"), "Ready")["reason"] == "Suspended"
     refused = syncer(cluster, "reconcile", "shop", "-n", namespace)
     assert refused.returncode == 2 and "suspended" in refused.stderr
@@ -228,7 +228,7 @@ def test_app_lifecycle_with_kubectl_and_the_cli(
     time.sleep(5)
     assert configmap(kube_api, namespace, "web-config").data == {"color": "red"}, "synced while suspended"
     assert syncer(cluster, "resume", "shop", "-n", namespace).returncode == 0
-    eventually(lambda: kubectl.status(namespace, "shop").get("lastAppliedRevision") == fourth, timeout=20,
+    eventually(lambda: kubectl.status(namespace, "shop").get("lastAppliedRevision") == fourth, timeout=SLACK,
                what="the resumed App to sync")
     kubectl("wait", "--for=condition=Ready", "app/shop", "-n", namespace, "--timeout=30s")
 
@@ -264,7 +264,7 @@ def test_a_team_cannot_write_into_another_teams_namespace(
 
     kubectl("wait", "--for=condition=Ready", "app/shop", "-n", team_a, "--timeout=60s")
     eventually(lambda: condition(kubectl.status(team_b, "intruder"), "Ready").get("reason") == "SyncFailed",
-               timeout=30, what="the intruder's sync to fail")
+               timeout=SLACK, what="the intruder's sync to fail")
     status = kubectl.status(team_b, "intruder")
     message = condition(status, "Ready")["message"]
     assert "forbidden" in message and f"system:serviceaccount:{team_b}:deployer" in message, message
@@ -277,7 +277,7 @@ def test_a_team_cannot_write_into_another_teams_namespace(
     assert configmap(kube_api, team_b, "web-config") is None
 
     # The daemon's receiver was told of the failure, signed with the shared secret.
-    eventually(lambda: receiver.events("/daemon", "intruder"), timeout=10, what="a notification")
+    eventually(lambda: receiver.events("/daemon", "intruder"), timeout=SLACK, what="a notification")
     path, headers, body = next(m for m in receiver.messages if json.loads(m[2])["app"]["name"] == "intruder")
     assert headers["x-syncer-signature-256"] == "sha256=" + hmac.new(
         NOTIFY_SECRET.encode(), body, hashlib.sha256).hexdigest()
@@ -312,7 +312,7 @@ def test_a_broken_commit_stays_failed_while_the_last_good_render_is_kept(
         status = kubectl.status(namespace, "shop")
         return status.get("lastAttemptedRevision") == broken and condition(status, "Ready").get("status") == "False"
 
-    eventually(failed, timeout=30, what="the broken commit to fail")
+    eventually(failed, timeout=SLACK, what="the broken commit to fail")
     # Several intervals (2 s each) and heals later, it still says so.
     for _ in range(16):
         time.sleep(0.5)
@@ -395,7 +395,7 @@ def test_health_turns_degraded_and_a_finalizer_prunes_on_delete(
 
     # No kubelet runs here: the pod never starts, and the controller-manager marks the
     # rollout failed after its progress deadline.
-    eventually(lambda: kubectl.status(namespace, "web").get("health") == "Progressing", timeout=30,
+    eventually(lambda: kubectl.status(namespace, "web").get("health") == "Progressing", timeout=SLACK,
                what="the app to be Progressing while the Deployment rolls out")
     kubectl("wait", "--for=condition=Stalled", "app/web", "-n", namespace, "--timeout=90s")
     status = kubectl.status(namespace, "web")
@@ -408,7 +408,7 @@ def test_health_turns_degraded_and_a_finalizer_prunes_on_delete(
 
     # The App's own receiver heard of the health change, signed with the App's Secret.
     messages = eventually(lambda: [e for e in receiver.events("/app", "web") if e["health"] == "Degraded"],
-                          timeout=10, what="the health notification")
+                          timeout=SLACK, what="the health notification")
     assert messages[0]["event"] == "health" and messages[0]["previousHealth"] == "Progressing"
     _, headers, body = next(m for m in receiver.messages if m[0] == "/app" and b'"Degraded"' in m[2])
     assert headers["x-syncer-signature-256"] == "sha256=" + hmac.new(b"app-s3cret", body, hashlib.sha256).hexdigest()
@@ -439,7 +439,7 @@ def test_drift_is_reported_when_self_heal_is_off(
     kubectl("wait", "--for=condition=Ready", "app/shop", "-n", namespace, "--timeout=60s")
     assert kubectl.status(namespace, "shop")["drift"] == {"count": 0, "objects": []}
     client.CoreV1Api(kube_api).patch_namespaced_config_map("web-config", namespace, {"data": {"color": "pink"}})
-    eventually(lambda: kubectl.status(namespace, "shop").get("drift", {}).get("count") == 1, timeout=20,
+    eventually(lambda: kubectl.status(namespace, "shop").get("drift", {}).get("count") == 1, timeout=SLACK,
                what="the drift to be reported")
     assert kubectl.status(namespace, "shop")["drift"]["objects"] == [f"ConfigMap/{namespace}/web-config"]
     assert configmap(kube_api, namespace, "web-config").data == {"color": "pink"}  # not reverted
@@ -458,7 +458,7 @@ def test_git_credentials_come_from_the_apps_secret(
     kubectl("apply", "-f", "-", stdin=app_yaml(namespace, "private", repo=repo, path="shop", interval="1h",
                                                secretRef={"name": "git-creds"}))
     eventually(lambda: condition(kubectl.status(namespace, "private"), "Ready").get("reason") == "SyncFailed",
-               timeout=30, what="the sync to fail without its Secret")
+               timeout=SLACK, what="the sync to fail without its Secret")
     assert f"Secret/{namespace}/git-creds: not found" in condition(kubectl.status(namespace, "private"),
                                                                     "Ready")["message"]
     client.CoreV1Api(kube_api).create_namespaced_secret(namespace, {

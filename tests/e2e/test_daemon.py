@@ -14,10 +14,12 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,8 @@ from syncer.apply.status import RESULT_ANNOTATION, REVISION_ANNOTATION, SUMMARY_
 from syncer.config import AppConfig, Config
 from syncer.daemon import Daemon, DaemonOptions, ElectionOptions, FileApps
 from syncer.kube import ClientOptions
-from tests.e2e.apps import eventually
+from tests.e2e.apps import SLACK, eventually
+from tests.e2e.proxy import TcpProxy, kubeconfig_through
 
 SECRET = b"webhook-secret"
 SYNCER = Path(sys.executable).parent / "syncer"
@@ -140,11 +143,11 @@ def syncs(daemon: Daemon, app_name: str) -> float:
 def start_daemon(cluster: ClusterAccess, tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []
 
-    def start(*apps: AppConfig, **options: Any) -> Daemon:
+    def start(*apps: AppConfig, kubeconfig: Path | None = None, **options: Any) -> Daemon:
         defaults: dict[str, Any] = {"listen": ("127.0.0.1", 0), "cache_dir": tmp_path / "cache", "lock_timeout": 10.0}
         daemon = Daemon(
             FileApps(Config(apps=apps, source="test")),
-            client=ClientOptions(kubeconfig=str(cluster.kubeconfig), context=cluster.context),
+            client=ClientOptions(kubeconfig=str(kubeconfig or cluster.kubeconfig), context=cluster.context),
             options=DaemonOptions(**{**defaults, **options}),
         )
         daemon.start()
@@ -163,16 +166,17 @@ def test_a_new_commit_is_applied_within_a_few_intervals(
     repo: Path, namespace: str, kube_api: client.ApiClient, start_daemon: Callable[..., Daemon]
 ) -> None:
     start_daemon(app("shop", repo, namespace))
-    eventually(lambda: color(kube_api, namespace) == "blue", timeout=15, what="the first sync")
+    eventually(lambda: color(kube_api, namespace) == "blue", timeout=SLACK, what="the first sync")
 
     sha = commit(repo, {"shop/config.yaml": configmap_yaml("web-config", "green")})
-    eventually(lambda: color(kube_api, namespace) == "green", timeout=8, what="the new commit to be applied")
+    eventually(lambda: color(kube_api, namespace) == "green", timeout=1.0 + SLACK,  # the app's interval
+               what="the new commit to be applied")
 
     def status() -> dict[str, str] | None:
         annotations: dict[str, str] = read_configmap(kube_api, namespace, "syncer-shop").metadata.annotations or {}
         return annotations if annotations.get(REVISION_ANNOTATION) == sha else None
 
-    annotations = eventually(status, timeout=5, what="the status annotations to name the new commit")
+    annotations = eventually(status, timeout=SLACK, what="the status annotations to name the new commit")
     assert annotations[RESULT_ANNOTATION] == "Succeeded"
     assert json.loads(annotations[SUMMARY_ANNOTATION]) == {"configured": 1}
     managers = {entry.manager for entry in read_configmap(kube_api, namespace, "syncer-shop").metadata.managed_fields}
@@ -199,12 +203,12 @@ def test_drift_is_reverted_only_with_self_heal(
     commit(repo, {"manual/config.yaml": configmap_yaml("manual-config", "blue")})
     start_daemon(app("healed", repo, namespace), app("manual", repo, namespace, path="manual", self_heal=False))
     eventually(lambda: color(kube_api, namespace) == "blue" and color(kube_api, namespace, "manual-config") == "blue",
-               timeout=15, what="both apps to sync")
+               timeout=SLACK, what="both apps to sync")
     core = client.CoreV1Api(kube_api)
     for name in ("web-config", "manual-config"):
         core.patch_namespaced_config_map(name, namespace, {"data": {"color": "red"}})
 
-    eventually(lambda: color(kube_api, namespace) == "blue", timeout=8, what="the drift to be reverted")
+    eventually(lambda: color(kube_api, namespace) == "blue", timeout=1.0 + SLACK, what="the drift to be reverted")
     time.sleep(2.5)  # more than two more ticks of the app without selfHeal
     assert color(kube_api, namespace, "manual-config") == "red"
 
@@ -222,7 +226,7 @@ def test_a_signed_webhook_triggers_a_sync_at_once(
     repo: Path, namespace: str, kube_api: client.ApiClient, start_daemon: Callable[..., Daemon]
 ) -> None:
     daemon = start_daemon(app("shop", repo, namespace, interval=3600.0), webhook_secret=SECRET)
-    eventually(lambda: color(kube_api, namespace) == "blue", timeout=15, what="the first sync")
+    eventually(lambda: color(kube_api, namespace) == "blue", timeout=SLACK, what="the first sync")
     commit(repo, {"shop/config.yaml": configmap_yaml("web-config", "green")})
 
     body = webhook_body(repo)
@@ -236,8 +240,8 @@ def test_a_signed_webhook_triggers_a_sync_at_once(
 
     pushed = time.monotonic()
     assert post(url(daemon, "/webhook"), body, github_headers(body)) == (202, {"triggered": ["shop"]})
-    eventually(lambda: color(kube_api, namespace) == "green", timeout=10, what="the webhook's sync")
-    assert time.monotonic() - pushed < 10  # the interval is an hour: only the webhook explains it
+    eventually(lambda: color(kube_api, namespace) == "green", timeout=SLACK, what="the webhook's sync")
+    assert time.monotonic() - pushed < SLACK  # the interval is an hour: only the webhook explains it
 
 
 def test_without_a_secret_the_webhook_is_off(
@@ -255,7 +259,7 @@ def test_metrics_count_syncs_per_app(
 ) -> None:
     sha = git(repo, "rev-parse", "HEAD")
     daemon = start_daemon(app("shop", repo, namespace), app("broken", repo, namespace, path="missing"))
-    eventually(lambda: syncs(daemon, "shop") >= 2 and syncs(daemon, "broken") >= 1, timeout=15,
+    eventually(lambda: syncs(daemon, "shop") >= 2 and syncs(daemon, "broken") >= 1, timeout=SLACK,
                what="syncs of both apps")
     status, text = get(url(daemon, "/metrics"))
     assert status == 200
@@ -281,44 +285,142 @@ def test_metrics_count_syncs_per_app(
     assert get(url(daemon, "/healthz")) == (200, "ok\n")
 
 
+@dataclass(frozen=True)
+class Sample:
+    """Both replicas' `is_leader`, read one right after the other."""
+
+    started: float
+    first: bool
+    second: bool
+    ended: float
+
+
+class LeadershipSampler:
+    """Reads both replicas' own view of their leadership every few milliseconds, in a thread,
+    for as long as both run: "never two leaders" is a claim about every moment, not about
+    the state after one replica was stopped."""
+
+    def __init__(self, first: Daemon, second: Daemon) -> None:
+        self._replicas = (first, second)
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="leadership-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        first, second = self._replicas
+        while not self._stop.is_set():
+            started = time.monotonic()
+            a = first.is_leader
+            b = second.is_leader
+            self.samples.append(Sample(started, a, b, time.monotonic()))
+            self._stop.wait(0.005)
+
+    def stop(self) -> list[Sample]:
+        self._stop.set()
+        self._thread.join()
+        return self.samples
+
+
 def test_only_the_leader_syncs_and_a_standby_takes_over(
-    repo: Path, namespace: str, kube_api: client.ApiClient, start_daemon: Callable[..., Daemon]
+    repo: Path, namespace: str, cluster: ClusterAccess, kube_api: client.ApiClient, tmp_path: Path,
+    start_daemon: Callable[..., Daemon],
 ) -> None:
+    """Two replicas; the leader is cut off from the API server (a network partition: its
+    requests hang) while it keeps running. The standby takes over once the Lease expired,
+    and the old leader has stopped leading before that, by its own renew deadline: sampled
+    throughout, the two never lead at once. When the partition heals, the old leader stays
+    a standby."""
     election = ElectionOptions(namespace=namespace, lease_duration=2.0, renew_deadline=1.4, renew_period=0.5,
                                retry_period=0.2)
-    first = start_daemon(app("shop", repo, namespace), election=election, identity="first", webhook_secret=SECRET)
-    eventually(lambda: first.is_leader, timeout=10, what="the first replica to lead")
-    second = start_daemon(app("shop", repo, namespace), election=election, identity="second", webhook_secret=SECRET)
-    eventually(lambda: syncs(first, "shop") >= 2, timeout=15, what="the leader to sync")
+    # A candidate takes over lease_duration after it last saw the Lease change, and looks
+    # every retry_period; the leader gives up renew_deadline after its last renewal.
+    takeover = election.lease_duration + election.renew_period + election.retry_period
+    exclusive = election.lease_duration - election.renew_deadline
+    """The least time between the old leader's end and the new one's start."""
+    through_proxy, proxy = kubeconfig_through(cluster.kubeconfig, write_to=tmp_path / "first.kubeconfig")
+    try:
+        first = start_daemon(app("shop", repo, namespace), election=election, identity="first",
+                             webhook_secret=SECRET, kubeconfig=through_proxy)
+        eventually(lambda: first.is_leader, timeout=takeover + SLACK, what="the first replica to lead")
+        second = start_daemon(app("shop", repo, namespace), election=election, identity="second",
+                              webhook_secret=SECRET)
+        sampler = LeadershipSampler(first, second)
+        try:
+            _lead_partition_and_hand_over(first, second, sampler=sampler, proxy=proxy, repo=repo,
+                                          namespace=namespace, kube_api=kube_api, takeover=takeover)
+        finally:
+            samples = sampler.stop()
+        overlapping = [s for s in samples if s.first and s.second and s.ended - s.started < exclusive]
+        assert not overlapping, f"both replicas led at once, {len(overlapping)} time(s), first at {overlapping[0]}"
+        # The samples saw each state of the handover, so the claim above was tested.
+        assert samples[0].first and not samples[0].second
+        assert any(not s.first and not s.second for s in samples), "a moment with no leader between the two"
+        assert samples[-1].second and not samples[-1].first
+        last_first = max(s.started for s in samples if s.first)
+        first_second = min(s.ended for s in samples if s.second)
+        assert first_second - last_first >= exclusive, "the standby took over only after the old leader stopped"
+        lease = read_lease(kube_api, namespace)
+        assert lease.spec.holder_identity == "second"
+        assert lease.spec.lease_transitions == 1
 
+        first.stop(timeout=SLACK)
+        # A clean stop releases the Lease at once.
+        second.stop(timeout=SLACK)
+        lease = read_lease(kube_api, namespace)
+        assert lease.spec.holder_identity is None
+    finally:
+        proxy.close()
+
+
+def _lead_partition_and_hand_over(
+    first: Daemon, second: Daemon, *, sampler: LeadershipSampler, proxy: TcpProxy, repo: Path, namespace: str,
+    kube_api: client.ApiClient, takeover: float,
+) -> None:
+    # A leader's second sync follows its first one's own status write (seen by its watches).
+    eventually(lambda: syncs(first, "shop") >= 2, timeout=SLACK, what="the leader to sync")
     assert "standby (leader: first)" in get(url(second, "/readyz"))[1]
     assert "ready: leader (first)" in get(url(first, "/readyz"))[1]
     assert syncs(second, "shop") == 0
-    lease = read_lease(kube_api, namespace)
-    assert lease.spec.holder_identity == "first"
+    assert read_lease(kube_api, namespace).spec.holder_identity == "first"
 
     # A webhook that reaches the standby is passed on to the leader.
-    commit(repo, {"shop/config.yaml": configmap_yaml("web-config", "green")})
+    sha = commit(repo, {"shop/config.yaml": configmap_yaml("web-config", "green")})
     body = webhook_body(repo)
     assert post(url(second, "/webhook"), body, github_headers(body)) == (202, {"triggered": ["shop"]})
-    eventually(lambda: color(kube_api, namespace) == "green", timeout=10, what="the forwarded webhook's sync")
+    eventually(lambda: color(kube_api, namespace) == "green", timeout=SLACK, what="the forwarded webhook's sync")
+    # That sync over, the leader holds no app lock that the partition could leave behind
+    # (the standby's sync would wait for it to expire).
+    eventually(lambda: metric(get(url(first, "/metrics"))[1], "syncer_last_synced_revision_info",
+                              app="shop", revision=sha) == 1 and app_lock(kube_api, namespace) is None,
+               timeout=SLACK, what="the leader's sync of the pushed commit to finish")
 
-    # The leader dies without releasing the Lease: the standby waits for it to expire.
-    first.stop(timeout=10, release=False)
-    stopped = time.monotonic()
-    assert not (first.is_leader and second.is_leader)
-    eventually(lambda: second.is_leader, timeout=10, what="the standby to take over")
-    assert time.monotonic() - stopped >= 1.0  # not before the Lease could have expired
-    before = syncs(second, "shop")
-    eventually(lambda: syncs(second, "shop") > before, timeout=10, what="the new leader to sync")
-    lease = read_lease(kube_api, namespace)
-    assert lease.spec.holder_identity == "second"
-    assert lease.spec.lease_transitions == 1
+    proxy.partition()
+    eventually(lambda: second.is_leader, timeout=takeover + SLACK, what="the standby to take over")
+    assert not first.is_leader
+    assert "ready: leader (second)" in get(url(second, "/readyz"))[1]
+    # The standby never synced before; its first sync as the leader is counted once it ends
+    # (later ticks find nothing changed and do not sync), so count from zero, not from now.
+    eventually(lambda: syncs(second, "shop") >= 1, timeout=SLACK, what="the new leader to sync")
+    _, text = get(url(second, "/metrics"))
+    assert metric(text, "syncer_sync_failures_total", app="shop") == 0
 
-    # A clean stop releases the Lease at once.
-    second.stop(timeout=10)
-    lease = read_lease(kube_api, namespace)
-    assert lease.spec.holder_identity is None
+    proxy.heal()
+    eventually(lambda: "standby (leader: second)" in get(url(first, "/readyz"))[1], timeout=takeover + SLACK,
+               what="the old leader, reconnected, to see the new one")
+    # A few more of the old leader's retries: it stays a standby.
+    time.sleep(takeover)
+    assert not first.is_leader and second.is_leader
+
+
+def app_lock(api: client.ApiClient, namespace: str, app_name: str = "shop") -> Any | None:
+    """The app's lock (Lease syncer-<app>), or None while no sync holds it."""
+    try:
+        return client.CoordinationV1Api(api).read_namespaced_lease(f"syncer-{app_name}", namespace)
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
 
 
 def free_port() -> int:
@@ -353,12 +455,12 @@ def test_a_stop_signal_stops_syncer_run_cleanly(
     )
     try:
         eventually(lambda: get(f"http://127.0.0.1:{port}/readyz")[0] == 200 or process.poll() is not None,
-                   timeout=30, what="syncer run to be ready")
+                   timeout=SLACK, what="syncer run to be ready")
         assert process.poll() is None, process.communicate()[1]
-        eventually(lambda: color(kube_api, namespace) == "blue", timeout=15, what="the first sync")
+        eventually(lambda: color(kube_api, namespace) == "blue", timeout=SLACK, what="the first sync")
         signalled = time.monotonic()
         process.send_signal(signum)
-        _, stderr = process.communicate(timeout=20)
+        _, stderr = process.communicate(timeout=SLACK)
     finally:
         if process.poll() is None:
             process.kill()

@@ -33,7 +33,7 @@ from syncer.daemon.membership import MEMBER_LABEL, URL_ANNOTATION
 from syncer.daemon.rendezvous import owner
 from syncer.daemon.shard import ShardMember
 from tests.conftest import ClusterAccess
-from tests.e2e.apps import configmap, connect, eventually, grant_restricted
+from tests.e2e.apps import SLACK, configmap, connect, eventually, grant_restricted
 from tests.e2e.test_apps import DEPLOY, Kubectl, app_yaml
 from tests.e2e.test_daemon import SYNCER, commit, configmap_yaml, free_port, get, git
 
@@ -199,20 +199,20 @@ def test_three_replicas_share_the_apps_and_take_over_from_a_killed_one(
         synced = {app for survivor in survivors for app, start, _ in survivor.syncs() if start >= killed}
         return set(owned[2]) <= synced and all(configmap(kube_api, namespace, f"{app}-config") for app in owned[2])
 
-    eventually(taken_over, timeout=LEASE_SECONDS + 8, what="the survivors to take the killed replica's apps",
+    eventually(taken_over, timeout=LEASE_SECONDS + SLACK, what="the survivors to take the killed replica's apps",
                interval=0.2)
     took = time.time() - killed
     # Not before the Lease could have expired: its last renewal was at most a renew period
     # (a third of the lease) before the kill.
     assert took >= LEASE_SECONDS * 0.6, f"taken over after {took:.1f}s, before the Lease could expire"
-    eventually(lambda: identity[2] not in members(kube_api, namespace).values(), timeout=5,
+    eventually(lambda: identity[2] not in members(kube_api, namespace).values(), timeout=LEASE_SECONDS + SLACK,
                what="the dead member's Lease to be deleted")
     survivor_identities = [identity[0], identity[1]]
     for index, survivor in enumerate(survivors):
         mine = [app for app in APPS if owner(app, survivor_identities) == identity[index]]
         assert set(owned[index]) <= set(mine)  # nothing moved between the survivors
         eventually(lambda: f"owns {len(mine)} of 12 app(s); 2 member(s) seen" in get(survivor.url + "/readyz")[1],
-                   timeout=5, what="the survivor's readyz to count its share")
+                   timeout=SLACK, what="the survivor's readyz to count its share")
 
     # Over the whole run, no app was synced by two replicas at once.
     assert overlaps(replicas) == []
@@ -225,7 +225,7 @@ def test_three_replicas_share_the_apps_and_take_over_from_a_killed_one(
     eventually(lambda: "owns 12 of 12 app(s); 1 member(s) seen" in get(survivors[0].url + "/readyz")[1],
                timeout=LEASE_SECONDS * 0.75, what="the last replica to own every app")
     eventually(lambda: {app for app, start, _ in survivors[0].syncs() if start >= stopped} == set(APPS),
-               timeout=10, what="the last replica to sync every app")
+               timeout=SLACK, what="the last replica to sync every app")
     assert overlaps(replicas) == []
 
 
@@ -274,7 +274,7 @@ def test_app_objects_are_sharded_too(
         for app in TEAM_APPS:
             kubectl("wait", "--for=condition=Ready", f"app/{app}", "-n", namespace, "--timeout=60s")
         identities = eventually(lambda: (lambda seen: seen if len(seen) == 2 else None)(members(kube_api, namespace)),
-                                timeout=10, what="two members")
+                                timeout=SLACK, what="two members")
         identity = [identities[replica.url] for replica in replicas]
         owners = {app: identity.index(str(owner(f"{namespace}/{app}", identity))) for app in TEAM_APPS}
         assert set(owners.values()) == {0, 1}, owners
@@ -292,12 +292,13 @@ def test_app_objects_are_sharded_too(
         moved = [app for app in TEAM_APPS if owners[app] == 1]
         sha = commit(repo, {f"{app}/config.yaml": configmap_yaml(f"{app}-config", "green") for app in TEAM_APPS})
         eventually(lambda: all(kubectl.status(namespace, app).get("lastAppliedRevision") == sha for app in moved),
-                   timeout=LEASE_SECONDS + 15, what="the survivor to sync the killed replica's Apps", interval=0.5)
+                   timeout=LEASE_SECONDS + SLACK, what="the survivor to sync the killed replica's Apps",
+                   interval=0.5)
         # The survivor's own Apps see the commit at their next tick: apps of one repository
         # share an ls-remote answer for up to their interval.
         eventually(lambda: [(configmap(kube_api, namespace, f"{app}-config") or client.V1ConfigMap()).data
                             for app in TEAM_APPS] == [{"color": "green"}] * len(TEAM_APPS),
-                   timeout=15, what="every App to apply the commit", interval=0.5)
+                   timeout=SLACK, what="every App to apply the commit", interval=0.5)
         assert overlaps(replicas) == []
     finally:
         for replica in replicas:
@@ -321,7 +322,7 @@ def test_members_at_rest_only_renew_and_hand_over_on_leaving(cluster: ClusterAcc
     try:
         for member in shard:
             member.start()
-        eventually(lambda: all(m.assignment.settled == tuple(names) and m.live for m in shard), timeout=15,
+        eventually(lambda: all(m.assignment.settled == tuple(names) and m.live for m in shard), timeout=SLACK,
                    what="three members that agree")
         assert all(sum(m.owns(app) for m in shard) == 1 for app in apps)
         assert [len(m.owned(apps)) for m in shard] == [sum(owner(a, names) == n for a in apps) for n in names]
@@ -336,20 +337,20 @@ def test_members_at_rest_only_renew_and_hand_over_on_leaving(cluster: ClusterAcc
 
         shard[2].stop(release=True)  # clean: its Lease is deleted, the others take over at once
         left = time.monotonic()
-        eventually(lambda: all(m.assignment.settled == tuple(names[:2]) for m in shard[:2]), timeout=3,
+        eventually(lambda: all(m.assignment.settled == tuple(names[:2]) for m in shard[:2]), timeout=SLACK,
                    what="the others to agree without the member that left")
         assert time.monotonic() - left < options.lease_duration - options.renew_period  # not by expiry
         assert all(sum(m.owns(app) for m in shard[:2]) == 1 for app in apps)
 
         shard[1].stop(release=False)  # as a crash: its Lease stays until it expires
         silent = time.monotonic()
-        eventually(lambda: shard[0].assignment.settled == (names[0],), timeout=6,
+        eventually(lambda: shard[0].assignment.settled == (names[0],), timeout=options.lease_duration + SLACK,
                    what="the last member to count the silent one gone")
         assert time.monotonic() - silent >= options.lease_duration - options.renew_period
         assert all(shard[0].owns(app) for app in apps)
         eventually(lambda: not [lease for lease in clients[0].list(clients[0].resource_for(
             "coordination.k8s.io/v1", "Lease"), namespace=namespace) if lease["spec"]["holderIdentity"] == names[1]],
-            timeout=3, what="the silent member's Lease to be deleted")
+            timeout=SLACK, what="the silent member's Lease to be deleted")
     finally:
         for member in shard:
             member.stop(release=True)
@@ -385,14 +386,15 @@ def test_a_member_that_cannot_renew_stops_before_the_others_take_over(
     try:
         steady.start()
         cut.start()
-        eventually(lambda: steady.assignment.settled == cut.assignment.settled == ("cut", "steady"), timeout=15,
+        eventually(lambda: steady.assignment.settled == cut.assignment.settled == ("cut", "steady"), timeout=SLACK,
                    what="two members that agree")
         assert 0 < len(cut.owned(apps)) < len(apps)
         sampler.start()
         time.sleep(0.5)
         client.RbacAuthorizationV1Api(kube_api).delete_namespaced_role_binding("shard-member", namespace)
         revoked = time.monotonic()
-        eventually(lambda: len(steady.owned(apps)) == len(apps), timeout=10, what="steady to take every app")
+        eventually(lambda: len(steady.owned(apps)) == len(apps), timeout=options.lease_duration + SLACK,
+                   what="steady to take every app")
         assert "not a member" in cut.describe(apps) and "1 member(s) seen" in steady.describe(apps)
         time.sleep(0.5)
     finally:

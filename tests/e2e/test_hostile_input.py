@@ -34,7 +34,7 @@ from syncer.daemon import Daemon, DaemonOptions, FileApps
 from syncer.errors import ClusterError
 from syncer.kube import ClientOptions, Kube
 from tests.conftest import ClusterAccess
-from tests.e2e.apps import eventually
+from tests.e2e.apps import SLACK, eventually
 
 SYNCER = Path(sys.executable).parent / "syncer"
 PIN = "1234567890"
@@ -369,16 +369,16 @@ def test_readyz_is_not_ready_while_etcd_is_down(
             return error.code, error.read().decode()
 
     try:
-        eventually(lambda: readyz()[0] == 200, timeout=20, what="the daemon to be ready")
+        eventually(lambda: readyz()[0] == 200, timeout=SLACK, what="the daemon to be ready")
         os.kill(cluster.etcd_pid, signal.SIGSTOP)
         try:
             status, body = eventually(lambda: (lambda r: r if r[0] == 503 else None)(readyz()),
-                                      timeout=20, what="/readyz to say not ready")
+                                      timeout=SLACK, what="/readyz to say not ready")
             version = client.VersionApi(kube_api).get_code(_request_timeout=5)
             assert version.git_version, "the API server still answers /version: the old probe would say ready"
         finally:
             os.kill(cluster.etcd_pid, signal.SIGCONT)
         assert "not ready: syncs cannot read from the API server" in body
-        eventually(lambda: readyz()[0] == 200, timeout=30, what="/readyz to recover")
+        eventually(lambda: readyz()[0] == 200, timeout=SLACK, what="/readyz to recover")
     finally:
-        daemon.stop(timeout=30)
+        daemon.stop(timeout=SLACK)

@@ -1,8 +1,9 @@
 """Transient failures between syncer and the API server are retried.
 
 A flaky proxy sits between syncer's client and the real API server: it answers the first
-requests with 429 (with Retry-After), 503, or drops the connection, then forwards to the
-API server. syncer must get the real answer in the end, or give up with a clear error.
+requests (or the requests of one method and path) with 429 (with Retry-After), 503, or drops
+the connection, then forwards to the API server, and records what it did to each request.
+syncer must get the real answer in the end, or give up with a clear error.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 import urllib3
@@ -23,18 +25,49 @@ from syncer.kube import ClientOptions, Kube
 from tests.conftest import ClusterAccess
 
 
+Answer = int | str
+"""What the proxy does to one request: 'ok' (forward it), 'reset' or an HTTP status."""
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request as the proxy saw it, and what it did with it."""
+
+    method: str
+    path: str
+    """Without the query."""
+    query: str
+    answer: Answer
+
+
 @dataclass
 class Faults:
-    """What the proxy does to the next requests: a queue of 'ok', 429, 503 or 'reset'."""
+    """What the proxy does to the next requests, and what it did.
 
-    plan: list[int | str] = field(default_factory=list)
-    seen: int = 0
+    `plan` is a queue of answers for the next requests, whatever they are. `aimed` holds
+    queues of answers for the requests of one (method, path): a fault meant for a write hits
+    that write, however many reads syncer sends before it.
+    """
+
+    plan: list[Answer] = field(default_factory=list)
+    aimed: dict[tuple[str, str], list[Answer]] = field(default_factory=dict)
+    log: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def next(self) -> int | str:
+    @property
+    def seen(self) -> int:
+        return len(self.log)
+
+    def next(self, method: str, target: str) -> Answer:
+        path, _, query = target.partition("?")
         with self.lock:
-            self.seen += 1
-            return self.plan.pop(0) if self.plan else "ok"
+            queue = self.aimed.get((method, path))
+            if queue:
+                answer = queue.pop(0)
+            else:
+                answer = self.plan.pop(0) if self.plan else "ok"
+            self.log.append(Seen(method, path, query, answer))
+            return answer
 
 
 def _admin_access(cluster: ClusterAccess) -> tuple[str, str, str]:
@@ -55,7 +88,7 @@ def flaky(cluster: ClusterAccess) -> Iterator[tuple[Kube, Faults]]:
 
     class Proxy(BaseHTTPRequestHandler):
         def _forward(self) -> None:
-            fault = faults.next()
+            fault = faults.next(self.command, self.path)
             if fault == "reset":
                 self.close_connection = True
                 self.connection.close()
@@ -146,11 +179,18 @@ def test_a_server_failure_is_reported_at_once_not_as_unreachable(flaky: tuple[Ku
 
 
 def test_writes_are_retried_too(flaky: tuple[Kube, Faults], namespace: str, kube_api: client.ApiClient) -> None:
+    """The fault is aimed at the apply itself (PATCH of the object's path), not at whatever
+    request comes next: syncer reads (discovery, the server's version) before it writes."""
     kube, faults = flaky
     configmaps = kube.resource_for("v1", "ConfigMap")
-    faults.plan = [503]
+    path = f"/api/v1/namespaces/{namespace}/configmaps/retried"
+    faults.aimed[("PATCH", path)] = [503]
     kube.apply(configmaps, {"apiVersion": "v1", "kind": "ConfigMap",
                             "metadata": {"name": "retried", "namespace": namespace}, "data": {"k": "v"}},
                subject=f"ConfigMap/{namespace}/retried", field_manager="syncer", force=True, dry_run=False)
-    live = client.CoreV1Api(kube_api).read_namespaced_config_map("retried", namespace)
+    writes = [(seen.method, seen.answer) for seen in faults.log if seen.path == path]
+    assert writes == [("PATCH", 503), ("PATCH", "ok")], "the apply was faulted, then sent again"
+    assert all("dryRun" not in seen.query for seen in faults.log if seen.path == path), "a real write, twice"
+    live: Any = client.CoreV1Api(kube_api).read_namespaced_config_map("retried", namespace)
     assert live.data == {"k": "v"}
+    assert [entry.manager for entry in live.metadata.managed_fields] == ["syncer"]

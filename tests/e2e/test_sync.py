@@ -3,10 +3,13 @@ guard rails, conflicts, immutable fields, RBAC, and the per-app lock."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import secrets
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -19,7 +22,7 @@ from syncer.errors import LockHeld, ValidationFailed
 from syncer.kube import Kube
 from tests.conftest import ClusterAccess
 from tests.schema import assert_valid
-from tests.e2e.apps import configmap, connect, grant_restricted, options, render_app, write_app
+from tests.e2e.apps import configmap, connect, eventually, grant_restricted, options, render_app, write_app
 
 
 
@@ -397,11 +400,111 @@ def test_sync_wave_and_depends_on_order_the_apply(tmp_path: Path, kube: Kube, na
     assert order.index("early") < order.index("b") < order.index("needs-b") < order.index("late")
 
 
-def test_wait_reports_healthy_rollout(tmp_path: Path, kube: Kube, namespace: str) -> None:
-    app = write_app(tmp_path / "app", {"d.yaml": DEPLOYMENT.format(annotations="", selector="web")})
+ONE_REPLICA = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: nginx}]
+"""
+
+
+def _needs_controllers(cluster: ClusterAccess) -> None:
+    if not cluster.controller_manager:
+        pytest.skip("needs kube-controller-manager: the Deployment's pods and status come from its controllers")
+
+
+def _deployment_status(kube_api: client.ApiClient, namespace: str) -> Any:
+    """The Deployment's status, or None while the sync has not created it."""
+    try:
+        return client.AppsV1Api(kube_api).read_namespaced_deployment_status("web", namespace).status
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def _make_pods_ready(kube_api: client.ApiClient, namespace: str) -> int:
+    """Do what a kubelet does once a container passes its readiness probe: report the pod
+    Running and Ready through its status subresource. The local control plane runs no kubelet
+    (and no scheduler), so otherwise a pod never becomes ready."""
+    core = client.CoreV1Api(kube_api)
+    pods: list[Any] = core.list_namespaced_pod(namespace, label_selector="app=web").items
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for pod in pods:
+        core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": {
+            "phase": "Running",
+            "conditions": [{"type": kind, "status": "True", "lastTransitionTime": now}
+                           for kind in ("Initialized", "ContainersReady", "Ready")],
+        }})
+    return len(pods)
+
+
+def test_wait_returns_only_once_the_rollout_is_available(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient, cluster: ClusterAccess
+) -> None:
+    """`--wait` on a Deployment whose pod becomes ready only when the test says so: the sync
+    is still waiting while the Deployment is observed unavailable, and returns, healthy, only
+    after the pod became ready."""
+    _needs_controllers(cluster)
+    app = write_app(tmp_path / "app", {"d.yaml": ONE_REPLICA})
+    results: list[ChangeSet | BaseException] = []
+    finished_at: list[float] = []
+
+    def run() -> None:
+        try:
+            results.append(sync(kube, render_app(app, namespace=namespace),
+                                options=options("wait", namespace, wait=True, timeout=600), revision="r1"))
+        except BaseException as error:  # asserted below
+            results.append(error)
+        finished_at.append(time.monotonic())
+
+    syncing = threading.Thread(target=run, daemon=True)
+    syncing.start()
+    try:
+        # The controllers have seen the Deployment and report it unavailable: this is what
+        # the wait must not mistake for health.
+        eventually(lambda: (status := _deployment_status(kube_api, namespace)) is not None
+                   and status.observed_generation and status.unavailable_replicas == 1,
+                   timeout=120, what="the Deployment controller to report the pod unavailable")
+        # Two of the wait's polls (one a second): a wait that did not wait, or that took an
+        # unavailable Deployment for a healthy one, has returned by now.
+        time.sleep(2.5)
+        assert syncing.is_alive(), f"the sync returned while the Deployment was unavailable: {results}"
+        ready_at = time.monotonic()
+        assert _make_pods_ready(kube_api, namespace) == 1
+    finally:
+        syncing.join(timeout=600)
+    assert not syncing.is_alive()
+    changes = results[0]
+    assert isinstance(changes, ChangeSet) and changes.ok, changes
+    assert actions(changes) == {f"Deployment/{namespace}/web": "created"}
+    assert finished_at[0] > ready_at
+    assert _deployment_status(kube_api, namespace).available_replicas == 1
+
+
+def test_wait_fails_naming_the_object_that_never_became_healthy(
+    tmp_path: Path, kube: Kube, namespace: str, cluster: ClusterAccess
+) -> None:
+    """No kubelet runs, so the Deployment's pod never becomes ready: the sync waits its whole
+    timeout and fails, naming the Deployment and why."""
+    _needs_controllers(cluster)
+    app = write_app(tmp_path / "app", {"d.yaml": ONE_REPLICA})
+    timeout = 4.0
+    started = time.monotonic()
     changes = sync(kube, render_app(app, namespace=namespace),
-                   options=options("wait", namespace, wait=True, timeout=30), revision="r1")
-    assert changes.ok, changes.error
+                   options=options("never", namespace, wait=True, timeout=timeout), revision="r1")
+    assert time.monotonic() - started >= timeout
+    assert not changes.ok
+    assert actions(changes) == {f"Deployment/{namespace}/web": "created"}
+    assert changes.error is not None
+    assert f"Deployment/{namespace}/web: progressing" in changes.error, changes.error
+    assert "not healthy after 4s" in changes.error
 
 
 def test_namespace_with_foreign_objects_is_not_pruned(

@@ -4,15 +4,10 @@ only counted without selfHeal, and the watch cache recovers when it cannot resum
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import time
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
 from kubernetes import client
 
 from syncer.apply.applyset import Inventory
@@ -21,7 +16,8 @@ from syncer.daemon import Daemon
 from syncer.kube import ClientOptions, Kube
 from syncer.model import ObjectRef
 from tests.conftest import ClusterAccess
-from tests.e2e.apps import eventually
+from tests.e2e.apps import SLACK, eventually
+from tests.e2e.proxy import kubeconfig_through
 from tests.e2e.test_daemon import (  # noqa: F401 - fixtures
     app, color, commit, configmap_yaml, get, metric, read_configmap, repo, start_daemon, url,
 )
@@ -40,17 +36,17 @@ def test_a_hand_edit_or_deletion_is_healed_within_seconds(
     commit(repo, {"shop/other.yaml": configmap_yaml("other-config", "blue")})
     start_daemon(app("shop", repo, namespace, interval=HOUR))
     eventually(lambda: color(kube_api, namespace) == "blue" and color(kube_api, namespace, "other-config") == "blue",
-               timeout=20, what="the first sync")
+               timeout=SLACK, what="the first sync")
     core = client.CoreV1Api(kube_api)
 
     core.patch_namespaced_config_map("web-config", namespace, {"data": {"color": "red"}})
     edited = time.monotonic()
-    eventually(lambda: color(kube_api, namespace) == "blue", timeout=5, what="the hand edit to be healed")
-    assert time.monotonic() - edited < 5  # the next interval tick is an hour away
+    eventually(lambda: color(kube_api, namespace) == "blue", timeout=SLACK, what="the hand edit to be healed")
+    assert time.monotonic() - edited < SLACK  # the next interval tick is an hour away
 
     uid = read_configmap(kube_api, namespace, "other-config").metadata.uid
     core.delete_namespaced_config_map("other-config", namespace)
-    eventually(lambda: color(kube_api, namespace, "other-config") == "blue", timeout=5,
+    eventually(lambda: color(kube_api, namespace, "other-config") == "blue", timeout=SLACK,
                what="the deleted member to be created again")
     assert read_configmap(kube_api, namespace, "other-config").metadata.uid != uid
 
@@ -59,21 +55,21 @@ def test_a_hand_edit_or_deletion_is_healed_within_seconds(
                                      {"metadata": {"labels": {"applyset.kubernetes.io/part-of": None}}})
     eventually(lambda: (read_configmap(kube_api, namespace, "web-config").metadata.labels or {}).get(
         "applyset.kubernetes.io/part-of") == Inventory.for_app(app="shop", namespace=namespace).id,
-        timeout=5, what="the member label to be restored")
+        timeout=SLACK, what="the member label to be restored")
 
 
 def test_an_idle_resync_sends_no_request_and_writes_nothing(
     repo: Path, namespace: str, kube_api: client.ApiClient, start_daemon: Callable[..., Daemon]
 ) -> None:
     daemon = start_daemon(app("shop", repo, namespace, interval=1.0))
-    eventually(lambda: color(kube_api, namespace) == "blue", timeout=20, what="the first sync")
+    eventually(lambda: color(kube_api, namespace) == "blue", timeout=SLACK, what="the first sync")
     # The first ticks list what the cache does not hold yet; then the watches answer.
     def quiet() -> bool:
         before = api_requests(daemon)
         time.sleep(1.5)
         return api_requests(daemon) == before
 
-    eventually(quiet, timeout=20, what="the daemon to go quiet")
+    eventually(quiet, timeout=SLACK, what="the daemon to go quiet")
 
     requests = api_requests(daemon)
     versions = (read_configmap(kube_api, namespace, "web-config").metadata.resource_version,
@@ -90,7 +86,7 @@ def test_without_watches_every_tick_reads_the_cluster(
     """`--no-watch`, the daemon as it was: the same syncs, each tick LISTs (the comparison the
     benchmark makes)."""
     daemon = start_daemon(app("shop", repo, namespace, interval=1.0), watch=False)
-    eventually(lambda: color(kube_api, namespace) == "blue", timeout=20, what="the first sync")
+    eventually(lambda: color(kube_api, namespace) == "blue", timeout=SLACK, what="the first sync")
     requests = api_requests(daemon)
     time.sleep(3.5)
     assert daemon.cache is None
@@ -101,19 +97,19 @@ def test_without_self_heal_a_hand_edit_is_counted_not_reverted(
     repo: Path, namespace: str, kube_api: client.ApiClient, start_daemon: Callable[..., Daemon]
 ) -> None:
     daemon = start_daemon(app("manual", repo, namespace, interval=HOUR, self_heal=False))
-    eventually(lambda: color(kube_api, namespace) == "blue", timeout=20, what="the first sync")
+    eventually(lambda: color(kube_api, namespace) == "blue", timeout=SLACK, what="the first sync")
     client.CoreV1Api(kube_api).patch_namespaced_config_map("web-config", namespace, {"data": {"color": "red"}})
 
     def drifted() -> float | None:
         return metric(get(url(daemon, "/metrics"))[1], "syncer_drifted_objects", app="manual")
 
-    eventually(lambda: drifted() == 1.0, timeout=5, what="the drift to be counted")
+    eventually(lambda: drifted() == 1.0, timeout=SLACK, what="the drift to be counted")
     assert daemon.drift["manual"] == (f"ConfigMap/{namespace}/web-config",)
     time.sleep(1.0)
     assert color(kube_api, namespace) == "red"
 
     client.CoreV1Api(kube_api).patch_namespaced_config_map("web-config", namespace, {"data": {"color": "blue"}})
-    eventually(lambda: drifted() == 0.0, timeout=5, what="the drift to be gone once the edit is undone")
+    eventually(lambda: drifted() == 0.0, timeout=SLACK, what="the drift to be gone once the edit is undone")
 
 
 def test_the_cache_resumes_its_watches_and_lists_again_on_schedule(
@@ -137,12 +133,12 @@ def test_the_cache_resumes_its_watches_and_lists_again_on_schedule(
         return sorted(o["data"]["color"] for o in cache.members(configmaps, namespace) or [])
 
     try:
-        eventually(lambda: colors() == ["blue"], timeout=10, what="the cache to list")
+        eventually(lambda: colors() == ["blue"], timeout=SLACK, what="the cache to list")
         lists, watches = cache.stats.lists, cache.stats.watches
         for count in range(6):  # across several watch requests, each ended by the server after 1s
             core.patch_namespaced_config_map("member", namespace, {"data": {"color": f"red-{count}"}})
             time.sleep(0.5)
-        eventually(lambda: colors() == ["red-5"], timeout=5, what="the cache to follow every change")
+        eventually(lambda: colors() == ["red-5"], timeout=SLACK, what="the cache to follow every change")
         assert cache.stats.watches >= watches + 2
         assert cache.stats.lists >= lists + 1  # at least one safety re-list in those 3+ seconds
         assert changed.count(ObjectRef(group="", kind="ConfigMap", namespace=namespace, name="member")) >= 6
@@ -154,61 +150,13 @@ def test_the_cache_resumes_its_watches_and_lists_again_on_schedule(
         cache.stop()
 
 
-class DroppingProxy:
-    """A TCP proxy to the API server whose open connections can all be cut at once, as an API
-    server restart or a load balancer's idle timeout cuts them."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self._target = target
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._open: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client_side, _ = self._listener.accept()
-            except OSError:
-                return
-            server_side = socket.create_connection(self._target)
-            self._open += [client_side, server_side]
-            for source, sink in ((client_side, server_side), (server_side, client_side)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        for end in (source, sink):
-            end.close()
-
-    def cut(self) -> None:
-        for end in self._open:
-            with contextlib.suppress(OSError):
-                end.shutdown(socket.SHUT_RDWR)
-        self._open.clear()
-
-    def close(self) -> None:
-        self._listener.close()
-        self.cut()
-
-
 def test_a_dropped_watch_resumes_without_listing_again(
     namespace: str, kube_api: client.ApiClient, cluster: ClusterAccess, tmp_path: Path
 ) -> None:
     """The connection drops (an API server restart, a load balancer's idle timeout): the watch
     resumes from where it was, the cache answers again, and nothing was listed again."""
-    config = yaml.safe_load(cluster.kubeconfig.read_text())
-    server = urllib.parse.urlsplit(config["clusters"][0]["cluster"]["server"])
-    proxy = DroppingProxy((server.hostname or "127.0.0.1", server.port or 443))
-    for entry in config["clusters"]:
-        entry["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
-    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
-    kube = Kube.connect(ClientOptions(kubeconfig=str(tmp_path / "kubeconfig"), context=cluster.context))
+    kubeconfig, proxy = kubeconfig_through(cluster.kubeconfig, write_to=tmp_path / "kubeconfig")
+    kube = Kube.connect(ClientOptions(kubeconfig=str(kubeconfig), context=cluster.context))
 
     applyset = Inventory.for_app(app="shop", namespace=namespace).id
     core = client.CoreV1Api(kube_api)
@@ -224,11 +172,11 @@ def test_a_dropped_watch_resumes_without_listing_again(
         return None if cached is None else [o["data"]["color"] for o in cached]
 
     try:
-        eventually(lambda: colors() == ["blue"], timeout=10, what="the cache to list")
+        eventually(lambda: colors() == ["blue"], timeout=SLACK, what="the cache to list")
         lists, watches = cache.stats.lists, cache.stats.watches
         proxy.cut()
         core.patch_namespaced_config_map("member", namespace, {"data": {"color": "red"}})
-        eventually(lambda: colors() == ["red"], timeout=10, what="the cache to resume and follow the change")
+        eventually(lambda: colors() == ["red"], timeout=SLACK, what="the cache to resume and follow the change")
         assert cache.stats.watches > watches
         assert cache.stats.lists == lists
     finally:
@@ -244,11 +192,11 @@ def test_a_plan_from_the_cache_leaves_the_cache_as_it_was(
     import copy
 
     daemon = start_daemon(app("shop", repo, namespace, interval=0.5))
-    eventually(lambda: color(kube_api, namespace) == "blue", timeout=20, what="the first sync")
+    eventually(lambda: color(kube_api, namespace) == "blue", timeout=SLACK, what="the first sync")
     assert daemon.cache is not None
     configmaps = daemon._kube.resource_for("v1", "ConfigMap")
     cached = eventually(lambda: daemon.cache.members(configmaps, namespace) if daemon.cache else None,
-                        timeout=10, what="the cache to hold the app")
+                        timeout=SLACK, what="the cache to hold the app")
     snapshot = copy.deepcopy(cached)
     time.sleep(2.0)  # four ticks, each planning from the cache
     assert daemon.cache.members(configmaps, namespace) == snapshot
