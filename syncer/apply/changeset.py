@@ -51,7 +51,10 @@ class ChangeSet:
     dry_run: bool = False
     changes: list[Change] = field(default_factory=list)
     error: str | None = None
-    """Why the sync stopped early; None when it ran to the end."""
+    """Why the sync failed: it stopped early (`stopped`), or its objects did not become healthy
+    in time; None when it ran to the end and, with --wait, everything became healthy."""
+    stopped: bool = False
+    """A task failed and the tasks after it did not run."""
     warnings: list[str] = field(default_factory=list)
     inventory_annotations: dict[str, str] = field(default_factory=dict)
     """The app's ApplySet parent annotations as the sync found them (the recorded status)."""
@@ -59,6 +62,12 @@ class ChangeSet:
     @property
     def ok(self) -> bool:
         return self.error is None and not any(c.action is Action.FAILED for c in self.changes)
+
+    @property
+    def applied(self) -> bool:
+        """Every write of the sync was made (the revision is applied), whether or not the
+        objects then became healthy in time: what `status.syncer.dev/applied-revision` records."""
+        return not self.dry_run and not self.stopped and not any(c.action is Action.FAILED for c in self.changes)
 
     def summary(self) -> dict[str, int]:
         counts = Counter(c.action for c in self.changes)

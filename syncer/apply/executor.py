@@ -298,6 +298,7 @@ def execute(
         for task in plan.tasks:
             run(task)
     except _Stopped as stopped:
+        changes.stopped = True
         for ref, _ in plan.decisions():
             if ref not in done:
                 record(earlier.get(ref) or Change(ref=ref, api_version=plan.api_version_of(ref), action=Action.SKIPPED,

@@ -75,7 +75,7 @@ class AppStatus:
             result="Succeeded" if changes.ok else "Failed",
             error=error if not changes.ok else "",
             summary={k: v for k, v in changes.summary().items() if v},
-            applied_revision=changes.revision if changes.ok else "",
+            applied_revision=changes.revision if changes.applied else "",
         )
 
     @classmethod

@@ -185,7 +185,7 @@ def app_status(previous: dict[str, Any], observed: Observation, *, now: str | No
     outcome = observed.outcome
     if outcome is not None and observed.invalid is None:
         status["lastAttemptedRevision"] = outcome.revision
-        if outcome.ok:
+        if outcome.applied:
             status["lastAppliedRevision"] = outcome.revision
         status["lastSync"] = _last_sync(previous, outcome, now)
         if outcome.ok and outcome.changes is not None:

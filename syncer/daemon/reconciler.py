@@ -65,6 +65,11 @@ class SyncAttempt:
     def ok(self) -> bool:
         return self.changes is not None and self.changes.ok
 
+    @property
+    def applied(self) -> bool:
+        """The revision is in the cluster (its objects may not have become healthy in time)."""
+        return self.changes is not None and self.changes.applied
+
 
 @dataclass(frozen=True)
 class SyncStep:

@@ -98,7 +98,7 @@ def test_hostile_apps_are_invalid_and_nothing_is_written_for_them(
     # The late App's own path (two Apps of one namespace may not own one object), committed
     # before the daemon first asks Git: Apps of one repository share its answer for an interval.
     commit(repo, {"late/config.yaml": configmap_yaml("late-config", "green")})
-    run_daemon("--watch-namespace", namespace)
+    run_daemon("--watch-namespace", namespace, operator_flags=("--allow-local-repos",))
     kubectl("wait", "--for=condition=Ready", "app/local", "-n", namespace, "--timeout=60s")
     cache = tmp_path / "cache"
     clones = [entry.name for entry in cache.iterdir() if entry.is_dir()]

@@ -222,8 +222,8 @@ def make_plan(
 ) -> Plan:
     """A plan with the given steps and prune decisions, its tasks solved as build_plan does."""
     step_list = [list(step) for step in steps]
-    plan = Plan(options=SyncOptions(app=APP, namespace=HOME, wait=wait, concurrency=concurrency, timeout=5,
-                                    **options),
+    plan = Plan(options=SyncOptions(app=APP, namespace=HOME, wait=wait, concurrency=concurrency,
+                                    **{"timeout": 5, **options}),
                 revision="r1", inventory=inventory if inventory is not None else INVENTORY,
                 objects={p.ref: p for step in step_list for p in step},
                 steps=tuple(tuple(p.ref for p in step) for step in step_list),

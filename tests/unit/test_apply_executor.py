@@ -253,3 +253,25 @@ def test_a_write_error_keeps_the_servers_answer() -> None:
     changes = execute(kube, plan, dry_run=False)
     assert [(str(c.ref), c.action, c.message) for c in changes.changes] == [
         ("ConfigMap/shop/a", Action.FAILED, "etcd timeout")]
+
+
+# -- applied, but not healthy in time ------------------------------------------------------------------
+
+def test_a_sync_that_applied_everything_but_timed_out_on_health_is_applied_not_ok() -> None:
+    """What `status.syncer.dev/applied-revision` and an App's lastAppliedRevision record: the
+    revision is in the cluster even when --wait gave up on its health (issue 20, report 3)."""
+    from syncer.apply.status import AppStatus
+
+    plan = make_plan([[planned("Deployment.apps/shop/web", C)]], wait=True, timeout=0.1)
+    kube = seeded(plan)
+    changes = execute(kube, plan, dry_run=False)
+    assert not changes.ok and "not healthy after" in (changes.error or "")
+    assert changes.applied and not changes.stopped
+    assert AppStatus.of(changes).applied_revision == "r1"
+
+    failed = make_plan([[planned("ConfigMap/shop/a", CF)]])
+    kube = seeded(failed)
+    kube.fail("PATCH", path("ConfigMap/shop/a"), Invalid("ConfigMap/shop/a", "data: Invalid value", status=422))
+    stopped = execute(kube, failed, dry_run=False)
+    assert stopped.stopped and not stopped.applied
+    assert AppStatus.of(stopped).applied_revision == ""

@@ -92,8 +92,9 @@ def test_health_is_aggregated_worst_first(objects: list[Any], state: str) -> Non
     assert aggregate_health(list(zip(refs, objects))).state == state
 
 
-def _outcome(revision: str, *actions: str, error: str | None = None) -> SyncAttempt:
-    changes = ChangeSet(app="shop", revision=revision, error=error, changes=[
+def _outcome(revision: str, *actions: str, error: str | None = None, stopped: bool | None = None) -> SyncAttempt:
+    changes = ChangeSet(app="shop", revision=revision, error=error,
+                        stopped=error is not None if stopped is None else stopped, changes=[
         Change(ref=ObjectRef(group="", kind="ConfigMap", namespace="n", name=f"c{i}"), api_version="v1",
                action=action)  # type: ignore[arg-type]
         for i, action in enumerate(actions)])
@@ -129,6 +130,15 @@ def test_a_failed_sync_keeps_the_applied_revision_and_says_why() -> None:
     assert "forbidden" in ready["message"]
     assert failed["lastSync"]["error"] == "Deployment/n/web: forbidden"
     assert condition_status(failed, "Reconciling") == "True"
+
+
+def test_a_sync_applied_but_not_healthy_in_time_is_applied_and_not_ready() -> None:
+    timed_out = app_status({}, Observation(1, outcome=_outcome(
+        "c" * 40, "created", error="1 object(s) not healthy after 300s: Deployment/n/web: progressing", stopped=False),
+        health=AppHealth("Progressing", "Deployment/n/web: progressing")), now="t1")
+    assert timed_out["lastAppliedRevision"] == timed_out["lastAttemptedRevision"] == "c" * 40
+    assert condition_status(timed_out, "Ready") == "False"
+    assert timed_out["lastSync"]["result"] == "Failed"
 
 
 @pytest.mark.parametrize(("health", "ready", "reconciling", "stalled"), [
