@@ -4,8 +4,9 @@ The status lives on the app's ApplySet parent (`ConfigMap syncer-<app>`) as anno
 each change of it is also reported as a Kubernetes Event on that ConfigMap:
 
     status.syncer.dev/revision   the commit of the last sync (attempted)
-    status.syncer.dev/applied-revision   the commit of the last successful sync: a failed
-                                 sync keeps it, so it always says what the cluster runs
+    status.syncer.dev/applied-revision   the commit of the last sync that made all its writes
+                                 (health may have timed out): a sync that failed before
+                                 keeps it, so it always says what the cluster runs
     status.syncer.dev/time       when this status was recorded (RFC 3339, UTC)
     status.syncer.dev/result     Succeeded | Failed
     status.syncer.dev/error      why it failed (absent after a success)
