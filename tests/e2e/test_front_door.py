@@ -106,7 +106,7 @@ def test_insecure_skip_tls_verify_is_said_once(cluster: ClusterAccess, namespace
     assert result.returncode == 1, result.stderr
     assert "InsecureRequestWarning" not in result.stderr
     assert [line for line in result.stderr.splitlines() if "not verified" in line] == [
-        f"WARNING syncer.kube: TLS certificates of {config['clusters'][0]['cluster']['server']} are not verified "
+        f"WARNING syncer.kube.config: TLS certificates of {config['clusters'][0]['cluster']['server']} are not verified "
         "(insecure-skip-tls-verify in the kubeconfig)"]
 
 
