@@ -230,7 +230,7 @@ class MemberCache:
             old, new = before.get(key), kept.get(key)
             now = new or old
             assert now is not None
-            if old is None or new is None or _version(old) != _version(new) and self._news(watched, old, new):
+            if old is None or new is None or (_version(old) != _version(new) and self._news(watched, old, new)):
                 self._changed(watched, old, now)
 
     def _event(self, watched: _Watched, kind: str, obj: Object) -> None:

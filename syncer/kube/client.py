@@ -70,12 +70,6 @@ class Kube:
         view._write_guard = write_guard
         return view
 
-    @property
-    def write_bound(self) -> float:
-        """Seconds a write this client sent may still run on the server after we sent it:
-        every write carries this as its server-side `timeout`."""
-        return self._options.request_timeout
-
     @classmethod
     def connect(cls, options: ClientOptions = ClientOptions()) -> Kube:
         return cls(load_api_client(options), options)
@@ -124,8 +118,7 @@ class Kube:
             sent_query = dict(query or {})
             if method != "GET":
                 # The server's own deadline for a write: once it passes, the server stops
-                # working on the request, so a write cannot land long after we gave up on it
-                # (a Lease takeover waits this bound: `write_bound`).
+                # working on the request, so a write cannot land long after we gave up on it.
                 sent_query["timeout"] = f"{max(1, math.ceil(remaining))}s"
             target = path + (f"?{urlencode(sent_query)}" if sent_query else "")
             try:
