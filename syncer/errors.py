@@ -45,6 +45,24 @@ class RenderError(SyncerError):
         super().__init__(f"invalid manifests ({len(problems)} {noun}):\n{lines}")
 
 
+class RenderTooLarge(RenderError):
+    """A render passed one of the per-app bounds (`RenderLimits.max_total_bytes`,
+    `max_objects`): reading stopped there. Nothing gets better until Git or the operator's
+    limit changes, so the daemon reports the App `Stalled` with `reason`."""
+
+    reason = "RenderTooLarge"
+
+    def __init__(self, problems: list[Problem], *, bound: str, limit: int) -> None:
+        super().__init__(problems)
+        self.bound = bound
+        """Which bound: "bytes" or "objects"."""
+        self.limit = limit
+        self.args = ("; ".join(str(problem) for problem in problems),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class ClusterError(SyncerError):
     """The API server refused a request or could not be reached.
 

@@ -19,7 +19,7 @@ from syncer.sources.local import LocalSource
 from syncer.sources.render import render, with_created_namespace
 from syncer.sources.snapshot import WORKING_TREE, Snapshot, Source
 from syncer.sources.worktree import is_work_tree, uncommitted_changes
-from syncer.sources.yamlload import RenderLimits
+from syncer.sources.limits import RenderLimits
 
 __all__ = [
     "DEFAULT_CACHE_DIR",

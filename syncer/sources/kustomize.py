@@ -19,11 +19,13 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
 from syncer.errors import Problem
-from syncer.sources.yamlload import Budget, RenderLimits, load_yaml
+from syncer.sources.limits import Budget, RenderLimits
+from syncer.sources.yamlload import load_yaml
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 _BASE_FIELDS = ("resources", "bases", "components")
@@ -64,26 +66,62 @@ def kustomize_command(directory: Path) -> list[str]:
     )
 
 
-def build(directory: Path, *, root: Path, limits: RenderLimits) -> bytes:
-    """The multi-document YAML Kustomize produces for `directory`."""
+def build(directory: Path, *, root: Path, budget: Budget, where: str) -> bytes:
+    """The multi-document YAML Kustomize produces for `directory`, counted against `budget`
+    as it arrives: past the byte bound, Kustomize is killed and nothing more is read
+    (LimitExceeded), so a kustomization that multiplies its bases cannot fill memory."""
     command = kustomize_command(directory)
+    limits = budget.limits
     try:
-        completed = subprocess.run(
-            command,
-            cwd=root,
-            capture_output=True,
-            timeout=limits.kustomize_timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise KustomizeError(f"{Path(command[0]).name} timed out after {limits.kustomize_timeout:.0f}s") from None
+        process = subprocess.Popen(command, cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
     except OSError as error:
         raise KustomizeError(f"cannot run {command[0]}: {error.strerror}") from None
-    if completed.returncode != 0:
-        stderr = _readable(completed.stderr.decode(errors="replace"), root=root)
+    assert process.stdout is not None and process.stderr is not None
+    stderr = bytearray()
+    drain = threading.Thread(target=_read_tail, args=(process.stderr, stderr), daemon=True)
+    drain.start()
+    timed_out = threading.Event()
+
+    def stop() -> None:
+        timed_out.set()
+        process.kill()
+
+    timer = threading.Timer(limits.kustomize_timeout, stop)
+    timer.start()
+    chunks: list[bytes] = []
+    try:
+        while chunk := process.stdout.read(CHUNK):
+            budget.add_bytes(len(chunk), where=where)
+            chunks.append(chunk)
+        returncode = process.wait()
+    except BaseException:  # the bound passed (LimitExceeded), or anything else: Kustomize stops too
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        timer.cancel()
+        drain.join()
+        process.stdout.close()
+        process.stderr.close()
+    if timed_out.is_set():
+        raise KustomizeError(f"{Path(command[0]).name} timed out after {limits.kustomize_timeout:.0f}s")
+    if returncode != 0:
+        message = _readable(stderr.decode(errors="replace"), root=root)
         tool = " ".join(Path(part).name for part in command[:2])
-        raise KustomizeError(f"{tool} failed: {stderr or f'exit status {completed.returncode}'}")
-    return completed.stdout
+        raise KustomizeError(f"{tool} failed: {message or f'exit status {returncode}'}")
+    return b"".join(chunks)
+
+
+CHUNK = 1024 * 1024
+STDERR_KEPT = 64 * 1024
+"""Kustomize's messages are short; a flood of them is cut to its last 64 KiB."""
+
+
+def _read_tail(stream: Any, kept: bytearray) -> None:
+    while chunk := stream.read(CHUNK):
+        kept += chunk
+        del kept[:-STDERR_KEPT]
 
 
 def local_bases(directory: Path, *, root: Path, relative: str) -> tuple[list[Path], list[Problem]]:

@@ -16,12 +16,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from syncer.errors import Problem, RenderError, SourceError
+from syncer.errors import Problem, RenderError, RenderTooLarge, SourceError
 from syncer.model import Manifest, ObjectRef, Origin
 from syncer.sources import kustomize, rendercache
 from syncer.sources.snapshot import Snapshot
 from syncer.sources.validate import RenderedDocument, validate
-from syncer.sources.yamlload import Budget, LimitExceeded, RenderLimits, load_json, load_yaml
+from syncer.sources.limits import Budget, LimitExceeded, RenderLimits
+from syncer.sources.yamlload import load_json, load_yaml
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -57,13 +58,18 @@ def render(
     documents: list[RenderedDocument] = []
     kustomized = False
     try:
-        for unit in _units(target, root=root, problems=problems):
+        units = _units(target, root=root, problems=problems)
+        budget.check_bytes(sum(_size(unit.path) for unit in units if not unit.kustomization),
+                           where=f"path {_relative(target, root)}")
+        for unit in units:
             if unit.kustomization:
                 kustomized = True
                 documents += _build_kustomization(unit.path, root=root, budget=budget, problems=problems)
             else:
                 documents += _read_file(unit.path, root=root, budget=budget, problems=problems)
     except LimitExceeded as exceeded:
+        if exceeded.bound is not None:
+            raise RenderTooLarge([exceeded.problem, *problems], bound=exceeded.bound, limit=exceeded.limit) from None
         raise RenderError([*problems, exceeded.problem]) from None
     manifests, found = validate(documents, namespace=namespace)
     problems += found
@@ -238,11 +244,10 @@ def _build_kustomization(
         problems += found
         return []
     try:
-        output = kustomize.build(directory, root=root, limits=budget.limits)
+        output = kustomize.build(directory, root=root, budget=budget, where=f"{relative} (kustomize output)")
     except kustomize.KustomizeError as error:
         problems.append(Problem(relative, str(error)))
         return []
-    budget.add_bytes(len(output), where=relative)
     loaded, found = load_yaml(output, file=f"{relative} (kustomize output)", budget=budget)
     problems += found
     return [
@@ -253,6 +258,14 @@ def _build_kustomization(
         )
         for document in loaded
     ]
+
+
+def _size(path: Path) -> int:
+    """What reading the file will count (0 when it cannot be read: that is reported when it is)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _relative(path: Path, root: Path) -> str:

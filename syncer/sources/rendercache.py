@@ -21,7 +21,7 @@ from syncer import __version__
 from syncer.model import Manifest, Origin
 from syncer.sources.snapshot import Snapshot
 from syncer.sources.yamldialect import READER_VERSION
-from syncer.sources.yamlload import RenderLimits
+from syncer.sources.limits import RenderLimits
 
 log = logging.getLogger(__name__)
 

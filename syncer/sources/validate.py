@@ -14,6 +14,7 @@ from typing import Any
 
 from syncer.errors import Problem
 from syncer.model import Manifest, ObjectRef, Origin, split_api_version
+from syncer.sources.limits import is_list
 
 CLUSTER_SCOPED: frozenset[tuple[str, str]] = frozenset(
     {
@@ -112,7 +113,7 @@ def validate(documents: Iterable[RenderedDocument], *, namespace: str) -> tuple[
 def flatten_lists(documents: Iterable[RenderedDocument]) -> Iterator[RenderedDocument]:
     """`kind: List` (and `*List` kinds with `items`) become their items, recursively."""
     for document in documents:
-        if not _is_list(document.obj):
+        if not is_list(document.obj):
             yield document
             continue
         items = document.obj.get("items") or []
@@ -283,15 +284,6 @@ def _with_namespace(document: RenderedDocument, *, namespace: str, scopes: dict[
         return Manifest(obj=obj, origin=document.origin)
     metadata["namespace"] = namespace
     return Manifest(obj=obj, origin=document.origin, namespace_defaulted=True)
-
-
-def _is_list(obj: Any) -> bool:
-    if not isinstance(obj, dict) or not isinstance(obj.get("kind"), str):
-        return False
-    items = obj.get("items")
-    if obj["kind"] == "List":
-        return items is None or isinstance(items, list)
-    return obj["kind"].endswith("List") and isinstance(items, list)
 
 
 def _check_string(value: Any, field: str, *, missing: list[str], found: list[str]) -> None:

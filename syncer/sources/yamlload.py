@@ -40,67 +40,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from syncer.errors import Problem
 from syncer.sources import yamldialect
+from syncer.sources.limits import Budget, LimitExceeded, RenderLimits, object_count
 
-MiB = 1024 * 1024
 _MERGE_TAG = yamldialect.MERGE_TAG
-
-
-@dataclass(frozen=True)
-class RenderLimits:
-    """Bounds for one render; the defaults are far above any real set of manifests."""
-
-    max_file_bytes: int = 10 * MiB
-    max_total_bytes: int = 100 * MiB
-    """All files read plus Kustomize output."""
-    max_documents: int = 20_000
-    max_nodes: int = 5_000_000
-    """YAML nodes in the whole render, each alias counting as the size of what it refers to."""
-    max_depth: int = 256
-    kustomize_timeout: float = 120.0
-    """Seconds one `kustomize build` may take."""
-
-
-class LimitExceeded(Exception):
-    """A render limit was hit; rendering stops at once rather than reading further."""
-
-    def __init__(self, problem: Problem) -> None:
-        self.problem = problem
-        super().__init__(str(problem))
-
-
-@dataclass
-class Budget:
-    """What is left of the limits while one render reads its inputs."""
-
-    limits: RenderLimits
-    bytes: int = 0
-    documents: int = 0
-    nodes: int = 0
-
-    def add_bytes(self, count: int, *, where: str) -> None:
-        self.bytes += count
-        if self.bytes > self.limits.max_total_bytes:
-            raise LimitExceeded(
-                Problem(where, f"the render reads more than {self.limits.max_total_bytes} bytes in total; render a narrower --path")
-            )
-
-    def add_document(self, *, where: str) -> None:
-        self.documents += 1
-        if self.documents > self.limits.max_documents:
-            raise LimitExceeded(
-                Problem(where, f"more than {self.limits.max_documents} documents in one render; render a narrower --path")
-            )
-
-    def add_nodes(self, count: int, *, file: str, line: int) -> None:
-        self.nodes += count
-        if self.nodes > self.limits.max_nodes:
-            raise LimitExceeded(
-                Problem(
-                    f"{file}:{line}",
-                    f"more than {self.limits.max_nodes} YAML nodes with aliases expanded "
-                    "(an alias bomb?); rejected without expanding it",
-                )
-            )
 
 
 @dataclass(frozen=True)
@@ -185,6 +127,10 @@ class _Open:
     size: int = 1
     key: Node | None = None
     keys: dict[Any, int] = field(default_factory=dict)
+    list_kind: bool = False
+    """The document's root mapping, once its `kind` was seen to be a List kind."""
+    counts_objects: bool = False
+    """The `items` of a List: each item is counted as an object as soon as it is complete."""
 
 
 def load_yaml(data: bytes, *, file: str, budget: Budget) -> tuple[list[Document], list[Problem]]:
@@ -201,12 +147,12 @@ def load_yaml(data: bytes, *, file: str, budget: Budget) -> tuple[list[Document]
         index = 0
         while not loader.check_event(StreamEndEvent):
             loader.get_event()  # DocumentStartEvent
-            root = _compose(loader, file=file, budget=budget, problems=problems)
+            root, counted = _compose(loader, file=file, budget=budget, problems=problems)
             loader.get_event()  # DocumentEndEvent
             line = root.start_mark.line + 1
             obj = _construct(loader, root, where=f"{file}:{line}")
             if obj is not None:
-                budget.add_document(where=f"{file}:{line}")
+                budget.add_objects(object_count(obj) - counted, where=f"{file}:{line}")
                 documents.append(Document(obj=obj, index=index, line=line, item_lines=_item_lines(root),
                                           value_lines=_secret_value_lines(root)))
             index += 1
@@ -242,13 +188,18 @@ def load_json(data: bytes, *, file: str, budget: Budget) -> tuple[list[Document]
         return [], [Problem(file, f"invalid JSON: {error}")]
     if obj is None:
         return [], []
-    budget.add_document(where=f"{file}:1")
+    budget.add_objects(object_count(obj), where=f"{file}:1")
     return [Document(obj=obj, index=0, line=1)], []
 
 
-def _compose(loader: _Loader, *, file: str, budget: Budget, problems: list[Problem]) -> Node:
-    """One document's node graph, built with an explicit stack (see the module docstring)."""
+def _compose(loader: _Loader, *, file: str, budget: Budget, problems: list[Problem]) -> tuple[Node, int]:
+    """One document's node graph, built with an explicit stack (see the module docstring),
+    and how many objects of it were counted already: the items of a List whose `kind` comes
+    before its `items` (as it always does in practice), each as soon as it is complete, so a
+    List of a million items stops at the first item past the bound. The caller counts the
+    rest once the document is constructed."""
     limits = budget.limits
+    counted = 0
     anchors: dict[str, tuple[Node, int]] = {}
     open_anchors: set[str] = set()
     stack: list[_Open] = []
@@ -281,7 +232,9 @@ def _compose(loader: _Loader, *, file: str, budget: Budget, problems: list[Probl
             budget.add_nodes(1, file=file, line=line)
             if event.anchor is not None:
                 open_anchors.add(event.anchor)
-            stack.append(_Open(kind(tag, [], start_mark, end_mark, flow_style=event.flow_style), event.anchor))
+            items = kind is SequenceNode and len(stack) == 1 and stack[0].list_kind and _is_key(stack[0].key, "items")
+            stack.append(_Open(kind(tag, [], start_mark, end_mark, flow_style=event.flow_style), event.anchor,
+                               counts_objects=items))
             continue
         elif isinstance(event, (SequenceEndEvent, MappingEndEvent)):
             done = stack.pop()
@@ -293,17 +246,26 @@ def _compose(loader: _Loader, *, file: str, budget: Budget, problems: list[Probl
         else:
             raise _ComposeError(line, f"unexpected {type(event).__name__}")
         if not stack:
-            return node
+            return node, counted
         parent = stack[-1]
         parent.size += size
         if isinstance(parent.node, SequenceNode):
             parent.node.value.append(node)
+            if parent.counts_objects:
+                budget.add_objects(1, where=f"{file}:{node.start_mark.line + 1}")
+                counted += 1
         elif parent.key is None:
             parent.key = node
             _check_duplicate_key(parent, node, file=file, problems=problems)
         else:
+            if len(stack) == 1 and _is_key(parent.key, "kind") and isinstance(node, ScalarNode):
+                parent.list_kind = str(node.value).endswith("List")
             parent.node.value.append((parent.key, node))
             parent.key = None
+
+
+def _is_key(node: Node | None, name: str) -> bool:
+    return isinstance(node, ScalarNode) and node.value == name
 
 
 def _check_duplicate_key(mapping: _Open, key: Node, *, file: str, problems: list[Problem]) -> None:

@@ -29,7 +29,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-LIMITS = RenderLimits(max_nodes=20_000, max_depth=64, max_documents=200)
+LIMITS = RenderLimits(max_nodes=20_000, max_depth=64, max_objects=200)
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
                     st.text(max_size=20))

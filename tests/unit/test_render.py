@@ -469,12 +469,12 @@ def test_file_size_limit(repo: Path) -> None:
     assert problem == f"big.yaml: the file has {size} bytes, more than the limit of 150; split it"
 
 
-def test_document_and_total_size_limits(repo: Path) -> None:
+def test_object_and_total_size_limits(repo: Path) -> None:
     write(repo, "many.yaml", "".join("---\n" + CONFIGMAP.format(name=f"cm{n}") for n in range(5)))
 
-    with pytest.raises(RenderError, match="more than 3 documents"):
-        render(snapshot_of(repo), limits=RenderLimits(max_documents=3))
-    with pytest.raises(RenderError, match="more than 100 bytes in total"):
+    with pytest.raises(RenderError, match="more than 3 objects"):
+        render(snapshot_of(repo), limits=RenderLimits(max_objects=3))
+    with pytest.raises(RenderError, match="the limit per app is 100 bytes"):
         render(snapshot_of(repo), limits=RenderLimits(max_total_bytes=100))
 
 
