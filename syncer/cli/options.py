@@ -6,8 +6,9 @@
         snapshot, manifests = render_from_options(source)
 
 `source_options` adds plain click options (repo, revision, path, namespace, create_namespace,
-working_tree, cache_dir, ssh_key, known_hosts, username, token_file, token_env); the command collects them with
-`**source` and hands them to `render_from_options` or `source_from_options`.
+working_tree, cache_dir, ssh_key, known_hosts, username, token_file, token_env, and the render's
+bounds max_render_bytes and max_objects, which `syncer run` shares through `limit_options`); the
+command collects them with `**source` and hands them to `render_from_options` or `source_from_options`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from syncer.sources.limits import BYTES_FLAG, OBJECTS_FLAG
 
 from syncer.errors import ConfigError
 from syncer.model import Manifest
@@ -51,6 +54,7 @@ class SourceOptions:
     working_tree: bool = False
     create_namespace: bool = False
     """Add the Namespace `namespace` to the render when the manifests do not define it."""
+    limits: RenderLimits = RenderLimits()
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> SourceOptions:
@@ -66,6 +70,7 @@ class SourceOptions:
             cache_dir=values.get("cache_dir"),
             working_tree=bool(values.get("working_tree")),
             create_namespace=bool(values.get("create_namespace")),
+            limits=render_limits(values),
             auth=GitAuth(
                 ssh_key_file=values.get("ssh_key"),
                 known_hosts_file=values.get("known_hosts"),
@@ -93,11 +98,7 @@ def source_from_options(values: Mapping[str, Any] | SourceOptions) -> Source:
     return _options(values).open()
 
 
-def render_from_options(
-    values: Mapping[str, Any] | SourceOptions,
-    *,
-    limits: RenderLimits = RenderLimits(),
-) -> tuple[Snapshot, list[Manifest]]:
+def render_from_options(values: Mapping[str, Any] | SourceOptions) -> tuple[Snapshot, list[Manifest]]:
     """Fetch the source the options name and render their path: the start of every command."""
     options = _options(values)
     dirty = options.uncommitted_changes()
@@ -106,10 +107,61 @@ def render_from_options(
         click.echo(f"warning: {options.repo} has uncommitted changes ({shown}); syncer reads its last commit. "
                    "Pass --working-tree to use the files on disk.", err=True)
     snapshot = options.open().fetch()
-    manifests = render(snapshot, options.path, namespace=options.namespace, limits=limits)
+    manifests = render(snapshot, options.path, namespace=options.namespace, limits=options.limits)
     if options.create_namespace:
         manifests = with_created_namespace(manifests, options.namespace)
     return snapshot, manifests
+
+
+def render_limits(values: Mapping[str, Any]) -> RenderLimits:
+    """The render's bounds from the options `limit_options` adds (defaults where absent)."""
+    defaults = RenderLimits()
+    return RenderLimits(max_total_bytes=values.get("max_render_bytes") or defaults.max_total_bytes,
+                        max_objects=values.get("max_objects") or defaults.max_objects)
+
+
+_SIZE = re.compile(r"(\d+)(Ki|Mi|Gi|k|K|M|G)?")
+_UNITS = {None: 1, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "k": 1000, "K": 1000, "M": 1000**2, "G": 1000**3}
+
+
+def parse_size(text: str) -> int:
+    """Bytes as Kubernetes writes a quantity of memory: `64Mi`, `100M`, `1Gi`, or plain bytes."""
+    found = _SIZE.fullmatch(text.strip())
+    if found is None:
+        raise ValueError(f"{text!r} is not a size: use bytes or a quantity such as 64Mi, 100M or 1Gi")
+    return int(found.group(1)) * _UNITS[found.group(2)]
+
+
+class ByteSize(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            size = parse_size(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        if size < 1:
+            self.fail("must be at least 1 byte", param, ctx)
+        return size
+
+
+_LIMIT_OPTIONS = [
+    click.option(BYTES_FLAG, "max_render_bytes", type=ByteSize(), default="64Mi", show_default=True,
+                 help="Per app: refuse a render of more than this many bytes of manifests (files read plus Kustomize "
+                      "output: 64Mi, 100M, 1Gi or plain bytes), counted before anything more is read."),
+    click.option(OBJECTS_FLAG, "max_objects", type=click.IntRange(min=1), default=RenderLimits.max_objects,
+                 show_default=True, help="Per app: refuse a render of more than this many objects (List items count), "
+                                         "counted while the files are read."),
+]  # fmt: skip
+
+
+def limit_options(command: Callable[..., R]) -> Callable[..., R]:
+    """The render's bounds: on every command that renders, and on `syncer run` (per app)."""
+    for option in reversed(_LIMIT_OPTIONS):
+        command = option(command)
+    return command
 
 
 def _options(values: Mapping[str, Any] | SourceOptions) -> SourceOptions:
@@ -149,6 +201,6 @@ _OPTIONS = [
 
 def source_options(command: Callable[..., R]) -> Callable[..., R]:
     """Add the source options to a click command, as keyword arguments named like the options."""
-    for option in reversed(_OPTIONS):
+    for option in reversed([*_OPTIONS, *_LIMIT_OPTIONS]):
         command = option(command)
     return command

@@ -15,6 +15,7 @@ import click
 
 from syncer.cli import cli, verbosity
 from syncer.cli.common import Duration, cluster_options
+from syncer.cli.options import limit_options, render_limits
 from syncer.config import load_config
 from syncer.daemon import AppSource, AppsOptions, ClusterApps, Daemon, DaemonOptions, ElectionOptions, FileApps
 from syncer.daemon.http import DEFAULT_LISTEN, parse_listen
@@ -80,6 +81,11 @@ def notify_receiver(url: str | None, secret_file: str | None) -> Receiver | None
 @click.option("--notify-allow", "notify_allow", multiple=True, metavar="HOST|CIDR",
               help="Let App notification receivers reach this host or network although it is loopback, "
                    "link-local, a cloud metadata or an unspecified address (repeatable).")
+# -- what one App may cost (syncer.sources.limits, syncer.sources.renderpool) -----------------
+@limit_options
+@click.option("--render-workers", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Worker processes that render Apps, so that a render's memory goes back to the system when "
+                   "it is done (a worker that grew exits); 0 renders inside the daemon.")
 # -------------------------------------------------------------------------------------------
 @click.option("--listen", default=DEFAULT_LISTEN, show_default=True,
               help="HOST:PORT for /healthz, /readyz, /metrics and /webhook; the default listens on all "
@@ -116,7 +122,7 @@ def run_command(
     leader_elect: bool, shard: bool, leader_election_namespace: str, lease_duration: float, watch: bool,
     relist_interval: float, log_format: str, kubeconfig: str | None, context: str | None, request_timeout: float,
     cache_dir: str | None, webhook_secret_file: str | None, shutdown_timeout: float, allow_local_repos: bool,
-    notify_allow: tuple[str, ...],
+    notify_allow: tuple[str, ...], max_render_bytes: int, max_objects: int, render_workers: int,
 ) -> None:
     """Keep the cluster's Apps (or the apps of a configuration file) in sync: poll Git for each
     on its interval (or at once on a webhook or a reconcile request), apply new revisions, and
@@ -147,7 +153,8 @@ def run_command(
     options = DaemonOptions(
         listen=address, cache_dir=Path(cache_dir) if cache_dir else None,
         webhook_secret=read_webhook_secret(webhook_secret_file), election=election, shard=members, watch=watch,
-        relist_interval=relist_interval,
+        relist_interval=relist_interval, render_workers=render_workers,
+        render_limits=render_limits({"max_render_bytes": max_render_bytes, "max_objects": max_objects}),
     )
 
     stop = threading.Event()

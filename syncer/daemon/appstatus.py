@@ -6,7 +6,8 @@ and Argo CD's tooling and cli-utils read it without knowing syncer:
     Ready        True once the revision is applied and every object is healthy
     Reconciling  True while a sync runs, is retried, or objects are still progressing
     Stalled      True when nothing gets better without a change: an invalid spec, an App
-                 refused (no service account), or objects that failed (health Degraded)
+                 refused (no service account), a render past the daemon's bounds per App
+                 (RenderTooLarge), or objects that failed (health Degraded)
 
 Each has a reason and a message. `lastTransitionTime` changes only when a condition's status
 does, and `lastSync.time` only when the outcome does, so an idle resync computes the same
@@ -115,6 +116,11 @@ def _conditions(previous: dict[str, Any], observed: Observation) -> list[dict[st
         return [_condition(READY, "Unknown", "Progressing", message),
                 _condition(RECONCILING, "True", "Progressing", message),
                 _condition(STALLED, "False", "Progressing", message)]
+    if not outcome.ok and outcome.stalled is not None:
+        message = _error(outcome)  # names the App, the revision, the bound and the flag that raises it
+        return [_condition(READY, "False", outcome.stalled, message),
+                _condition(RECONCILING, "False", outcome.stalled, message),
+                _condition(STALLED, "True", outcome.stalled, message)]
     if not outcome.ok:
         message = f"sync of revision {outcome.revision[:12]} failed: {_error(outcome)}"
         return [_condition(READY, "False", "SyncFailed", message),

@@ -113,7 +113,7 @@ class AppTicker:
             state.reconciler = self._new_reconciler(
                 config, kube=state.kube or self._kube, metrics=context.metrics, cache_dir=options.cache_dir,
                 field_manager=options.field_manager, lock_timeout=options.lock_timeout, instance=options.identity,
-                cache=context.cache, shared_git=context.shared_git,
+                cache=context.cache, shared_git=context.shared_git, renderer=context.renderer,
             )
         return state.reconciler
 

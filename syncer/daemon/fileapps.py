@@ -33,7 +33,8 @@ class FileApps:
         reconcilers = {
             app.name: AppReconciler(app, kube=context.kube, metrics=context.metrics, cache_dir=options.cache_dir,
                                     field_manager=options.field_manager, lock_timeout=options.lock_timeout,
-                                    instance=options.identity, cache=context.cache, shared_git=context.shared_git)
+                                    instance=options.identity, cache=context.cache, shared_git=context.shared_git,
+                                    renderer=context.renderer)
             for app in self.config.apps
         }
         self._context, self._reconcilers = context, reconcilers

@@ -9,6 +9,7 @@ from syncer.apply.lock import default_identity
 from syncer.apply.membercache import RELIST_INTERVAL
 from syncer.daemon.leader import ElectionOptions
 from syncer.daemon.reconciler import DEFAULT_LOCK_TIMEOUT
+from syncer.sources import RenderLimits
 
 
 @dataclass(frozen=True)
@@ -35,3 +36,8 @@ class DaemonOptions:
     the API server. False: every tick LISTs what its plan needs."""
     relist_interval: float = RELIST_INTERVAL
     """The watch cache's safety net: every kind it watches is listed again this often."""
+    render_limits: RenderLimits = RenderLimits()
+    """The bounds of each app's render (`--max-render-bytes`, `--max-objects`)."""
+    render_workers: int = 2
+    """Renders run in this many worker processes (`syncer.sources.renderpool`), so that their
+    memory goes back to the system; 0 renders in the daemon's own process."""

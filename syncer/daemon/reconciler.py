@@ -37,11 +37,12 @@ from syncer.apply.membercache import MemberCache
 from syncer.apply.status import OutcomeRecorder
 from syncer.config import AppConfig
 from syncer.daemon.metrics import Metrics
-from syncer.errors import ClusterError, SyncerError
+from syncer.errors import ClusterError, RenderTooLarge, SyncerError
 from syncer.kube import Kube
 from syncer.model import Manifest
-from syncer.sources import WORKING_TREE, SharedLsRemote, Snapshot, Source, open_source, render, with_created_namespace
+from syncer.sources import WORKING_TREE, SharedLsRemote, Snapshot, Source, open_source, with_created_namespace
 from syncer.sources.kustomize import KUSTOMIZATION_FILES
+from syncer.sources.renderpool import InProcess, Renderer
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,9 @@ class SyncAttempt:
     changes: ChangeSet | None
     error: str | None
     seconds: float = 0.0
+    stalled: str | None = None
+    """Set (to the reason, e.g. `RenderTooLarge`) when the attempt failed for a cause only a
+    change in Git or in the daemon's flags can remove: the App is Stalled, not retrying."""
 
     @property
     def ok(self) -> bool:
@@ -99,8 +103,10 @@ class AppReconciler:
         instance: str = "",
         cache: MemberCache | None = None,
         shared_git: SharedLsRemote | None = None,
+        renderer: Renderer = InProcess(),
     ) -> None:
         self.app = app
+        self._renderer = renderer
         self._kube = kube
         self.cache = cache
         self._metrics = metrics
@@ -212,7 +218,7 @@ class AppReconciler:
         self._metrics.observe_fetch(self.app.name, time.monotonic() - fetch_started)
         tree = snapshot.tree_of(self.app.path) if snapshot.tree_of is not None else None
         if tree is None or tree != self._rendered_tree or self._manifests is None or self._uses_kustomize(snapshot):
-            manifests = render(snapshot, self.app.path, namespace=self.app.namespace)
+            manifests = self._renderer.render(snapshot, self.app.path, namespace=self.app.namespace)
             if self.app.create_namespace:
                 manifests = with_created_namespace(manifests, self.app.namespace)
             self._manifests = manifests
@@ -259,7 +265,10 @@ class AppReconciler:
         log.error("app %s sync of %s failed: %s", self.app.name, revision[:12], error,
                   extra={"app": self.app.name, "revision": revision, "result": "Failed", "error": str(error),
                          "duration": round(seconds, 3)})
-        attempt = self.last_attempt = SyncAttempt(revision=revision, changes=None, error=str(error), seconds=seconds)
+        stalled = error.reason if isinstance(error, RenderTooLarge) else None
+        text = f"{self.app.where or self.app.name}: revision {revision[:12]}: {error}" if stalled else str(error)
+        attempt = self.last_attempt = SyncAttempt(revision=revision, changes=None, error=text, seconds=seconds,
+                                                  stalled=stalled)
         if self._is_current(attempt):
             self.current_attempt = attempt
             self._record(lambda: self._recorder.record_failure(revision=revision, error=error))

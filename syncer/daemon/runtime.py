@@ -46,6 +46,7 @@ from syncer.daemon.tick import record_outcome
 from syncer.errors import ClusterError, ConfigError
 from syncer.kube import ClientOptions, Kube
 from syncer.sources import SharedLsRemote
+from syncer.sources.renderpool import InProcess, Renderer, RenderPool
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,8 @@ class Daemon:
         self._stopping = False
         self._ready_lock = threading.Lock()
         self._ready_checked: tuple[float, str | None] | None = None
+        self.renderer: Renderer = InProcess(options.render_limits)
+        """The render workers once started (`syncer.sources.renderpool`)."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -154,9 +157,12 @@ class Daemon:
         return self.elector is None or self.elector.is_leader
 
     def start(self) -> None:
+        if self.options.render_workers > 0:
+            self.renderer = RenderPool(workers=self.options.render_workers, limits=self.options.render_limits)
         self.source.start(SourceContext(
             kube=self._kube, control=self._control, client=self._client, options=self.options,
             metrics=self.metrics, cache=self.cache, shared_git=self.shared_git, schedule=_SourceSchedule(self),
+            renderer=self.renderer,
         ))
         self.http.start()
         log.info("listening on http://%s:%d (healthz, readyz, metrics%s)", *self.address,
@@ -185,6 +191,8 @@ class Daemon:
             self.cache.stop()
         still_running = self.scheduler.stop(timeout=timeout)
         self.source.stop(still_running=still_running)
+        if isinstance(self.renderer, RenderPool):
+            self.renderer.close()
         self.ownership.stop(release=release and not still_running)
         self.metrics.set_leader(False)
         self.http.stop()

@@ -15,7 +15,7 @@ every piece of the machinery instead of one subclassing the other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from syncer.apply.membercache import MemberCache
@@ -26,6 +26,7 @@ from syncer.daemon.tick import TickOutcome
 from syncer.daemon.webhook import Push
 from syncer.kube import ClientOptions, Kube
 from syncer.sources import SharedLsRemote
+from syncer.sources.renderpool import InProcess, Renderer
 
 
 class Schedule(Protocol):
@@ -65,6 +66,8 @@ class SourceContext:
     cache: MemberCache | None
     shared_git: SharedLsRemote
     schedule: Schedule
+    renderer: Renderer = field(default_factory=InProcess)
+    """Where the apps' renders run (the runtime's render workers)."""
 
 
 class AppSource(Protocol):
