@@ -192,7 +192,13 @@ def run(*, syncer_root: Path, label: str, timeout: float, workdir: Path) -> dict
         core, custom = k8s.CoreV1Api(api), k8s.CustomObjectsApi(api)
         for namespace in APPS:
             core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
-        time.sleep(3)  # the CRD Established
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the CRD served
+            try:
+                custom.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)
+                break
+            except k8s.ApiException:
+                time.sleep(0.5)
         (port,) = free_ports(1)
         env = {key: value for key, value in os.environ.items() if key not in ("KUBECONFIG", "PYTHONPATH")}
         env["PYTHONPATH"] = str(syncer_root)
