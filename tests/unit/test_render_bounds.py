@@ -10,7 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+import syncer.cli.render  # noqa: F401  (registers the command)
+from syncer.cli import cli
 from syncer.cli.options import parse_size
 from syncer.config import AppConfig
 from syncer.daemon.appstatus import Observation, app_status, condition_status
@@ -195,3 +198,22 @@ def test_an_app_past_a_bound_is_stalled_with_a_message_that_says_how_to_raise_it
                        "is 2 objects (raise it with --max-objects, or render a narrower path)")
     assert condition_status(status, "Ready") == "False"
     assert status["lastSync"]["error"] == message
+
+
+# -- the CLI: the same bounds, the same flags -----------------------------------------------
+
+
+def test_the_cli_takes_the_bounds_as_flags(repo: Path) -> None:
+    write(repo, "many.yaml", "".join(CONFIGMAP.format(n=n) for n in range(3)))
+
+    def run(*flags: str) -> tuple[int, str]:
+        result = CliRunner().invoke(cli, ["render", "--repo", str(repo), *flags])
+        return result.exit_code, result.stderr
+
+    assert run()[0] == 0
+    code, stderr = run("--max-objects", "2")
+    assert code == 2 and "more than 2 objects; the limit per app is 2 objects (raise it with --max-objects" in stderr
+    code, stderr = run("--max-render-bytes", "100")
+    assert code == 2 and "the limit per app is 100 bytes" in stderr
+    code, stderr = run("--max-render-bytes", "64MB")
+    assert code == 2 and "'64MB' is not a size" in stderr
