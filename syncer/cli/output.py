@@ -119,7 +119,7 @@ def diff_json(plan: Plan) -> dict[str, Any]:
         })
     return document("Diff", {
         "app": plan.options.app,
-        "inventory": inventory_of(plan.options.app, plan.options.namespace),
+        "inventory": inventory_of(plan.options.app, plan.options.inventory_namespace),
         "revision": plan.revision,
         "hasChanges": plan.has_changes,
         "warnings": list(plan.warnings),
@@ -181,7 +181,7 @@ def print_diff_text(plan: Plan, *, out: Console, namespace_from: str = "") -> No
         out.print(Text(f"warning: {warning}", style="yellow"))
     out.print(Text(
         f"diff: app {plan.options.app} at {plan.revision} "
-        f"({_where(plan.options.app, plan.options.namespace, namespace_from)}): "
+        f"({_where(plan.options.app, plan.options.inventory_namespace, namespace_from)}): "
         f"{summary_text(diff_summary(plan), always=SUMMARY_ALWAYS)}",
         style="bold",
     ))

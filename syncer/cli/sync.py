@@ -70,7 +70,7 @@ def sync_command(
     err = console()
     progress = StepProgress(err, total=len(manifests))
     kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps)
-    recorder = OutcomeRecorder(kube, app=app, namespace=options.namespace, create_parent=False)
+    recorder = OutcomeRecorder(kube, app=app, namespace=options.inventory_namespace, create_parent=False)
     try:
         try:
             with progress.running(kube.stats):
@@ -84,10 +84,10 @@ def sync_command(
     finally:
         kube.close()
     if output == "text":
-        print_changeset(changes, out=err, namespace=options.namespace, namespace_from=namespace_from,
+        print_changeset(changes, out=err, namespace=options.inventory_namespace, namespace_from=namespace_from,
                         verbose=verbose)
     else:
-        print_document(sync_json(changes, namespace=options.namespace), output=output)
+        print_document(sync_json(changes, namespace=options.inventory_namespace), output=output)
     sys.exit(0 if changes.ok else 2)
 
 

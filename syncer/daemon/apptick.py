@@ -49,8 +49,11 @@ class AppTicker:
     def __init__(
         self, *, context: SourceContext, resource: Resource, notifier: Notifier, notify: Receiver | None,
         credentials: Path, new_reconciler: ReconcilerFactory = AppReconciler,
-        notify_allow: AddressAllowList = AddressAllowList(),
+        notify_allow: AddressAllowList = AddressAllowList(), may_adopt: Callable[[AppConfig], bool] = lambda _: False,
     ) -> None:
+        self._may_adopt = may_adopt
+        """Whether an App may take over its inventory from before the upgrade (see
+        `syncer.apply.upgrade`): not when another App could claim that one."""
         self._context = context
         self._kube = context.kube
         self._resource = resource
@@ -67,14 +70,13 @@ class AppTicker:
 
     def _reconcile(self, entry: AppEntry, state: AppTickState) -> TickOutcome:
         spec = entry.spec
-        name = spec.config.name if spec is not None else entry.key
         if spec is None:
             self._write(entry, state, Observation(entry.generation, invalid=entry.invalid,
                                                   handled_request=entry.requested))
-            return TickOutcome(app=name, ok=True)
+            return TickOutcome(app=entry.id, ok=True)
         if spec.suspend:
             self._write(entry, state, Observation(entry.generation, suspended=True, handled_request=entry.requested))
-            return TickOutcome(app=name, ok=True)
+            return TickOutcome(app=entry.id, ok=True)
         waited_for = entry.requested is not None and entry.requested != state.status.get("lastHandledReconcileAt")
         if waited_for or state.status.get("observedGeneration") != entry.generation:
             what = f"{spec.config.repo} at {spec.config.revision or 'HEAD'}"
@@ -86,7 +88,7 @@ class AppTicker:
             state.last_attempt = SyncAttempt(revision=revision, changes=None, error=str(error))
             self._write(entry, state, Observation(entry.generation, outcome=state.last_attempt,
                                                   handled_request=entry.requested))
-            return TickOutcome(app=name, ok=False)
+            return TickOutcome(app=entry.id, ok=False)
         outcome = run_tick(reconciler, kube=state.kube or self._kube, cache=self._context.cache, health=True)
         state.last_attempt = outcome.current or state.last_attempt
         try:
@@ -106,6 +108,8 @@ class AppTicker:
                 state.kube = Kube.connect(replace(self._context.client, impersonate=spec.user))
             state.built_generation = entry.generation
         config: AppConfig = spec.config
+        if config.namespace != config.home and self._may_adopt(config):
+            config = replace(config, adopt_from=config.namespace)
         if spec.git_secret is not None:
             config = replace(config, auth=self._git_auth(state.kube or self._kube, spec))
         if state.reconciler is None or state.reconciler.app != config:
@@ -142,17 +146,16 @@ class AppTicker:
     def _finalize(self, entry: AppEntry, state: AppTickState) -> TickOutcome:
         """The App is being deleted: with the prune finalizer, delete its objects first."""
         spec, metadata = entry.spec, entry.metadata
-        name = spec.config.name if spec is not None else entry.key
         finalizers = list(metadata.get("finalizers") or [])
         if PRUNE_FINALIZER not in finalizers:
-            return TickOutcome(app=name, ok=True)
+            return TickOutcome(app=entry.id, ok=True)
         if spec is None:
             assert entry.invalid is not None
             cannot = InvalidApp(app_ref(entry.obj), [
                 f"cannot delete the app's objects: {'; '.join(entry.invalid.problems)}; "
                 f"fix the spec or remove the finalizer {PRUNE_FINALIZER}"])
             self._write(entry, state, Observation(entry.generation, invalid=cannot))
-            return TickOutcome(app=name, ok=True)
+            return TickOutcome(app=entry.id, ok=True)
         if spec.config.prune:
             try:
                 reconciler = self._reconciler(entry, state, spec)
@@ -165,7 +168,7 @@ class AppTicker:
                 state.last_attempt = SyncAttempt(revision="deleted", changes=None,
                                                  error=f"deleting the app's objects: {error}")
                 self._write(entry, state, Observation(entry.generation, outcome=state.last_attempt))
-                return TickOutcome(app=name, ok=False)
+                return TickOutcome(app=entry.id, ok=False)
             log.info("App/%s deleted: %d object(s) pruned", entry.key, changes.count(Action.DELETED))
         remaining = [finalizer for finalizer in finalizers if finalizer != PRUNE_FINALIZER]
         try:
@@ -173,7 +176,7 @@ class AppTicker:
                                                            "resourceVersion": metadata["resourceVersion"]}})
         except Conflict:  # changed meanwhile: the watch brings the new version, and a new tick
             pass
-        return TickOutcome(app=name, ok=True)
+        return TickOutcome(app=entry.id, ok=True)
 
     def _write(self, entry: AppEntry, state: AppTickState, observed: Observation) -> None:
         previous = state.status

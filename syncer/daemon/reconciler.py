@@ -118,7 +118,7 @@ class AppReconciler:
         self._synced_revision: str | None = None
         """The revision of the last sync that succeeded."""
         self._last_ok = False
-        self._recorder = OutcomeRecorder(kube, app=app.name, namespace=app.namespace, instance=instance)
+        self._recorder = OutcomeRecorder(kube, app=app.name, namespace=app.id.namespace, instance=instance)
         self._status_error: str | None = None
         self.last_attempt: SyncAttempt | None = None
         """The latest sync attempt; a step that had nothing to do leaves it as it was."""
@@ -153,7 +153,8 @@ class AppReconciler:
     def options(self) -> SyncOptions:
         app = self.app
         return SyncOptions(
-            app=app.name, namespace=app.namespace, field_manager=self._field_manager, prune=app.prune,
+            app=app.name, namespace=app.namespace, home=app.home, adopt_from=app.adopt_from,
+            field_manager=self._field_manager, prune=app.prune,
             wait=app.wait, timeout=app.timeout, ignore=app.ignore, lock_timeout=self._lock_timeout,
             diff_text=False,
         )
@@ -209,7 +210,7 @@ class AppReconciler:
     def _fetch_and_render(self) -> str:
         fetch_started = time.monotonic()
         snapshot = self.source.fetch()
-        self._metrics.observe_fetch(self.app.name, time.monotonic() - fetch_started)
+        self._metrics.observe_fetch(self.app.id, time.monotonic() - fetch_started)
         tree = snapshot.tree_of(self.app.path) if snapshot.tree_of is not None else None
         if tree is None or tree != self._rendered_tree or self._manifests is None or self._uses_kustomize(snapshot):
             manifests = render(snapshot, self.app.path, namespace=self.app.namespace)

@@ -26,7 +26,7 @@ def reconciler(kube: Kube, directory: Path, *, name: str, namespace: str, files:
     for file, text in files.items():
         (directory / file).write_text(textwrap.dedent(text))
     app = AppConfig(name=name, repo=str(directory), namespace=namespace, timeout=30)
-    return AppReconciler(app, kube=kube, metrics=Metrics([name]), lock_timeout=5)
+    return AppReconciler(app, kube=kube, metrics=Metrics([app.id]), lock_timeout=5)
 
 
 GOOD = {"config.yaml": """\
@@ -141,7 +141,7 @@ def test_status_of_one_app_keeps_the_last_applied_revision(
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
     applied = commit(GOOD)
     app = AppConfig(name="shop", repo=str(repo), namespace=namespace, timeout=30)
-    reconciler = AppReconciler(app, kube=kube, metrics=Metrics(["shop"]), lock_timeout=5,
+    reconciler = AppReconciler(app, kube=kube, metrics=Metrics([app.id]), lock_timeout=5,
                                cache_dir=tmp_path / "cache")
     assert reconciler.tick() is True
     attempted = commit(BAD)

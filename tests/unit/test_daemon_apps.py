@@ -35,7 +35,7 @@ def test_an_app_builds_what_the_configuration_file_builds() -> None:
         "  namespace: shop\n  prune: false\n  selfHeal: false\n  interval: 5m\n  timeout: 2m\n  wait: true\n"
         "  ignoreDifferences:\n  - {group: apps, kind: Deployment, jsonPointers: [/spec/replicas]}\n",
         source="apps.yaml", base_dir=__import__("pathlib").Path("/")).apps[0]
-    assert from_app == AppConfig(**{**from_file.__dict__, "where": "App/team-a/shop"})
+    assert from_app == AppConfig(**{**from_file.__dict__, "where": "App/team-a/shop", "home": "team-a"})
     assert isinstance(from_app.ignore[0], IgnoreRule)
 
 
@@ -46,7 +46,7 @@ def test_defaults_and_identity() -> None:
                     policy=TenantPolicy(allow_local_repos=True, notify_allow=parse_allow_list(["127.0.0.1"])))
     assert spec == AppSpec(
         config=AppConfig(name="shop", repo="/srv/git/shop", namespace="team-a", where="App/team-a/shop",
-                         create_namespace=True),
+                         create_namespace=True, home="team-a"),
         app_namespace="team-a", suspend=True, service_account="deployer", git_secret="git",
         notification=Notification(url="http://127.0.0.1:9/hook", secret=SecretKeyRef(name="hook", key="secret")),
     )
