@@ -23,7 +23,7 @@ from syncer.apply.applyset import Inventory
 from syncer.apply.check import assumed_created, check_object
 from syncer.apply.crds import crd_group_kind, crd_resource, is_crd, is_namespace
 from syncer.apply.live import ListKey, Recovery, members, read_live, read_parent, recover_inventory
-from syncer.apply.membercache import MemberCache
+from syncer.apply.membercache import MemberReads
 from syncer.apply.options import SyncOptions
 from syncer.apply.order import OrderInfo, order_info, plan_steps
 from syncer.apply.ownership import ownership_failures
@@ -100,7 +100,7 @@ def _list_key(r: _Resolved) -> ListKey:
 
 def build_plan(
     kube: Kube, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str,
-    cache: MemberCache | None = None, recovery: Recovery | None = None,
+    cache: MemberReads | None = None, recovery: Recovery | None = None,
 ) -> Plan:
     """Read the cluster (or, where it can answer, the daemon's cache of the apps' members) and
     decide, per object, what a sync does. Writes nothing. `recovery`: the label scan of an

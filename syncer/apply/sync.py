@@ -25,7 +25,7 @@ from syncer.apply.changeset import ChangeSet
 from syncer.apply.executor import Reporter, StepReporter, execute, execute_bootstrap, undo_bootstrap
 from syncer.apply.live import ListKey, Recovery
 from syncer.apply.lock import AppLock
-from syncer.apply.membercache import MemberCache
+from syncer.apply.membercache import MemberReads
 from syncer.apply.options import SyncOptions
 from syncer.apply.plan import build_plan
 from syncer.apply.planned import Plan
@@ -43,7 +43,7 @@ class EmptySourceRefused(SyncerError):
 
 def plan_sync(
     kube: Kube, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str,
-    cache: MemberCache | None = None, recovery: Recovery | None = None,
+    cache: MemberReads | None = None, recovery: Recovery | None = None,
 ) -> Plan:
     """Plan and apply the guard rails; raises ValidationFailed / EmptySourceRefused."""
     plan = build_plan(kube, manifests, options=options, revision=revision, cache=cache, recovery=recovery)
@@ -92,7 +92,7 @@ def sync(
     revision: str,
     report: Reporter = lambda change: None,
     on_step: StepReporter = lambda index, total, size: None,
-    cache: MemberCache | None = None,
+    cache: MemberReads | None = None,
 ) -> ChangeSet:
     """Make the cluster match the manifests. Raises for failures before the first write
     (validation, guard rails, lock) and for a lost lock; returns a ChangeSet (possibly with an

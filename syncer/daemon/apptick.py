@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from syncer.apply import sync
+from syncer.apply.membercache import MemberReads
+from syncer.apply.readaccess import AccessReview, AuthorizedReads
 from syncer.config import AppConfig
 from syncer.daemon.appclient import emit_app_event, patch_app, patch_status, secret_data
 from syncer.daemon.appentry import AppEntry, AppTickState
@@ -89,7 +91,7 @@ class AppTicker:
             self._write(entry, state, Observation(entry.generation, outcome=state.last_attempt,
                                                   handled_request=entry.requested))
             return TickOutcome(app=entry.id, ok=False)
-        outcome = run_tick(reconciler, kube=state.kube or self._kube, cache=self._context.cache, health=True)
+        outcome = run_tick(reconciler, kube=state.kube or self._kube, cache=reconciler.cache, health=True)
         state.last_attempt = outcome.current or state.last_attempt
         try:
             self._write(entry, state, Observation(entry.generation, outcome=state.last_attempt, health=outcome.health,
@@ -117,9 +119,18 @@ class AppTicker:
             state.reconciler = self._new_reconciler(
                 config, kube=state.kube or self._kube, metrics=context.metrics, cache_dir=options.cache_dir,
                 field_manager=options.field_manager, lock_timeout=options.lock_timeout, instance=options.identity,
-                cache=context.cache, shared_git=context.shared_git,
+                cache=self._reads(spec), shared_git=context.shared_git,
             )
         return state.reconciler
+
+    def _reads(self, spec: AppSpec) -> MemberReads | None:
+        """The watch cache as the App may see it: through its service account's rights
+        (`syncer.apply.readaccess`), or whole for an App that runs with the daemon's."""
+        cache = self._context.cache
+        if cache is None or spec.user is None:
+            return cache
+        return AuthorizedReads(cache, AccessReview(self._kube, user=spec.user),
+                               configmaps=self._kube.resource_for("v1", "ConfigMap"))
 
     def _git_auth(self, kube: Kube, spec: AppSpec) -> GitAuth:
         """Git credentials from the App's Secret, read with the App's identity on every tick

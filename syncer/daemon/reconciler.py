@@ -33,7 +33,7 @@ from pathlib import Path
 
 from syncer.apply import ChangeSet, SyncOptions, sync
 from syncer.apply.changeset import summary_text
-from syncer.apply.membercache import MemberCache
+from syncer.apply.membercache import MemberReads
 from syncer.apply.status import OutcomeRecorder
 from syncer.config import AppConfig
 from syncer.daemon.metrics import Metrics
@@ -97,7 +97,7 @@ class AppReconciler:
         field_manager: str = "syncer",
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         instance: str = "",
-        cache: MemberCache | None = None,
+        cache: MemberReads | None = None,
         shared_git: SharedLsRemote | None = None,
     ) -> None:
         self.app = app

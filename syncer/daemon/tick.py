@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass
 
 from syncer.apply.applyset import Inventory
-from syncer.apply.membercache import MemberCache
+from syncer.apply.membercache import MemberReads
 from syncer.daemon.appobserve import observe_drift, observe_health
 from syncer.daemon.appstatus import AppHealth
 from syncer.daemon.metrics import Metrics
@@ -54,7 +54,7 @@ class TickOutcome:
     """The objects' health; None: not read (the file mode does not report it) or unreadable."""
 
 
-def run_tick(reconciler: AppReconciler, *, kube: Kube, cache: MemberCache | None, health: bool) -> TickOutcome:
+def run_tick(reconciler: AppReconciler, *, kube: Kube, cache: MemberReads | None, health: bool) -> TickOutcome:
     """One tick of one app: the reconciler's step, then its drift and (`health`) health, read
     with `kube` (the app's own identity)."""
     step = reconciler.step()
@@ -74,7 +74,7 @@ def run_tick(reconciler: AppReconciler, *, kube: Kube, cache: MemberCache | None
                        drift=drift, health=observed_health)
 
 
-def _drift_may_have_changed(step: SyncStep, *, cache: MemberCache | None) -> bool:
+def _drift_may_have_changed(step: SyncStep, *, cache: MemberReads | None) -> bool:
     return step.member_changed or step.attempt is not None or cache is None
 
 

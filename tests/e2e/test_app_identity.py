@@ -19,6 +19,8 @@ from tests.e2e.apps import SLACK, configmap, options, render_app
 from tests.e2e.test_apps import (  # noqa: F401 - fixtures
     Kubectl,
     app_yaml,
+    condition,
+    grant_service_account,
     installed,
     other_namespace,
     run_daemon,
@@ -96,3 +98,33 @@ def test_the_first_sync_after_the_upgrade_takes_over_the_old_inventory(
     parent = configmap(kube_api, team_a, "syncer-web")
     assert parent.metadata.labels[ID_LABEL] == new.id
     assert parent.metadata.annotations[RESULT_ANNOTATION] == "Succeeded"
+
+
+def test_the_watch_cache_answers_an_app_only_what_its_service_account_may_read(
+    installed: Kubectl, repo: Path, namespace: str, kube_api: client.ApiClient,  # noqa: F811
+    run_daemon: Callable[..., subprocess.Popen[str]],  # noqa: F811
+) -> None:
+    """The cache is filled with the daemon's rights. Once the App's service account may no
+    longer list ConfigMaps, the App's plan must not be served its ConfigMaps from the cache:
+    it reads with the account's credentials, is refused, and says so."""
+    kubectl = installed
+    grant_service_account(kube_api, namespace, "deployer")
+    run_daemon("--watch-namespace", namespace, "--require-service-account")
+    kubectl("apply", "-f", "-", stdin=app_yaml(namespace, "shop", repo=repo, path="shop",
+                                               serviceAccountName="deployer"))
+    kubectl("wait", "--for=condition=Ready", "app/shop", "-n", namespace, "--timeout=60s")
+
+    # Everything as before, except listing ConfigMaps.
+    client.RbacAuthorizationV1Api(kube_api).replace_namespaced_role("deployer", namespace, {
+        "metadata": {"name": "deployer"}, "rules": [
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update", "patch", "delete"]},
+            {"apiGroups": [""], "resources": ["events", "secrets"], "verbs": ["*"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]}]})
+    kubectl("patch", "app", "shop", "-n", namespace, "--type=merge", "-p", '{"spec": {"interval": "3s"}}')
+
+    def refused() -> str | None:
+        ready = condition(kubectl.status(namespace, "shop"), "Ready")
+        return ready.get("message") if ready.get("status") == "False" else None
+
+    message = eventually(refused, timeout=SLACK, what="the App to fail reading its ConfigMaps")
+    assert "forbidden" in message and f"system:serviceaccount:{namespace}:deployer" in message, message

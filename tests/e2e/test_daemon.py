@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ClusterAccess
 from tests.schema import assert_valid
@@ -122,11 +123,12 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
 
 
 def metric(text: str, name: str, **labels: str) -> float | None:
-    """The value of one sample in Prometheus text format."""
-    wanted = "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else ""
-    for line in text.splitlines():
-        if line.startswith(name + wanted + " "):
-            return float(line.rsplit(" ", 1)[1])
+    """The value of the sample with that name and (at least) those labels, in Prometheus
+    text format."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                return float(sample.value)
     return None
 
 

@@ -14,7 +14,7 @@ from syncer.apply.applyset import Inventory
 from syncer.apply.membercache import MemberCache
 from syncer.daemon import Daemon
 from syncer.kube import ClientOptions, Kube
-from syncer.model import ObjectRef
+from syncer.model import AppId, ObjectRef
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import SLACK, eventually
 from tests.e2e.proxy import kubeconfig_through
@@ -104,7 +104,7 @@ def test_without_self_heal_a_hand_edit_is_counted_not_reverted(
         return metric(get(url(daemon, "/metrics"))[1], "syncer_drifted_objects", app="manual", app_namespace=namespace)
 
     eventually(lambda: drifted() == 1.0, timeout=SLACK, what="the drift to be counted")
-    assert daemon.drift["manual"] == (f"ConfigMap/{namespace}/web-config",)
+    assert daemon.drift[AppId(namespace=namespace, name="manual")] == (f"ConfigMap/{namespace}/web-config",)
     time.sleep(1.0)
     assert color(kube_api, namespace) == "red"
 
