@@ -60,6 +60,18 @@ class SyncAttempt:
     changes: ChangeSet | None
     error: str | None
     seconds: float = 0.0
+    cause: str = ""
+    """What stopped it before a ChangeSet, as a name, not a message (`failure_cause`)."""
+
+    @property
+    def failure(self) -> tuple[str, str, tuple[str, ...]] | None:
+        """(revision, cause, failed objects): two failures are one failure when these agree,
+        whatever their messages say (a message may carry a timestamp or a resourceVersion)."""
+        if self.ok:
+            return None
+        failed = tuple(sorted(str(c.ref) for c in self.changes.changes if c.action == "failed")) if self.changes else ()
+        cause = self.cause or ("ObjectsFailed" if failed else "NotHealthy" if self.applied else "SyncStopped")
+        return self.revision, cause, failed
 
     @property
     def ok(self) -> bool:
@@ -69,6 +81,13 @@ class SyncAttempt:
     def applied(self) -> bool:
         """The revision is in the cluster (its objects may not have become healthy in time)."""
         return self.changes is not None and self.changes.applied
+
+
+def failure_cause(error: BaseException) -> str:
+    """A failure's cause as a name: the error's class, and the API server's reason when it
+    gave one (`ValidationFailed`, `RenderError`, `ClusterError/Forbidden`, ...)."""
+    reason = getattr(error, "reason", "")
+    return f"{type(error).__name__}/{reason}" if reason else type(error).__name__
 
 
 @dataclass(frozen=True)
@@ -260,7 +279,8 @@ class AppReconciler:
         log.error("app %s sync of %s failed: %s", self.app.name, revision[:12], error,
                   extra={"app": self.app.name, "revision": revision, "result": "Failed", "error": str(error),
                          "duration": round(seconds, 3)})
-        attempt = self.last_attempt = SyncAttempt(revision=revision, changes=None, error=str(error), seconds=seconds)
+        attempt = self.last_attempt = SyncAttempt(revision=revision, changes=None, error=str(error), seconds=seconds,
+                                                  cause=failure_cause(error))
         if self._is_current(attempt):
             self.current_attempt = attempt
             self._record(lambda: self._recorder.record_failure(revision=revision, error=error))
