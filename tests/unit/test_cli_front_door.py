@@ -26,7 +26,7 @@ from syncer.cli import cli
 from syncer.cli.output import StepProgress, console, print_changeset
 from syncer.cli.status import detail_lines
 from syncer.kube import RequestStats
-from syncer.model import ObjectRef
+from syncer.model import Action, ObjectRef
 from tests.schema import assert_valid
 
 SYNCER = Path(sys.executable).parent / "syncer"
@@ -268,7 +268,7 @@ def test_a_syncs_lines_and_summary_are_the_result_its_warnings_and_error_are_not
     out, err = io.StringIO(), io.StringIO()
     changes = ChangeSet(app="shop", revision="abc", changes=[
         change("web"), Change(ref=ObjectRef(group="", kind="ConfigMap", namespace="shop", name="db"),
-                              api_version="v1", action="failed", message="exceeded quota")],
+                              api_version="v1", action=Action.FAILED, message="exceeded quota")],
         error="a write failed; nothing was pruned", warnings=["the status was not recorded"])
     print_changeset(changes, out=console(out), err=console(err), namespace="shop")
     assert out.getvalue().splitlines() == [
