@@ -29,6 +29,7 @@ import yaml
 
 from syncer.diff import IgnoreRule, parse_ignore_rules
 from syncer.errors import ConfigError, Problem
+from syncer.model import AppId
 from syncer.sources.auth import GitAuth
 from syncer.sources.git import check_revision
 from syncer.sources.giturl import looks_like_url, parse_url, reject_unsafe
@@ -149,6 +150,16 @@ class AppConfig:
     auth: GitAuth | None = None
     where: str = ""
     """`file:line: apps[i] (name)`, for messages about this app."""
+    home: str | None = None
+    """The namespace of the app's inventory and lock: an App object's own namespace. None:
+    `namespace` (a configuration file's app, the CLI's)."""
+    adopt_from: str | None = None
+    """The namespace of the app's inventory before the upgrade to (namespace, name) identity,
+    when it differs from `home` and no other App can claim it (`syncer.apply.upgrade`)."""
+
+    @property
+    def id(self) -> AppId:
+        return AppId(namespace=self.home or self.namespace, name=self.name)
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,9 @@ class RenderError(SyncerError):
 class RenderTooLarge(RenderError):
     """A render passed one of the per-app bounds (`RenderLimits.max_total_bytes`,
     `max_objects`): reading stopped there. Nothing gets better until Git or the operator's
-    limit changes, so the daemon reports the App `Stalled` with `reason`."""
+    limit changes, so the daemon reports the App `Stalled` with this `condition` reason."""
 
-    reason = "RenderTooLarge"
+    condition = "RenderTooLarge"
 
     def __init__(self, problems: list[Problem], *, bound: str, limit: int) -> None:
         super().__init__(problems)

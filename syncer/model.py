@@ -39,6 +39,31 @@ def split_api_version(api_version: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True, order=True)
+class AppId:
+    """An app's identity: the namespace that holds its inventory and lock, and its name.
+
+    Two apps of one name in different namespaces are different apps: everything keyed by app
+    (the daemon's schedule, heal routing, metrics, logs) is keyed by this, never by the name.
+    """
+
+    namespace: str
+    name: str
+
+    @property
+    def key(self) -> str:
+        """`namespace/name`: the daemon's schedule and shard assignment key."""
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def of_key(cls, key: str) -> AppId:
+        namespace, _, name = key.partition("/")
+        return cls(namespace=namespace, name=name)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True, order=True)
 class ObjectRef:
     """The identity of an object: group, kind, namespace (None when cluster-scoped), name.
 

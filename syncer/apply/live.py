@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from syncer.apply.applyset import PART_OF_LABEL, Inventory, is_member, split_group_kind
 from syncer.apply.filters import NOT_CONTENT_GROUPS
-from syncer.apply.membercache import MemberCache
+from syncer.apply.membercache import MemberReads
 from syncer.apply.pool import run_concurrently
 from syncer.errors import ClusterError, Forbidden, NotFound
 from syncer.kube import Kube, Resource
@@ -24,7 +24,7 @@ ListKey = tuple[Resource, str | None]
 
 
 def read_live(
-    kube: Kube, wanted: dict[ListKey, set[str]], *, applyset: str, cache: MemberCache | None, workers: int
+    kube: Kube, wanted: dict[ListKey, set[str]], *, applyset: str, cache: MemberReads | None, workers: int
 ) -> dict[ListKey, list[Object] | ClusterError]:
     """Each kind and namespace's live objects: from the cache when every wanted name there is
     a member of this app's ApplySet, else one LIST. An object that is missing, unlabelled or
@@ -95,7 +95,7 @@ def recover_inventory(kube: Kube, inventory: Inventory, *, namespaces: Iterable[
 
 def read_parent(
     kube: Kube, inventory: Inventory, listed: dict[ListKey, list[Object] | ClusterError], *,
-    cache: MemberCache | None,
+    cache: MemberReads | None,
 ) -> Object | None:
     """The app's ApplySet parent: from the cache, from a LIST the plan made anyway, or read."""
     parent = inventory.parent
@@ -112,7 +112,7 @@ def read_parent(
 
 def members(
     kube: Kube, inventory: Inventory, listed: dict[ListKey, list[Object] | ClusterError], *,
-    cache: MemberCache | None,
+    cache: MemberReads | None,
 ) -> tuple[list[tuple[Resource, Object]], list[str]]:
     """Live members of the ApplySet, by label, in the recorded group-kinds and namespaces, and
     warnings about recorded kinds that are no longer served."""

@@ -26,7 +26,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from syncer.apply.applyset import ID_LABEL, PART_OF_LABEL
 from syncer.apply.status import PREFIX as STATUS_PREFIX
@@ -38,6 +38,16 @@ from syncer.model import Object, ObjectRef
 log = logging.getLogger(__name__)
 
 RELIST_INTERVAL = 600.0
+
+class MemberReads(Protocol):
+    """What a plan asks of the watch cache (`MemberCache`, or it seen through `AuthorizedReads`)."""
+
+    def members(self, resource: Resource, namespace: str | None) -> list[Object] | None: ...
+
+    def parent(self, namespace: str, name: str) -> tuple[bool, Object | None]: ...
+
+    def watching(self, resources: Iterable[Resource]) -> bool: ...
+
 
 ChangeHandler = Callable[[str, ObjectRef], None]
 """(the ApplySet id the object belongs to, the object) after someone changed it."""

@@ -12,7 +12,14 @@ class SyncOptions:
     app: str
     """The app's name: names its ApplySet parent (`ConfigMap syncer-<app>`) and lock."""
     namespace: str = "default"
-    """Default namespace for namespaced objects; home of the app's inventory and lock."""
+    """Default namespace for namespaced objects; home of the app's inventory and lock unless
+    `home` says otherwise."""
+    home: str | None = None
+    """The namespace of the app's inventory and lock when it is not `namespace`: an App
+    object's own namespace, whatever its `targetNamespace`."""
+    adopt_from: str | None = None
+    """The namespace of this app's inventory before the upgrade to (namespace, name)
+    identity: its members are taken over (`syncer.apply.upgrade`)."""
     field_manager: str = "syncer"
     force_conflicts: bool = True
     """Git is the source of truth: take fields other managers own, and report it."""
@@ -32,3 +39,7 @@ class SyncOptions:
     ignore: tuple[IgnoreRule, ...] = ()
     diff_text: bool = True
     """Render unified diffs in the plan (`syncer diff` prints them; a sync need not)."""
+
+    @property
+    def inventory_namespace(self) -> str:
+        return self.home or self.namespace

@@ -59,10 +59,12 @@ class Desired(Protocol):
 
 
 def ownership_failures(
-    kube: Kube, desired: Iterable[Desired], *, inventory: Inventory, app: str, namespace: str
+    kube: Kube, desired: Iterable[Desired], *, inventory: Inventory, app: str, namespace: str,
+    legacy: Inventory | None = None,
 ) -> list[ClusterError]:
     """Objects this app may not apply: another app's members (unless the manifest opts in to
-    taking them over) and ApplySet parents, which are never members of any set."""
+    taking them over) and ApplySet parents, which are never members of any set. `legacy`: the
+    app's inventory before the upgrade (`syncer.apply.upgrade`), whose members are its own."""
     failures: list[ClusterError] = []
     for planned in desired:
         labels = (planned.live or {}).get("metadata", {}).get("labels") or {}
@@ -74,7 +76,7 @@ def ownership_failures(
                 "syncer will not apply it as part of an app", status=409, reason="ApplySetParent"))
             continue
         owner = labels.get(PART_OF_LABEL)
-        if owner and owner != inventory.id and not opted_in(planned.body, ADOPT_ANNOTATION):
+        if owner and owner not in (inventory.id, legacy and legacy.id) and not opted_in(planned.body, ADOPT_ANNOTATION):
             owning_app = _owning_app(kube, owner, near=[planned.ref.namespace, namespace])
             failures.append(ClusterError(
                 str(planned.ref),

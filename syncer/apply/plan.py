@@ -23,7 +23,7 @@ from syncer.apply.applyset import Inventory
 from syncer.apply.check import assumed_created, check_object
 from syncer.apply.crds import crd_group_kind, crd_resource, is_crd, is_namespace
 from syncer.apply.live import ListKey, Recovery, members, read_live, read_parent, recover_inventory
-from syncer.apply.membercache import MemberCache
+from syncer.apply.membercache import MemberReads
 from syncer.apply.options import SyncOptions
 from syncer.apply.order import OrderInfo, order_info, plan_steps
 from syncer.apply.ownership import ownership_failures
@@ -33,6 +33,7 @@ from syncer.apply.prepare import prepare_body
 from syncer.apply.prune import decide_prune
 from syncer.apply.solver import solve
 from syncer.apply.updateapply import fallback_reason
+from syncer.apply.upgrade import legacy_inventory
 from syncer.errors import ClusterError, NotFound
 from syncer.kube import Kube, Resource
 from syncer.model import Manifest, Object, ObjectRef, split_api_version
@@ -99,12 +100,12 @@ def _list_key(r: _Resolved) -> ListKey:
 
 def build_plan(
     kube: Kube, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str,
-    cache: MemberCache | None = None, recovery: Recovery | None = None,
+    cache: MemberReads | None = None, recovery: Recovery | None = None,
 ) -> Plan:
     """Read the cluster (or, where it can answer, the daemon's cache of the apps' members) and
     decide, per object, what a sync does. Writes nothing. `recovery`: the label scan of an
     earlier plan of the same sync, used again if the parent is still missing."""
-    inventory = Inventory.for_app(app=options.app, namespace=options.namespace)
+    inventory = Inventory.for_app(app=options.app, namespace=options.inventory_namespace)
     resolved, failures, warnings = _resolve(kube, manifests, inventory=inventory, namespace=options.namespace)
 
     wanted: dict[ListKey, set[str]] = {}
@@ -115,9 +116,9 @@ def build_plan(
     parent = read_parent(kube, inventory, listed, cache=cache)
     inventory = inventory.read(parent)
     if parent is None:
-        recovery = recovery or recover_inventory(
-            kube, inventory, namespaces=[options.namespace, *(r.ref.namespace for r in resolved if r.ref.namespace)],
-            workers=options.concurrency)
+        namespaces = [options.inventory_namespace, options.namespace,
+                      *(r.ref.namespace for r in resolved if r.ref.namespace)]
+        recovery = recovery or recover_inventory(kube, inventory, namespaces=namespaces, workers=options.concurrency)
         inventory = inventory.including(list(recovery.members))
         warnings.extend(recovery.warnings)
     else:
@@ -155,7 +156,8 @@ def build_plan(
                                  update_instead=r.update_instead)
 
     failures.extend(ownership_failures(kube, desired.values(), inventory=inventory,
-                                       app=options.app, namespace=options.namespace))
+                                       app=options.app, namespace=options.inventory_namespace,
+                                       legacy=legacy_inventory(options)))
     to_check = [d for d in desired.values() if not d.blocked_by]
     checked = dict(zip((d.ref for d in to_check),
                        run_concurrently(lambda d: check_object(kube, d, options=options), to_check,

@@ -25,10 +25,11 @@ from syncer.apply.changeset import ChangeSet
 from syncer.apply.executor import Reporter, StepReporter, execute, execute_bootstrap, undo_bootstrap
 from syncer.apply.live import ListKey, Recovery
 from syncer.apply.lock import AppLock
-from syncer.apply.membercache import MemberCache
+from syncer.apply.membercache import MemberReads
 from syncer.apply.options import SyncOptions
 from syncer.apply.plan import build_plan
 from syncer.apply.planned import Plan
+from syncer.apply.upgrade import take_over_legacy
 from syncer.errors import ClusterError, NotFound, SyncerError, ValidationFailed
 from syncer.kube import Kube
 from syncer.model import Manifest, ObjectRef
@@ -42,7 +43,7 @@ class EmptySourceRefused(SyncerError):
 
 def plan_sync(
     kube: Kube, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str,
-    cache: MemberCache | None = None, recovery: Recovery | None = None,
+    cache: MemberReads | None = None, recovery: Recovery | None = None,
 ) -> Plan:
     """Plan and apply the guard rails; raises ValidationFailed / EmptySourceRefused."""
     plan = build_plan(kube, manifests, options=options, revision=revision, cache=cache, recovery=recovery)
@@ -91,7 +92,7 @@ def sync(
     revision: str,
     report: Reporter = lambda change: None,
     on_step: StepReporter = lambda index, total, size: None,
-    cache: MemberCache | None = None,
+    cache: MemberReads | None = None,
 ) -> ChangeSet:
     """Make the cluster match the manifests. Raises for failures before the first write
     (validation, guard rails, lock) and for a lost lock; returns a ChangeSet (possibly with an
@@ -101,7 +102,7 @@ def sync(
     if options.dry_run or not plan.writes:
         return execute(kube, plan, dry_run=options.dry_run, report=report, on_step=on_step)
 
-    namespace = plan.inventory.parent.namespace or options.namespace
+    namespace = plan.inventory.parent.namespace or options.inventory_namespace
     bootstrap = execute_bootstrap(kube, plan)
     lock = AppLock(kube, app=options.app, namespace=namespace, timeout=options.lock_timeout,
                    duration_seconds=options.lock_duration)
@@ -117,7 +118,8 @@ def sync(
         )]) from error
     guarded = kube.guarded(lock.ensure_held)
     try:
-        if bootstrap.created or _current_fingerprint(kube, plan) != _fingerprint(plan):
+        taken_over = take_over_legacy(guarded, options)
+        if bootstrap.created or taken_over or _current_fingerprint(kube, plan) != _fingerprint(plan):
             log.info("app %s: the cluster changed since planning; planning again under the lock", options.app)
             try:
                 # The parent is written before any member, under this lock: if it is still

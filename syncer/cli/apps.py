@@ -5,6 +5,11 @@ restart an App's syncs. They only change the App object; the daemon (`syncer run
 `reconcile --wait` follows the App's status until the daemon reports the sync it asked for
 (`status.lastHandledReconcileAt` equal to the annotation it set) and exits 0 when that sync
 succeeded and the App is not Stalled, 2 otherwise (also when no daemon answered in time).
+
+Output: the command's result goes to stdout — `sync requested` without --wait, the App's
+Ready condition (or its AppReconcile document) with --wait, `suspended`/`resumed` — as
+`kubectl rollout restart` and `kubectl rollout pause` print theirs; while --wait follows the
+App (and with -o json|yaml), `sync requested` is progress and goes to stderr.
 """
 
 from __future__ import annotations
@@ -47,7 +52,9 @@ def reconcile_command(*, app: str, namespace: str, wait: bool, timeout: float, k
         if (live.get("spec") or {}).get("suspend"):
             raise ConfigError(f"{subject(namespace, app)}: suspended; `syncer resume {app} -n {namespace}` first")
         requested = request_reconcile(kube, live)
-        click.echo(f"{subject(namespace, app)}: sync requested ({requested})", err=True)
+        # The result without --wait; progress with it, and with -o json|yaml, whose document is
+        # the App's status once the sync ended (without --wait there is none).
+        click.echo(f"{subject(namespace, app)}: sync requested ({requested})", err=wait or output != "text")
         if not wait:
             return
         deadline = time.monotonic() + timeout
@@ -79,7 +86,7 @@ def _report(live: Object, *, output: str) -> int:
         ready: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
         metadata = live["metadata"]
         click.echo(f"{subject(metadata['namespace'], metadata['name'])}: Ready={ready.get('status')} "
-                   f"({ready.get('reason')}): {ready.get('message')}", err=True)
+                   f"({ready.get('reason')}): {ready.get('message')}")
     return 0 if ok else 2
 
 
@@ -92,7 +99,7 @@ def _set_suspend(
         patch_app(kube, live, {"spec": {"suspend": suspend}})
     finally:
         kube.close()
-    click.echo(f"{subject(namespace, app)}: {'suspended' if suspend else 'resumed'}", err=True)
+    click.echo(f"{subject(namespace, app)}: {'suspended' if suspend else 'resumed'}")
 
 
 @cli.command("suspend")

@@ -64,7 +64,7 @@ def _remember_output(ctx: click.Context, param: click.Parameter, value: str) -> 
 def output_option(fn: F) -> F:
     return click.option("-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text",
                         show_default=True, callback=_remember_output, is_eager=True,
-                        help="text for people (stderr), or a json|yaml document on stdout.")(fn)
+                        help="The result on stdout: text for people, or a json|yaml document alone.")(fn)
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click

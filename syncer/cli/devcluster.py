@@ -5,8 +5,9 @@ CI, running in the background between commands.
     syncer sync ...
     syncer dev-cluster down
 
-The kubeconfig path is the only thing written to stdout, so `$(...)` captures it; everything
-meant for people goes to stderr.
+The output rule of every command (a result on stdout, progress and messages on stderr): the
+result of `up` and `status` is the kubeconfig path alone, so `$(...)` captures it, and what
+they say about the cluster goes to stderr; the result of `down` is its `stopped` line.
 """
 
 from __future__ import annotations
@@ -90,11 +91,11 @@ def down(workdir: Path, keep_logs: bool) -> None:
     workdir = workdir.expanduser().resolve()
     state = stop_detached(workdir, keep_logs=keep_logs)
     if state is None:
-        click.echo(f"no dev cluster in {workdir}; nothing to stop", err=True)
+        click.echo(f"no dev cluster in {workdir}; nothing to stop")
         return
-    click.echo(f"dev cluster in {workdir} stopped", err=True)
+    click.echo(f"dev cluster in {workdir} stopped")
     if keep_logs:
-        click.echo(f"logs kept in {state.logs}", err=True)
+        click.echo(f"logs kept in {state.logs}")
 
 
 @dev_cluster.command("status")

@@ -12,7 +12,14 @@ from syncer.apply import SyncOptions, plan_sync
 from syncer.cli import cli
 from syncer.cli.common import app_options, cluster_options, connect, load_ignore_rules, output_option, resolve_namespace
 from syncer.cli.options import render_from_options, source_options
-from syncer.cli.output import StepProgress, console, diff_json, print_diff_text, print_document
+from syncer.cli.output import (
+    StepProgress,
+    diff_json,
+    message_console,
+    print_diff_text,
+    print_document,
+    result_console,
+)
 
 
 @cli.command("diff")
@@ -34,7 +41,7 @@ def diff_command(
         app=app, namespace=source["namespace"], field_manager=field_manager, concurrency=concurrency,
         prune=prune, ignore=load_ignore_rules(ignore_file), dry_run=True,
     )
-    err = console()
+    err = message_console()
     progress = StepProgress(err, total=len(manifests), label="checking")
     kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps)
     try:
@@ -43,7 +50,7 @@ def diff_command(
     finally:
         kube.close()
     if output == "text":
-        print_diff_text(plan, out=err, namespace_from=namespace_from)
+        print_diff_text(plan, out=result_console(), err=err, namespace_from=namespace_from)
     else:
         print_document(diff_json(plan), output=output)
     sys.exit(1 if plan.has_changes else 0)

@@ -1,12 +1,14 @@
 """Printers: turn plans, change sets and errors into text for people or documents for programs.
 The engine never prints; only these functions do.
 
-The output contract (README, "Output"): stdout carries only what programs read — the `-o
-json|yaml` documents, `render`'s manifests, `completion`'s scripts, `dev-cluster up`'s
-kubeconfig path; everything for people — diffs, per-object lines, summaries, tables, progress,
-warnings and errors — goes to stderr. Text is coloured only when stderr is a terminal and
-`NO_COLOR` is not set; with `NO_COLOR` it holds no escape codes at all. Every JSON or YAML
-document carries `schemaVersion` and `kind` and is valid against docs/schema/v1.json.
+The output contract (README, "Output"), kubectl's, flux's and Argo CD's: a command's *result*
+goes to stdout — the diff, per-object lines and the summary, the status table, the version text,
+or with `-o json|yaml` the document alone; progress, warnings, logs and errors go to stderr. So
+`syncer status | grep` and `syncer diff | less -R` see the result, and a pipe never sees a
+progress line. Each stream is coloured only when it is itself a terminal (results by stdout,
+progress by stderr) and `NO_COLOR` is not set; with `NO_COLOR` neither holds escape codes. Every
+JSON or YAML document carries `schemaVersion` and `kind` and is valid against
+docs/schema/v1.json.
 """
 
 from __future__ import annotations
@@ -52,12 +54,25 @@ def no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))
 
 
-def console(stream: TextIO | None = None) -> Console:
-    """A console for people's output (stderr by default). Under NO_COLOR it emits no escape
-    codes at all: rich's own `no_color` drops colours but keeps bold and dim."""
+def console(stream: TextIO) -> Console:
+    """A console writing to `stream`, coloured only when that stream is a terminal: results
+    take `console(sys.stdout)`, progress and warnings `console(sys.stderr)`, so that `syncer diff
+    2>/dev/null | cat` is plain while its progress bar still moves on the terminal. Under
+    NO_COLOR it emits no escape codes at all: rich's own `no_color` drops colours but keeps
+    bold and dim."""
     plain = no_color()
-    return Console(file=stream or sys.stderr, highlight=False, soft_wrap=True,
-                   color_system=None if plain else "auto", no_color=plain)
+    return Console(file=stream, highlight=False, soft_wrap=True, color_system=None if plain else "auto",
+                   no_color=plain)
+
+
+def result_console() -> Console:
+    """Where a command's text result goes: stdout."""
+    return console(sys.stdout)
+
+
+def message_console() -> Console:
+    """Where progress, warnings and errors go: stderr."""
+    return console(sys.stderr)
 
 
 # -- documents (stdout) -------------------------------------------------------------------------
@@ -119,7 +134,7 @@ def diff_json(plan: Plan) -> dict[str, Any]:
         })
     return document("Diff", {
         "app": plan.options.app,
-        "inventory": inventory_of(plan.options.app, plan.options.namespace),
+        "inventory": inventory_of(plan.options.app, plan.options.inventory_namespace),
         "revision": plan.revision,
         "hasChanges": plan.has_changes,
         "warnings": list(plan.warnings),
@@ -138,7 +153,7 @@ def sync_json(changes: ChangeSet, *, namespace: str) -> dict[str, Any]:
     })
 
 
-# -- text for people (stderr) -------------------------------------------------------------------
+# -- text results (stdout) ------------------------------------------------------------------------
 
 def header(diff: ObjectDiff) -> str:
     """`~ apps/v1 Deployment shop/web` (namespace/name, or name for cluster-scoped objects)."""
@@ -158,7 +173,8 @@ def _diff_line_style(line: str) -> str:
     return ""
 
 
-def print_diff_text(plan: Plan, *, out: Console, namespace_from: str = "") -> None:
+def print_diff_text(plan: Plan, *, out: Console, err: Console, namespace_from: str = "") -> None:
+    """The diff, its notes and its summary line on `out`; warnings on `err`."""
     for diff in plan.diffs():
         if diff.action is Action.UNCHANGED:
             continue
@@ -178,10 +194,10 @@ def print_diff_text(plan: Plan, *, out: Console, namespace_from: str = "") -> No
         out.print(Text(f"note: the app's inventory on {write.inventory.parent} is recorded ({write.stage})",
                        style="dim"))
     for warning in plan.warnings:
-        out.print(Text(f"warning: {warning}", style="yellow"))
+        err.print(Text(f"warning: {warning}", style="yellow"))
     out.print(Text(
         f"diff: app {plan.options.app} at {plan.revision} "
-        f"({_where(plan.options.app, plan.options.namespace, namespace_from)}): "
+        f"({_where(plan.options.app, plan.options.inventory_namespace, namespace_from)}): "
         f"{summary_text(diff_summary(plan), always=SUMMARY_ALWAYS)}",
         style="bold",
     ))
@@ -202,18 +218,21 @@ def change_line(change: Change) -> Text:
 
 
 def print_changeset(
-    changes: ChangeSet, *, out: Console, namespace: str, namespace_from: str = "", verbose: bool = False
+    changes: ChangeSet, *, out: Console, err: Console, namespace: str, namespace_from: str = "",
+    verbose: bool = False,
 ) -> None:
+    """Per-object lines and the summary on `out`; warnings and the error that stopped the sync
+    on `err`."""
     for change in changes.changes:
         if change.action is not Action.UNCHANGED or verbose:
             out.print(change_line(change))
     for warning in changes.warnings:
-        out.print(Text(f"warning: {warning}", style="yellow"))
+        err.print(Text(f"warning: {warning}", style="yellow"))
     prefix = "dry run: " if changes.dry_run else ""
     out.print(Text(f"{prefix}app {changes.app} at {changes.revision} ({_where(changes.app, namespace, namespace_from)}): "
                    + summary_text(changes.summary(), always=SUMMARY_ALWAYS), style="bold"))
     if changes.error:
-        out.print(Text(f"error: {changes.error}", style="bold red"))
+        err.print(Text(f"error: {changes.error}", style="bold red"))
 
 
 # -- progress (stderr) --------------------------------------------------------------------------

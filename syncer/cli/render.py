@@ -67,5 +67,7 @@ def render_command(*, output_format: str, show_secrets: bool, **values: Any) -> 
         click.echo(json.dumps(document, indent=2, ensure_ascii=False, default=str))
     elif objects:
         click.echo(dump_yaml(objects), nl=False)
+    # The manifests are the result; this count is a note beside it, so that `> file` and `| kubectl
+    # apply -f -` get the manifests alone.
     noun = "object" if len(objects) == 1 else "objects"
     click.echo(f"rendered {len(objects)} {noun} from {snapshot.repo} ({source.path}) at {snapshot.revision}", err=True)

@@ -1,7 +1,9 @@
 """`syncer status [APP]`: what the last sync of each app did, read from the apps' ApplySet
 parents (see `syncer.apply.status`). The list is a table, one app is shown in full (the whole
-error, the last attempted and the last applied revision). Text goes to stderr like all of
-syncer's output for people; `-o json|yaml` documents go to stdout."""
+error, the last attempted and the last applied revision). The table (or the one app) is the
+result and goes to stdout, as `kubectl get` and `flux get` print theirs, so `syncer status |
+grep` finds rows; "no syncer apps found" goes to stderr, as kubectl's "No resources found"
+does, so that an empty result is an empty stdout."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from syncer.apply.status import AppStatusRow, list_app_statuses, read_app_status
 from syncer.cli import cli
 from syncer.cli.common import cluster_options, connect, output_option
 from syncer.apply.changeset import summary_text
-from syncer.cli.output import console, document, print_document
+from syncer.cli.output import document, message_console, print_document, result_console
 from syncer.config import load_config
 from syncer.errors import ConfigError, Forbidden, NotFound
 from syncer.kube import ClientOptions, Kube, default_namespace
@@ -135,24 +137,24 @@ def status_command(
         else:
             print_document(document("AppStatusList", {"items": [row.to_dict() for row in rows]}), output=output)
         return
-    err = console()
+    out = result_console()
     if app:
         for line in detail_lines(rows[0]):
-            err.print(Text(line))
+            out.print(Text(line))
         return
     if not rows:
         where = f"namespace {namespace}" if namespace else "the cluster"
-        err.print(Text(f"no syncer apps found in {where}"))
+        message_console().print(Text(f"no syncer apps found in {where}"))
         return
     cells = [row_cells(row) for row in rows]
-    if not err.is_terminal:
-        err.print(Text(plain_table(cells)))
+    if not out.is_terminal:
+        out.print(Text(plain_table(cells)))
         return
     table = Table(*COLUMNS, box=None, header_style="bold", pad_edge=False)
     styles = {"Succeeded": "green", "Failed": "bold red"}
     for row, cell in zip(rows, cells):
         table.add_row(*cell, style=styles.get(row.status.result, "") if row.status else "dim")
-    err.print(table)
+    out.print(table)
 
 
 def _parent_exists(kube: Kube, *, app: str, namespace: str) -> bool:

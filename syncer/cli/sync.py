@@ -23,7 +23,14 @@ from syncer.cli.common import (
     resolve_namespace,
 )
 from syncer.cli.options import render_from_options, source_options
-from syncer.cli.output import StepProgress, console, print_changeset, print_document, sync_json
+from syncer.cli.output import (
+    StepProgress,
+    message_console,
+    print_changeset,
+    print_document,
+    result_console,
+    sync_json,
+)
 from syncer.errors import ClusterError, SyncerError
 
 log = logging.getLogger(__name__)
@@ -67,10 +74,10 @@ def sync_command(
         ignore=load_ignore_rules(ignore_file),
         diff_text=False,
     )
-    err = console()
+    err = message_console()
     progress = StepProgress(err, total=len(manifests))
     kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps)
-    recorder = OutcomeRecorder(kube, app=app, namespace=options.namespace, create_parent=False)
+    recorder = OutcomeRecorder(kube, app=app, namespace=options.inventory_namespace, create_parent=False)
     try:
         try:
             with progress.running(kube.stats):
@@ -84,10 +91,10 @@ def sync_command(
     finally:
         kube.close()
     if output == "text":
-        print_changeset(changes, out=err, namespace=options.namespace, namespace_from=namespace_from,
-                        verbose=verbose)
+        print_changeset(changes, out=result_console(), err=err, namespace=options.inventory_namespace,
+                        namespace_from=namespace_from, verbose=verbose)
     else:
-        print_document(sync_json(changes, namespace=options.namespace), output=output)
+        print_document(sync_json(changes, namespace=options.inventory_namespace), output=output)
     sys.exit(0 if changes.ok else 2)
 
 

@@ -10,7 +10,7 @@ from rich.text import Text
 from syncer import __version__
 from syncer.cli import cli
 from syncer.cli.common import cluster_options, connect, output_option
-from syncer.cli.output import console, document, print_document
+from syncer.cli.output import document, print_document, result_console
 
 
 @cli.command("version")
@@ -31,7 +31,7 @@ def version_command(
     if output != "text":
         print_document(document("Version", {"clientVersion": __version__, "serverVersion": server}), output=output)
         return
-    err = console()
-    err.print(Text(f"Client Version: {__version__}"))
+    out = result_console()
+    out.print(Text(f"Client Version: {__version__}"))
     if server is not None:
-        err.print(Text(f"Server Version: {server.get('gitVersion', '?')}"))
+        out.print(Text(f"Server Version: {server.get('gitVersion', '?')}"))

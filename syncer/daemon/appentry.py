@@ -20,7 +20,7 @@ from syncer.config import DEFAULT_INTERVAL
 from syncer.daemon.appspec import RECONCILE_ANNOTATION, AppSpec, InvalidApp, TenantPolicy, app_spec
 from syncer.daemon.reconciler import AppReconciler, SyncAttempt
 from syncer.kube import Kube
-from syncer.model import Object
+from syncer.model import AppId, Object
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,10 @@ class AppEntry:
     invalid: InvalidApp | None
     """Why `spec` is None."""
     interval: float
+
+    @property
+    def id(self) -> AppId:
+        return AppId.of_key(self.key)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -67,7 +71,7 @@ def app_entry(obj: Object, *, policy: TenantPolicy) -> AppEntry:
 
 def key_of(obj: Object) -> str:
     metadata = obj.get("metadata") or {}
-    return f"{metadata.get('namespace')}/{metadata.get('name')}"
+    return AppId(namespace=str(metadata.get("namespace") or ""), name=str(metadata.get("name") or "")).key
 
 
 def wants_tick(before: AppEntry, after: AppEntry) -> bool:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from syncer.apply import SyncOptions, plan_sync
-from syncer.apply.membercache import MemberCache
+from syncer.apply.membercache import MemberReads
 from syncer.apply.live import ListKey, read_live
 from syncer.daemon.appstatus import AppHealth, aggregate_health
 from syncer.errors import ClusterError, NotFound, SyncerError
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def observe_health(
-    kube: Kube, manifests: Sequence[Manifest], *, applyset: str, cache: MemberCache | None = None
+    kube: Kube, manifests: Sequence[Manifest], *, applyset: str, cache: MemberReads | None = None
 ) -> AppHealth | None:
     """The app's health from the live state of its desired objects: from the daemon's cache
     where it holds them, else one LIST per kind and namespace."""
@@ -35,7 +35,7 @@ def observe_health(
 
 
 def _live_objects(
-    kube: Kube, manifests: Sequence[Manifest], *, applyset: str, cache: MemberCache | None
+    kube: Kube, manifests: Sequence[Manifest], *, applyset: str, cache: MemberReads | None
 ) -> list[tuple[ObjectRef, Object | None]]:
     wanted: dict[ListKey, set[str]] = {}
     found: list[tuple[ObjectRef, Object | None]] = []
@@ -61,7 +61,7 @@ def _live_objects(
 
 def observe_drift(
     kube: Kube, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str,
-    cache: MemberCache | None = None,
+    cache: MemberReads | None = None,
 ) -> tuple[str, ...] | None:
     """The objects a sync of these manifests would change (and, with pruning, delete): the
     plan's changed objects, found the same way `syncer diff` finds them."""

@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from syncer.config import AppConfig
 from syncer.daemon.appclient import app_resource
 from syncer.daemon.appspec import TenantPolicy
 from syncer.daemon.apptable import AppTable, AppsWatchHandler
@@ -27,6 +28,7 @@ from syncer.daemon.reconciler import AppReconciler
 from syncer.daemon.source import SourceContext
 from syncer.daemon.tick import TickOutcome
 from syncer.daemon.webhook import Push, matching_apps
+from syncer.model import AppId
 from syncer.errors import ClusterError
 from syncer.kube import Kube
 from syncer.kube.watch import Reflector
@@ -88,7 +90,15 @@ class ClusterApps:
         self.table = AppTable(schedule=context.schedule, policy=policy)
         self._ticker = AppTicker(context=context, resource=app_resource(context.kube), notifier=self._notifier,
                                  notify=self.options.notify, notify_allow=self.options.notify_allow,
-                                 credentials=self._credentials, new_reconciler=self._new_reconciler)
+                                 credentials=self._credentials, new_reconciler=self._new_reconciler,
+                                 may_adopt=self._may_adopt)
+
+    def _may_adopt(self, config: AppConfig) -> bool:
+        """The App's inventory before the upgrade was ConfigMap syncer-<name> in its target
+        namespace; an App of that name there owns that ConfigMap now, and an unwatched
+        namespace may hold one."""
+        watched = not self.options.namespaces or config.namespace in self.options.namespaces
+        return watched and self.table is not None and self.table.get(AppId(config.namespace, config.name).key) is None
 
     def stop(self, *, still_running: list[str]) -> None:
         self._watch_stop.set()
@@ -116,7 +126,7 @@ class ClusterApps:
             return self._ticker.tick(entry, state)
         except ClusterError as error:  # the status could not be written; try again later
             log.warning("App/%s: %s", app, error)
-            return TickOutcome(app=app, ok=False)
+            return TickOutcome(app=AppId.of_key(app), ok=False)
         finally:
             state.end()
 

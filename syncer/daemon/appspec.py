@@ -164,6 +164,7 @@ class _SpecChecker:
             **shared_fields(self.get),
             ignore=self._ignore(),
             where=f"App/{self.namespace}/{self.name}",
+            home=self.namespace,
         )
         return AppSpec(
             config=config,

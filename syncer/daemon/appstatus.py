@@ -167,8 +167,11 @@ def _last_sync(previous: dict[str, Any], outcome: SyncAttempt, now: str) -> dict
         "result": "Succeeded" if outcome.ok else "Failed",
         "summary": ({k: v for k, v in outcome.changes.summary().items() if v} if outcome.changes else {}),
     }
-    if not outcome.ok:
+    failure = outcome.failure
+    if failure is not None:
         record["error"] = _error(outcome)[:MAX_MESSAGE]
+        _, cause, objects = failure
+        record["failure"] = {"cause": cause, "objects": list(objects[:MAX_LISTED])}
     before = dict(previous.get("lastSync") or {})
     before_time = before.pop("time", None)
     record["time"] = before_time if before == record and before_time else now

@@ -72,7 +72,7 @@ class AppTable:
         if replaced is not None:
             replaced.remove()
         spec = entry.spec
-        self._schedule.route(key, applyset=Inventory.for_app(app=spec.config.name, namespace=spec.config.namespace).id
+        self._schedule.route(key, applyset=Inventory.for_app(app=spec.config.name, namespace=spec.config.id.namespace).id
                              if spec is not None else None)
         if before is None or entry.interval != before.interval:
             self._schedule.put(key, interval=entry.interval)

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from syncer.apply import sync
+from syncer.apply.membercache import MemberReads
+from syncer.apply.readaccess import AccessReview, AuthorizedReads
 from syncer.config import AppConfig
 from syncer.daemon.appclient import emit_app_event, patch_app, patch_status, secret_data
 from syncer.daemon.appentry import AppEntry, AppTickState
@@ -27,7 +29,7 @@ from syncer.daemon.appspec import PRUNE_FINALIZER, AppSpec, InvalidApp, app_ref
 from syncer.daemon.appstatus import Observation, app_status
 from syncer.daemon.notify import Notifier, Receiver, message, transitions
 from syncer.daemon.notifytarget import AddressAllowList
-from syncer.daemon.reconciler import AppReconciler, SyncAttempt
+from syncer.daemon.reconciler import AppReconciler, SyncAttempt, failure_cause
 from syncer.daemon.source import SourceContext
 from syncer.daemon.tick import TickOutcome, run_tick
 from syncer.errors import ClusterError, Conflict, ConfigError, SyncerError
@@ -49,8 +51,11 @@ class AppTicker:
     def __init__(
         self, *, context: SourceContext, resource: Resource, notifier: Notifier, notify: Receiver | None,
         credentials: Path, new_reconciler: ReconcilerFactory = AppReconciler,
-        notify_allow: AddressAllowList = AddressAllowList(),
+        notify_allow: AddressAllowList = AddressAllowList(), may_adopt: Callable[[AppConfig], bool] = lambda _: False,
     ) -> None:
+        self._may_adopt = may_adopt
+        """Whether an App may take over its inventory from before the upgrade (see
+        `syncer.apply.upgrade`): not when another App could claim that one."""
         self._context = context
         self._kube = context.kube
         self._resource = resource
@@ -67,14 +72,13 @@ class AppTicker:
 
     def _reconcile(self, entry: AppEntry, state: AppTickState) -> TickOutcome:
         spec = entry.spec
-        name = spec.config.name if spec is not None else entry.key
         if spec is None:
             self._write(entry, state, Observation(entry.generation, invalid=entry.invalid,
                                                   handled_request=entry.requested))
-            return TickOutcome(app=name, ok=True)
+            return TickOutcome(app=entry.id, ok=True)
         if spec.suspend:
             self._write(entry, state, Observation(entry.generation, suspended=True, handled_request=entry.requested))
-            return TickOutcome(app=name, ok=True)
+            return TickOutcome(app=entry.id, ok=True)
         waited_for = entry.requested is not None and entry.requested != state.status.get("lastHandledReconcileAt")
         if waited_for or state.status.get("observedGeneration") != entry.generation:
             what = f"{spec.config.repo} at {spec.config.revision or 'HEAD'}"
@@ -83,11 +87,12 @@ class AppTicker:
             reconciler = self._reconciler(entry, state, spec)
         except SyncerError as error:
             revision = state.last_attempt.revision if state.last_attempt else "unknown"
-            state.last_attempt = SyncAttempt(revision=revision, changes=None, error=str(error))
+            state.last_attempt = SyncAttempt(revision=revision, changes=None, error=str(error),
+                                             cause=failure_cause(error))
             self._write(entry, state, Observation(entry.generation, outcome=state.last_attempt,
                                                   handled_request=entry.requested))
-            return TickOutcome(app=name, ok=False)
-        outcome = run_tick(reconciler, kube=state.kube or self._kube, cache=self._context.cache, health=True)
+            return TickOutcome(app=entry.id, ok=False)
+        outcome = run_tick(reconciler, kube=state.kube or self._kube, cache=reconciler.cache, health=True)
         state.last_attempt = outcome.current or state.last_attempt
         try:
             self._write(entry, state, Observation(entry.generation, outcome=state.last_attempt, health=outcome.health,
@@ -106,6 +111,8 @@ class AppTicker:
                 state.kube = Kube.connect(replace(self._context.client, impersonate=spec.user))
             state.built_generation = entry.generation
         config: AppConfig = spec.config
+        if config.namespace != config.home and self._may_adopt(config):
+            config = replace(config, adopt_from=config.namespace)
         if spec.git_secret is not None:
             config = replace(config, auth=self._git_auth(state.kube or self._kube, spec))
         if state.reconciler is None or state.reconciler.app != config:
@@ -113,9 +120,18 @@ class AppTicker:
             state.reconciler = self._new_reconciler(
                 config, kube=state.kube or self._kube, metrics=context.metrics, cache_dir=options.cache_dir,
                 field_manager=options.field_manager, lock_timeout=options.lock_timeout, instance=options.identity,
-                cache=context.cache, shared_git=context.shared_git, renderer=context.renderer,
+                cache=self._reads(spec), shared_git=context.shared_git, renderer=context.renderer,
             )
         return state.reconciler
+
+    def _reads(self, spec: AppSpec) -> MemberReads | None:
+        """The watch cache as the App may see it: through its service account's rights
+        (`syncer.apply.readaccess`), or whole for an App that runs with the daemon's."""
+        cache = self._context.cache
+        if cache is None or spec.user is None:
+            return cache
+        return AuthorizedReads(cache, AccessReview(self._kube, user=spec.user),
+                               configmaps=self._kube.resource_for("v1", "ConfigMap"))
 
     def _git_auth(self, kube: Kube, spec: AppSpec) -> GitAuth:
         """Git credentials from the App's Secret, read with the App's identity on every tick
@@ -142,17 +158,16 @@ class AppTicker:
     def _finalize(self, entry: AppEntry, state: AppTickState) -> TickOutcome:
         """The App is being deleted: with the prune finalizer, delete its objects first."""
         spec, metadata = entry.spec, entry.metadata
-        name = spec.config.name if spec is not None else entry.key
         finalizers = list(metadata.get("finalizers") or [])
         if PRUNE_FINALIZER not in finalizers:
-            return TickOutcome(app=name, ok=True)
+            return TickOutcome(app=entry.id, ok=True)
         if spec is None:
             assert entry.invalid is not None
             cannot = InvalidApp(app_ref(entry.obj), [
                 f"cannot delete the app's objects: {'; '.join(entry.invalid.problems)}; "
                 f"fix the spec or remove the finalizer {PRUNE_FINALIZER}"])
             self._write(entry, state, Observation(entry.generation, invalid=cannot))
-            return TickOutcome(app=name, ok=True)
+            return TickOutcome(app=entry.id, ok=True)
         if spec.config.prune:
             try:
                 reconciler = self._reconciler(entry, state, spec)
@@ -165,7 +180,7 @@ class AppTicker:
                 state.last_attempt = SyncAttempt(revision="deleted", changes=None,
                                                  error=f"deleting the app's objects: {error}")
                 self._write(entry, state, Observation(entry.generation, outcome=state.last_attempt))
-                return TickOutcome(app=name, ok=False)
+                return TickOutcome(app=entry.id, ok=False)
             log.info("App/%s deleted: %d object(s) pruned", entry.key, changes.count(Action.DELETED))
         remaining = [finalizer for finalizer in finalizers if finalizer != PRUNE_FINALIZER]
         try:
@@ -173,7 +188,7 @@ class AppTicker:
                                                            "resourceVersion": metadata["resourceVersion"]}})
         except Conflict:  # changed meanwhile: the watch brings the new version, and a new tick
             pass
-        return TickOutcome(app=name, ok=True)
+        return TickOutcome(app=entry.id, ok=True)
 
     def _write(self, entry: AppEntry, state: AppTickState, observed: Observation) -> None:
         previous = state.status

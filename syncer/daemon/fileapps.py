@@ -31,7 +31,7 @@ class FileApps:
     def start(self, context: SourceContext) -> None:
         options = context.options
         reconcilers = {
-            app.name: AppReconciler(app, kube=context.kube, metrics=context.metrics, cache_dir=options.cache_dir,
+            app.id.key: AppReconciler(app, kube=context.kube, metrics=context.metrics, cache_dir=options.cache_dir,
                                     field_manager=options.field_manager, lock_timeout=options.lock_timeout,
                                     instance=options.identity, cache=context.cache, shared_git=context.shared_git,
                                     renderer=context.renderer)
@@ -39,9 +39,9 @@ class FileApps:
         }
         self._context, self._reconcilers = context, reconcilers
         for app in self.config.apps:
-            context.metrics.declare(app.name, waits=app.wait)
-            context.schedule.route(app.name, applyset=Inventory.for_app(app=app.name, namespace=app.namespace).id)
-            context.schedule.put(app.name, interval=app.interval)
+            context.metrics.declare(app.id, waits=app.wait)
+            context.schedule.route(app.id.key, applyset=Inventory.for_app(app=app.name, namespace=app.id.namespace).id)
+            context.schedule.put(app.id.key, interval=app.interval)
 
     def stop(self, *, still_running: list[str]) -> None:
         pass
@@ -67,7 +67,7 @@ class FileApps:
             return
         app = self.config.apps[0]
         kube: Kube = self._context.control
-        kube.get(kube.resource_for("v1", "ConfigMap"), f"{PARENT_PREFIX}{app.name}", namespace=app.namespace)
+        kube.get(kube.resource_for("v1", "ConfigMap"), f"{PARENT_PREFIX}{app.name}", namespace=app.id.namespace)
 
     def reconciler_of(self, app: str) -> AppReconciler | None:
         return self._reconcilers.get(app)

@@ -49,18 +49,25 @@ class NotificationFailed(Exception):
 
 
 def transitions(previous: dict[str, Any], status: dict[str, Any]) -> list[str]:
-    """What is worth telling between two statuses of an App: a sync that starts failing, one
-    that succeeds after failures, and a new health. A sync failing again is not news."""
+    """What is worth telling between two statuses of an App: a distinct failure (another
+    revision, cause or set of failed objects; never another message text), a sync that
+    succeeds after failures, and a new health. The same failure again is not news."""
     events = []
     before = (previous.get("lastSync") or {}).get("result")
     after = (status.get("lastSync") or {}).get("result")
-    if after == "Failed" and before != "Failed":
+    if after == "Failed" and (before != "Failed" or _failure(previous) != _failure(status)):
         events.append("failed")
     if after == "Succeeded" and before == "Failed":
         events.append("recovered")
     if previous.get("health") and status.get("health") and previous["health"] != status["health"]:
         events.append("health")
     return events
+
+
+def _failure(status: dict[str, Any]) -> tuple[Any, Any, Any]:
+    last_sync = status.get("lastSync") or {}
+    failure = last_sync.get("failure") or {}
+    return last_sync.get("revision"), failure.get("cause"), failure.get("objects")
 
 
 def message(event: str, *, namespace: str, name: str, previous: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from syncer.apply import ChangeSet, SyncOptions, sync
 from syncer.apply.changeset import summary_text
-from syncer.apply.membercache import MemberCache
+from syncer.apply.membercache import MemberReads
 from syncer.apply.status import OutcomeRecorder
 from syncer.config import AppConfig
 from syncer.daemon.metrics import Metrics
@@ -61,9 +61,21 @@ class SyncAttempt:
     changes: ChangeSet | None
     error: str | None
     seconds: float = 0.0
+    cause: str = ""
+    """What stopped it before a ChangeSet, as a name, not a message (`failure_cause`)."""
     stalled: str | None = None
     """Set (to the reason, e.g. `RenderTooLarge`) when the attempt failed for a cause only a
     change in Git or in the daemon's flags can remove: the App is Stalled, not retrying."""
+
+    @property
+    def failure(self) -> tuple[str, str, tuple[str, ...]] | None:
+        """(revision, cause, failed objects): two failures are one failure when these agree,
+        whatever their messages say (a message may carry a timestamp or a resourceVersion)."""
+        if self.ok:
+            return None
+        failed = tuple(sorted(str(c.ref) for c in self.changes.changes if c.action == "failed")) if self.changes else ()
+        cause = self.cause or ("ObjectsFailed" if failed else "NotHealthy" if self.applied else "SyncStopped")
+        return self.revision, cause, failed
 
     @property
     def ok(self) -> bool:
@@ -73,6 +85,13 @@ class SyncAttempt:
     def applied(self) -> bool:
         """The revision is in the cluster (its objects may not have become healthy in time)."""
         return self.changes is not None and self.changes.applied
+
+
+def failure_cause(error: BaseException) -> str:
+    """A failure's cause as a name: the error's class, and the API server's reason when it
+    gave one (`ValidationFailed`, `RenderError`, `ClusterError/Forbidden`, ...)."""
+    reason = getattr(error, "reason", "")
+    return f"{type(error).__name__}/{reason}" if reason else type(error).__name__
 
 
 @dataclass(frozen=True)
@@ -101,7 +120,7 @@ class AppReconciler:
         field_manager: str = "syncer",
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         instance: str = "",
-        cache: MemberCache | None = None,
+        cache: MemberReads | None = None,
         shared_git: SharedLsRemote | None = None,
         renderer: Renderer = InProcess(),
     ) -> None:
@@ -124,7 +143,7 @@ class AppReconciler:
         self._synced_revision: str | None = None
         """The revision of the last sync that succeeded."""
         self._last_ok = False
-        self._recorder = OutcomeRecorder(kube, app=app.name, namespace=app.namespace, instance=instance)
+        self._recorder = OutcomeRecorder(kube, app=app.name, namespace=app.id.namespace, instance=instance)
         self._status_error: str | None = None
         self.last_attempt: SyncAttempt | None = None
         """The latest sync attempt; a step that had nothing to do leaves it as it was."""
@@ -159,7 +178,8 @@ class AppReconciler:
     def options(self) -> SyncOptions:
         app = self.app
         return SyncOptions(
-            app=app.name, namespace=app.namespace, field_manager=self._field_manager, prune=app.prune,
+            app=app.name, namespace=app.namespace, home=app.home, adopt_from=app.adopt_from,
+            field_manager=self._field_manager, prune=app.prune,
             wait=app.wait, timeout=app.timeout, ignore=app.ignore, lock_timeout=self._lock_timeout,
             diff_text=False,
         )
@@ -215,7 +235,7 @@ class AppReconciler:
     def _fetch_and_render(self) -> str:
         fetch_started = time.monotonic()
         snapshot = self.source.fetch()
-        self._metrics.observe_fetch(self.app.name, time.monotonic() - fetch_started)
+        self._metrics.observe_fetch(self.app.id, time.monotonic() - fetch_started)
         tree = snapshot.tree_of(self.app.path) if snapshot.tree_of is not None else None
         if tree is None or tree != self._rendered_tree or self._manifests is None or self._uses_kustomize(snapshot):
             manifests = self._renderer.render(snapshot, self.app.path, namespace=self.app.namespace)
@@ -265,10 +285,10 @@ class AppReconciler:
         log.error("app %s sync of %s failed: %s", self.app.name, revision[:12], error,
                   extra={"app": self.app.name, "revision": revision, "result": "Failed", "error": str(error),
                          "duration": round(seconds, 3)})
-        stalled = error.reason if isinstance(error, RenderTooLarge) else None
+        stalled = error.condition if isinstance(error, RenderTooLarge) else None
         text = f"{self.app.where or self.app.name}: revision {revision[:12]}: {error}" if stalled else str(error)
         attempt = self.last_attempt = SyncAttempt(revision=revision, changes=None, error=text, seconds=seconds,
-                                                  stalled=stalled)
+                                                  cause=failure_cause(error), stalled=stalled)
         if self._is_current(attempt):
             self.current_attempt = attempt
             self._record(lambda: self._recorder.record_failure(revision=revision, error=error))

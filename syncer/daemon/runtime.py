@@ -46,6 +46,7 @@ from syncer.daemon.tick import record_outcome
 from syncer.errors import ClusterError, ConfigError
 from syncer.kube import ClientOptions, Kube
 from syncer.sources import SharedLsRemote
+from syncer.model import AppId
 from syncer.sources.renderpool import InProcess, Renderer, RenderPool
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class Daemon:
         self._control = Kube.connect(replace(client, max_retries=0, request_timeout=5.0))
         self.shared_git = SharedLsRemote()
         self.heals = HealRouter(on_heal=self._heal)
-        self.drift: dict[str, tuple[str, ...]] = {}
+        self.drift: dict[AppId, tuple[str, ...]] = {}
         """The last drift a tick found, per app (as its metrics name it)."""
         self.cache: MemberCache | None = None
         self._cache_kube: Kube | None = None
@@ -238,7 +239,7 @@ class Daemon:
 
     def _heal(self, app: str) -> None:
         """A member of the app changed: sync it from its last render, without asking Git."""
-        self.metrics.heal_triggers.labels(app=app).inc()
+        self.metrics.observe_heal_trigger(AppId.of_key(app))
         reconciler = self.source.reconciler_of(app)
         if reconciler is not None:
             reconciler.note_drift()

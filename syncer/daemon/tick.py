@@ -25,12 +25,13 @@ import logging
 from dataclasses import dataclass
 
 from syncer.apply.applyset import Inventory
-from syncer.apply.membercache import MemberCache
+from syncer.apply.membercache import MemberReads
 from syncer.daemon.appobserve import observe_drift, observe_health
 from syncer.daemon.appstatus import AppHealth
 from syncer.daemon.metrics import Metrics
 from syncer.daemon.reconciler import AppReconciler, SyncAttempt, SyncStep
 from syncer.kube import Kube
+from syncer.model import AppId
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,7 @@ log = logging.getLogger(__name__)
 class TickOutcome:
     """Everything one tick found, computed once (see the module docstring)."""
 
-    app: str
-    """The app's name as its syncs, logs and metrics name it."""
+    app: AppId
     ok: bool
     """False: the tick failed and the app backs off."""
     attempt: SyncAttempt | None = None
@@ -54,7 +54,7 @@ class TickOutcome:
     """The objects' health; None: not read (the file mode does not report it) or unreadable."""
 
 
-def run_tick(reconciler: AppReconciler, *, kube: Kube, cache: MemberCache | None, health: bool) -> TickOutcome:
+def run_tick(reconciler: AppReconciler, *, kube: Kube, cache: MemberReads | None, health: bool) -> TickOutcome:
     """One tick of one app: the reconciler's step, then its drift and (`health`) health, read
     with `kube` (the app's own identity)."""
     step = reconciler.step()
@@ -62,7 +62,7 @@ def run_tick(reconciler: AppReconciler, *, kube: Kube, cache: MemberCache | None
     app = reconciler.app
     observed_health: AppHealth | None = None
     if health and manifests is not None:
-        applyset = Inventory.for_app(app=app.name, namespace=app.namespace).id
+        applyset = Inventory.for_app(app=app.name, namespace=app.id.namespace).id
         observed_health = observe_health(kube, manifests, cache=cache, applyset=applyset)
     drift: tuple[str, ...] | None = None
     if step.attempt is not None and step.attempt.ok:
@@ -70,11 +70,11 @@ def run_tick(reconciler: AppReconciler, *, kube: Kube, cache: MemberCache | None
     elif manifests is not None and _drift_may_have_changed(step, cache=cache):
         drift = observe_drift(kube, manifests, options=reconciler.options, revision=reconciler.rendered_revision,
                               cache=cache)
-    return TickOutcome(app=app.name, ok=step.ok, attempt=step.attempt, current=reconciler.current_attempt,
+    return TickOutcome(app=app.id, ok=step.ok, attempt=step.attempt, current=reconciler.current_attempt,
                        drift=drift, health=observed_health)
 
 
-def _drift_may_have_changed(step: SyncStep, *, cache: MemberCache | None) -> bool:
+def _drift_may_have_changed(step: SyncStep, *, cache: MemberReads | None) -> bool:
     return step.member_changed or step.attempt is not None or cache is None
 
 
@@ -84,10 +84,12 @@ def record_outcome(outcome: TickOutcome, *, metrics: Metrics, drift_before: tupl
     if attempt is not None:
         metrics.observe_sync(outcome.app, changes=attempt.changes, ok=attempt.ok, seconds=attempt.seconds,
                              current=attempt is outcome.current)
+    if outcome.health is not None:
+        metrics.observe_health(outcome.app, outcome.health.state)
     drift = outcome.drift
     if drift is None:
         return
     metrics.observe_drift(outcome.app, len(drift))
     if drift != drift_before and (drift or drift_before):
         log.info("app %s: %d object(s) drifted from Git%s", outcome.app, len(drift),
-                 f": {', '.join(drift[:10])}" if drift else "", extra={"app": outcome.app, "drift": list(drift)})
+                 f": {', '.join(drift[:10])}" if drift else "", extra={"app": outcome.app.name, "app_namespace": outcome.app.namespace, "drift": list(drift)})

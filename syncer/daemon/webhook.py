@@ -168,9 +168,10 @@ def ref_matches(revision: str | None, ref: str, *, default_branch: str | None) -
 
 
 def matching_apps(apps: Iterable[AppConfig], push: Push) -> list[str]:
-    """Names of the apps a push concerns: same repository, and a ref the app follows."""
+    """The keys (`namespace/name`) of the apps a push concerns: same repository, and a ref the
+    app follows."""
     return [
-        app.name for app in apps
+        app.id.key for app in apps
         if normalize_repo_url(app.repo) in push.urls
         and ref_matches(app.revision, push.ref, default_branch=push.default_branch)
     ]

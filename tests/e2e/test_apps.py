@@ -214,7 +214,7 @@ def test_app_lifecycle_with_kubectl_and_the_cli(
     assert time.monotonic() - started < 15
     assert configmap(kube_api, namespace, "web-config").data == {"color": "red"}
     assert kubectl.status(namespace, "shop")["lastAppliedRevision"] == third
-    assert "Ready=True" in result.stderr
+    assert "Ready=True" in result.stdout
 
     # Suspend: no syncs, and the status says so; resume syncs again.
     kubectl("patch", "app", "shop", "-n", namespace, "--type=merge", "-p", '{"spec": {"interval": "2s"}}')
@@ -289,7 +289,7 @@ def test_a_team_cannot_write_into_another_teams_namespace(
     # reconcile --wait reports the failure with its exit code.
     result = syncer(cluster, "reconcile", "intruder", "-n", team_b, "--wait", "--timeout", "60")
     assert result.returncode == 2, result.stderr
-    assert "Ready=False (SyncFailed)" in result.stderr and "forbidden" in result.stderr
+    assert "Ready=False (SyncFailed)" in result.stdout and "forbidden" in result.stdout
 
 
 def test_a_broken_commit_stays_failed_while_the_last_good_render_is_kept(

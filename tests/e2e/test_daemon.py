@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ClusterAccess
 from tests.schema import assert_valid
@@ -122,11 +123,12 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
 
 
 def metric(text: str, name: str, **labels: str) -> float | None:
-    """The value of one sample in Prometheus text format."""
-    wanted = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
-    for line in text.splitlines():
-        if line.startswith(name + wanted + " "):
-            return float(line.rsplit(" ", 1)[1])
+    """The value of the sample with that name and (at least) those labels, in Prometheus
+    text format."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                return float(sample.value)
     return None
 
 
@@ -239,7 +241,7 @@ def test_a_signed_webhook_triggers_a_sync_at_once(
     assert color(kube_api, namespace) == "blue"  # nothing above triggered a sync
 
     pushed = time.monotonic()
-    assert post(url(daemon, "/webhook"), body, github_headers(body)) == (202, {"triggered": ["shop"]})
+    assert post(url(daemon, "/webhook"), body, github_headers(body)) == (202, {"triggered": [f"{namespace}/shop"]})
     eventually(lambda: color(kube_api, namespace) == "green", timeout=SLACK, what="the webhook's sync")
     assert time.monotonic() - pushed < SLACK  # the interval is an hour: only the webhook explains it
 
@@ -263,19 +265,19 @@ def test_metrics_count_syncs_per_app(
                what="syncs of both apps")
     status, text = get(url(daemon, "/metrics"))
     assert status == 200
-    assert metric(text, "syncer_objects_applied_total", action="created", app="shop") == 1
-    assert metric(text, "syncer_objects_applied_total", action="configured", app="shop") == 0
-    assert metric(text, "syncer_app_info", app="shop", health_status="Unknown", sync_status="Succeeded") == 1
-    assert metric(text, "syncer_app_info", app="broken", health_status="Unknown", sync_status="Failed") == 1
+    shop, broken = {"app": "shop", "app_namespace": namespace}, {"app": "broken", "app_namespace": namespace}
+    assert metric(text, "syncer_objects_applied_total", action="created", **shop) == 1
+    assert metric(text, "syncer_objects_applied_total", action="configured", **shop) == 0
+    assert metric(text, "syncer_app_info", **shop, health_status="Unknown", sync_status="Succeeded") == 1
+    assert metric(text, "syncer_app_info", **broken, health_status="Unknown", sync_status="Failed") == 1
     assert "_created" not in text and metric(text, "process_resident_memory_bytes")
-    assert metric(text, "syncer_objects_pruned_total", app="shop") == 0
-    assert metric(text, "syncer_sync_failures_total", app="shop") == 0
-    assert metric(text, "syncer_sync_failures_total", app="broken") == metric(text, "syncer_sync_runs_total",
-                                                                              app="broken")
-    assert metric(text, "syncer_last_synced_revision_info", app="shop", revision=sha) == 1
-    assert (metric(text, "syncer_last_successful_sync_timestamp_seconds", app="shop") or 0) > time.time() - 60
-    assert (metric(text, "syncer_sync_duration_seconds_count", app="shop") or 0) >= 2
-    assert metric(text, "syncer_git_fetch_duration_seconds_count", app="shop") == 1  # one revision, one fetch
+    assert metric(text, "syncer_objects_pruned_total", **shop) == 0
+    assert metric(text, "syncer_sync_failures_total", **shop) == 0
+    assert metric(text, "syncer_sync_failures_total", **broken) == metric(text, "syncer_sync_runs_total", **broken)
+    assert metric(text, "syncer_last_synced_revision_info", **shop, revision=sha) == 1
+    assert (metric(text, "syncer_last_successful_sync_timestamp_seconds", **shop) or 0) > time.time() - 60
+    assert (metric(text, "syncer_sync_duration_seconds_count", **shop) or 0) >= 2
+    assert metric(text, "syncer_git_fetch_duration_seconds_count", **shop) == 1  # one revision, one fetch
     assert metric(text, "syncer_leader") == 1
 
     ready, body = get(url(daemon, "/readyz"))
@@ -387,12 +389,13 @@ def _lead_partition_and_hand_over(
     # A webhook that reaches the standby is passed on to the leader.
     sha = commit(repo, {"shop/config.yaml": configmap_yaml("web-config", "green")})
     body = webhook_body(repo)
-    assert post(url(second, "/webhook"), body, github_headers(body)) == (202, {"triggered": ["shop"]})
+    assert post(url(second, "/webhook"), body, github_headers(body)) == (202, {"triggered": [f"{namespace}/shop"]})
     eventually(lambda: color(kube_api, namespace) == "green", timeout=SLACK, what="the forwarded webhook's sync")
     # That sync over, the leader holds no app lock that the partition could leave behind
     # (the standby's sync would wait for it to expire).
     eventually(lambda: metric(get(url(first, "/metrics"))[1], "syncer_last_synced_revision_info",
-                              app="shop", revision=sha) == 1 and app_lock(kube_api, namespace) is None,
+                              app="shop", app_namespace=namespace, revision=sha) == 1
+               and app_lock(kube_api, namespace) is None,
                timeout=SLACK, what="the leader's sync of the pushed commit to finish")
 
     proxy.partition()
@@ -403,7 +406,7 @@ def _lead_partition_and_hand_over(
     # (later ticks find nothing changed and do not sync), so count from zero, not from now.
     eventually(lambda: syncs(second, "shop") >= 1, timeout=SLACK, what="the new leader to sync")
     _, text = get(url(second, "/metrics"))
-    assert metric(text, "syncer_sync_failures_total", app="shop") == 0
+    assert metric(text, "syncer_sync_failures_total", app="shop", app_namespace=namespace) == 0
 
     proxy.heal()
     eventually(lambda: "standby (leader: second)" in get(url(first, "/readyz"))[1], timeout=takeover + SLACK,

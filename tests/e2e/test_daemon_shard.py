@@ -164,7 +164,7 @@ def test_three_replicas_share_the_apps_and_take_over_from_a_killed_one(
 
     identities = eventually(settled, timeout=30, what="three members that agree", interval=0.5)
     identity = [identities[replica.url] for replica in replicas]
-    expected = {app: owner(app, identity) for app in APPS}
+    expected = {app: owner(f"{namespace}/{app}", identity) for app in APPS}
     owned = [[app for app in APPS if expected[app] == identity[i]] for i in range(3)]
     assert all(owned), f"rendezvous gave a replica nothing: {owned}"
     for index, replica in enumerate(replicas):
@@ -185,7 +185,7 @@ def test_three_replicas_share_the_apps_and_take_over_from_a_killed_one(
     request = urllib.request.Request(replicas[0].url + "/webhook", data=body, headers=headers, method="POST")
     with urllib.request.urlopen(request, timeout=15) as response:
         assert response.status == 202
-        assert json.loads(response.read())["triggered"] == APPS
+        assert json.loads(response.read())["triggered"] == [f"{namespace}/{app}" for app in APPS]
 
     # SIGKILL: no clean release. Its apps' objects, deleted now, come back from the others.
     victim, survivors = replicas[2], replicas[:2]
@@ -209,7 +209,7 @@ def test_three_replicas_share_the_apps_and_take_over_from_a_killed_one(
                what="the dead member's Lease to be deleted")
     survivor_identities = [identity[0], identity[1]]
     for index, survivor in enumerate(survivors):
-        mine = [app for app in APPS if owner(app, survivor_identities) == identity[index]]
+        mine = [app for app in APPS if owner(f"{namespace}/{app}", survivor_identities) == identity[index]]
         assert set(owned[index]) <= set(mine)  # nothing moved between the survivors
         eventually(lambda: f"owns {len(mine)} of 12 app(s); 2 member(s) seen" in get(survivor.url + "/readyz")[1],
                    timeout=SLACK, what="the survivor's readyz to count its share")

@@ -1,6 +1,7 @@
 """The command line against a real API server as a kubectl user meets it: a KUBECONFIG of
 several files, the context's namespace, `insecure-skip-tls-verify` said once, the output
-streams, NO_COLOR on a terminal and `syncer version`."""
+streams (a result on stdout, messages on stderr), colour decided by the stream's own terminal,
+NO_COLOR on a terminal and `syncer version`."""
 
 from __future__ import annotations
 
@@ -63,9 +64,10 @@ def test_a_context_split_across_kubeconfig_files_with_its_namespace(
         ("created", namespace, "settings")]
 
     text = run("diff", "--repo", str(app), "--name", "shop", env={"KUBECONFIG": kubeconfig})
-    assert text.returncode == 1 and text.stdout == ""
-    assert (f"diff: app shop at working-tree (inventory ConfigMap/{namespace}/syncer-shop, namespace from "
-            "context work): 1 created, 0 configured, 0 unchanged, 0 deleted") in text.stderr
+    assert text.returncode == 1 and "diff:" not in text.stderr
+    assert text.stdout.splitlines()[-1] == (
+        f"diff: app shop at working-tree (inventory ConfigMap/{namespace}/syncer-shop, namespace from "
+        "context work): 1 created, 0 configured, 0 unchanged, 0 deleted")
 
     wrong = run("diff", "--repo", str(app), "--name", "shop", "--context", "wrok", env={"KUBECONFIG": kubeconfig})
     assert wrong.returncode == 2 and wrong.stdout == ""
@@ -73,7 +75,7 @@ def test_a_context_split_across_kubeconfig_files_with_its_namespace(
 
 
 def test_sync_streams_and_schema(cluster: ClusterAccess, namespace: str, tmp_path: Path) -> None:
-    """Documents on stdout only; everything for people on stderr."""
+    """The result on stdout, in text or as the document alone; messages on stderr."""
     app = write_app(tmp_path / "app", {"cm.yaml": CONFIGMAP})
     args = ["--repo", str(app), "--name", "shop", "-n", namespace, "--kubeconfig", str(cluster.kubeconfig),
             "--context", cluster.context]
@@ -84,8 +86,8 @@ def test_sync_streams_and_schema(cluster: ClusterAccess, namespace: str, tmp_pat
         assert_valid(document, kind="Sync")
         assert document["dryRun"] is True and document["summary"]["created"] == 1
     text = run("sync", *args)
-    assert text.returncode == 0 and text.stdout == ""
-    assert f"created    ConfigMap/{namespace}/settings" in text.stderr
+    assert text.returncode == 0 and text.stderr == ""
+    assert f"created    ConfigMap/{namespace}/settings" in text.stdout.splitlines()
     status = run("status", "shop", "-n", namespace, "--kubeconfig", str(cluster.kubeconfig),
                  "--context", cluster.context, "-o", "yaml")
     assert status.returncode == 0
@@ -110,12 +112,13 @@ def test_insecure_skip_tls_verify_is_said_once(cluster: ClusterAccess, namespace
         "(insecure-skip-tls-verify in the kubeconfig)"]
 
 
-def on_a_terminal(*args: str, env: dict[str, str]) -> tuple[int, str]:
-    """Run with stderr on a pseudo-terminal; returns the exit code and what the terminal got."""
+def on_a_terminal(*args: str, env: dict[str, str], stream: str) -> tuple[int, str, str]:
+    """Run with one stream ("stdout" or "stderr") on a pseudo-terminal and the other on a pipe;
+    returns the exit code, what the terminal got and what the pipe got."""
     controller, terminal = pty.openpty()
     base = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "NO_COLOR", "FORCE_COLOR")}
-    process = subprocess.Popen([str(SYNCER), *args], env={**base, "TERM": "xterm", **env},
-                               stdout=subprocess.DEVNULL, stderr=terminal)
+    streams: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, stream: terminal}
+    process = subprocess.Popen([str(SYNCER), *args], env={**base, "TERM": "xterm", **env}, **streams)
     os.close(terminal)
     chunks: list[bytes] = []
 
@@ -131,21 +134,36 @@ def on_a_terminal(*args: str, env: dict[str, str]) -> tuple[int, str]:
 
     reader = threading.Thread(target=read)
     reader.start()
-    code = process.wait(timeout=120)
+    piped_stdout, piped_stderr = process.communicate(timeout=120)
     reader.join(timeout=10)
     os.close(controller)
-    return code, b"".join(chunks).decode(errors="replace")
+    piped = piped_stderr if stream == "stdout" else piped_stdout
+    return process.returncode, b"".join(chunks).decode(errors="replace"), piped.decode(errors="replace")
 
 
 def test_no_color_on_a_terminal_means_no_escape_codes(cluster: ClusterAccess, namespace: str, tmp_path: Path) -> None:
     app = write_app(tmp_path / "app", {"cm.yaml": CONFIGMAP})
     args = ["diff", "--repo", str(app), "--name", "shop", "-n", namespace, "--kubeconfig", str(cluster.kubeconfig),
             "--context", cluster.context]
-    code, coloured = on_a_terminal(*args, env={})
+    code, coloured, _ = on_a_terminal(*args, env={}, stream="stdout")
     assert code == 1 and "\x1b[" in coloured and "+ v1 ConfigMap" in coloured
-    code, plain = on_a_terminal(*args, env={"NO_COLOR": "1"})
+    code, plain, _ = on_a_terminal(*args, env={"NO_COLOR": "1"}, stream="stdout")
     assert code == 1 and "+ v1 ConfigMap" in plain
     assert "\x1b" not in plain
+
+
+def test_colour_follows_the_stream_the_text_goes_to(cluster: ClusterAccess, namespace: str, tmp_path: Path) -> None:
+    """`syncer diff | less` (stderr still on the terminal) gets plain text; a terminal stdout
+    gets colour while stderr goes to a file."""
+    app = write_app(tmp_path / "app", {"cm.yaml": CONFIGMAP})
+    args = ["diff", "--repo", str(app), "--name", "shop", "-n", namespace, "--kubeconfig", str(cluster.kubeconfig),
+            "--context", cluster.context]
+    code, _, piped_stdout = on_a_terminal(*args, env={}, stream="stderr")
+    assert code == 1 and "+ v1 ConfigMap" in piped_stdout
+    assert "\x1b" not in piped_stdout
+    code, terminal_stdout, piped_stderr = on_a_terminal(*args, "-vv", env={}, stream="stdout")
+    assert code == 1 and "\x1b[" in terminal_stdout
+    assert "DEBUG" in piped_stderr and "\x1b" not in piped_stderr
 
 
 def test_version_shows_client_and_server(cluster: ClusterAccess) -> None:
@@ -154,5 +172,5 @@ def test_version_shows_client_and_server(cluster: ClusterAccess) -> None:
     assert_valid(document, kind="Version")
     assert document["serverVersion"]["gitVersion"].startswith("v1.")
     text = run(*args)
-    assert text.returncode == 0 and text.stdout == ""
-    assert text.stderr.splitlines()[1] == f"Server Version: {document['serverVersion']['gitVersion']}"
+    assert text.returncode == 0 and text.stderr == ""
+    assert text.stdout.splitlines()[1] == f"Server Version: {document['serverVersion']['gitVersion']}"

@@ -26,7 +26,7 @@ def reconciler(kube: Kube, directory: Path, *, name: str, namespace: str, files:
     for file, text in files.items():
         (directory / file).write_text(textwrap.dedent(text))
     app = AppConfig(name=name, repo=str(directory), namespace=namespace, timeout=30)
-    return AppReconciler(app, kube=kube, metrics=Metrics([name]), lock_timeout=5)
+    return AppReconciler(app, kube=kube, metrics=Metrics([app.id]), lock_timeout=5)
 
 
 GOOD = {"config.yaml": """\
@@ -91,8 +91,8 @@ def test_status_is_recorded_and_listed(
     assert rows["broken"]["inventory"] == f"ConfigMap/{namespace}/syncer-broken"
 
     code, out, err = status_cli(cluster, "-n", namespace)
-    assert code == 0 and out == ""
-    header, *lines = err.splitlines()
+    assert code == 0 and err == ""
+    header, *lines = out.splitlines()
     assert header.split() == ["APP", "NAMESPACE", "RESULT", "REVISION", "SYNCED", "CHANGES", "ERROR"]
     assert lines[0].split()[:4] == ["broken", namespace, "Failed", "working-tree"]
     assert lines[1].split()[:4] == ["shop", namespace, "Succeeded", "working-tree"]
@@ -112,8 +112,8 @@ def test_status_of_configured_apps_includes_those_never_synced(
         "app": "later", "namespace": namespace, "inventory": f"ConfigMap/{namespace}/syncer-later",
         "revision": None, "appliedRevision": None, "time": None, "result": None, "error": None, "summary": {},
     }]
-    code, _, err = status_cli(cluster, "--config", str(config))
-    assert err.splitlines()[1].split() == ["later", namespace, "-", "-", "never", "-"]
+    code, out, _ = status_cli(cluster, "--config", str(config))
+    assert out.splitlines()[1].split() == ["later", namespace, "-", "-", "never", "-"]
 
 
 def test_status_options_exclude_each_other(cluster: ClusterAccess) -> None:
@@ -141,7 +141,7 @@ def test_status_of_one_app_keeps_the_last_applied_revision(
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
     applied = commit(GOOD)
     app = AppConfig(name="shop", repo=str(repo), namespace=namespace, timeout=30)
-    reconciler = AppReconciler(app, kube=kube, metrics=Metrics(["shop"]), lock_timeout=5,
+    reconciler = AppReconciler(app, kube=kube, metrics=Metrics([app.id]), lock_timeout=5,
                                cache_dir=tmp_path / "cache")
     assert reconciler.tick() is True
     attempted = commit(BAD)
@@ -157,9 +157,9 @@ def test_status_of_one_app_keeps_the_last_applied_revision(
     assert rest and f"ConfigMap/{namespace}/bad-config" in rest[0]
 
     code, out, err = status_cli(cluster, "shop", "-n", namespace)
-    assert code == 0 and out == ""
-    assert f"Last attempted:   {attempted}" in err and f"Last applied:     {applied}" in err
-    assert f"  {rest[0]}" in err.splitlines(), "the whole error, not its first line"
+    assert code == 0 and err == ""
+    assert f"Last attempted:   {attempted}" in out and f"Last applied:     {applied}" in out
+    assert f"  {rest[0]}" in out.splitlines(), "the whole error, not its first line"
 
     code, out, err = status_cli(cluster, "nope", "-n", namespace, "-o", "json")
     assert code == 2 and f"app nope has no inventory in namespace {namespace}" in err

@@ -572,9 +572,9 @@ def test_sync_command_exit_codes_and_json_change_set(
                                   "namespace": namespace, "name": "cli", "message": ""}]
     assert report["inventory"] == f"ConfigMap/{namespace}/syncer-cli"
     text = CliRunner().invoke(cli, args)
-    assert text.exit_code == 0 and text.stdout == ""
-    assert f"app cli at working-tree (inventory ConfigMap/{namespace}/syncer-cli): 0 created" in text.stderr
-    assert "1 unchanged" in text.stderr
+    assert text.exit_code == 0 and text.stderr == ""
+    assert f"app cli at working-tree (inventory ConfigMap/{namespace}/syncer-cli): 0 created" in text.stdout
+    assert "1 unchanged" in text.stdout
     write_app(app, {"cm.yaml": cm("cli", k="v"), "bad.yaml": "apiVersion: v1\nkind: Nope\nmetadata: {name: x}\n"})
     failed = CliRunner().invoke(cli, args)
     assert failed.exit_code == 2 and failed.stdout == ""

@@ -14,7 +14,7 @@ from syncer.apply.applyset import Inventory
 from syncer.apply.membercache import MemberCache
 from syncer.daemon import Daemon
 from syncer.kube import ClientOptions, Kube
-from syncer.model import ObjectRef
+from syncer.model import AppId, ObjectRef
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import SLACK, eventually
 from tests.e2e.proxy import kubeconfig_through
@@ -101,10 +101,10 @@ def test_without_self_heal_a_hand_edit_is_counted_not_reverted(
     client.CoreV1Api(kube_api).patch_namespaced_config_map("web-config", namespace, {"data": {"color": "red"}})
 
     def drifted() -> float | None:
-        return metric(get(url(daemon, "/metrics"))[1], "syncer_drifted_objects", app="manual")
+        return metric(get(url(daemon, "/metrics"))[1], "syncer_drifted_objects", app="manual", app_namespace=namespace)
 
     eventually(lambda: drifted() == 1.0, timeout=SLACK, what="the drift to be counted")
-    assert daemon.drift["manual"] == (f"ConfigMap/{namespace}/web-config",)
+    assert daemon.drift[AppId(namespace=namespace, name="manual")] == (f"ConfigMap/{namespace}/web-config",)
     time.sleep(1.0)
     assert color(kube_api, namespace) == "red"
 
@@ -211,8 +211,8 @@ def test_a_push_noted_while_a_member_drifted_is_not_lost(
     otherwise wait for the next interval."""
     from syncer.daemon import AppReconciler, Metrics  # noqa: PLC0415
 
-    reconciler = AppReconciler(app("shop", repo, namespace, interval=HOUR), kube=kube, metrics=Metrics(["shop"]),
-                               lock_timeout=5)
+    config = app("shop", repo, namespace, interval=HOUR)
+    reconciler = AppReconciler(config, kube=kube, metrics=Metrics([config.id]), lock_timeout=5)
     assert reconciler.tick()
     assert color(kube_api, namespace) == "blue"
     commit(repo, {"shop/config.yaml": configmap_yaml("web-config", "green")})

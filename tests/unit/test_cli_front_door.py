@@ -20,13 +20,13 @@ from rich.console import Console
 from rich.text import Text
 
 from syncer import __version__
-from syncer.apply.changeset import Change
+from syncer.apply.changeset import Change, ChangeSet
 from syncer.apply.status import AppStatus, AppStatusRow
 from syncer.cli import cli
-from syncer.cli.output import StepProgress, console
+from syncer.cli.output import StepProgress, console, print_changeset
 from syncer.cli.status import detail_lines
 from syncer.kube import RequestStats
-from syncer.model import ObjectRef
+from syncer.model import Action, ObjectRef
 from tests.schema import assert_valid
 
 SYNCER = Path(sys.executable).parent / "syncer"
@@ -98,8 +98,8 @@ def test_version_document(output: str) -> None:
     assert document["clientVersion"] == __version__ and document["serverVersion"] is None
 
 
-def test_version_text_is_for_people_on_stderr() -> None:
-    assert invoke("version", "--client") == (0, "", f"Client Version: {__version__}\n")
+def test_version_text_is_the_result_on_stdout() -> None:
+    assert invoke("version", "--client") == (0, f"Client Version: {__version__}\n", "")
 
 
 def test_version_names_the_unreachable_server_as_json_too(tmp_path: Path) -> None:
@@ -258,3 +258,42 @@ def test_status_of_one_app_shows_the_whole_error_and_both_revisions() -> None:
     assert lines[-3:] == ["Error:", "  validation failed for 1 object(s); nothing was changed:",
                           "    ConfigMap/shop/x: metadata.labels: Invalid"]
     assert_valid({"schemaVersion": "v1", "kind": "AppStatus", **row.to_dict()}, kind="AppStatus")
+
+
+# -- the output rule: a result on stdout; progress, warnings, logs and errors on stderr ------
+
+def test_a_syncs_lines_and_summary_are_the_result_its_warnings_and_error_are_not() -> None:
+    """`syncer sync` prints through print_changeset: a pipe reading stdout gets every object's
+    line and the summary, and nothing else; the warning and the error stop at stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    changes = ChangeSet(app="shop", revision="abc", changes=[
+        change("web"), Change(ref=ObjectRef(group="", kind="ConfigMap", namespace="shop", name="db"),
+                              api_version="v1", action=Action.FAILED, message="exceeded quota")],
+        error="a write failed; nothing was pruned", warnings=["the status was not recorded"])
+    print_changeset(changes, out=console(out), err=console(err), namespace="shop")
+    assert out.getvalue().splitlines() == [
+        "created    ConfigMap/shop/web",
+        "failed     ConfigMap/shop/db  exceeded quota",
+        "app shop at abc (inventory ConfigMap/shop/syncer-shop): 1 created, 0 configured, 0 unchanged, "
+        "0 deleted, 1 failed",
+    ]
+    assert err.getvalue().splitlines() == ["warning: the status was not recorded",
+                                           "error: a write failed; nothing was pruned"]
+
+
+def test_dev_cluster_down_says_its_result_on_stdout_and_status_its_absence_on_stderr(tmp_path: Path) -> None:
+    workdir = tmp_path / "none"
+    assert invoke("dev-cluster", "down", "--dir", str(workdir)) == (0, f"no dev cluster in {workdir}; nothing to stop\n", "")
+    code, stdout, stderr = invoke("dev-cluster", "status", "--dir", str(workdir))
+    assert (code, stdout, stderr) == (1, "", f"no dev cluster in {workdir}\n")
+
+
+def test_a_usage_error_of_run_goes_to_stderr_alone() -> None:
+    code, stdout, stderr = invoke("run", "--shard", "--leader-elect", "--kubeconfig", "/nonexistent")
+    assert code == 2 and stdout == "" and "--leader-elect and --shard exclude each other" in stderr
+
+
+def test_render_puts_the_manifests_alone_on_stdout(checkout: Path) -> None:
+    code, stdout, stderr = invoke("render", "--repo", str(checkout), "-n", "shop")
+    assert code == 0 and list(yaml.safe_load_all(stdout))[0]["kind"] == "ConfigMap"
+    assert stderr.startswith("rendered 1 object from ") and "rendered" not in stdout

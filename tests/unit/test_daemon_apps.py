@@ -14,9 +14,9 @@ from syncer.daemon.appspec import AppSpec, InvalidApp, Notification, SecretKeyRe
 from syncer.daemon.notifytarget import parse_allow_list
 from syncer.daemon.appstatus import AppHealth, Observation, aggregate_health, app_status, condition_status
 from syncer.daemon.notify import signature, transitions
-from syncer.daemon.reconciler import SyncAttempt
+from syncer.daemon.reconciler import SyncAttempt, failure_cause
 from syncer.diff import IgnoreRule
-from syncer.model import ObjectRef
+from syncer.model import Action, ObjectRef
 
 
 def app(spec: dict[str, Any], *, name: str = "shop", namespace: str = "team-a") -> dict[str, Any]:
@@ -35,7 +35,7 @@ def test_an_app_builds_what_the_configuration_file_builds() -> None:
         "  namespace: shop\n  prune: false\n  selfHeal: false\n  interval: 5m\n  timeout: 2m\n  wait: true\n"
         "  ignoreDifferences:\n  - {group: apps, kind: Deployment, jsonPointers: [/spec/replicas]}\n",
         source="apps.yaml", base_dir=__import__("pathlib").Path("/")).apps[0]
-    assert from_app == AppConfig(**{**from_file.__dict__, "where": "App/team-a/shop"})
+    assert from_app == AppConfig(**{**from_file.__dict__, "where": "App/team-a/shop", "home": "team-a"})
     assert isinstance(from_app.ignore[0], IgnoreRule)
 
 
@@ -46,7 +46,7 @@ def test_defaults_and_identity() -> None:
                     policy=TenantPolicy(allow_local_repos=True, notify_allow=parse_allow_list(["127.0.0.1"])))
     assert spec == AppSpec(
         config=AppConfig(name="shop", repo="/srv/git/shop", namespace="team-a", where="App/team-a/shop",
-                         create_namespace=True),
+                         create_namespace=True, home="team-a"),
         app_namespace="team-a", suspend=True, service_account="deployer", git_secret="git",
         notification=Notification(url="http://127.0.0.1:9/hook", secret=SecretKeyRef(name="hook", key="secret")),
     )
@@ -96,7 +96,7 @@ def _outcome(revision: str, *actions: str, error: str | None = None, stopped: bo
     changes = ChangeSet(app="shop", revision=revision, error=error,
                         stopped=error is not None if stopped is None else stopped, changes=[
         Change(ref=ObjectRef(group="", kind="ConfigMap", namespace="n", name=f"c{i}"), api_version="v1",
-               action=action)  # type: ignore[arg-type]
+               action=Action(action))
         for i, action in enumerate(actions)])
     return SyncAttempt(revision=revision, changes=changes, error=error)
 
@@ -175,6 +175,29 @@ def test_notifications_are_sent_on_transitions_only() -> None:
     assert transitions(failed, ok) == ["recovered"]
     assert transitions(ok, {**ok, "health": "Degraded"}) == ["health"]
     assert transitions({}, ok) == []
+
+
+def test_one_failed_event_per_distinct_failure_never_per_message_text() -> None:
+    """Distinct by revision, cause and failed objects (issue 20)."""
+    def status_after(*attempts: SyncAttempt) -> list[list[str]]:
+        told, status = [], {}
+        for attempt in attempts:
+            after = app_status(status, Observation(1, outcome=attempt, health=HEALTHY), now="t")
+            told.append(transitions(status, after))
+            status = after
+        return told
+
+    a, b = "a" * 40, "b" * 40
+    render = SyncAttempt(revision=a, changes=None, error="line 3: bad", cause=failure_cause(ValueError()))
+    assert status_after(
+        render,
+        SyncAttempt(revision=a, changes=None, error="line 3: bad, at 12:01", cause=render.cause),  # same failure
+        SyncAttempt(revision=b, changes=None, error="line 3: bad", cause=render.cause),  # a new revision
+        _outcome(b, "failed", error=None, stopped=False),  # the same revision, another cause
+        _outcome(b, "failed", "failed", error=None, stopped=False),  # another object failed too
+        _outcome(b, "failed", "failed", error=None, stopped=False),
+        _outcome(b, "created"),
+    ) == [["failed"], [], ["failed"], ["failed"], ["failed"], [], ["recovered"]]
 
 
 def test_signature_is_github_style_hmac() -> None:

@@ -120,6 +120,7 @@ def test_rbac_is_least_privilege_for_apps() -> None:
         *(("syncer.dev", "apps", v) for v in ("get", "list", "watch", "patch")),
         *(("syncer.dev", "apps/status", v) for v in ("get", "patch", "update")),
         ("", "events", "create"), ("", "events", "patch"), ("", "serviceaccounts", "impersonate"),
+        ("authorization.k8s.io", "subjectaccessreviews", "create"),
     }
     assert grants(find("ClusterRole", "syncer-watch")) == {("*", "*", "list"), ("*", "*", "watch")}
     assert [o["metadata"]["name"] for o in deploy_objects() if o["kind"] == "ClusterRoleBinding"] == [

@@ -10,8 +10,10 @@ import pytest
 
 import syncer.daemon.runtime as runtime
 from syncer.daemon.appstatus import AppHealth
+from syncer.daemon.metrics import Metrics
 from syncer.daemon.runtime import Daemon
 from syncer.daemon.tick import TickOutcome
+from syncer.model import AppId
 
 
 class Triggers:
@@ -31,7 +33,7 @@ class Source:
         self.states = list(states)
 
     def tick(self, app: str) -> TickOutcome:
-        return TickOutcome(app=app, ok=True, health=AppHealth(self.states.pop(0)))  # type: ignore[arg-type]
+        return TickOutcome(app=AppId.of_key(app), ok=True, health=AppHealth(self.states.pop(0)))  # type: ignore[arg-type]
 
 
 class Everything:
@@ -48,7 +50,7 @@ def bare_daemon(scheduler: Triggers, source: Source) -> Daemon:
     daemon.scheduler = scheduler  # type: ignore[assignment]
     daemon.source = source  # type: ignore[assignment]
     daemon.ownership = Everything()  # type: ignore[assignment]
-    daemon.metrics = None  # type: ignore[assignment]
+    daemon.metrics = Metrics(())
     return daemon
 
 

@@ -73,8 +73,9 @@ class FakeReconciler:
 
     during_step: Callable[[], None] = staticmethod(lambda: None)
 
-    def __init__(self, app: AppConfig, **_: Any) -> None:
+    def __init__(self, app: AppConfig, *, cache: Any = None, **_: Any) -> None:
         self.app = app
+        self.cache = cache
         self.manifests = None
         self.last_attempt: SyncAttempt | None = None
         self.current_attempt: SyncAttempt | None = None

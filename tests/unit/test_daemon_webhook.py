@@ -164,4 +164,4 @@ def test_matching_apps_by_repository_and_branch() -> None:
         AppConfig(name="follows-head", repo="https://github.com/ORG/deploy.git"),
     ]
     push = Push(urls=frozenset({"github.com/org/deploy"}), ref="refs/heads/main", default_branch="main")
-    assert matching_apps(apps, push) == ["shop", "follows-head"]
+    assert matching_apps(apps, push) == ["default/shop", "default/follows-head"]

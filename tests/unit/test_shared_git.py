@@ -56,7 +56,7 @@ def test_a_paths_tree_id_changes_only_with_its_content(upstream: Upstream, cache
 def test_a_commit_elsewhere_in_the_repository_is_not_rendered_again(upstream: Upstream, cache: Path) -> None:
     upstream.commit({"app/cm.yaml": CONFIGMAP.format(name="app", value=1)})
     config = AppConfig(name="app", repo=upstream.url, path="app", namespace="default")
-    reconciler = AppReconciler(config, kube=None, metrics=Metrics(["app"]), cache_dir=cache)  # type: ignore[arg-type]
+    reconciler = AppReconciler(config, kube=None, metrics=Metrics([config.id]), cache_dir=cache)  # type: ignore[arg-type]
 
     first = reconciler._fetch_and_render()
     rendered = reconciler.manifests
