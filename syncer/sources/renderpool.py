@@ -10,7 +10,8 @@ for the rest of its life, whatever it frees. So the daemon renders in worker pro
 (`python -m syncer.sources.renderpool`, started ahead of need; not forked from the daemon,
 whose threads and locks a fork would copy). A worker gets a snapshot's root and the path,
 renders exactly as `render` does (with the same bounds, counted while it reads), and answers
-with plain data through its pipe: the manifests, or the problems. After a render that left it
+with plain data through its pipe: the manifests (in chunks of about 4 MiB, so the daemon never
+holds a whole render twice, as bytes and as objects), or the problems. After a render that left it
 more than `recycle_bytes` larger than it started, it exits, and its memory goes back to the
 system with it; the parent then only holds the manifests it keeps.
 
@@ -22,12 +23,15 @@ memory, a worker volunteers (its `oom_score_adj` is raised): the render fails, t
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -44,6 +48,11 @@ log = logging.getLogger(__name__)
 
 RECYCLE_BYTES = 64 * MiB
 """A worker that grew by more than this during a render exits after answering."""
+CHUNK_BYTES = 4 * 1024 * 1024
+"""The manifests come back in pickled chunks of about this size, so the daemon never holds a
+whole render's bytes besides the objects made from them."""
+MANIFESTS, ANSWER = b"M", b"A"
+"""The first byte of each message from a worker: a chunk of manifests, or the final answer."""
 RENDER_TIMEOUT = 600.0
 """Seconds one render may take in a worker (each `kustomize build` in it has its own, shorter
 limit); after that the worker is killed and the render fails."""
@@ -144,11 +153,20 @@ class RenderPool:
         try:
             worker.requests.send({"snapshot": snapshot, "path": path, "namespace": namespace,
                                   "limits": self._limits, "recycle_bytes": self._recycle_bytes})
-            if not worker.answers.poll(self._timeout):
-                raise RenderError([Problem(path or ".", f"the render took longer than {self._timeout:.0f}s; "
-                                                        "it was stopped")])
-            answer: dict[str, Any] = worker.answers.recv()
-            return answer
+            deadline = time.monotonic() + self._timeout
+            manifests: list[Manifest] = []
+            while True:
+                if not worker.answers.poll(max(0.0, deadline - time.monotonic())):
+                    raise RenderError([Problem(path or ".", f"the render took longer than {self._timeout:.0f}s; "
+                                                            "it was stopped")])
+                message = worker.answers.recv_bytes()
+                if message[:1] == MANIFESTS:
+                    manifests += _unpickle_all(message[1:])
+                    continue
+                answer: dict[str, Any] = pickle.loads(message[1:])
+                if "manifests" in answer:
+                    answer["manifests"] = manifests
+                return answer
         except (EOFError, OSError):
             code = worker.process.wait()
             how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
@@ -232,6 +250,27 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
     return {"manifests": manifests}
 
 
+def _send_manifests(answers: Connection, manifests: list[Manifest]) -> None:
+    chunk = io.BytesIO()
+    chunk.write(MANIFESTS)
+    for manifest in manifests:
+        pickle.dump(manifest, chunk, protocol=pickle.HIGHEST_PROTOCOL)
+        if chunk.tell() >= CHUNK_BYTES:
+            answers.send_bytes(chunk.getbuffer())
+            chunk = io.BytesIO()
+            chunk.write(MANIFESTS)
+    if chunk.tell() > 1:
+        answers.send_bytes(chunk.getbuffer())
+
+
+def _unpickle_all(data: bytes) -> list[Manifest]:
+    stream = io.BytesIO(data)
+    found: list[Manifest] = []
+    while stream.tell() < len(data):
+        found.append(pickle.load(stream))
+    return found
+
+
 def resident_bytes() -> int:
     """This process's resident memory now (VmRSS), in bytes; 0 where /proc has no answer."""
     try:
@@ -263,7 +302,10 @@ def serve(answers_fd: int) -> None:
         answer = _answer(request)
         answer["retire"] = resident_bytes() - started > request["recycle_bytes"]
         try:
-            answers.send(answer)
+            if "manifests" in answer:
+                _send_manifests(answers, answer["manifests"])
+                answer["manifests"] = []
+            answers.send_bytes(ANSWER + pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             return
         if answer["retire"]:
