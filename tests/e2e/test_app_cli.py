@@ -33,11 +33,10 @@ from tests.e2e.test_daemon import repo  # noqa: F401 - the fixture: a Git reposi
 READ = ["get", "list", "watch"]
 
 
-def grant(api: client.ApiClient, namespace: str, *, service_account: tuple[str, str], verbs: list[str],
+def grant(api: client.ApiClient, namespace: str, *, role: str, service_account: tuple[str, str], verbs: list[str],
           resources: tuple[str, ...] = ("configmaps", "leases", "events")) -> None:
     """Give a service account (namespace, name) these verbs on these resources in `namespace`."""
     sa_namespace, sa_name = service_account
-    role = f"{sa_namespace}-{sa_name}-" + ("write" if "patch" in verbs else "read")
     rbac = client.RbacAuthorizationV1Api(api)
     rbac.create_namespaced_role(namespace, {"metadata": {"name": role}, "rules": [
         {"apiGroups": ["", "coordination.k8s.io"], "resources": list(resources), "verbs": verbs}]})
@@ -68,7 +67,7 @@ def test_diff_of_an_app_shows_what_the_daemon_would_do(
 ) -> None:
     kubectl, home, target = installed, namespace, other_namespace
     grant_service_account(kube_api, home, "deployer")
-    grant(kube_api, target, service_account=(home, "deployer"), verbs=["*"])
+    grant(kube_api, target, role="deployer-all", service_account=(home, "deployer"), verbs=["*"])
     first = commit(repo, {"shop/config.yaml": web_config(color="blue", size="1")})
     apply_app(kubectl, home, "shop", repo=repo, targetNamespace=target, serviceAccountName="deployer",
               ignoreDifferences=[{"group": "", "kind": "ConfigMap", "jsonPointers": ["/data/size"]}])
@@ -109,7 +108,7 @@ def test_sync_of_an_app_is_made_as_its_service_account_and_recorded_on_its_inven
 ) -> None:
     kubectl, home, target = installed, namespace, other_namespace
     grant_service_account(kube_api, home, "deployer")
-    grant(kube_api, target, service_account=(home, "deployer"), verbs=READ)
+    grant(kube_api, target, role="deployer-read", service_account=(home, "deployer"), verbs=READ)
     apply_app(kubectl, home, "shop", repo=repo, targetNamespace=target, serviceAccountName="deployer")
 
     # The service account may read the target namespace but not write it; the admin running
@@ -119,7 +118,7 @@ def test_sync_of_an_app_is_made_as_its_service_account_and_recorded_on_its_inven
     assert f'"system:serviceaccount:{home}:deployer"' in refused.stderr, refused.stderr
     assert configmap(kube_api, target, "web-config") is None
 
-    grant(kube_api, target, service_account=(home, "deployer"), verbs=["*"])
+    grant(kube_api, target, role="deployer-all", service_account=(home, "deployer"), verbs=["*"])
     synced = syncer(cluster, "sync", "--app", "shop", "-n", home)
     assert synced.returncode == 0, synced.stdout + synced.stderr
     head = git(repo, "rev-parse", "HEAD")
@@ -150,7 +149,7 @@ def test_git_credentials_come_from_the_apps_secret_read_as_its_service_account(
     which refuses credentials for a local repository."""
     kubectl = installed
     client.CoreV1Api(kube_api).create_namespaced_service_account(namespace, {"metadata": {"name": "deployer"}})
-    grant(kube_api, namespace, service_account=(namespace, "deployer"), verbs=["*"])
+    grant(kube_api, namespace, role="deployer-all", service_account=(namespace, "deployer"), verbs=["*"])
     client.CoreV1Api(kube_api).create_namespaced_secret(namespace, {
         "metadata": {"name": "git-creds"}, "stringData": {"username": "bot", "password": "t0ken"}})
     apply_app(kubectl, namespace, "private", repo=repo, serviceAccountName="deployer",
@@ -160,7 +159,8 @@ def test_git_credentials_come_from_the_apps_secret_read_as_its_service_account(
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert f'"system:serviceaccount:{namespace}:deployer"' in refused.stderr and "secrets" in refused.stderr
 
-    grant(kube_api, namespace, service_account=(namespace, "deployer"), verbs=["get"], resources=("secrets",))
+    grant(kube_api, namespace, role="deployer-secrets", service_account=(namespace, "deployer"), verbs=["get"],
+          resources=("secrets",))
     handed = syncer(cluster, "sync", "--app", "private", "-n", namespace)
     assert handed.returncode == 2
     assert "credentials do not apply to a local repository" in handed.stderr, handed.stderr
