@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from syncer.config import AppConfig
 from syncer.diff import IgnoreRule
+
+DEFAULT_FIELD_MANAGER = "syncer"
+"""The field manager of `syncer sync` and `syncer run` alike: a hand sync under another name
+would fight the daemon over every field (each taking the other's with force), and a diff
+would show the daemon's fields as changes."""
 
 
 @dataclass(frozen=True)
@@ -20,7 +26,7 @@ class SyncOptions:
     adopt_from: str | None = None
     """The namespace of this app's inventory before the upgrade to (namespace, name)
     identity: its members are taken over (`syncer.apply.upgrade`)."""
-    field_manager: str = "syncer"
+    field_manager: str = DEFAULT_FIELD_MANAGER
     force_conflicts: bool = True
     """Git is the source of truth: take fields other managers own, and report it."""
     prune: bool = True
@@ -39,6 +45,17 @@ class SyncOptions:
     ignore: tuple[IgnoreRule, ...] = ()
     diff_text: bool = True
     """Render unified diffs in the plan (`syncer diff` prints them; a sync need not)."""
+
+    @classmethod
+    def for_app(cls, app: AppConfig, *, field_manager: str, lock_timeout: float) -> SyncOptions:
+        """The options an app of the daemon (a configuration file's, or an App object's) is
+        synced with. One function, so that `syncer run` and `syncer sync --app` agree about
+        the app's inventory, prune, wait and ignored fields, whoever syncs it."""
+        return cls(
+            app=app.name, namespace=app.namespace, home=app.home, adopt_from=app.adopt_from,
+            field_manager=field_manager, prune=app.prune, wait=app.wait, timeout=app.timeout, ignore=app.ignore,
+            lock_timeout=lock_timeout, diff_text=False,
+        )
 
     @property
     def inventory_namespace(self) -> str:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 import yaml
 
+from syncer.apply.options import DEFAULT_FIELD_MANAGER
 from syncer.cli import OUTPUT_KEY
 from syncer.config import MAX_DURATION, DurationBounds, format_duration, parse_duration
 from syncer.diff import IgnoreRule, parse_ignore_rules
@@ -40,7 +41,7 @@ def cluster_options(fn: F) -> F:
 
 
 def app_options(fn: F) -> F:
-    """--name, --field-manager, --concurrency, --qps and --ignore-differences."""
+    """--name or --app, --field-manager, --concurrency, --qps and --ignore-differences."""
     fn = click.option(
         "--ignore-differences", "ignore_file", type=click.Path(exists=True, dir_okay=False), default=None,
         help="YAML list of rules (Argo CD's ignoreDifferences format) for fields left out of the comparison.",
@@ -49,10 +50,16 @@ def app_options(fn: F) -> F:
                       help="Requests per second at most (0: no limit).")(fn)
     fn = click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True,
                       help="Requests in flight at once.")(fn)
-    fn = click.option("--field-manager", default="syncer", show_default=True,
-                      help="Server-side apply field manager.")(fn)
-    fn = click.option("--name", "app", required=True,
-                      help="The app's name: names its ApplySet inventory and lock.")(fn)
+    fn = click.option("--field-manager", default=DEFAULT_FIELD_MANAGER, show_default=True,
+                      help="Server-side apply field manager; the default is `syncer run`'s too, so that a sync by "
+                           "hand and the daemon own the same fields.")(fn)
+    fn = click.option("--app", "app_object", default=None, metavar="NAME",
+                      help="Act on what the App object NAME in --namespace syncs: its repo, revision, path, "
+                           "targetNamespace, ignoreDifferences, prune, wait and timeout, its Git credentials "
+                           "(secretRef), and every request as its serviceAccountName. Replaces --repo, --path and "
+                           "--name; --revision still overrides the App's (to see a branch before it is merged).")(fn)
+    fn = click.option("--name", "app", default=None,
+                      help="The app's name: names its ApplySet inventory and lock (or --app).")(fn)
     return fn
 
 
@@ -97,16 +104,17 @@ def resolve_namespace(source: dict[str, Any], *, kubeconfig: str | None, context
 
 def connect(
     *, kubeconfig: str | None, context: str | None, concurrency: int = 16, qps: float | None = None,
-    request_timeout: float | None = None,
+    request_timeout: float | None = None, impersonate: str | None = None,
 ) -> Kube:
     """The cluster client of a command. Without `request_timeout`, the running command's
-    --request-timeout is used (`diff` and `sync` receive it among their source options)."""
+    --request-timeout is used (`diff` and `sync` receive it among their source options).
+    `impersonate`: every request is made as this user, as with `kubectl --as`."""
     if request_timeout is None:
         click_context = click.get_current_context(silent=True)
         given = click_context.params.get("request_timeout") if click_context is not None else None
         request_timeout = float(given) if given is not None else DEFAULT_REQUEST_TIMEOUT
     options = ClientOptions(kubeconfig=kubeconfig, context=context, pool_size=max(concurrency, 4) * 2,
-                            request_timeout=request_timeout)
+                            request_timeout=request_timeout, impersonate=impersonate)
     if qps is not None:
         options = replace(options, qps=qps, burst=max(1, int(qps)))
     return Kube.connect(options)

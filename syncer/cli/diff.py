@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Any
 
 import click
 
-from syncer.apply import SyncOptions, plan_sync
+from syncer.apply import plan_sync
 from syncer.cli import cli
-from syncer.cli.common import app_options, cluster_options, connect, load_ignore_rules, output_option, resolve_namespace
+from syncer.cli.appselect import command_target
+from syncer.cli.common import app_options, cluster_options, connect, output_option, resolve_namespace
 from syncer.cli.options import render_from_options, source_options
 from syncer.cli.output import (
     StepProgress,
@@ -30,20 +32,22 @@ from syncer.cli.output import (
 @click.option("--no-prune", "prune", flag_value=False, default=True,
               help="Do not show objects that a sync would prune.")
 def diff_command(
-    *, app: str, field_manager: str, concurrency: int, qps: float, ignore_file: str | None,
-    kubeconfig: str | None, context: str | None, output: str, prune: bool, **source: Any,
+    *, app: str | None, app_object: str | None, field_manager: str, concurrency: int, qps: float,
+    ignore_file: str | None, kubeconfig: str | None, context: str | None, output: str, prune: bool, **source: Any,
 ) -> None:
     """Show what `syncer sync` would change: a three-way diff of Git, the live cluster and what
-    syncer applied last. Secret values are never shown."""
+    syncer applied last. Secret values are never shown. With --app, what the daemon's next
+    sync of that App would change, seen with the App's service account."""
     namespace_from = resolve_namespace(source, kubeconfig=kubeconfig, context=context)
-    snapshot, manifests = render_from_options(source)
-    options = SyncOptions(
-        app=app, namespace=source["namespace"], field_manager=field_manager, concurrency=concurrency,
-        prune=prune, ignore=load_ignore_rules(ignore_file), dry_run=True,
-    )
+    with command_target(source, app=app, app_object=app_object, field_manager=field_manager, ignore_file=ignore_file,
+                        kubeconfig=kubeconfig, context=context) as target:
+        snapshot, manifests = render_from_options(target.source)
+    options = replace(target.options, concurrency=concurrency, prune=target.options.prune and prune, dry_run=True,
+                      diff_text=True)
     err = message_console()
     progress = StepProgress(err, total=len(manifests), label="checking")
-    kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps)
+    kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps,
+                   impersonate=target.impersonate)
     try:
         with progress.running(kube.stats):
             plan = plan_sync(kube, manifests, options=options, revision=snapshot.revision)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
@@ -16,12 +17,16 @@ from rich.text import Text
 
 from syncer.apply.status import AppStatusRow, list_app_statuses, read_app_status
 from syncer.cli import cli
+from syncer.cli.appselect import app_lines, load_app
 from syncer.cli.common import cluster_options, connect, output_option
 from syncer.apply.changeset import summary_text
 from syncer.cli.output import document, message_console, print_document, result_console
 from syncer.config import load_config
 from syncer.errors import ConfigError, Forbidden, NotFound
 from syncer.kube import ClientOptions, Kube, default_namespace
+
+if TYPE_CHECKING:
+    from syncer.daemon.appspec import AppSpec
 
 COLUMNS = ("APP", "NAMESPACE", "RESULT", "REVISION", "SYNCED", "CHANGES", "ERROR")
 MAX_ERROR = 100
@@ -93,29 +98,43 @@ def _rows_from_config(kube: Kube, path: str) -> list[AppStatusRow]:
 
 @cli.command("status")
 @click.argument("app", required=False)
+@click.option("--app", "app_object", default=None, metavar="NAME",
+              help="Show the App object NAME of --namespace: its source, target namespace and identity, and its "
+                   "inventory's last sync, read with the App's service account.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Show the apps of this configuration file (also those never synced).")
 @click.option("-n", "--namespace", default=None,
-              help="Namespace of the apps' inventories (with APP: default the context's namespace; "
+              help="Namespace of the apps' inventories (with APP or --app: default the context's namespace; "
                    "without: all namespaces).")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Show the apps of all namespaces (the default).")
 @cluster_options
 @output_option
 def status_command(
-    *, app: str | None, config_path: str | None, namespace: str | None, all_namespaces: bool,
-    kubeconfig: str | None, context: str | None, output: str, request_timeout: float,
+    *, app: str | None, app_object: str | None, config_path: str | None, namespace: str | None,
+    all_namespaces: bool, kubeconfig: str | None, context: str | None, output: str, request_timeout: float,
 ) -> None:
     """Show each app's last sync (result, revision, when, changes, error), as `syncer sync`
     and `syncer run` record it on the app's ApplySet parent (ConfigMap syncer-<app>).
     With APP, show that app in full: the whole error, the last attempted and the last
-    applied revision."""
-    if sum(bool(x) for x in (config_path, namespace and not app, all_namespaces, app)) > 1:
-        raise ConfigError("give at most one of APP, --config, --namespace and --all-namespaces")
-    if app:
+    applied revision. With --app, show an App object's app in full, and where it syncs from and to."""
+    one = app or app_object
+    if sum(bool(x) for x in (config_path, namespace and not one, all_namespaces, app, app_object)) > 1:
+        raise ConfigError("give at most one of APP, --app, --config, --namespace and --all-namespaces")
+    if one:
         namespace = namespace or default_namespace(ClientOptions(kubeconfig=kubeconfig, context=context))[0]
+    spec: AppSpec | None = None
     kube = connect(kubeconfig=kubeconfig, context=context, request_timeout=request_timeout)
     try:
-        if app and namespace:
+        if app_object and namespace:
+            spec = load_app(kube, namespace=namespace, name=app_object)
+            if spec.user is not None:
+                kube.close()
+                kube = connect(kubeconfig=kubeconfig, context=context, request_timeout=request_timeout,
+                               impersonate=spec.user)
+            home = spec.config.id.namespace
+            rows = [AppStatusRow(app=app_object, namespace=home,
+                                 status=read_app_status(kube, app=app_object, namespace=home))]
+        elif app and namespace:
             status = read_app_status(kube, app=app, namespace=namespace)
             if status is None and not _parent_exists(kube, app=app, namespace=namespace):
                 raise NotFound(f"ConfigMap/{namespace}/syncer-{app}",
@@ -132,14 +151,14 @@ def status_command(
     finally:
         kube.close()
     if output != "text":
-        if app:
+        if one:
             print_document(document("AppStatus", rows[0].to_dict()), output=output)
         else:
             print_document(document("AppStatusList", {"items": [row.to_dict() for row in rows]}), output=output)
         return
     out = result_console()
-    if app:
-        for line in detail_lines(rows[0]):
+    if one:
+        for line in [*detail_lines(rows[0]), *(app_lines(spec) if spec is not None else [])]:
             out.print(Text(line))
         return
     if not rows:

@@ -6,22 +6,16 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import click
 
-from syncer.apply import SyncOptions, sync
+from syncer.apply import sync
 from syncer.apply.status import OutcomeRecorder
 from syncer.cli import cli
-from syncer.cli.common import (
-    Duration,
-    app_options,
-    cluster_options,
-    connect,
-    load_ignore_rules,
-    output_option,
-    resolve_namespace,
-)
+from syncer.cli.appselect import command_target
+from syncer.cli.common import Duration, app_options, cluster_options, connect, output_option, resolve_namespace
 from syncer.cli.options import render_from_options, source_options
 from syncer.cli.output import (
     StepProgress,
@@ -46,9 +40,11 @@ log = logging.getLogger(__name__)
 @click.option("--allow-empty", is_flag=True,
               help="Allow a source with no objects to prune everything the app owns.")
 @click.option("--dry-run", is_flag=True, help="Run everything server-side with dryRun=All; change nothing.")
-@click.option("--wait", is_flag=True, help="Wait until the applied objects are healthy.")
+@click.option("--wait", is_flag=True, help="Wait until the applied objects are healthy (with --app, also when "
+                                            "the App says spec.wait).")
 @click.option("--timeout", type=Duration(minimum=1), default="5m", show_default=True,
-              help="How long to wait for health (--wait) and for CRDs to be Established (5m, 90s, 300).")
+              help="How long to wait for health (--wait) and for CRDs to be Established (5m, 90s, 300); with "
+                   "--app, the App's spec.timeout unless given.")
 @click.option("--no-force-conflicts", "force_conflicts", flag_value=False, default=True,
               help="Fail instead of taking over fields that other field managers own.")
 @click.option("--lock-timeout", type=Duration(), default="1m", show_default=True,
@@ -58,25 +54,30 @@ log = logging.getLogger(__name__)
                    "stops writing (exit 2).")
 @click.option("--show-unchanged", "verbose", is_flag=True, help="List unchanged objects too.")
 def sync_command(
-    *, app: str, field_manager: str, concurrency: int, qps: float, ignore_file: str | None,
-    kubeconfig: str | None, context: str | None, output: str, prune: bool, allow_empty: bool,
-    dry_run: bool, wait: bool, timeout: float, force_conflicts: bool, lock_timeout: float,
+    *, app: str | None, app_object: str | None, field_manager: str, concurrency: int, qps: float,
+    ignore_file: str | None, kubeconfig: str | None, context: str | None, output: str, prune: bool,
+    allow_empty: bool, dry_run: bool, wait: bool, timeout: float, force_conflicts: bool, lock_timeout: float,
     lock_duration: float, verbose: bool, **source: Any,
 ) -> None:
     """Apply the source to the cluster with server-side apply, in dependency order, and prune
-    what it no longer has. Every object is validated by the server before the first write."""
+    what it no longer has. Every object is validated by the server before the first write.
+    With --app, sync what the App object syncs, as the daemon would, with every request made
+    as the App's service account; the outcome is recorded where the daemon records its own."""
     namespace_from = resolve_namespace(source, kubeconfig=kubeconfig, context=context)
-    snapshot, manifests = render_from_options(source)
-    options = SyncOptions(
-        app=app, namespace=source["namespace"], field_manager=field_manager, concurrency=concurrency,
-        prune=prune, allow_empty=allow_empty, dry_run=dry_run, wait=wait, timeout=timeout,
-        force_conflicts=force_conflicts, lock_timeout=lock_timeout, lock_duration=int(lock_duration),
-        ignore=load_ignore_rules(ignore_file),
-        diff_text=False,
+    with command_target(source, app=app, app_object=app_object, field_manager=field_manager, ignore_file=ignore_file,
+                        kubeconfig=kubeconfig, context=context) as target:
+        snapshot, manifests = render_from_options(target.source)
+    base = target.options
+    options = replace(
+        base, concurrency=concurrency, prune=base.prune and prune, allow_empty=allow_empty, dry_run=dry_run,
+        wait=wait or base.wait, timeout=target.flag_or_app("timeout", timeout, base.timeout),
+        force_conflicts=force_conflicts, lock_timeout=lock_timeout, lock_duration=int(lock_duration), diff_text=False,
     )
+    app = options.app
     err = message_console()
     progress = StepProgress(err, total=len(manifests))
-    kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps)
+    kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps,
+                   impersonate=target.impersonate)
     recorder = OutcomeRecorder(kube, app=app, namespace=options.inventory_namespace, create_parent=False)
     try:
         try:

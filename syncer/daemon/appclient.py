@@ -8,7 +8,9 @@ when the uid differs.
 from __future__ import annotations
 
 import base64
+import os
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from syncer.apply.status import event_about
@@ -16,6 +18,7 @@ from syncer.daemon.appspec import API_VERSION, KIND, RECONCILE_ANNOTATION
 from syncer.errors import ConfigError, NotFound
 from syncer.kube import Kube, Resource
 from syncer.model import Object
+from syncer.sources.auth import GitAuth
 
 
 def app_resource(kube: Kube) -> Resource:
@@ -84,6 +87,29 @@ def secret_data(kube: Kube, *, namespace: str, name: str) -> dict[str, bytes]:
     if secret is None:
         raise ConfigError(f"Secret/{namespace}/{name}: not found")
     return {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
+
+
+def git_auth(kube: Kube, *, namespace: str, secret: str, directory: Path) -> GitAuth:
+    """Git credentials from an App's Secret (`spec.secretRef`), read with `kube`: the App's
+    identity, so an App reads only a Secret its service account may read. Written as private
+    files in `directory` (0700, each file 0600), never passed in arguments or the environment.
+    Read afresh at each call, so a rotated Secret is used at the next sync; the daemon and
+    `syncer sync --app` both read it here."""
+    data = secret_data(kube, namespace=namespace, name=secret)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    paths: dict[str, Path] = {}
+    for key in ("password", "identity", "known_hosts"):
+        if key in data:
+            path = paths[key] = directory / key
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data[key])
+    if not paths:
+        raise ConfigError(f"Secret/{namespace}/{secret}: has no key password (https, with an optional "
+                          "username) or identity (ssh, with known_hosts)")
+    username = data.get("username")
+    return GitAuth(ssh_key_file=paths.get("identity"), known_hosts_file=paths.get("known_hosts"),
+                   username=username.decode() if username else None, token_file=paths.get("password"))
 
 
 def emit_app_event(kube: Kube, app: Object, *, reason: str, message: str, warning: bool, instance: str) -> None:

@@ -13,7 +13,6 @@ app's inventory owns.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from syncer.apply import sync
 from syncer.apply.membercache import MemberReads
 from syncer.apply.readaccess import AccessReview, AuthorizedReads
 from syncer.config import AppConfig
-from syncer.daemon.appclient import emit_app_event, patch_app, patch_status, secret_data
+from syncer.daemon.appclient import emit_app_event, git_auth, patch_app, patch_status, secret_data
 from syncer.daemon.appentry import AppEntry, AppTickState
 from syncer.daemon.appspec import PRUNE_FINALIZER, AppSpec, InvalidApp, app_ref
 from syncer.daemon.appstatus import Observation, app_status
@@ -32,7 +31,7 @@ from syncer.daemon.notifytarget import AddressAllowList
 from syncer.daemon.reconciler import AppReconciler, SyncAttempt, failure_cause
 from syncer.daemon.source import SourceContext
 from syncer.daemon.tick import TickOutcome, run_tick
-from syncer.errors import ClusterError, Conflict, ConfigError, SyncerError
+from syncer.errors import ClusterError, Conflict, SyncerError
 from syncer.kube import Kube, Resource
 from syncer.model import Action
 from syncer.sources.auth import GitAuth
@@ -137,23 +136,8 @@ class AppTicker:
         """Git credentials from the App's Secret, read with the App's identity on every tick
         (so a rotated Secret is used at the next tick) and handed to git as private files."""
         assert spec.git_secret is not None
-        namespace = spec.app_namespace
-        data = secret_data(kube, namespace=namespace, name=spec.git_secret)
-        directory = self._credentials / namespace / spec.config.name
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        paths: dict[str, Path] = {}
-        for key in ("password", "identity", "known_hosts"):
-            if key in data:
-                path = paths[key] = directory / key
-                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(descriptor, "wb") as file:
-                    file.write(data[key])
-        if not paths:
-            raise ConfigError(f"Secret/{namespace}/{spec.git_secret}: has no key password (https, with an optional "
-                              "username) or identity (ssh, with known_hosts)")
-        username = data.get("username")
-        return GitAuth(ssh_key_file=paths.get("identity"), known_hosts_file=paths.get("known_hosts"),
-                       username=username.decode() if username else None, token_file=paths.get("password"))
+        return git_auth(kube, namespace=spec.app_namespace, secret=spec.git_secret,
+                        directory=self._credentials / spec.app_namespace / spec.config.name)
 
     def _finalize(self, entry: AppEntry, state: AppTickState) -> TickOutcome:
         """The App is being deleted: with the prune finalizer, delete its objects first."""

@@ -176,13 +176,7 @@ class AppReconciler:
 
     @property
     def options(self) -> SyncOptions:
-        app = self.app
-        return SyncOptions(
-            app=app.name, namespace=app.namespace, home=app.home, adopt_from=app.adopt_from,
-            field_manager=self._field_manager, prune=app.prune,
-            wait=app.wait, timeout=app.timeout, ignore=app.ignore, lock_timeout=self._lock_timeout,
-            diff_text=False,
-        )
+        return SyncOptions.for_app(self.app, field_manager=self._field_manager, lock_timeout=self._lock_timeout)
 
     def tick(self) -> bool:
         """One round; True when the app is in sync (or nothing needed doing)."""
