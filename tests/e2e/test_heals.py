@@ -1,0 +1,108 @@
+"""Heals restore the recorded revision, never an older one (issue 20, report 4), against a real
+API server with `syncer run` as a separate process and the `syncer` CLI as users run it.
+
+A heal applies a render of exactly the revision the app's ApplySet parent records as applied,
+whoever applied it: the daemon, a hand `syncer sync`, another replica. Only a Git change the
+daemon sees moves the app on."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from kubernetes import client
+
+from tests.conftest import ClusterAccess
+from tests.e2e.apps import SLACK, configmap
+from tests.e2e.test_apps import (  # noqa: F401 - fixtures
+    Kubectl,
+    app_yaml,
+    condition,
+    grant_service_account,
+    installed,
+    run_daemon,
+    syncer,
+)
+from tests.e2e.test_daemon import commit, configmap_yaml, eventually, git
+from tests.e2e.test_daemon import repo  # noqa: F401 - the fixture: a Git repository with shop/config.yaml
+
+NAMES = [f"web-{index}" for index in range(6)]
+WATCH_SECONDS = 6.0
+"""How long the objects are watched for a revert: a heal starts half a second after a change
+(`HEAL_DELAY`), so this is a dozen chances to go back in time, on a loaded machine too."""
+
+
+def colors(api: client.ApiClient, namespace: str) -> set[str]:
+    """The colors the app's ConfigMaps have now ("missing" for one that is not there)."""
+    found = [configmap(api, namespace, name) for name in NAMES]
+    return {(c.data or {}).get("color", "none") if c is not None else "missing" for c in found}
+
+
+def files(color: str) -> dict[str, str]:
+    return {f"shop/{name}.yaml": configmap_yaml(name, color) for name in NAMES}
+
+
+def stays(api: client.ApiClient, namespace: str, color: str, *, seconds: float = WATCH_SECONDS) -> None:
+    """Every ConfigMap has `color` now and at every look for `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert colors(api, namespace) == {color}, f"went back in time: {colors(api, namespace)}"
+        time.sleep(0.1)
+
+
+def test_a_newer_commit_synced_by_hand_is_kept_and_healed_to(
+    installed: Kubectl, cluster: ClusterAccess, repo: Path, namespace: str, kube_api: client.ApiClient,  # noqa: F811
+    run_daemon: Callable[..., subprocess.Popen[str]],  # noqa: F811
+) -> None:
+    """Report 4b: a newer commit applied by hand with `syncer sync` was reverted to the App's
+    older render within a second, and stayed reverted until the next interval. Now the hand
+    sync stays, a hand edit afterwards is healed to the hand-synced revision, and the App says
+    that revision is applied. A rollback by hand stays too (and the App says it is not its
+    revision), until the next commit moves the App on."""
+    kubectl = installed
+    grant_service_account(kube_api, namespace, "deployer")
+    git(repo, "rm", "-q", "shop/config.yaml")
+    first = commit(repo, files("blue"))
+    run_daemon("--watch-namespace", namespace, "--require-service-account")
+    # An interval of an hour: nothing but a heal can write during the test.
+    kubectl("apply", "-f", "-", stdin=app_yaml(namespace, "shop", repo=repo, path="shop", interval="1h",
+                                               serviceAccountName="deployer"))
+    kubectl("wait", "--for=condition=Ready", "app/shop", "-n", namespace, f"--timeout={SLACK:.0f}s")
+    assert colors(kube_api, namespace) == {"blue"}
+    assert kubectl.status(namespace, "shop")["lastAppliedRevision"] == first
+
+    second = commit(repo, files("green"))
+    hand = syncer(cluster, "sync", "--repo", str(repo), "--revision", "main", "--path", "shop", "--name", "shop",
+                  "-n", namespace)
+    assert hand.returncode == 0, hand.stderr
+    stays(kube_api, namespace, "green")
+
+    # A heal now restores what the cluster records: the hand-synced revision.
+    kubectl("patch", "configmap", NAMES[0], "-n", namespace, "--type=merge", "-p", '{"data": {"color": "red"}}')
+    eventually(lambda: colors(kube_api, namespace) == {"green"}, timeout=SLACK, what="the hand edit to be healed")
+    stays(kube_api, namespace, "green", seconds=2)
+
+    def tells(revision: str, ready: str) -> bool:
+        status = kubectl.status(namespace, "shop")
+        return (status.get("lastAppliedRevision"), condition(status, "Ready").get("status")) == (revision, ready)
+
+    eventually(lambda: tells(second, "True"), timeout=SLACK, what="the App to say the hand-synced commit is applied")
+
+    # A rollback by hand (an older commit, not the branch's head) is kept too; the App says
+    # the cluster runs another revision than its own.
+    back = syncer(cluster, "sync", "--repo", str(repo), "--revision", first, "--path", "shop", "--name", "shop",
+                  "-n", namespace)
+    assert back.returncode == 0, back.stderr
+    stays(kube_api, namespace, "blue")
+    eventually(lambda: condition(kubectl.status(namespace, "shop"), "Ready").get("status") == "False"
+               and first[:12] in condition(kubectl.status(namespace, "shop"), "Ready").get("message", ""),
+               timeout=SLACK, what="the App to say the cluster runs the rolled-back revision")
+
+    # The next commit the daemon sees moves the App on.
+    third = commit(repo, files("purple"))
+    asked = syncer(cluster, "reconcile", "shop", "-n", namespace, "--wait", "--timeout", "60")
+    assert asked.returncode == 0, asked.stderr
+    assert colors(kube_api, namespace) == {"purple"}
+    eventually(lambda: tells(third, "True"), timeout=SLACK, what="the App to apply the next commit")
