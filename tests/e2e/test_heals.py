@@ -7,9 +7,13 @@ daemon sees moves the app on."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from kubernetes import client
@@ -25,7 +29,7 @@ from tests.e2e.test_apps import (  # noqa: F401 - fixtures
     run_daemon,
     syncer,
 )
-from tests.e2e.test_daemon import commit, configmap_yaml, eventually, git
+from tests.e2e.test_daemon import SYNCER, commit, configmap_yaml, eventually, free_port, git
 from tests.e2e.test_daemon import repo  # noqa: F401 - the fixture: a Git repository with shop/config.yaml
 
 NAMES = [f"web-{index}" for index in range(6)]
@@ -106,3 +110,92 @@ def test_a_newer_commit_synced_by_hand_is_kept_and_healed_to(
     assert asked.returncode == 0, asked.stderr
     assert colors(kube_api, namespace) == {"purple"}
     eventually(lambda: tells(third, "True"), timeout=SLACK, what="the App to apply the next commit")
+
+
+# -- report 4a: a replica paused past its Lease ---------------------------------------------
+
+MANY = [f"obj-{index:02d}" for index in range(20)]
+LEASE_SECONDS = 4.0
+
+
+def many(color: str) -> dict[str, str]:
+    return {f"shop/{name}.yaml": configmap_yaml(name, color) for name in MANY}
+
+
+def many_colors(api: client.ApiClient, namespace: str) -> set[str]:
+    found = [configmap(api, namespace, name) for name in MANY]
+    return {(c.data or {}).get("color", "none") if c is not None else "missing" for c in found}
+
+
+def synced(log: Path, *, since: float = 0.0) -> list[str]:
+    """The revisions of the syncs of `shop` a replica logged (JSON lines) since a wall-clock time."""
+    found = []
+    for line in log.read_text().splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if (record.get("app") == "shop" and "duration" in record
+                    and datetime.fromisoformat(record["time"]).timestamp() >= since):
+                found.append(str(record.get("revision")))
+    return found
+
+
+def test_a_replica_paused_past_its_lease_does_not_go_back_in_time(
+    cluster: ClusterAccess, repo: Path, namespace: str, kube_api: client.ApiClient, tmp_path: Path,  # noqa: F811
+) -> None:
+    """Report 4a: with `--shard`, a replica paused (SIGSTOP) past its Lease while Git moved to
+    v2 and another replica applied v2 re-applied v1 to 20 objects when it resumed, until its
+    next Git poll. Now it drops what it held when it lost the app, and heals only to the
+    revision the cluster records: no object goes back to v1, and when it owns the app again
+    its syncs are of v2."""
+    git(repo, "rm", "-q", "shop/config.yaml")
+    first = commit(repo, many("blue"))
+    config = tmp_path / "apps.yaml"
+    # An interval of an hour: only a takeover, a heal or a regained app syncs.
+    config.write_text(f"apps:\n- {{name: shop, repo: {repo}, revision: main, path: shop, namespace: {namespace}, "
+                      "interval: 1h}\n")
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    logs = [tmp_path / f"replica-{index}.log" for index in range(2)]
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for index, log in enumerate(logs):
+            with log.open("wb") as stderr:
+                processes.append(subprocess.Popen(
+                    [str(SYNCER), "run", "--config", str(config), "--shard", "--leader-election-namespace", namespace,
+                     "--lease-duration", f"{LEASE_SECONDS:.0f}s", "--listen", f"127.0.0.1:{free_port()}",
+                     "--log-format", "json", "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context,
+                     "--cache-dir", str(tmp_path / f"cache-{index}")],
+                    stdout=subprocess.DEVNULL, stderr=stderr, env=env))
+        eventually(lambda: many_colors(kube_api, namespace) == {"blue"}, timeout=SLACK, what="the first sync")
+        owner = eventually(lambda: next((i + 1 for i, log in enumerate(logs) if first in synced(log)), None),
+                           timeout=SLACK, what="the owner's log of its sync") - 1
+        paused, other = processes[owner], processes[1 - owner]
+        time.sleep(1.0)  # its watches see its own sync's record settle
+        paused.send_signal(signal.SIGSTOP)
+        try:
+            second = commit(repo, many("green"))
+            eventually(lambda: many_colors(kube_api, namespace) == {"green"}, timeout=LEASE_SECONDS + SLACK,
+                       what="the other replica to take the app over and apply v2")
+            assert second in synced(logs[1 - owner])
+        finally:
+            paused.send_signal(signal.SIGCONT)
+        resumed = time.time()
+        # It rejoins, gets the app back (the same members give the same owner), and its
+        # watches deliver every change the other replica made while it was stopped.
+        eventually(lambda: synced(logs[owner], since=resumed), timeout=LEASE_SECONDS + SLACK,
+                   what="the resumed replica to sync the app again", interval=0.05)
+        deadline = time.monotonic() + WATCH_SECONDS
+        while time.monotonic() < deadline:
+            assert many_colors(kube_api, namespace) == {"green"}, "a resumed replica went back in time"
+            time.sleep(0.1)
+        assert set(synced(logs[owner], since=resumed)) == {second}
+        assert other.poll() is None and paused.poll() is None
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGCONT)
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
