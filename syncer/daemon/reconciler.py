@@ -168,6 +168,7 @@ class AppReconciler:
         self._gone: str | None = None
         """A recorded revision Git no longer has: not healed to, and said so once."""
         self._forgotten = False
+        self._move_on = False
 
     def note_drift(self) -> None:
         """A member changed: the next tick heals, without asking Git."""
@@ -184,16 +185,20 @@ class AppReconciler:
         self._forgotten = False
         self._manifests = self._rendered_revision = self._rendered_tree = self._synced_revision = None
         self._head = self._target = self._seen_recorded = self._ours = self._gone = None
-        self._last_ok = self._drifted = self._news_expected = False
+        self._last_ok = self._drifted = self._news_expected = self._move_on = False
         self._recorder = self._new_recorder()
 
     def _new_recorder(self) -> OutcomeRecorder:
         return OutcomeRecorder(self._kube, app=self.app.name, namespace=self.app.id.namespace,
                                instance=self._instance)
 
-    def expect_news(self) -> None:
-        """A push or reconcile-now: the next tick asks Git afresh, not a shared answer."""
+    def expect_news(self, *, move_on: bool = False) -> None:
+        """A push or reconcile-now: the next tick asks Git afresh, not a shared answer.
+        `move_on` (an explicit request, `syncer reconcile`): the app moves to the head even
+        when it did not change, over a revision someone else applied (a rollback by hand)."""
         self._news_expected = True
+        if move_on:
+            self._move_on = True
 
     @property
     def manifests(self) -> Sequence[Manifest] | None:
@@ -227,6 +232,7 @@ class AppReconciler:
         revision = self._rendered_revision or "unknown"
         drifted, self._drifted = self._drifted, False
         fresh, self._news_expected = self._news_expected, False
+        move_on, self._move_on = self._move_on, False
         try:
             # A push (fresh) always asks Git, even when a member's change started this tick:
             # the drift shortcut would otherwise consume the push and leave it to the interval.
@@ -235,7 +241,7 @@ class AppReconciler:
                 revision = self._resolve_head(max_age=0.0 if fresh else self.app.interval)
             if not fresh and self._settled(drifted=drifted):
                 return SyncStep(ok=True)
-            move, recorded = self._next_move(asked=asked)
+            move, recorded = self._next_move(asked=asked, move_on=move_on)
             revision = (self._head or revision) if move is Move.SYNC_HEAD else (recorded or self.rendered_revision)
             rendered = self._render_for(move, recorded=recorded)
             if rendered is None:
@@ -274,9 +280,9 @@ class AppReconciler:
         self._head = head
         return head
 
-    def _next_move(self, *, asked: bool) -> tuple[Move, str]:
+    def _next_move(self, *, asked: bool, move_on: bool) -> tuple[Move, str]:
         """What this tick applies (`syncer.daemon.recorded`), and the applied revision the
-        cluster records ("" when none)."""
+        cluster records ("" when none). `move_on`: an explicit request to sync the head."""
         if self._head == WORKING_TREE:
             return Move.SYNC_HEAD, ""
         options = self.options
@@ -290,6 +296,8 @@ class AppReconciler:
             self._resolve_head(max_age=0.0)
             asked = True
         self._seen_recorded = recorded
+        if move_on and asked:
+            self._target = self._head
         if self._target is not None and self._target == recorded:
             self._target = None
         held = self._rendered_revision if self._manifests is not None else None

@@ -64,7 +64,7 @@ def test_a_newer_commit_synced_by_hand_is_kept_and_healed_to(
     older render within a second, and stayed reverted until the next interval. Now the hand
     sync stays, a hand edit afterwards is healed to the hand-synced revision, and the App says
     that revision is applied. A rollback by hand stays too (and the App says it is not its
-    revision), until the next commit moves the App on."""
+    revision), until an explicit request (or the next commit) moves the App on."""
     kubectl = installed
     grant_service_account(kube_api, namespace, "deployer")
     git(repo, "rm", "-q", "shop/config.yaml")
@@ -104,12 +104,11 @@ def test_a_newer_commit_synced_by_hand_is_kept_and_healed_to(
                and first[:12] in condition(kubectl.status(namespace, "shop"), "Ready").get("message", ""),
                timeout=SLACK, what="the App to say the cluster runs the rolled-back revision")
 
-    # The next commit the daemon sees moves the App on.
-    third = commit(repo, files("purple"))
+    # An explicit request (`syncer reconcile`) moves the App back to its branch's head.
     asked = syncer(cluster, "reconcile", "shop", "-n", namespace, "--wait", "--timeout", "60")
     assert asked.returncode == 0, asked.stderr
-    assert colors(kube_api, namespace) == {"purple"}
-    eventually(lambda: tells(third, "True"), timeout=SLACK, what="the App to apply the next commit")
+    assert colors(kube_api, namespace) == {"green"}
+    eventually(lambda: tells(second, "True"), timeout=SLACK, what="the App to apply its head again")
 
 
 # -- report 4a: a replica paused past its Lease ---------------------------------------------
