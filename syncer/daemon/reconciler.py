@@ -404,9 +404,11 @@ class AppReconciler:
         if self._is_current(attempt):
             self.current_attempt = attempt
             if self._record(lambda: self._recorder.record_changes(changes)) and attempt.applied:
+                # The target stays until the watch shows the record: a heal that a change
+                # starts before then must not read the parent's older record as the truth.
                 self._ours = attempt.revision
-                if self._target == attempt.revision:
-                    self._target = None
+                if self.cache is None:  # read afresh at every tick: no watch to catch up with
+                    self._seen_recorded = attempt.revision
         return attempt
 
     def _is_current(self, attempt: SyncAttempt) -> bool:

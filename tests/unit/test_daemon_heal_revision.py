@@ -32,6 +32,8 @@ class Cluster:
     syncs: list[tuple[str, str, str | None]] = field(default_factory=list)
     moves_before_lock: str | None = None
     """Someone else records this revision while the next sync waits for the lock."""
+    lagging: bool = False
+    """The watch has not yet brought the daemon's own records."""
 
     def parent(self, namespace: str, name: str) -> tuple[bool, Object | None]:
         if not self.applied:
@@ -70,7 +72,7 @@ class Recorder:
     cluster: Cluster
 
     def record_changes(self, changes: ChangeSet) -> bool:
-        if changes.applied:
+        if changes.applied and not self.cluster.lagging:
             self.cluster.applied = changes.revision
         return True
 
@@ -122,6 +124,8 @@ def test_a_rollback_by_hand_is_kept_until_an_explicit_request(
     app.expect_news()
     assert app.tick()
     assert cluster.applied == second
+    app.note_drift()  # the watch brings the daemon's own record
+    assert app.tick()
 
     cluster.applied = first  # a rollback by hand
     for _ in range(2):  # a heal, then an interval tick: the head did not change
@@ -182,3 +186,21 @@ def test_a_heal_the_record_moved_under_is_not_a_failure(
     assert cluster.syncs == [(first, "blue", None)] and app.current_attempt is before
     assert app.tick()  # the record's change started it: heal to what is recorded now
     assert cluster.syncs[-1] == (second, "green", second)
+
+
+def test_a_heal_before_the_watch_brings_the_daemons_own_record_keeps_the_head(
+    upstream: Upstream, cache: Path, cluster: Cluster,  # noqa: F811
+) -> None:
+    """The daemon's own writes start a heal at once; its record of the new head may not be in
+    the watch yet. That older record is not taken for someone else's."""
+    colour(upstream, "blue")
+    app = daemon(upstream, cache, cluster)
+    assert app.tick()
+    cluster.lagging = True
+    second = colour(upstream, "green")
+    app.expect_news()
+    assert app.tick()
+    app.note_drift()
+    assert app.tick()
+    assert cluster.syncs[-1] == (second, "green", None)
+    assert app.current_attempt is not None and (app.current_attempt.revision, app.current_attempt.ok) == (second, True)
