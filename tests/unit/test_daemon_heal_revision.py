@@ -91,7 +91,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Cluster:
 def daemon(upstream: Upstream, cache: Path, cluster: Cluster) -> AppReconciler:  # noqa: F811
     config = AppConfig(name="shop", repo=upstream.url, revision="main", path="app", namespace="shop", interval=3600)
     kube: Any = NoParent()
-    return AppReconciler(config, kube=kube, metrics=Metrics(["shop"]), cache_dir=cache, cache=cluster)  # type: ignore[arg-type]
+    return AppReconciler(config, kube=kube, metrics=Metrics([config.id]), cache_dir=cache, cache=cluster)
 
 
 def colour(upstream: Upstream, color: str) -> str:  # noqa: F811
