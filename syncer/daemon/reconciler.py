@@ -328,7 +328,8 @@ class AppReconciler:
                        "not healing until the next change in Git")
             log.warning("app %s: %s", self.app.name, message, extra={"app": self.app.name, "recorded": recorded})
             if self._target is None:  # else the head's own attempt (it failed) stays the status
-                self.current_attempt = SyncAttempt(revision=self._head or recorded, changes=None, error=message)
+                self.current_attempt = SyncAttempt(revision=self._head or recorded, changes=None, error=message,
+                                                   cause="RevisionGone")
             return None
 
     def _runs_another(self, revision: str) -> None:
@@ -340,7 +341,8 @@ class AppReconciler:
                    f"a rollback); it is kept until the next change in Git, not {self._head[:12]}")
         if self.current_attempt is None or self.current_attempt.error != message:
             log.info("app %s: %s", self.app.name, message, extra={"app": self.app.name, "revision": revision})
-        self.current_attempt = SyncAttempt(revision=self._head, changes=None, error=message)
+        self.current_attempt = SyncAttempt(revision=self._head, changes=None, error=message,
+                                           cause="RunsAnotherRevision")
 
     def _settled(self, *, drifted: bool) -> bool:
         """Nothing to plan: Git is where the last successful sync left it, and the watches of
