@@ -320,8 +320,9 @@ class AppReconciler:
     def _render_recorded(self, recorded: str) -> str | None:
         """Render the revision the cluster records; None when Git no longer has it (then the
         objects are left as they are, and the app's status and log say so once)."""
+        fetch_started = time.monotonic()
         try:
-            return self._render(self.source.fetch_commit(recorded))
+            snapshot = self.source.fetch_commit(recorded)
         except RevisionGone as gone:
             self._gone = recorded
             message = (f"the cluster runs revision {recorded[:12]}, which the repository no longer has ({gone}); "
@@ -331,6 +332,8 @@ class AppReconciler:
                 self.current_attempt = SyncAttempt(revision=self._head or recorded, changes=None, error=message,
                                                    cause="RevisionGone")
             return None
+        self._metrics.observe_fetch(self.app.id, time.monotonic() - fetch_started)
+        return self._render(snapshot)
 
     def _runs_another(self, revision: str) -> None:
         """A heal applied a revision someone else recorded, not the current one (the head):
