@@ -18,6 +18,8 @@ from pathlib import Path
 
 from kubernetes import client
 
+from syncer.daemon.membership import MEMBER_LABEL
+from syncer.daemon.rendezvous import owner as rendezvous_owner
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import SLACK, configmap
 from tests.e2e.test_apps import (  # noqa: F401 - fixtures
@@ -138,6 +140,14 @@ def synced(log: Path, *, since: float = 0.0) -> list[str]:
     return found
 
 
+def identity(log: Path) -> str | None:
+    """The replica's identity, from its first log lines."""
+    for line in log.read_text().splitlines():
+        if line.startswith("{") and "syncing 1 app(s)" in line:
+            return str(json.loads(line)["message"]).rsplit(" as ", 1)[1].split(" ")[0]
+    return None
+
+
 def test_a_replica_paused_past_its_lease_does_not_go_back_in_time(
     cluster: ClusterAccess, repo: Path, namespace: str, kube_api: client.ApiClient, tmp_path: Path,  # noqa: F811
 ) -> None:
@@ -165,8 +175,13 @@ def test_a_replica_paused_past_its_lease_does_not_go_back_in_time(
                      "--cache-dir", str(tmp_path / f"cache-{index}")],
                     stdout=subprocess.DEVNULL, stderr=stderr, env=env))
         eventually(lambda: many_colors(kube_api, namespace) == {"blue"}, timeout=SLACK, what="the first sync")
-        owner = eventually(lambda: next((i + 1 for i, log in enumerate(logs) if first in synced(log)), None),
-                           timeout=SLACK, what="the owner's log of its sync") - 1
+        # The owner once both are members (a replica alone at first syncs everything).
+        identities = eventually(lambda: [identity(log) for log in logs] if all(map(identity, logs)) else None,
+                                timeout=SLACK, what="both replicas' identities")
+        eventually(lambda: len(client.CoordinationV1Api(kube_api).list_namespaced_lease(
+            namespace, label_selector=f"{MEMBER_LABEL}=true").items) == 2, timeout=SLACK, what="two members")
+        owner = identities.index(rendezvous_owner(f"{namespace}/shop", identities))
+        eventually(lambda: first in synced(logs[owner]), timeout=SLACK, what="the owner's sync")
         paused, other = processes[owner], processes[1 - owner]
         time.sleep(1.0)  # its watches see its own sync's record settle
         paused.send_signal(signal.SIGSTOP)
