@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from syncer.apply.applyset import ID_LABEL, PART_OF_LABEL
+from syncer.apply.status import APPLIED_REVISION_ANNOTATION
 from syncer.apply.status import PREFIX as STATUS_PREFIX
 from syncer.errors import ClusterError, Forbidden, NotFound
 from syncer.kube import Kube, Resource
@@ -82,12 +83,15 @@ def records_only(before: Object | None, after: Object) -> bool:
     """A change to an ApplySet parent that only records a sync's outcome (the `status.syncer.dev/`
     annotations that `syncer.apply.status` writes after every sync, failed ones included):
     nothing a sync could heal. Counted as drift, a failed sync's own record started a heal
-    from the previous render, which then reported the app Ready on the revision that failed."""
+    from the previous render, which then reported the app Ready on the revision that failed.
+    A record that moves the applied revision is news, though: a heal restores that revision
+    (`syncer.daemon.recorded`), so the app's daemon must learn that someone applied another."""
     if before is None:
         return False
     def content(obj: Object) -> tuple[Any, Any, Any]:
         metadata = obj.get("metadata") or {}
-        annotations = {k: v for k, v in (metadata.get("annotations") or {}).items() if not k.startswith(STATUS_PREFIX)}
+        annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()
+                       if not k.startswith(STATUS_PREFIX) or k == APPLIED_REVISION_ANNOTATION}
         return metadata.get("labels"), annotations, obj.get("data")
     return content(before) == content(after)
 

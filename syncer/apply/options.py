@@ -45,6 +45,11 @@ class SyncOptions:
     ignore: tuple[IgnoreRule, ...] = ()
     diff_text: bool = True
     """Render unified diffs in the plan (`syncer diff` prints them; a sync need not)."""
+    expect_applied: str | None = None
+    """A heal: write only while the app's parent records this revision as applied ("": none),
+    checked on the plan made under the lock too. Someone else's sync that recorded another
+    revision since is not undone (RecordMoved). None: no expectation (a sync that moves the
+    app to a revision)."""
 
     @classmethod
     def for_app(cls, app: AppConfig, *, field_manager: str, lock_timeout: float) -> SyncOptions:

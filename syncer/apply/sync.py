@@ -29,6 +29,7 @@ from syncer.apply.membercache import MemberReads
 from syncer.apply.options import SyncOptions
 from syncer.apply.plan import build_plan
 from syncer.apply.planned import Plan
+from syncer.apply.status import status_from_annotations
 from syncer.apply.upgrade import take_over_legacy
 from syncer.errors import ClusterError, NotFound, SyncerError, ValidationFailed
 from syncer.kube import Kube
@@ -41,6 +42,16 @@ class EmptySourceRefused(SyncerError):
     """The source rendered nothing while the app owns objects: pruning would delete them all."""
 
 
+class RecordMoved(SyncerError):
+    """A heal's expectation failed: the app's parent records another applied revision than the
+    one the heal restores (someone else's sync recorded it since the heal decided)."""
+
+    def __init__(self, message: str, *, expected: str, recorded: str) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.recorded = recorded
+
+
 def plan_sync(
     kube: Kube, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str,
     cache: MemberReads | None = None, recovery: Recovery | None = None,
@@ -49,6 +60,13 @@ def plan_sync(
     plan = build_plan(kube, manifests, options=options, revision=revision, cache=cache, recovery=recovery)
     if plan.failures:
         raise ValidationFailed(list(plan.failures))
+    recorded = status_from_annotations(dict(plan.parent_annotations))
+    applied = recorded.applied_revision if recorded is not None else ""
+    if options.expect_applied is not None and applied != options.expect_applied:
+        raise RecordMoved(
+            f"app {options.app}: {plan.inventory.parent} records revision {applied or '(none)'} as applied, "
+            f"not {options.expect_applied or '(none)'}; another sync moved the app since: not healing to the "
+            "revision it replaced", expected=options.expect_applied, recorded=applied)
     if not manifests and options.prune and not options.allow_empty and (plan.prune or plan.inventory.group_kinds):
         raise EmptySourceRefused(
             f"app {options.app}: the source rendered no objects, but the app owns "

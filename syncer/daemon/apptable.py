@@ -77,8 +77,8 @@ class AppTable:
         if before is None or entry.interval != before.interval:
             self._schedule.put(key, interval=entry.interval)
         elif wants_tick(before, entry):
-            if state.reconciler is not None:
-                state.reconciler.expect_news()
+            if state.reconciler is not None:  # an explicit request: the app moves to Git's head
+                state.reconciler.expect_news(move_on=True)
             self._schedule.trigger(key)
 
     def forget(self, key: str) -> None:

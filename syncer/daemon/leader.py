@@ -177,6 +177,15 @@ class LeaderElector:
         return self.options.retry_period
 
     def _lead_step(self) -> float:
+        if not self._lease.held():
+            # Not renewed for the renew deadline (the process was paused, or renewals failed):
+            # leadership lapsed, and a standby may have led meanwhile. Step down before a
+            # renewal could make this replica the leader again without anyone noticing the
+            # gap: what it held for its apps is dropped (`on_stopped_leading`).
+            log.error("%s: not renewed for %.0fs; stepping down", self._subject, self.options.renew_deadline)
+            self._lease.forget()
+            self._set_leading(False)
+            return self.options.retry_period
         try:
             self._lease.renew(annotations={URL_ANNOTATION: self._url})
             return self.options.renew_period

@@ -1,14 +1,19 @@
 """One tick of one app: check Git, fetch and render when it moved, sync, record the outcome.
 
     new revision in Git            -> fetch, render, sync
-    same revision, selfHeal        -> sync the cached render again (reverts live drift; a sync
-                                      that finds nothing to change writes nothing)
+    same revision, selfHeal        -> heal: sync a render of the revision the cluster records
+                                      (a sync that finds nothing to change writes nothing)
     same revision, no selfHeal     -> nothing, unless the last attempt failed (then retry) or
                                       a member changed (then the tick plans the drift, writes nothing)
     a plain directory (no commits) -> render again every tick: its files may have changed
 
-A tick that a member's change started (`note_drift`, from the daemon's watches) skips Git and
-works from the last render, so drift is healed in the time a sync takes. With the daemon's
+A heal restores the revision the app's ApplySet parent records as applied, by anyone (a hand
+`syncer sync`, another replica), never merely the render this daemon holds: see
+`syncer.daemon.recorded` for the decision, and for why only a Git change the daemon sees
+moves the app on. A tick that a member's change started (`note_drift`, from the daemon's
+watches) skips Git and works from the render it holds when that is of the recorded revision,
+so drift is healed in the time a sync takes. A replica that lost the app (`forget`) starts
+its next tick from nothing: no render, no head, no noted change. With the daemon's
 `MemberCache`, the plan reads the live objects from the watches: a tick that finds nothing to
 change sends no request to the API server, and a tick after which neither Git nor any watched
 object changed does not plan at all. Apps that share a repository share its
@@ -28,21 +33,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from syncer.apply import ChangeSet, SyncOptions, sync
+from syncer.apply.applyset import Inventory
 from syncer.apply.changeset import summary_text
 from syncer.apply.membercache import MemberReads
 from syncer.apply.status import OutcomeRecorder
+from syncer.apply.sync import RecordMoved
 from syncer.config import AppConfig
 from syncer.daemon.metrics import Metrics
+from syncer.daemon.recorded import Move, moved_by_others, next_move, read_recorded
 from syncer.errors import ClusterError, RenderTooLarge, SyncerError
 from syncer.kube import Kube
 from syncer.model import Manifest
 from syncer.sources import WORKING_TREE, SharedLsRemote, Snapshot, Source, open_source, with_created_namespace
 from syncer.sources.kustomize import KUSTOMIZATION_FILES
 from syncer.sources.renderpool import InProcess, Renderer
+from syncer.sources.snapshot import RevisionGone
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +152,7 @@ class AppReconciler:
         self._synced_revision: str | None = None
         """The revision of the last sync that succeeded."""
         self._last_ok = False
-        self._recorder = OutcomeRecorder(kube, app=app.name, namespace=app.id.namespace, instance=instance)
+        self._recorder = self._new_recorder()
         self._status_error: str | None = None
         self.last_attempt: SyncAttempt | None = None
         """The latest sync attempt; a step that had nothing to do leaves it as it was."""
@@ -155,14 +164,47 @@ class AppReconciler:
         current revision stays failed until a later attempt at it, or a newer one, succeeds."""
         self._drifted = False
         self._news_expected = False
+        self._target: str | None = None
+        """The head the daemon is moving the app to, until the cluster records it (None: it
+        does, or someone else's sync moved the app since)."""
+        self._seen_recorded: str | None = None
+        """The applied revision the parent recorded when last looked at (None: not yet)."""
+        self._ours: str | None = None
+        """The revision this daemon last recorded as applied itself."""
+        self._gone: str | None = None
+        """A recorded revision Git no longer has: not healed to, and said so once."""
+        self._forgotten = False
+        self._move_on = False
 
     def note_drift(self) -> None:
-        """A member changed: the next tick works from the last render, without asking Git."""
+        """A member changed: the next tick heals, without asking Git."""
         self._drifted = True
 
-    def expect_news(self) -> None:
-        """A push or reconcile-now: the next tick asks Git afresh, not a shared answer."""
+    def forget(self) -> None:
+        """This replica lost the app (membership, leadership): whatever it holds may be older
+        than what another replica applied meanwhile. Its next tick starts from nothing: it
+        asks Git, and renders again. Safe from any thread: the tick in flight, if any, is
+        left to finish (its writes are guarded by the app's lock)."""
+        self._forgotten = True
+
+    def _start_afresh(self) -> None:
+        self._forgotten = False
+        self._manifests = self._rendered_revision = self._rendered_tree = self._synced_revision = None
+        self._head = self._target = self._seen_recorded = self._ours = self._gone = None
+        self._last_ok = self._drifted = self._news_expected = self._move_on = False
+        self._recorder = self._new_recorder()
+
+    def _new_recorder(self) -> OutcomeRecorder:
+        return OutcomeRecorder(self._kube, app=self.app.name, namespace=self.app.id.namespace,
+                               instance=self._instance)
+
+    def expect_news(self, *, move_on: bool = False) -> None:
+        """A push or reconcile-now: the next tick asks Git afresh, not a shared answer.
+        `move_on` (an explicit request, `syncer reconcile`): the app moves to the head even
+        when it did not change, over a revision someone else applied (a rollback by hand)."""
         self._news_expected = True
+        if move_on:
+            self._move_on = True
 
     @property
     def manifests(self) -> Sequence[Manifest] | None:
@@ -185,23 +227,38 @@ class AppReconciler:
     def step(self) -> SyncStep:
         """One round: check Git, render when it moved, sync when there is anything to sync."""
         started = time.monotonic()
+        if self._forgotten:
+            self._start_afresh()
         revision = self._rendered_revision or "unknown"
         drifted, self._drifted = self._drifted, False
         fresh, self._news_expected = self._news_expected, False
+        move_on, self._move_on = self._move_on, False
         try:
             # A push (fresh) always asks Git, even when a member's change started this tick:
             # the drift shortcut would otherwise consume the push and leave it to the interval.
-            if fresh or not (drifted and self._manifests is not None and revision != WORKING_TREE):
-                revision = self._head = self.source.remote_revision(max_age=0.0 if fresh else self.app.interval)
-            if not fresh and self._settled(revision, drifted=drifted):
+            asked = fresh or not (drifted and self._manifests is not None and revision != WORKING_TREE)
+            if asked:
+                revision = self._resolve_head(max_age=0.0 if fresh else self.app.interval)
+            if not fresh and self._settled(drifted=drifted):
                 return SyncStep(ok=True)
-            if self._manifests is None or revision != self._rendered_revision or revision == WORKING_TREE:
-                revision = self._fetch_and_render()
-            elif not self.app.self_heal and self._last_ok:
+            move, recorded = self._next_move(asked=asked, move_on=move_on)
+            revision = (self._head or revision) if move is Move.SYNC_HEAD else (recorded or self.rendered_revision)
+            rendered = self._render_for(move, recorded=recorded)
+            if rendered is None:
+                return SyncStep(ok=True, member_changed=drifted)
+            revision = rendered
+            expect = None if move is Move.SYNC_HEAD else recorded
+            if expect is not None and not self.app.self_heal and self._last_ok:
                 # Without selfHeal a member's change is reported (the tick's drift), not reverted.
                 return SyncStep(ok=True, member_changed=drifted)
             assert self._manifests is not None
-            changes = sync(self._kube, self._manifests, options=self.options, revision=revision, cache=self.cache)
+            changes = sync(self._kube, self._manifests, options=replace(self.options, expect_applied=expect),
+                           revision=revision, cache=self.cache)
+        except RecordMoved as moved:
+            log.info("app %s: not healing to %s: %s", self.app.name, revision[:12], moved,
+                     extra={"app": self.app.name, "revision": revision, "recorded": moved.recorded})
+            self._drifted = True  # the watch brings the new record, and with it the next tick
+            return SyncStep(ok=True, member_changed=drifted)
         except SyncerError as error:
             attempt = self._failed(revision=revision, error=error, started=started)
         except Exception as error:  # a bug must not stop the daemon; report it like a failure
@@ -210,15 +267,95 @@ class AppReconciler:
                                    started=started)
         else:
             attempt = self._synced(changes, started=started)
+            if attempt.ok and self._target is None and attempt.revision not in (self._head, WORKING_TREE):
+                self._runs_another(attempt.revision)
         return SyncStep(ok=attempt.ok, attempt=attempt, member_changed=drifted)
 
-    def _settled(self, revision: str, *, drifted: bool) -> bool:
+    def _resolve_head(self, *, max_age: float) -> str:
+        """Ask Git for the tracked ref's head; a head that differs from the one last resolved
+        is a change in Git: the app moves to it."""
+        head = self.source.remote_revision(max_age=max_age)
+        if head != self._head:
+            self._target, self._gone = head, None
+        self._head = head
+        return head
+
+    def _next_move(self, *, asked: bool, move_on: bool) -> tuple[Move, str]:
+        """What this tick applies (`syncer.daemon.recorded`), and the applied revision the
+        cluster records ("" when none). `move_on`: an explicit request to sync the head."""
+        if self._head == WORKING_TREE:
+            return Move.SYNC_HEAD, ""
+        options = self.options
+        recorded = read_recorded(self._kube, Inventory.for_app(app=options.app, namespace=options.inventory_namespace),
+                                 cache=self.cache)
+        if moved_by_others(recorded, seen=self._seen_recorded, ours=self._ours):
+            log.info("app %s: the cluster records revision %s, applied by another sync; asking Git afresh",
+                     self.app.name, recorded[:12] or "(none)", extra={"app": self.app.name, "recorded": recorded})
+            self._target = None
+            self._recorder = self._new_recorder()  # what it remembers recording is not the parent's any more
+            self._resolve_head(max_age=0.0)
+            asked = True
+        self._seen_recorded = recorded
+        if move_on and asked:
+            self._target = self._head
+        if self._target is not None and self._target == recorded:
+            self._target = None
+        held = self._rendered_revision if self._manifests is not None else None
+        return next_move(held=held, recorded=recorded, target=self._target, asked_git=asked, gone=self._gone), recorded
+
+    def _render_for(self, move: Move, *, recorded: str) -> str | None:
+        """Make the render this move applies the held one; its revision, or None: nothing to
+        apply (the recorded revision is gone from Git)."""
+        if move is Move.NO_HEAL:
+            return None
+        if move is Move.RENDER_RECORDED:
+            return self._render_recorded(recorded)
+        if move is Move.HEAL_HELD:
+            return self.rendered_revision
+        head = self._head
+        if self._manifests is None or head != self._rendered_revision or head == WORKING_TREE:
+            return self._fetch_and_render()
+        return head
+
+    def _render_recorded(self, recorded: str) -> str | None:
+        """Render the revision the cluster records; None when Git no longer has it (then the
+        objects are left as they are, and the app's status and log say so once)."""
+        fetch_started = time.monotonic()
+        try:
+            snapshot = self.source.fetch_commit(recorded)
+        except RevisionGone as gone:
+            self._gone = recorded
+            message = (f"the cluster runs revision {recorded[:12]}, which the repository no longer has ({gone}); "
+                       "not healing until the next change in Git")
+            log.warning("app %s: %s", self.app.name, message, extra={"app": self.app.name, "recorded": recorded})
+            if self._target is None:  # else the head's own attempt (it failed) stays the status
+                self.current_attempt = SyncAttempt(revision=self._head or recorded, changes=None, error=message,
+                                                   cause="RevisionGone")
+            return None
+        self._metrics.observe_fetch(self.app.id, time.monotonic() - fetch_started)
+        return self._render(snapshot)
+
+    def _runs_another(self, revision: str) -> None:
+        """A heal applied a revision someone else recorded, not the current one (the head):
+        the app's status says so, rather than calling the head applied."""
+        if self._head is None:
+            return
+        message = (f"the cluster runs revision {revision[:12]}, which another sync applied (a hand `syncer sync`, "
+                   f"a rollback); it is kept until the next change in Git, not {self._head[:12]}")
+        if self.current_attempt is None or self.current_attempt.error != message:
+            log.info("app %s: %s", self.app.name, message, extra={"app": self.app.name, "revision": revision})
+        self.current_attempt = SyncAttempt(revision=self._head, changes=None, error=message,
+                                           cause="RunsAnotherRevision")
+
+    def _settled(self, *, drifted: bool) -> bool:
         """Nothing to plan: Git is where the last successful sync left it, and the watches of
-        every kind the app has would have reported any change since (none came). A plan
-        would read the same cache and prove the same objects unchanged."""
+        every kind the app has would have reported any change since (none came), the record
+        on its parent included. A plan would read the same cache and prove the same objects
+        unchanged."""
         if self.cache is None or drifted or not self._last_ok or self._manifests is None:
             return False
-        if revision != self._rendered_revision or revision == WORKING_TREE or self._synced_revision != revision:
+        revision = self._rendered_revision
+        if self._target is not None or revision == WORKING_TREE or self._synced_revision != revision:
             return False
         try:
             resources = {self._kube.resource_for(m.api_version, m.kind) for m in self._manifests}
@@ -227,9 +364,15 @@ class AppReconciler:
         return self.cache.watching(resources)
 
     def _fetch_and_render(self) -> str:
+        """Fetch and render the tracked ref's head (which may have moved since it was resolved)."""
         fetch_started = time.monotonic()
         snapshot = self.source.fetch()
         self._metrics.observe_fetch(self.app.id, time.monotonic() - fetch_started)
+        if snapshot.revision != self._head and snapshot.revision != WORKING_TREE:
+            self._head = self._target = snapshot.revision
+        return self._render(snapshot)
+
+    def _render(self, snapshot: Snapshot) -> str:
         tree = snapshot.tree_of(self.app.path) if snapshot.tree_of is not None else None
         if tree is None or tree != self._rendered_tree or self._manifests is None or self._uses_kustomize(snapshot):
             manifests = self._renderer.render(snapshot, self.app.path, namespace=self.app.namespace)
@@ -265,7 +408,12 @@ class AppReconciler:
                                                   seconds=seconds)
         if self._is_current(attempt):
             self.current_attempt = attempt
-            self._record(lambda: self._recorder.record_changes(changes))
+            if self._record(lambda: self._recorder.record_changes(changes)) and attempt.applied:
+                # The target stays until the watch shows the record: a heal that a change
+                # starts before then must not read the parent's older record as the truth.
+                self._ours = attempt.revision
+                if self.cache is None:  # read afresh at every tick: no watch to catch up with
+                    self._seen_recorded = attempt.revision
         return attempt
 
     def _is_current(self, attempt: SyncAttempt) -> bool:
@@ -288,9 +436,9 @@ class AppReconciler:
             self._record(lambda: self._recorder.record_failure(revision=revision, error=error))
         return attempt
 
-    def _record(self, write: Callable[[], bool]) -> None:
-        """Write the status when it is news; a status that cannot be written is logged once
-        per distinct problem, not on every tick while it lasts."""
+    def _record(self, write: Callable[[], bool]) -> bool:
+        """Write the status when it is news; False when it could not be written, which is
+        logged once per distinct problem, not on every tick while it lasts."""
         name = self.app.name
         try:
             write()
@@ -299,5 +447,6 @@ class AppReconciler:
             level = logging.DEBUG if message == self._status_error else logging.WARNING
             log.log(level, "app %s: cannot record its status: %s", name, message, extra={"app": name})
             self._status_error = message
-            return
+            return False
         self._status_error = None
+        return True

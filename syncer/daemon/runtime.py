@@ -27,6 +27,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -250,14 +251,29 @@ class Daemon:
         self.scheduler.trigger_all()
 
     def _shard_changed(self, before: Assignment, after: Assignment) -> None:
-        """Start the apps gained at once; the ones lost stop at their next tick."""
+        """Start the apps gained at once; the ones lost stop at their next tick, and what this
+        replica held for them is dropped."""
         self.metrics.set_leader(after.active)
+        self._forget(lambda app: before.owns(app) and not after.owns(app))
         self.scheduler.trigger_all(where=lambda app: after.owns(app) and not before.owns(app))
 
     def _stopped_leading(self) -> None:
         self.metrics.set_leader(False)
+        self._forget(lambda app: True)
         if not self._stopping:
             log.warning("no longer the leader: no new syncs start until leadership is regained")
+
+    def _forget(self, lost: Callable[[str], bool]) -> None:
+        """Drop the renders and noted changes of the apps this replica lost: another replica
+        may apply a newer revision meanwhile, and what this one holds must not be applied
+        when it owns them again (their next tick here asks Git and renders afresh). Called
+        from the membership or election thread before ownership can come back, since that
+        thread is the one that would regain it."""
+        for app in self.scheduler.apps:
+            if lost(app):
+                reconciler = self.source.reconciler_of(app)
+                if reconciler is not None:
+                    reconciler.forget()
 
     # -- endpoints -------------------------------------------------------------------------
 

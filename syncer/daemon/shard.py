@@ -255,6 +255,12 @@ class ShardMember:
     def _put(self, annotations: dict[str, str | None]) -> None:
         """Renew our Lease, or join (again) when we hold none: at start, or after another
         member deleted it, counting us gone."""
+        if self._lease.acquired and not self._lease.held():
+            # Not renewed for the renew deadline (paused, or renewals failed): this replica
+            # was no member, and another may have synced its apps meanwhile. The loss is
+            # observed (and what it held for its apps dropped, `on_change`) before a renewal
+            # makes it a member again, however short the gap looked from here.
+            self._refresh()
         if self._lease.acquired:
             try:
                 self._lease.renew(annotations=annotations)

@@ -45,7 +45,7 @@ from syncer.sources.auth import (
     secrets_of,
 )
 from syncer.sources.giturl import RepoURL, reject_unsafe
-from syncer.sources.snapshot import Snapshot
+from syncer.sources.snapshot import RevisionGone, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,36 @@ class GitSource:
             self._prune_exports(keep=root)
         if by_sha:
             self._resolved_short_sha = sha
+        return self._snapshot(sha, root)
+
+    def fetch_commit(self, sha: str) -> Snapshot:
+        """Exactly the commit `sha`, when the remote still has it: reachable from one of its
+        branches or tags after a fetch made with this source's credentials, or served by the
+        remote on its own. A commit that only the shared clone still holds (force-pushed away,
+        or fetched once with another App's credentials) is refused: RevisionGone."""
+        lowered = sha.lower()
+        if not _FULL_SHA.fullmatch(lowered):
+            raise RevisionGone(f"repository {self.url}: {sha!r} is not a commit SHA", repo=self.url.url,
+                               revision=sha)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            repo = self._update_clone()
+            try:
+                # A commit present but unreachable is not fetched again: git would answer from
+                # the clone without asking the remote.
+                served = (_rev_parse(repo, f"{lowered}^{{commit}}") is None and self._fetch_sha(repo, lowered)
+                          and _rev_parse(repo, f"{lowered}^{{commit}}") is not None)
+                if not (_reachable(repo, lowered) or served):
+                    raise RevisionGone(f"repository {self.url}: has no commit {lowered} any more (no branch or tag "
+                                       "contains it, and the remote does not serve it)", repo=self.url.url,
+                                       revision=lowered)
+                root = self._export(repo, lowered)
+            finally:
+                repo.close()
+            self._prune_exports(keep=root)
+        return self._snapshot(lowered, root)
+
+    def _snapshot(self, sha: str, root: Path) -> Snapshot:
         return Snapshot(revision=sha, root=root, repo=self.url.url, render_cache=self.directory / "renders" / sha,
                         tree_of=functools.partial(_self_contained_tree, self.directory / "repo.git", sha))
 
@@ -457,6 +487,17 @@ def _self_contained_tree(git_dir: Path, sha: str, path: str) -> str | None:
     if status != 0 or any(line.startswith(("120000 ", "160000 ")) for line in str(listing).splitlines()):
         return None
     return str(tree).strip()
+
+
+def _reachable(repo: Repo, sha: str) -> bool:
+    """Whether a fetched branch or tag (or a ref the source fetched on its own) contains the commit."""
+    status, stdout, _ = repo.git.execute(
+        ["git", "for-each-ref", "--count=1", "--format=%(refname)", f"--contains={sha}",
+         _BRANCHES, "refs/tags/", _OTHER_REFS, _REMOTE_HEAD],
+        with_extended_output=True,
+        with_exceptions=False,
+    )
+    return status == 0 and bool(str(stdout).strip())
 
 
 def _rev_parse(repo: Repo, expression: str) -> str | None:

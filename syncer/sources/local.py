@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from syncer.errors import SourceError
-from syncer.sources.snapshot import WORKING_TREE, Snapshot
+from syncer.sources.snapshot import WORKING_TREE, RevisionGone, Snapshot
 
 
 class LocalSource:
@@ -29,3 +29,9 @@ class LocalSource:
         if not self.directory.is_dir():
             raise SourceError(f"repository {self.display}: directory does not exist (any more)")
         return Snapshot(revision=WORKING_TREE, root=self.directory.resolve(), repo=self.display)
+
+    def fetch_commit(self, sha: str) -> Snapshot:
+        if sha == WORKING_TREE:
+            return self.fetch()
+        raise RevisionGone(f"repository {self.display}: a plain directory has no commit {sha}", repo=self.display,
+                           revision=sha)

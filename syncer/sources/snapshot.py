@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from syncer.errors import SourceError
+
 WORKING_TREE = "working-tree"
 """The revision of a plain directory: there is no commit to name, only what is on disk."""
 
@@ -46,3 +48,19 @@ class Source(Protocol):
     def fetch(self) -> Snapshot:
         """Bring the configuration to disk and return an immutable snapshot of it."""
         ...
+
+    def fetch_commit(self, sha: str) -> Snapshot:
+        """Exactly the commit `sha`, whatever the tracked revision names now: the daemon heals
+        an app to the revision its cluster records, which a hand `syncer sync` or another
+        replica may have applied. RevisionGone when the repository no longer has it."""
+        ...
+
+
+class RevisionGone(SourceError):
+    """The repository no longer has a commit (force-pushed away), or a source has no commits
+    at all (a plain directory)."""
+
+    def __init__(self, message: str, *, repo: str, revision: str) -> None:
+        super().__init__(message)
+        self.repo = repo
+        self.revision = revision

@@ -88,7 +88,7 @@ class FakeReconciler:
                                                                error=None)
         return SyncStep(ok=True, attempt=self.last_attempt)
 
-    def expect_news(self) -> None:
+    def expect_news(self, *, move_on: bool = False) -> None:
         pass
 
     def note_drift(self) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from syncer.apply.membercache import records_only, status_only
-from syncer.apply.status import ERROR_ANNOTATION, RESULT_ANNOTATION
+from syncer.apply.status import APPLIED_REVISION_ANNOTATION, ERROR_ANNOTATION, RESULT_ANNOTATION
 from syncer.model import Object
 
 
@@ -27,6 +27,9 @@ def changed(obj: Object, **metadata: Any) -> Object:
 @pytest.mark.parametrize(("after", "only_records"), [
     pytest.param(changed(parent(), annotations={**parent()["metadata"]["annotations"], RESULT_ANNOTATION: "Failed",
                                                 ERROR_ANNOTATION: "yaml error"}), True, id="a sync's record"),
+    pytest.param(changed(parent(**{APPLIED_REVISION_ANNOTATION: "v1"}), annotations={
+        **parent()["metadata"]["annotations"], APPLIED_REVISION_ANNOTATION: "v2", RESULT_ANNOTATION: "Succeeded"}),
+                 False, id="a record that moves the applied revision"),
     pytest.param(changed(parent(), annotations={"applyset.kubernetes.io/contains-group-kinds": "ConfigMap,Secret"}),
                  False, id="the inventory"),
     pytest.param(changed(parent(), labels={}), False, id="its id label"),

@@ -25,9 +25,10 @@ from typing import Any
 import pytest
 
 from syncer.errors import ConfigError, SourceError
-from syncer.sources import GitAuth, GitSource, Snapshot, open_source
+from syncer.sources import WORKING_TREE, GitAuth, GitSource, Snapshot, open_source
 from syncer.sources.auth import ASKPASS_SCRIPT, scrub, ssh_command
 from syncer.sources.giturl import parse_url
+from syncer.sources.snapshot import RevisionGone
 
 GIT_ENV = {
     **os.environ,
@@ -184,6 +185,39 @@ def test_unknown_revision(upstream: Upstream, cache: Path, revision: str) -> Non
 
     with pytest.raises(SourceError, match=f"revision '{revision}' not found"):
         source.fetch()
+
+
+def test_a_given_commit_is_fetched_while_the_remote_has_it(upstream: Upstream, cache: Path) -> None:
+    """The daemon heals to the revision its cluster records (issue 20, report 4): any commit
+    the remote still has, on the tracked branch or not; one it no longer has is RevisionGone,
+    even while the shared clone still holds its objects."""
+    first = git(upstream.work, "rev-parse", "HEAD")
+    upstream.commit({"app/cm.yaml": "version: 2\n"}, branch="main")
+    side = upstream.commit({"app/cm.yaml": "side\n"}, branch="side")  # on top of main, not in it
+    source = open_source(upstream.url, revision="main", cache_dir=cache)
+    source.fetch()
+
+    older = source.fetch_commit(first)
+    assert (older.revision, content(older)) == (first, "version: 1\n")
+    assert content(source.fetch_commit(side)) == "side\n"
+
+    git(upstream.bare, "branch", "-D", "side")  # force-pushed away, and collected
+    git(upstream.bare, "reflog", "expire", "--expire=now", "--all")
+    git(upstream.bare, "gc", "-q", "--prune=now")
+    with pytest.raises(RevisionGone) as gone:
+        source.fetch_commit(side)
+    assert gone.value.revision == side
+    with pytest.raises(RevisionGone):
+        source.fetch_commit("not-a-sha")
+    assert content(source.fetch_commit(first)) == "version: 1\n"
+
+
+def test_a_plain_directory_has_no_commits(tmp_path: Path) -> None:
+    (tmp_path / "cm.yaml").write_text("a: b\n")
+    source = open_source(str(tmp_path))
+    assert source.fetch_commit(WORKING_TREE).root == tmp_path.resolve()
+    with pytest.raises(RevisionGone):
+        source.fetch_commit("1" * 40)
 
 
 def test_unknown_branch_is_reported_by_remote_revision_without_a_fetch(upstream: Upstream, cache: Path) -> None:
