@@ -43,6 +43,11 @@ DROPS_BEFORE_GIVING_UP = 2
 answers a probe in between each time, is one the server fails on, not a network fault."""
 
 
+def _server_timeout(seconds: float) -> int:
+    """The server-side `timeout` of a write with `seconds` left: whole seconds, rounded up."""
+    return max(1, math.ceil(seconds))
+
+
 def _is_dry_run(query: dict[str, str] | None, body: Any) -> bool:
     return bool(query and query.get("dryRun")) or (isinstance(body, dict) and bool(body.get("dryRun")))
 
@@ -69,6 +74,13 @@ class Kube:
         view = copy.copy(self)
         view._write_guard = write_guard
         return view
+
+    @property
+    def write_bound(self) -> int:
+        """Seconds a write this client sent may still run on the server after the server
+        received it: every write carries at most this as its server-side `timeout`. A lock
+        taken over from us waits this out (`syncer.kube.lease`, fencing)."""
+        return _server_timeout(self._options.request_timeout)
 
     @classmethod
     def connect(cls, options: ClientOptions = ClientOptions()) -> Kube:
@@ -118,8 +130,9 @@ class Kube:
             sent_query = dict(query or {})
             if method != "GET":
                 # The server's own deadline for a write: once it passes, the server stops
-                # working on the request, so a write cannot land long after we gave up on it.
-                sent_query["timeout"] = f"{max(1, math.ceil(remaining))}s"
+                # working on the request, so a write cannot land long after we gave up on it
+                # (a lock taken over from us waits this bound: `write_bound`).
+                sent_query["timeout"] = f"{_server_timeout(remaining)}s"
             target = path + (f"?{urlencode(sent_query)}" if sent_query else "")
             try:
                 response = self._http.send(

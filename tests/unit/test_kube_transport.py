@@ -102,6 +102,7 @@ def test_every_write_carries_a_server_side_timeout_and_reads_do_not(
     assert patch.startswith("/api/v1/namespaces/a/configmaps/x?fieldManager=syncer&timeout=")
     assert int(patch.rsplit("timeout=", 1)[1].rstrip("s")) in (19, 20)
     assert delete.startswith("/api/v1/namespaces/a/configmaps/x?timeout=")
+    assert kube.write_bound == 20  # what a lock taken over from this client waits out
 
 
 def test_the_write_guard_runs_after_the_rate_limiter(server: tuple[str, list[dict[str, str]]]) -> None:
