@@ -48,6 +48,15 @@ def _server_timeout(seconds: float) -> int:
     return max(1, math.ceil(seconds))
 
 
+def _checked_before_last_byte(payload: bytes, check: Callable[[], None]) -> Iterator[bytes]:
+    """`payload` as the body of a request, with `check` run before its last byte is handed to
+    the socket. When `check` raises, the request is abandoned with its body incomplete: the
+    connection is closed and the server, still waiting for the last byte, never acts on it."""
+    yield payload[:-1]
+    check()
+    yield payload[-1:]
+
+
 def _is_dry_run(query: dict[str, str] | None, body: Any) -> bool:
     return bool(query and query.get("dryRun")) or (isinstance(body, dict) and bool(body.get("dryRun")))
 
@@ -118,11 +127,19 @@ class Kube:
         budget = self._options.request_timeout
         deadline = time.monotonic() + budget
         attempt = dropped_while_reachable = 0
+        guard = self._write_guard if method != "GET" and not dry_run else None
         while True:
             self._limiter.acquire()
-            if self._write_guard is not None and method != "GET" and not dry_run:
-                # After the rate limiter, which may wait: the last check before the bytes go.
-                self._write_guard()
+            sent_body: bytes | Iterator[bytes] | None = payload
+            if guard is not None and payload:
+                # The check runs after the rate limiter (which may wait) and after the request
+                # line, the headers and all but the last byte of the body went out: the server
+                # cannot act on a request before its last byte, and its timeout for the request
+                # (below) started when it read the headers, before the check.
+                headers = {**headers, "Content-Length": str(len(payload))}
+                sent_body = _checked_before_last_byte(payload, guard)
+            elif guard is not None:
+                guard()
             self.stats.count(verb)
             retry_after: float | None = None
             details: dict[str, Any] = {}
@@ -136,7 +153,7 @@ class Kube:
             target = path + (f"?{urlencode(sent_query)}" if sent_query else "")
             try:
                 response = self._http.send(
-                    method, target, body=payload, headers=headers,
+                    method, target, body=sent_body, headers=headers,
                     timeout=urllib3.Timeout(connect=min(self._options.connect_timeout, remaining), read=remaining),
                 )
                 status = response.status
