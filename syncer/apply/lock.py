@@ -11,7 +11,7 @@ the holder writes into its Lease, so the sync that takes over waits until the se
 finished with every write the holder sent while it held the lock.
 
 A holder that cannot prove it still holds the lock must stop writing at once: `ensure_held`
-(run before every write request, after the rate limiter, immediately before the request is
+(run for every write request after the rate limiter, before the last byte of the request is
 sent: see `Kube.guarded`) fails once the last successful write of the Lease was sent longer
 ago than a safety fraction of the lease's duration, or a renewal found the Lease taken or
 gone; `confirm` (before every prune step) also reads the

@@ -77,9 +77,10 @@ class Kube:
         self._write_guard: Callable[[], None] | None = None
 
     def guarded(self, write_guard: Callable[[], None]) -> Kube:
-        """This client (same connection pool, discovery and stats) with a check that runs
-        before every write request, retries included: the sync's lock uses it to stop all
-        writes the moment it can no longer prove it holds the lock."""
+        """This client (same connection pool, discovery and stats) with a check that runs for
+        every write request, retries included, after the rate limiter and before the last
+        byte of the request goes out: the sync's lock uses it to stop all writes the moment it
+        can no longer prove it holds the lock (fencing: `syncer.kube.lease`)."""
         view = copy.copy(self)
         view._write_guard = write_guard
         return view

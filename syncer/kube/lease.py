@@ -26,16 +26,17 @@ client-go's leaderelection protocol, so its guarantees carry over:
   server-side `timeout` (`write_bound`, see `Kube.write_bound`) writes that bound into its
   Lease (`WRITE_BOUND_ANNOTATION`), and a candidate may take over only once the record has
   not changed for its duration *plus* that bound. The holder checks that it holds before
-  each request is sent, so its last write is sent before `renew_deadline` after its last
-  renewal was sent, and the server gives up on it `write_bound` after receiving it: before
-  `renew_deadline + write_bound`, which is earlier than the first moment a candidate may
-  write, `duration + write_bound` after that renewal (the difference `duration -
-  renew_deadline` is the margin for the network and for clock rates).
+  the last byte of each write goes out (`Kube.guarded`), when the server has read the
+  request's headers and started its timeout: its last write is checked before
+  `renew_deadline` after its last renewal was sent, and the server gives up on it
+  `write_bound` later, before `renew_deadline + write_bound`, earlier than the first moment a
+  candidate may write, `duration + write_bound` after that renewal (the difference
+  `duration - renew_deadline` is the margin for the network and for clock rates). However
+  long the holder is paused after its check, its write cannot land after a takeover.
 
-What this does not bound: a holder paused *between* its last check and handing the request
-to the socket (microseconds of its own code, unless the process is stopped exactly there)
-sends a write later than its check allowed; the server receives it whenever the process
-resumes. The README's safety section says how often a SIGSTOP loop found that (issue 20).
+What this does not bound (the README's Fencing section; issue 20): a network that delays a
+request's headers by more than the margin, an API server that commits a write after its
+timeout (an etcd transaction already sent), clocks whose rates differ by more than the margin.
 
 The decisions (`observe`, `may_acquire`, `holding`, the `*_spec` functions) are pure
 functions over plain data and an explicit `now`; `HeldLease` is the thin I/O edge that sends
