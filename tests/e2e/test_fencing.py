@@ -314,6 +314,7 @@ def scenario(tmp_path: Path, audited: RunningControlPlane, admin_api: client.Api
         scenario.close()
 
 
+@pytest.mark.timeout(120 + 30 * PAUSES)  # a pause takes about 7 s; pytest's default is 300 s in all
 def test_a_paused_sync_makes_no_write_after_a_newer_sync_took_its_lock_over(
     scenario: Scenario, capsys: pytest.CaptureFixture[str],
 ) -> None:
