@@ -3,13 +3,18 @@
 A `coordination.k8s.io/v1` Lease named `syncer-<app>` in the app's namespace, held through
 the one Lease protocol (`syncer.kube.lease`): the holder renews it while it works; a holder
 that died (or was paused) stops renewing, and another sync takes it over once the Lease has
-not changed for `leaseDurationSeconds` as that sync's own clock measures it (never by
-comparing the renewTime another machine wrote with our clock).
+not changed for `leaseDurationSeconds` plus the holder's write bound as that sync's own
+clock measures it (never by comparing the renewTime another machine wrote with our clock).
+
+Fencing: every write carries a server-side `timeout` of at most `Kube.write_bound`, which
+the holder writes into its Lease, so the sync that takes over waits until the server has
+finished with every write the holder sent while it held the lock.
 
 A holder that cannot prove it still holds the lock must stop writing at once: `ensure_held`
-(run before every write request, see `Kube.guarded`) fails once the last successful write
-of the Lease was sent longer ago than a safety fraction of the lease's duration, or a
-renewal found the Lease taken or gone; `confirm` (before every prune step) also reads the
+(run for every write request after the rate limiter, before the last byte of the request is
+sent: see `Kube.guarded`) fails once the last successful write of the Lease was sent longer
+ago than a safety fraction of the lease's duration, or a renewal found the Lease taken or
+gone; `confirm` (before every prune step) also reads the
 Lease back. Releasing deletes the Lease with UID and resourceVersion preconditions, so only
 our own, unchanged Lease is deleted.
 """
@@ -26,14 +31,16 @@ from types import TracebackType
 
 from syncer.errors import ClusterError, LockHeld, LockLost
 from syncer.kube import Kube
-from syncer.kube.lease import HeldLease, LeaseLost, LeaseTiming, Observed
+from syncer.kube.lease import HeldLease, LeaseLost, LeaseTiming, Observed, takeover_at
 
 log = logging.getLogger(__name__)
 
 LOCK_PREFIX = "syncer-"
 HELD_FRACTION = 0.8
 """A lock counts as held only while its last renewal was sent less than this fraction of the
-lease duration ago: the rest is the margin for clock rates and the write in flight."""
+lease duration ago: the rest is the margin for clock rates and for a request's way to the
+server. The server's own time with the last write is not in it: a sync taking over waits
+that out on top of the duration (`Kube.write_bound`)."""
 
 
 _OBSERVED: dict[tuple[str, str, str], Observed] = {}
@@ -75,11 +82,10 @@ class AppLock:
         self._key = (kube.server, namespace, lock_name(app))
         with _OBSERVED_LOCK:
             seen_before = _OBSERVED.get(self._key)
+        self._timing = LeaseTiming(duration=duration_seconds, renew_deadline=duration_seconds * HELD_FRACTION,
+                                   write_bound=kube.write_bound)
         self._lease = HeldLease(kube, namespace=namespace, name=lock_name(app),
-                                identity=identity or default_identity(),
-                                timing=LeaseTiming(duration=duration_seconds,
-                                                   renew_deadline=duration_seconds * HELD_FRACTION),
-                                observed=seen_before)
+                                identity=identity or default_identity(), timing=self._timing, observed=seen_before)
         self._subject = self._lease.subject
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -93,11 +99,15 @@ class AppLock:
                     _OBSERVED[self._key] = observed
             if time.monotonic() >= deadline:
                 spec = (self._lease.seen or {}).get("spec") or {}
+                observed = self._lease.observed
+                wait = (takeover_at(observed, default=self._timing) - observed.seen_at if observed is not None
+                        else self._timing.duration + self._timing.write_bound)
                 raise LockHeld(
                     f"app {self._app}: another sync holds {self._subject} "
                     f"(holder {spec.get('holderIdentity') or 'unknown'}, since {spec.get('acquireTime', '?')}); "
                     f"waited {self._timeout:.0f}s. Try again when it has finished; a holder that "
-                    f"died loses the lock once its Lease has not changed for {self._duration}s."
+                    f"died loses the lock once its Lease has not changed for {wait:g}s (its duration, and "
+                    "the time the API server may still spend on its last write)."
                 )
             time.sleep(self._poll)
         with _OBSERVED_LOCK:

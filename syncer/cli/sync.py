@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
                    "--app, the App's spec.timeout unless given.")
 @click.option("--no-force-conflicts", "force_conflicts", flag_value=False, default=True,
               help="Fail instead of taking over fields that other field managers own.")
-@click.option("--lock-timeout", type=Duration(), default="1m", show_default=True,
-              help="How long to wait while another sync of the same app runs.")
+@click.option("--lock-timeout", type=Duration(), default="2m", show_default=True,
+              help="How long to wait while another sync of the same app runs (a dead sync's lock is taken "
+                   "over after its --lock-duration plus its --request-timeout).")
 @click.option("--lock-duration", type=Duration(minimum=2), default="30s", show_default=True,
               help="How long the app's lock lasts without renewal; a sync that cannot renew it in time "
                    "stops writing (exit 2).")

@@ -43,6 +43,20 @@ DROPS_BEFORE_GIVING_UP = 2
 answers a probe in between each time, is one the server fails on, not a network fault."""
 
 
+def _server_timeout(seconds: float) -> int:
+    """The server-side `timeout` of a write with `seconds` left: whole seconds, rounded up."""
+    return max(1, math.ceil(seconds))
+
+
+def _checked_before_last_byte(payload: bytes, check: Callable[[], None]) -> Iterator[bytes]:
+    """`payload` as the body of a request, with `check` run before its last byte is handed to
+    the socket. When `check` raises, the request is abandoned with its body incomplete: the
+    connection is closed and the server, still waiting for the last byte, never acts on it."""
+    yield payload[:-1]
+    check()
+    yield payload[-1:]
+
+
 def _is_dry_run(query: dict[str, str] | None, body: Any) -> bool:
     return bool(query and query.get("dryRun")) or (isinstance(body, dict) and bool(body.get("dryRun")))
 
@@ -63,12 +77,20 @@ class Kube:
         self._write_guard: Callable[[], None] | None = None
 
     def guarded(self, write_guard: Callable[[], None]) -> Kube:
-        """This client (same connection pool, discovery and stats) with a check that runs
-        before every write request, retries included: the sync's lock uses it to stop all
-        writes the moment it can no longer prove it holds the lock."""
+        """This client (same connection pool, discovery and stats) with a check that runs for
+        every write request, retries included, after the rate limiter and before the last
+        byte of the request goes out: the sync's lock uses it to stop all writes the moment it
+        can no longer prove it holds the lock (fencing: `syncer.kube.lease`)."""
         view = copy.copy(self)
         view._write_guard = write_guard
         return view
+
+    @property
+    def write_bound(self) -> int:
+        """Seconds a write this client sent may still run on the server after the server
+        received it: every write carries at most this as its server-side `timeout`. A lock
+        taken over from us waits this out (`syncer.kube.lease`, fencing)."""
+        return _server_timeout(self._options.request_timeout)
 
     @classmethod
     def connect(cls, options: ClientOptions = ClientOptions()) -> Kube:
@@ -106,11 +128,19 @@ class Kube:
         budget = self._options.request_timeout
         deadline = time.monotonic() + budget
         attempt = dropped_while_reachable = 0
+        guard = self._write_guard if method != "GET" and not dry_run else None
         while True:
             self._limiter.acquire()
-            if self._write_guard is not None and method != "GET" and not dry_run:
-                # After the rate limiter, which may wait: the last check before the bytes go.
-                self._write_guard()
+            sent_body: bytes | Iterator[bytes] | None = payload
+            if guard is not None and payload:
+                # The check runs after the rate limiter (which may wait) and after the request
+                # line, the headers and all but the last byte of the body went out: the server
+                # cannot act on a request before its last byte, and its timeout for the request
+                # (below) started when it read the headers, before the check.
+                headers = {**headers, "Content-Length": str(len(payload))}
+                sent_body = _checked_before_last_byte(payload, guard)
+            elif guard is not None:
+                guard()
             self.stats.count(verb)
             retry_after: float | None = None
             details: dict[str, Any] = {}
@@ -118,12 +148,13 @@ class Kube:
             sent_query = dict(query or {})
             if method != "GET":
                 # The server's own deadline for a write: once it passes, the server stops
-                # working on the request, so a write cannot land long after we gave up on it.
-                sent_query["timeout"] = f"{max(1, math.ceil(remaining))}s"
+                # working on the request, so a write cannot land long after we gave up on it
+                # (a lock taken over from us waits this bound: `write_bound`).
+                sent_query["timeout"] = f"{_server_timeout(remaining)}s"
             target = path + (f"?{urlencode(sent_query)}" if sent_query else "")
             try:
                 response = self._http.send(
-                    method, target, body=payload, headers=headers,
+                    method, target, body=sent_body, headers=headers,
                     timeout=urllib3.Timeout(connect=min(self._options.connect_timeout, remaining), read=remaining),
                 )
                 status = response.status

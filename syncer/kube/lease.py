@@ -22,11 +22,21 @@ client-go's leaderelection protocol, so its guarantees carry over:
 * **Release** either clears the holder (a standby retrying sees a released Lease and takes
   it at once) or deletes the Lease with uid and resourceVersion preconditions, so only our
   own, unchanged Lease goes.
+* **A takeover waits out the holder's writes (fencing).** A holder whose writes each carry a
+  server-side `timeout` (`write_bound`, see `Kube.write_bound`) writes that bound into its
+  Lease (`WRITE_BOUND_ANNOTATION`), and a candidate may take over only once the record has
+  not changed for its duration *plus* that bound. The holder checks that it holds before
+  the last byte of each write goes out (`Kube.guarded`), when the server has read the
+  request's headers and started its timeout: its last write is checked before
+  `renew_deadline` after its last renewal was sent, and the server gives up on it
+  `write_bound` later, before `renew_deadline + write_bound`, earlier than the first moment a
+  candidate may write, `duration + write_bound` after that renewal (the difference
+  `duration - renew_deadline` is the margin for the network and for clock rates). However
+  long the holder is paused after its check, its write cannot land after a takeover.
 
-What this does not bound: a write that the holder sent before its deadline and the API
-server runs after someone else took over (issue 20). The holder's `renew_deadline` margin
-covers a request in flight for `duration - renew_deadline` seconds, not a request stalled in
-the server for longer.
+What this does not bound (the README's Fencing section; issue 20): a network that delays a
+request's headers by more than the margin, an API server that commits a write after its
+timeout (an etcd transaction already sent), clocks whose rates differ by more than the margin.
 
 The decisions (`observe`, `may_acquire`, `holding`, the `*_spec` functions) are pure
 functions over plain data and an explicit `now`; `HeldLease` is the thin I/O edge that sends
@@ -54,23 +64,33 @@ LEASE = Resource(group="coordination.k8s.io", version="v1", kind="Lease", plural
 """Served by every supported Kubernetes (GA since 1.14): no discovery needed, so a daemon
 starts, and reports itself not ready, while the API server is unreachable."""
 MANAGED_BY = {"app.kubernetes.io/managed-by": "syncer"}
+WRITE_BOUND_ANNOTATION = "syncer.dev/write-bound-seconds"
+"""Written by a holder whose writes carry a server-side timeout: at most this many seconds
+after the server received one of its writes, the server has finished with it. A candidate
+adds it to the Lease's duration before it takes over (`may_acquire`)."""
 
 
 # -- the pure core ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class LeaseTiming:
-    """How long a Lease lasts without renewal (`duration`, what observers wait), and how long
+    """How long a Lease lasts without renewal (`duration`, what observers wait), how long
     its holder counts itself as holding after its last successful write was sent
     (`renew_deadline`, shorter: the difference is the margin for the write in flight and for
-    clocks that run at slightly different rates)."""
+    clocks that run at slightly different rates), and how long after the server received a
+    write of the holder's the server may still be working on it (`write_bound`, the
+    server-side `timeout` every write carries; 0 for a Lease that fences no writes of its
+    own). A candidate waits `duration + write_bound` of the holder's before it takes over."""
 
     duration: float
     renew_deadline: float
+    write_bound: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.renew_deadline < self.duration:
             raise ValueError("a Lease needs 0 < renew_deadline < duration")
+        if self.write_bound < 0:
+            raise ValueError("a Lease needs write_bound >= 0")
 
     @property
     def duration_seconds(self) -> int:
@@ -90,6 +110,8 @@ class Observed:
     duration: float | None
     """The `leaseDurationSeconds` its holder wrote."""
     seen_at: float
+    write_bound: float | None = None
+    """The `WRITE_BOUND_ANNOTATION` its holder wrote (None: it wrote none)."""
 
 
 def observe(previous: Observed | None, lease: Object, *, now: float) -> Observed:
@@ -104,7 +126,17 @@ def observe(previous: Observed | None, lease: Object, *, now: float) -> Observed
     unchanged = previous is not None and (previous.holder, previous.resource_version) == (holder, version)
     return Observed(holder=holder, resource_version=version, uid=str(metadata.get("uid") or ""),
                     duration=float(duration) if duration else None,
-                    seen_at=previous.seen_at if previous is not None and unchanged else now)
+                    seen_at=previous.seen_at if previous is not None and unchanged else now,
+                    write_bound=_seconds((metadata.get("annotations") or {}).get(WRITE_BOUND_ANNOTATION)))
+
+
+def _seconds(text: object) -> float | None:
+    """A non-negative number of seconds written by someone else, or None when it is not one."""
+    try:
+        value = float(str(text))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def expires_at(observed: Observed, *, default_duration: float) -> float:
@@ -113,12 +145,22 @@ def expires_at(observed: Observed, *, default_duration: float) -> float:
     return observed.seen_at + (observed.duration or default_duration)
 
 
-def may_acquire(observed: Observed | None, *, identity: str, now: float, default_duration: float) -> bool:
+def takeover_at(observed: Observed, *, default: LeaseTiming) -> float:
+    """When (the observer's clock) another candidate may take the record over unless it
+    changes: once it expired and the holder's last write, sent before it expired, has ended
+    on the server. The duration and write bound its holder wrote count; ours stand in for
+    what it did not write."""
+    bound = observed.write_bound if observed.write_bound is not None else default.write_bound
+    return expires_at(observed, default_duration=default.duration) + bound
+
+
+def may_acquire(observed: Observed | None, *, identity: str, now: float, default: LeaseTiming) -> bool:
     """Whether `identity` may write itself into the Lease now: there is none, it names no
-    holder or ourselves, or its record has not changed for its duration."""
+    holder or ourselves, or its record has not changed for its duration plus its holder's
+    write bound (`takeover_at`)."""
     if observed is None or not observed.holder or observed.holder == identity:
         return True
-    return now >= expires_at(observed, default_duration=default_duration)
+    return now >= takeover_at(observed, default=default)
 
 
 def holding(sent_at: float | None, *, now: float, renew_deadline: float) -> bool:
@@ -295,19 +337,25 @@ class HeldLease:
 
     # -- writes ----------------------------------------------------------------------------------
 
+    def _annotations(self, annotations: Mapping[str, str | None]) -> dict[str, str | None]:
+        """The caller's annotations, and our write bound, which every acquisition and renewal
+        states afresh (a candidate waits it out before taking over)."""
+        bound = self.timing.write_bound
+        return {**annotations, WRITE_BOUND_ANNOTATION: f"{bound:g}" if bound else None}
+
     def try_acquire(self, *, annotations: Mapping[str, str | None] = {}) -> bool:
         """Take the Lease if `may_acquire` allows; False when another holder has it (see
         `observed`) or won the race for it."""
         current = self._api.get(LEASE, self.name, namespace=self.namespace)
         now = self._clock()
         self._saw(current, now=now)
-        if not may_acquire(self.observed, identity=self.identity, now=now, default_duration=self.timing.duration):
+        if not may_acquire(self.observed, identity=self.identity, now=now, default=self.timing):
             return False
         base: Object = current or {"apiVersion": LEASE.api_version, "kind": LEASE.kind,
                                    "metadata": {"name": self.name, "namespace": self.namespace}}
         spec = acquired_spec(current, identity=self.identity, duration_seconds=self.timing.duration_seconds,
                              now=self._wall())
-        body = with_metadata({**base, "spec": spec}, labels=self._labels, annotations=annotations)
+        body = with_metadata({**base, "spec": spec}, labels=self._labels, annotations=self._annotations(annotations))
         sent_at = self._clock()
         try:
             if current is None:
@@ -327,7 +375,7 @@ class HeldLease:
         if lease is None:
             raise LeaseLost(self.subject, "not held")
         body = with_metadata({**lease, "spec": renewed_spec(lease, now=self._wall())},
-                             labels=self._labels, annotations=annotations)
+                             labels=self._labels, annotations=self._annotations(annotations))
         sent_at = self._clock()
         try:
             written = self._api.replace(LEASE, body, subject=self.subject)

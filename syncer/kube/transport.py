@@ -14,6 +14,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -124,11 +125,12 @@ class Transport:
         return header
 
     def send(
-        self, method: str, target: str, *, body: bytes | None, headers: dict[str, str], timeout: urllib3.Timeout,
-        stream: bool = False,
+        self, method: str, target: str, *, body: bytes | Iterator[bytes] | None, headers: dict[str, str],
+        timeout: urllib3.Timeout, stream: bool = False,
     ) -> urllib3.BaseHTTPResponse:
         """One attempt, no redirects and no retries (Kube.request does those). `target` is
-        the path and query; with `stream` the body is left to read (a watch)."""
+        the path and query; with `stream` the body is left to read (a watch). A `body` given
+        in parts is sent part by part (with the Content-Length header the caller set)."""
         all_headers = {**self._headers, **headers, **self._credentials()}
         options: dict[str, Any] = {
             "body": body, "headers": all_headers, "timeout": timeout, "retries": False, "redirect": False,

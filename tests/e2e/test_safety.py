@@ -357,7 +357,7 @@ def test_a_sync_that_lost_its_lock_makes_no_further_write(
         first = subprocess.Popen(
             [sys.executable, "-m", "syncer", "sync", "--repo", str(app), "--name", "paused", "--namespace", namespace,
              "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context, "--lock-duration", "3",
-             "--concurrency", "1"],
+             "--request-timeout", "3", "--concurrency", "1"],  # taken over after 3 s + its 3 s write bound
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         while first.poll() is None and not leases.list_namespaced_lease(namespace).items:
             time.sleep(0.005)
@@ -369,10 +369,10 @@ def test_a_sync_that_lost_its_lock_makes_no_further_write(
         first.communicate()
     assert stopped_mid_sync, "could not pause the first sync while it held its lock"
     try:
-        time.sleep(4)  # the first sync's lease expires while it is paused
+        time.sleep(4)  # the first sync's lease expires while it is paused (taken over 6 s after)
         write_app(app, {**newer, "doomed.yaml": cm("doomed")})
         second = sync(kube, render_app(app, namespace=namespace),
-                      options=options("paused", namespace, lock_timeout=10), revision="r3")
+                      options=options("paused", namespace, lock_timeout=20), revision="r3")
         assert second.ok, second.error
     finally:
         os.kill(first.pid, signal.SIGCONT)

@@ -36,7 +36,12 @@ def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
             self.wfile.write(body)
 
         def do_PATCH(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            if len(body) < length:  # the client gave up mid-body: a real server drops the request
+                seen.append({"path": self.path, "incomplete": f"{len(body)}/{length}"})
+                self.close_connection = True
+                return
             self.do_GET()
 
         do_DELETE = do_PATCH
@@ -102,30 +107,47 @@ def test_every_write_carries_a_server_side_timeout_and_reads_do_not(
     assert patch.startswith("/api/v1/namespaces/a/configmaps/x?fieldManager=syncer&timeout=")
     assert int(patch.rsplit("timeout=", 1)[1].rstrip("s")) in (19, 20)
     assert delete.startswith("/api/v1/namespaces/a/configmaps/x?timeout=")
+    assert kube.write_bound == 20  # what a lock taken over from this client waits out
 
 
-def test_the_write_guard_runs_after_the_rate_limiter(server: tuple[str, list[dict[str, str]]]) -> None:
+def test_the_write_guard_runs_after_the_rate_limiter_and_before_the_last_byte(
+    server: tuple[str, list[dict[str, str]]]
+) -> None:
     """A sync that waited on the rate limiter (or was paused there) checks its lock after the
-    wait, immediately before the request goes out."""
+    wait. The check runs once the headers and all but the last byte of the body are on their
+    way: a lock lost by then leaves the server an incomplete request, which it drops; the
+    server's timeout for the request started before the check (fencing, `syncer.kube.lease`)."""
     url, seen = server
     configuration = client.Configuration()
     configuration.host = url
     lost = threading.Event()
+    checked: list[str] = []
 
     class PausingLimiter:
         def acquire(self) -> None:
-            lost.set()  # the lock expires while this request waits for its turn
+            if checked:
+                lost.set()  # the lock expires while this request waits for its turn
 
     def guard() -> None:
+        checked.append("check")
         if lost.is_set():
             raise RuntimeError("lock lost")
 
     kube = Kube(client.ApiClient(configuration), ClientOptions())
     kube._limiter = PausingLimiter()  # type: ignore[assignment]
+    guarded = kube.guarded(guard)
+    body = {"kind": "ConfigMap", "data": {"a": "b"}}
+    size = len(json.dumps(body, separators=(",", ":")))
     try:
+        guarded.request("PATCH", "/api/v1/namespaces/a/configmaps/kept", subject="apply", verb="apply", body=body)
         with pytest.raises(RuntimeError, match="lock lost"):
-            kube.guarded(guard).request("PATCH", "/api/v1/namespaces/a/configmaps/x", subject="apply",
-                                        verb="apply", body={"kind": "ConfigMap"})
+            guarded.request("PATCH", "/api/v1/namespaces/a/configmaps/x", subject="apply", verb="apply", body=body)
+        deadline = time.monotonic() + 10
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         kube.close()
-    assert seen == []
+    assert checked == ["check", "check"], "one check per request"
+    assert seen[0]["path"].startswith("/api/v1/namespaces/a/configmaps/kept?") and "incomplete" not in seen[0]
+    assert seen[1]["path"].startswith("/api/v1/namespaces/a/configmaps/x?")
+    assert seen[1]["incomplete"] == f"{size - 1}/{size}", "the check ran before anything but the last byte"

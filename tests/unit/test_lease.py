@@ -19,6 +19,7 @@ import pytest
 from syncer.errors import ClusterError, Conflict, NotFound, Unavailable
 from syncer.kube.lease import (
     LEASE,
+    WRITE_BOUND_ANNOTATION,
     HeldLease,
     LeaseLost,
     LeaseTiming,
@@ -28,11 +29,14 @@ from syncer.kube.lease import (
     holding,
     may_acquire,
     observe,
+    takeover_at,
 )
 from syncer.kube.resource import Resource
 from syncer.model import Object
 
 TIMING = LeaseTiming(duration=15.0, renew_deadline=10.0)
+FENCED = LeaseTiming(duration=15.0, renew_deadline=10.0, write_bound=30.0)
+"""A holder whose writes may run on the server for up to 30 s after it received them."""
 RENEW_PERIOD = 5.0
 RETRY_PERIOD = 2.0
 EPOCH = datetime(2024, 3, 1, 10, 0, 0, tzinfo=timezone.utc)
@@ -105,6 +109,7 @@ class Client:
     this process pauses before it hears the answer)."""
 
     server = "https://fake"
+    write_bound = 30
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -204,8 +209,9 @@ def run(clock: Clock, *, seconds: float, holder: HeldLease | None, candidate: He
 
 # -- the pure rules ----------------------------------------------------------------------------------
 
-def record(holder: str | None, version: str, duration: int | None = 15) -> Object:
-    return {"metadata": {"name": "syncer-shop", "uid": "u1", "resourceVersion": version},
+def record(holder: str | None, version: str, duration: int | None = 15, bound: str | None = None) -> Object:
+    annotations = {} if bound is None else {WRITE_BOUND_ANNOTATION: bound}
+    return {"metadata": {"name": "syncer-shop", "uid": "u1", "resourceVersion": version, "annotations": annotations},
             "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration}}
 
 
@@ -226,7 +232,38 @@ def test_the_clock_restarts_only_when_the_record_changes() -> None:
     pytest.param(Observed("a", "1", "u1", None, seen_at=100.0), 115.0, True, id="no-duration-written"),
 ])
 def test_may_acquire(observed: Observed | None, now: float, allowed: bool) -> None:
-    assert may_acquire(observed, identity="me", now=now, default_duration=15.0) is allowed
+    assert may_acquire(observed, identity="me", now=now, default=TIMING) is allowed
+
+
+@pytest.mark.parametrize(("observed", "now", "allowed"), [
+    pytest.param(Observed("a", "1", "u1", 15.0, seen_at=100.0, write_bound=5.0), 115.0, False,
+                 id="expired-but-its-last-write-may-still-run"),
+    pytest.param(Observed("a", "1", "u1", 15.0, seen_at=100.0, write_bound=5.0), 119.9, False, id="just-before"),
+    pytest.param(Observed("a", "1", "u1", 15.0, seen_at=100.0, write_bound=5.0), 120.0, True,
+                 id="duration-plus-its-bound"),
+    pytest.param(Observed("a", "1", "u1", 15.0, seen_at=100.0, write_bound=0.0), 115.0, True,
+                 id="it-wrote-a-zero-bound"),
+    pytest.param(Observed("a", "1", "u1", 15.0, seen_at=100.0), 144.9, False, id="no-bound-written-ours-counts"),
+    pytest.param(Observed("a", "1", "u1", 15.0, seen_at=100.0), 145.0, True, id="no-bound-written-after-ours"),
+    pytest.param(Observed("a", "1", "u1", 15.0, seen_at=100.0, write_bound=60.0), 145.0, False,
+                 id="its-own-longer-bound"),
+    pytest.param(Observed("", "1", "u1", 15.0, seen_at=100.0, write_bound=60.0), 100.0, True, id="released"),
+    pytest.param(Observed("me", "1", "u1", 15.0, seen_at=100.0, write_bound=60.0), 100.0, True, id="our-own"),
+])
+def test_a_takeover_waits_the_duration_plus_the_holders_write_bound(
+    observed: Observed, now: float, allowed: bool,
+) -> None:
+    """Fencing: a write the holder sent just before its lease ran out may run on the server for
+    up to its write bound; a candidate that wrote before then could be undone by it."""
+    assert may_acquire(observed, identity="me", now=now, default=FENCED) is allowed
+
+
+@pytest.mark.parametrize(("written", "bound"), [
+    ("30", 30.0), ("2.5", 2.5), ("0", 0.0), ("-1", None), ("soon", None), ("nan", None), ("inf", None), (None, None)])
+def test_the_write_bound_is_read_from_the_lease(written: str | None, bound: float | None) -> None:
+    observed = observe(None, record("a", "1", bound=written), now=100.0)
+    assert observed.write_bound == bound
+    assert takeover_at(observed, default=FENCED) == 115.0 + (FENCED.write_bound if bound is None else bound)
 
 
 def test_expiry_uses_the_written_duration_and_falls_back_to_ours() -> None:
@@ -258,6 +295,8 @@ def test_the_written_duration_never_rounds_down() -> None:
     assert LeaseTiming(duration=0.5, renew_deadline=0.3).duration_seconds == 1
     with pytest.raises(ValueError):
         LeaseTiming(duration=10.0, renew_deadline=10.0)
+    with pytest.raises(ValueError):
+        LeaseTiming(duration=10.0, renew_deadline=5.0, write_bound=-1.0)
 
 
 # -- the protocol over the fake store ----------------------------------------------------------------
@@ -316,6 +355,43 @@ def test_a_holder_that_cannot_renew_stops_holding_before_anyone_may_take_over(st
     # took over no earlier than a full duration after it.
     assert not holder.held(now=last_renewal + TIMING.renew_deadline)
     assert started + took - last_renewal >= TIMING.duration
+
+
+def test_the_holders_last_write_has_ended_on_the_server_before_anyone_takes_over(store: Store, clock: Clock) -> None:
+    """Fencing over the fake store. The holder checks that it holds before each write it sends,
+    as a sync does, and each may run on the server for its write bound; then it stops renewing
+    (paused, or cut off) while its writes go on as long as it counts itself holding. The
+    candidate, which fences no writes of its own (write bound 0), goes by the bound the
+    holder wrote into the Lease: it takes over only after every write the holder sent has
+    ended."""
+    holder, _ = replica(store, clock, "a", timing=FENCED)
+    candidate, _ = replica(store, clock, "b", timing=TIMING)
+    assert holder.try_acquire()
+    assert (store.get("syncer-shop", "ns") or {})["metadata"]["annotations"][WRITE_BOUND_ANNOTATION] == "30"
+    assert run(clock, seconds=2 * FENCED.duration, holder=holder, candidate=candidate) is None
+    running_until: list[float] = []
+    next_try = clock.now
+    for now in ticks(clock, until=3 * (FENCED.duration + FENCED.write_bound)):
+        if holder.held():
+            running_until.append(now + FENCED.write_bound)
+        if now >= next_try:
+            next_try = now + RETRY_PERIOD
+            if candidate.try_acquire():
+                break
+    else:
+        pytest.fail("the candidate never took over")
+    assert running_until, "the holder sent no write after its last renewal"
+    assert clock.now >= max(running_until), "taken over while a write of the holder's may still run on the server"
+    assert holder_of(store) == "b"
+
+
+def test_a_lease_that_fences_no_writes_states_no_bound(store: Store, clock: Clock) -> None:
+    """Leader election and shard membership fence no writes of their own (write bound 0): their
+    Leases say nothing, and a candidate uses its own bound, 0 for them too."""
+    holder, _ = replica(store, clock, "a", timing=TIMING)
+    assert holder.try_acquire()
+    holder.renew()
+    assert WRITE_BOUND_ANNOTATION not in ((store.get("syncer-shop", "ns") or {})["metadata"].get("annotations") or {})
 
 
 def test_of_two_racers_exactly_one_wins(store: Store, clock: Clock) -> None:
@@ -466,6 +542,8 @@ def test_the_app_lock_takes_a_released_lock_at_once_and_deletes_it_on_release(st
                   "spec": {"holderIdentity": None, "leaseDurationSeconds": 1}})
     with AppLock(Client(store), app="shop", namespace="ns", timeout=0, identity="me") as lock:  # type: ignore[arg-type]
         assert holder_of(store) == "me"
+        # What its writes' server-side timeout is (Kube.write_bound): a sync taking over waits it out.
+        assert (store.get("syncer-shop", "ns") or {})["metadata"]["annotations"][WRITE_BOUND_ANNOTATION] == "30"
         lock.ensure_held()
         lock.confirm()
     assert store.get("syncer-shop", "ns") is None
@@ -479,7 +557,8 @@ def test_retried_app_locks_take_a_dead_holders_lock_however_short_their_timeout(
     from syncer.errors import LockHeld
 
     store.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                  "metadata": {"name": "syncer-shop", "namespace": "ns"},
+                  "metadata": {"name": "syncer-shop", "namespace": "ns",
+                               "annotations": {WRITE_BOUND_ANNOTATION: "1"}},
                   "spec": {"holderIdentity": "crashed", "leaseDurationSeconds": 1}})
     started = time.monotonic()
     while True:
@@ -493,6 +572,6 @@ def test_retried_app_locks_take_a_dead_holders_lock_however_short_their_timeout(
             time.sleep(0.3)
     try:
         assert holder_of(store) == "retry"
-        assert time.monotonic() - started >= 1.0
+        assert time.monotonic() - started >= 2.0  # its duration and its write bound
     finally:
         lock.release()
