@@ -18,7 +18,7 @@ cannot prove it still holds the lock, it stops (LockLost) instead of undoing a n
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from syncer.apply.applyset import is_member
 from syncer.apply.changeset import ChangeSet
@@ -102,6 +102,10 @@ def _current_fingerprint(kube: Kube, plan: Plan) -> dict[ObjectRef, str]:
     return versions
 
 
+Recorder = Callable[[Kube, ChangeSet], None]
+"""Writes a sync's outcome with the client it is given (see `sync`)."""
+
+
 def sync(
     kube: Kube,
     manifests: Sequence[Manifest],
@@ -111,14 +115,22 @@ def sync(
     report: Reporter = lambda change: None,
     on_step: StepReporter = lambda index, total, size: None,
     cache: MemberReads | None = None,
+    record: Recorder | None = None,
 ) -> ChangeSet:
     """Make the cluster match the manifests. Raises for failures before the first write
     (validation, guard rails, lock) and for a lost lock; returns a ChangeSet (possibly with an
     error) otherwise. With the daemon's `cache`, a plan that writes nothing reads nothing
-    from the API server; one that writes is checked against fresh reads under the lock."""
+    from the API server; one that writes is checked against fresh reads under the lock.
+
+    `record(kube, changes)` writes the outcome (the status on the parent) while the lock is
+    still held, through the lock-guarded client: recorded after the release, a sync paused
+    there could write its older status over a newer sync's."""
     plan = plan_sync(kube, manifests, options=options, revision=revision, cache=cache)
     if options.dry_run or not plan.writes:
-        return execute(kube, plan, dry_run=options.dry_run, report=report, on_step=on_step)
+        changes = execute(kube, plan, dry_run=options.dry_run, report=report, on_step=on_step)
+        if record is not None and not options.dry_run:
+            record(kube, changes)
+        return changes
 
     namespace = plan.inventory.parent.namespace or options.inventory_namespace
     bootstrap = execute_bootstrap(kube, plan)
@@ -146,7 +158,10 @@ def sync(
             except ValidationFailed:
                 undo_bootstrap(guarded, bootstrap)
                 raise
-        return execute(guarded, plan, dry_run=False, bootstrap=bootstrap, report=report, on_step=on_step,
-                       confirm_lock=lock.confirm)
+        changes = execute(guarded, plan, dry_run=False, bootstrap=bootstrap, report=report, on_step=on_step,
+                          confirm_lock=lock.confirm)
+        if record is not None:
+            record(guarded, changes)
+        return changes
     finally:
         lock.release()

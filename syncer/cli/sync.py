@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from syncer.apply import sync
+from syncer.apply import ChangeSet, sync
 from syncer.apply.status import OutcomeRecorder
 from syncer.cli import cli
 from syncer.cli.appselect import command_target
@@ -25,7 +25,8 @@ from syncer.cli.output import (
     result_console,
     sync_json,
 )
-from syncer.errors import ClusterError, SyncerError
+from syncer.errors import ClusterError, LockLost, SyncerError
+from syncer.kube import Kube
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +81,23 @@ def sync_command(
     kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps,
                    impersonate=target.impersonate)
     recorder = OutcomeRecorder(kube, app=app, namespace=options.inventory_namespace, create_parent=False)
+
+    def record(client: Kube, changes: ChangeSet) -> None:
+        """Under the app's lock (`syncer.apply.sync`), with the lock-guarded client."""
+        recorder = OutcomeRecorder(client, app=app, namespace=options.inventory_namespace, create_parent=False)
+        _record(lambda: recorder.record_changes(changes), warnings=changes.warnings)
+
     try:
         try:
             with progress.running(kube.stats):
                 changes = sync(kube, manifests, options=options, revision=snapshot.revision,
-                               report=progress.on_change, on_step=progress.on_step)
+                               report=progress.on_change, on_step=progress.on_step, record=record)
+        except LockLost:
+            raise  # the sync that took the lock over records the app's status, not this one
         except SyncerError as error:
             if not dry_run:
                 _record(lambda: recorder.record_failure(revision=snapshot.revision, error=error), warnings=None)
             raise
-        _record(lambda: recorder.record_changes(changes), warnings=changes.warnings)
     finally:
         kube.close()
     if output == "text":
