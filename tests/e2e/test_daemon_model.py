@@ -293,8 +293,6 @@ class DaemonModel(RuleBasedStateMachine):
         apps = [*self.apps.values(), *([self.collider] if self.collider else [])]
         for app in apps:
             for about, counted in zip(("the App", "its ApplySet parent"), self.failure_events(app)):
-                if app is self.collider and about != "the App":
-                    continue  # its parent is team A's in today's layout: counted for team A
                 for sha, messages in sorted(counted.items()):
                     if len(messages) > app.failures[sha]:
                         problems.append(
@@ -520,16 +518,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 FAILS_ON_MAIN = (
-    "issue 20, fixed on other branches: at the hand sync, [converges] and [record-went-back]: a heal re-applies the "
-    "daemon's older render over the newer revision synced by hand and records it again (report 4b; fix: heals "
-    "restore the recorded revision); once team B's colliding App exists, [collision-reads]: it is planned from "
-    "team A's objects in the daemon's watch cache and says Ready, Healthy, 'unchanged: N' (report 6), and "
-    "[converges]: team A's hand edit is healed by neither App (report 7); fixes: an App's identity is "
-    "(namespace, name), reads are authorized like writes. After the CRD's deletion, [one-event-per-failure]: "
-    "one deletion can give the ApplySet parent two SyncFailed Events, 'unknown kind Widget' and then '404 page not "
-    "found', as a status is news when its message text differs (report 11; fix: discovery refreshed, failures "
-    "told apart by cause). Remove this marker once all are merged: it is strict, so the suite fails when the test "
-    "passes."
+    "issue 20, report 4b, fix 'heals restore the recorded revision' not merged yet: at the hand sync, [converges], "
+    "[went-back] and [record-went-back]: a heal triggered by the CLI's own writes re-applies the daemon's older "
+    "render over the newer revision synced by hand and records the older revision again. Remove this marker once "
+    "it is merged: it is strict, so the suite fails when the test passes."
 )
 
 

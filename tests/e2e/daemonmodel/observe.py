@@ -37,8 +37,9 @@ class AppRef:
 
 def inventory_of(app: AppRef) -> Inventory:
     """The App's ApplySet inventory: its parent object and the id its members are labelled
-    with. The one place that knows where the daemon keeps them."""
-    return Inventory.for_app(app=app.name, namespace=app.target)
+    with, in the App's own namespace whatever its targetNamespace (an App is (namespace,
+    name)). The one place that knows where the daemon keeps them."""
+    return Inventory.for_app(app=app.name, namespace=app.namespace)
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,9 @@ class Sampler:
         for app in apps:
             inventory = inventory_of(app)
             parent_name = inventory.parent.name
-            parent = next((c for c in configmaps[app.target] if c["metadata"]["name"] == parent_name), None)
+            assert inventory.parent.kind == "ConfigMap", inventory.parent
+            parent = next((c for c in configmaps[str(inventory.parent.namespace)]
+                           if c["metadata"]["name"] == parent_name), None)
             recorded = status_from_annotations((parent or {}).get("metadata", {}).get("annotations") or {}) \
                 if parent else None
             members: dict[Key, dict[str, Any]] = {}
