@@ -517,15 +517,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield started
 
 
-FAILS_ON_MAIN = (
-    "issue 20, report 4b, fix 'heals restore the recorded revision' not merged yet: at the hand sync, [converges], "
-    "[went-back] and [record-went-back]: a heal triggered by the CLI's own writes re-applies the daemon's older "
-    "render over the newer revision synced by hand and records the older revision again. Remove this marker once "
-    "it is merged: it is strict, so the suite fails when the test passes."
-)
-
-
-@pytest.mark.xfail(not ON_DEMAND, strict=True, reason=FAILS_ON_MAIN)
 @pytest.mark.timeout(0 if ON_DEMAND else 900)
 def test_daemon_histories_keep_the_invariants(lab: Lab, tmp_path: Path) -> None:
     world = World(lab=lab, workdir=tmp_path, verdicts=Verdicts(ignored=IGNORED))
