@@ -217,6 +217,11 @@ class AppReconciler:
         return self._rendered_revision or "unknown"
 
     @property
+    def _app_fields(self) -> dict[str, str]:
+        """The app in a log record's fields: its name and namespace, as the metrics label it."""
+        return {"app": self.app.name, "app_namespace": self.app.id.namespace}
+
+    @property
     def options(self) -> SyncOptions:
         return SyncOptions.for_app(self.app, field_manager=self._field_manager, lock_timeout=self._lock_timeout)
 
@@ -255,14 +260,14 @@ class AppReconciler:
             changes = sync(self._kube, self._manifests, options=replace(self.options, expect_applied=expect),
                            revision=revision, cache=self.cache)
         except RecordMoved as moved:
-            log.info("app %s: not healing to %s: %s", self.app.name, revision[:12], moved,
-                     extra={"app": self.app.name, "revision": revision, "recorded": moved.recorded})
+            log.info("app %s: not healing to %s: %s", self.app.id, revision[:12], moved,
+                     extra={**self._app_fields, "revision": revision, "recorded": moved.recorded})
             self._drifted = True  # the watch brings the new record, and with it the next tick
             return SyncStep(ok=True, member_changed=drifted)
         except SyncerError as error:
             attempt = self._failed(revision=revision, error=error, started=started)
         except Exception as error:  # a bug must not stop the daemon; report it like a failure
-            log.exception("app %s: unexpected error", self.app.name)
+            log.exception("app %s: unexpected error", self.app.id)
             attempt = self._failed(revision=revision, error=RuntimeError(f"internal error: {error!r}"),
                                    started=started)
         else:
@@ -290,7 +295,7 @@ class AppReconciler:
                                  cache=self.cache)
         if moved_by_others(recorded, seen=self._seen_recorded, ours=self._ours):
             log.info("app %s: the cluster records revision %s, applied by another sync; asking Git afresh",
-                     self.app.name, recorded[:12] or "(none)", extra={"app": self.app.name, "recorded": recorded})
+                     self.app.id, recorded[:12] or "(none)", extra={**self._app_fields, "recorded": recorded})
             self._target = None
             self._recorder = self._new_recorder()  # what it remembers recording is not the parent's any more
             self._resolve_head(max_age=0.0)
@@ -327,7 +332,7 @@ class AppReconciler:
             self._gone = recorded
             message = (f"the cluster runs revision {recorded[:12]}, which the repository no longer has ({gone}); "
                        "not healing until the next change in Git")
-            log.warning("app %s: %s", self.app.name, message, extra={"app": self.app.name, "recorded": recorded})
+            log.warning("app %s: %s", self.app.id, message, extra={**self._app_fields, "recorded": recorded})
             if self._target is None:  # else the head's own attempt (it failed) stays the status
                 self.current_attempt = SyncAttempt(revision=self._head or recorded, changes=None, error=message,
                                                    cause="RevisionGone")
@@ -343,7 +348,7 @@ class AppReconciler:
         message = (f"the cluster runs revision {revision[:12]}, which another sync applied (a hand `syncer sync`, "
                    f"a rollback); it is kept until the next change in Git, not {self._head[:12]}")
         if self.current_attempt is None or self.current_attempt.error != message:
-            log.info("app %s: %s", self.app.name, message, extra={"app": self.app.name, "revision": revision})
+            log.info("app %s: %s", self.app.id, message, extra={**self._app_fields, "revision": revision})
         self.current_attempt = SyncAttempt(revision=self._head, changes=None, error=message,
                                            cause="RunsAnotherRevision")
 
@@ -394,16 +399,16 @@ class AppReconciler:
         self._synced_revision = changes.revision if ok else None
         summary = changes.summary()
         counts = summary_text(summary)
-        extra = {"app": self.app.name, "revision": changes.revision, "result": "Succeeded" if ok else "Failed",
+        extra = {**self._app_fields, "revision": changes.revision, "result": "Succeeded" if ok else "Failed",
                  "summary": summary, "duration": round(seconds, 3)}
         if ok:
-            log.info("app %s synced %s: %s (%.1fs)", self.app.name, changes.revision[:12], counts, seconds,
+            log.info("app %s synced %s: %s (%.1fs)", self.app.id, changes.revision[:12], counts, seconds,
                      extra=extra)
         else:
-            log.error("app %s sync of %s failed: %s (%s)", self.app.name, changes.revision[:12],
+            log.error("app %s sync of %s failed: %s (%s)", self.app.id, changes.revision[:12],
                       changes.error or "some objects failed", counts, extra={**extra, "error": changes.error})
         for warning in changes.warnings:
-            log.warning("app %s: %s", self.app.name, warning, extra={"app": self.app.name})
+            log.warning("app %s: %s", self.app.id, warning, extra=self._app_fields)
         attempt = self.last_attempt = SyncAttempt(revision=changes.revision, changes=changes, error=changes.error,
                                                   seconds=seconds)
         if self._is_current(attempt):
@@ -424,8 +429,8 @@ class AppReconciler:
         seconds = time.monotonic() - started
         self._last_ok = False
         self._synced_revision = None
-        log.error("app %s sync of %s failed: %s", self.app.name, revision[:12], error,
-                  extra={"app": self.app.name, "revision": revision, "result": "Failed", "error": str(error),
+        log.error("app %s sync of %s failed: %s", self.app.id, revision[:12], error,
+                  extra={**self._app_fields, "revision": revision, "result": "Failed", "error": str(error),
                          "duration": round(seconds, 3)})
         stalled = error.condition if isinstance(error, RenderTooLarge) else None
         text = f"{self.app.where or self.app.name}: revision {revision[:12]}: {error}" if stalled else str(error)
@@ -439,13 +444,12 @@ class AppReconciler:
     def _record(self, write: Callable[[], bool]) -> bool:
         """Write the status when it is news; False when it could not be written, which is
         logged once per distinct problem, not on every tick while it lasts."""
-        name = self.app.name
         try:
             write()
         except ClusterError as error:
             message = str(error)
             level = logging.DEBUG if message == self._status_error else logging.WARNING
-            log.log(level, "app %s: cannot record its status: %s", name, message, extra={"app": name})
+            log.log(level, "app %s: cannot record its status: %s", self.app.id, message, extra=self._app_fields)
             self._status_error = message
             return False
         self._status_error = None
