@@ -71,8 +71,11 @@ class ModelApp:
         return sha
 
     def synced_by_hand(self, sha: str, content: Content) -> None:
+        """The cluster now runs a revision that is not the branch's head: the App says so,
+        Ready=False, once (one Event, about the head it does not run) until Git moves."""
         self.ledger.add(Revision(sha=sha, content=content, how="hand"))
         self.content, self.expected, self.by_hand = content, sha, True
+        self.failures[self.head] += 1
 
     def expected_state(self, sample: Sample | None) -> list[str]:
         """How the latest sample differs from what the model expects once the daemon caught up."""
