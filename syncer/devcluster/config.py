@@ -146,6 +146,11 @@ def apiserver_args(
     by default, which would both bypass RBAC and collide with other control planes on the
     machine. From 1.24 on the flag is gone and the port with it. The service-account issuer
     and signing key, optional in 1.20, are required since 1.22; they are passed to all.
+
+    Current versions refuse a loopback `--advertise-address` while they maintain the
+    `kubernetes` Service's endpoints ("may not be in the loopback range"), and loopback is
+    all this control plane may listen on; nothing here runs pods that would call the API
+    through that Service, so `--endpoint-reconciler-type=none` leaves its endpoints alone.
     """
     args = [
         str(binary),
@@ -154,7 +159,11 @@ def apiserver_args(
         f"--secure-port={ports.apiserver}",
         "--bind-address=127.0.0.1",
         "--advertise-address=127.0.0.1",
-        *(["--insecure-port=0"] if version[:2] < INSECURE_PORTS_REMOVED else []),
+        *(
+            ["--insecure-port=0"]
+            if version[:2] < INSECURE_PORTS_REMOVED
+            else ["--endpoint-reconciler-type=none"]
+        ),
         f"--token-auth-file={layout.token_file}",
         "--authorization-mode=RBAC",
         "--service-cluster-ip-range=10.0.0.0/24",

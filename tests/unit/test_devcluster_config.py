@@ -193,6 +193,18 @@ def test_insecure_ports_closed_only_where_they_exist(
     assert ("--port=0" in argv["kube-controller-manager"]) is closed
 
 
+@pytest.mark.parametrize(("version", "none"), [((1, 20, 2), False), ((1, 37, 2), True)])
+def test_endpoints_of_the_kubernetes_service_left_alone_where_loopback_is_refused(
+    version: config.Version, none: bool
+) -> None:
+    """1.37 refuses to start with `--advertise-address=127.0.0.1` and its endpoint
+    reconciler on: "may not be in the loopback range"."""
+    argv = _all_command_lines(audit_log=False, no_fsync=False, version=version)
+
+    assert "--advertise-address=127.0.0.1" in argv["kube-apiserver"]
+    assert ("--endpoint-reconciler-type=none" in argv["kube-apiserver"]) is none
+
+
 @pytest.mark.parametrize(
     ("output", "version"),
     [
