@@ -5,8 +5,9 @@ Fixtures
 `cluster` (session)
     A `ClusterAccess(kubeconfig, context, restricted_context, controller_manager)`.
     By default a local control plane (etcd, kube-apiserver, kube-controller-manager; see
-    `syncer.devcluster`) is started once per session in a temporary directory, building its
-    binaries on first use (about 5 minutes, once). With `SYNCER_TEST_USE_EXISTING_CLUSTER=1`
+    `syncer.devcluster`) of Kubernetes `SYNCER_KUBERNETES_VERSION` (else the newest) is
+    started once per session in a temporary directory, building its binaries on first use
+    (once per version; see the README's local control plane section). With `SYNCER_TEST_USE_EXISTING_CLUSTER=1`
     the cluster of `KUBECONFIG` (or ~/.kube/config) and its current context is used instead;
     there is no unprivileged context then (`restricted_context` is None).
     When any test failed, the control plane's logs are kept and their path is printed at the

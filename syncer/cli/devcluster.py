@@ -12,6 +12,7 @@ they say about the cluster goes to stderr; the result of `down` is its `stopped`
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -25,6 +26,7 @@ from syncer.devcluster import (
     read_state,
     stop_detached,
 )
+from syncer.devcluster.assets import VERSION_ENV, known_versions, resolve_version
 
 DEFAULT_DIR = Path.home() / ".cache" / "syncer" / "dev-cluster"
 
@@ -54,13 +56,33 @@ def dev_cluster() -> None:
     is_flag=True,
     help="Record every API request (metadata only) in <dir>/logs/audit.log.",
 )
-def up(workdir: Path, audit_log: bool) -> None:
+@click.option(
+    "--kubernetes-version",
+    "kubernetes_version",
+    metavar="1.N",
+    default=None,
+    help=(
+        f"Minor version of Kubernetes to start (known: {', '.join(known_versions())}; default: "
+        f"${VERSION_ENV}, else the newest). One not built yet is built first, once."
+    ),
+)
+def up(workdir: Path, audit_log: bool, kubernetes_version: str | None) -> None:
     """Start the control plane in the background (or reuse the one running in --dir) and
     print its kubeconfig path."""
     workdir = workdir.expanduser().resolve()
+    wanted = resolve_version(kubernetes_version)
     state = read_state(workdir)
     if state is not None and is_running(state):
-        click.echo(f"dev cluster already running in {workdir} ({state.server})", err=True)
+        if kubernetes_version is not None and state.server_version != f"v{wanted}":
+            raise click.ClickException(
+                f"the dev cluster running in {workdir} is Kubernetes {state.server_version}, "
+                f"not {wanted}; `syncer dev-cluster down` first"
+            )
+        click.echo(
+            f"dev cluster already running in {workdir} ({state.server}, Kubernetes "
+            f"{state.server_version})",
+            err=True,
+        )
         if audit_log and state.audit_log is None:
             click.echo(
                 "note: it runs without an audit log; `syncer dev-cluster down` and "
@@ -74,9 +96,21 @@ def up(workdir: Path, audit_log: bool) -> None:
                 err=True,
             )
             stop_detached(workdir)
-        click.echo(f"starting a dev cluster in {workdir} ...", err=True)
-        state = ControlPlane(workdir=workdir, audit_log=audit_log, detached=True).start()
-        click.echo(f"dev cluster running at {state.server}", err=True)
+        click.echo(f"starting a dev cluster (Kubernetes {wanted}) in {workdir} ...", err=True)
+        state = ControlPlane(
+            workdir=workdir, kubernetes_version=wanted, audit_log=audit_log, detached=True
+        ).start()
+        click.echo(
+            f"dev cluster running at {state.server}: Kubernetes {state.server_version}",
+            err=True,
+        )
+        if not state.server_version.startswith(f"v{wanted.rsplit('.', 1)[0]}."):
+            click.echo(
+                f"note: Kubernetes {wanted} was asked for, but the binaries of "
+                f"KUBEBUILDER_ASSETS={os.environ.get('KUBEBUILDER_ASSETS', '')} are "
+                f"{state.server_version}",
+                err=True,
+            )
     if state.audit_log is not None:
         click.echo(f"audit log: {state.audit_log}", err=True)
     click.echo(f"  export KUBECONFIG={state.kubeconfig}", err=True)
@@ -110,7 +144,11 @@ def status(ctx: click.Context, workdir: Path) -> None:
         click.echo(f"no dev cluster in {workdir}", err=True)
         ctx.exit(1)
     if is_running(state):
-        click.echo(f"dev cluster running in {workdir} at {state.server}", err=True)
+        click.echo(
+            f"dev cluster running in {workdir} at {state.server}: Kubernetes "
+            f"{state.server_version}",
+            err=True,
+        )
         click.echo(f"  export KUBECONFIG={state.kubeconfig}", err=True)
         click.echo(str(state.kubeconfig))
         return

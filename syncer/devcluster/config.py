@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,20 @@ CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
 ADMIN_CONTEXT = "admin"
 RESTRICTED_CONTEXT = "restricted"
 CLUSTER_NAME = "syncer-dev"
+INSECURE_PORTS_REMOVED = (1, 24)
+"""kube-apiserver's `--insecure-port` and kube-controller-manager's `--port` were removed in
+1.24 (and are refused there); before it both opened unauthenticated plain-HTTP ports."""
+
+Version = tuple[int, int, int]
+
+
+def parse_binary_version(output: str) -> Version | None:
+    """`Kubernetes v1.37.2` (what `kube-apiserver --version` prints) -> (1, 37, 2)."""
+    found = re.search(r"\bv(\d+)\.(\d+)\.(\d+)", output)
+    if found is None:
+        return None
+    major, minor, patch = (int(part) for part in found.groups())
+    return major, minor, patch
 
 
 @dataclass(frozen=True)
@@ -123,12 +138,19 @@ def etcd_args(
 
 
 def apiserver_args(
-    binary: Path, *, layout: Layout, ports: Ports, audit_log: bool
+    binary: Path, *, layout: Layout, ports: Ports, audit_log: bool, version: Version
 ) -> list[str]:
-    """kube-apiserver 1.20 serving TLS on loopback only, with token auth and RBAC.
+    """kube-apiserver `version` serving TLS on loopback only, with token auth and RBAC.
 
-    `--insecure-port=0` matters: 1.20 still opens an unauthenticated port 8080 by default,
-    which would both bypass RBAC and collide with other control planes on the machine.
+    `--insecure-port=0` matters before 1.24: 1.20 still opens an unauthenticated port 8080
+    by default, which would both bypass RBAC and collide with other control planes on the
+    machine. From 1.24 on the flag is gone and the port with it. The service-account issuer
+    and signing key, optional in 1.20, are required since 1.22; they are passed to all.
+
+    Current versions refuse a loopback `--advertise-address` while they maintain the
+    `kubernetes` Service's endpoints ("may not be in the loopback range"), and loopback is
+    all this control plane may listen on; nothing here runs pods that would call the API
+    through that Service, so `--endpoint-reconciler-type=none` leaves its endpoints alone.
     """
     args = [
         str(binary),
@@ -137,7 +159,11 @@ def apiserver_args(
         f"--secure-port={ports.apiserver}",
         "--bind-address=127.0.0.1",
         "--advertise-address=127.0.0.1",
-        "--insecure-port=0",
+        *(
+            ["--insecure-port=0"]
+            if version[:2] < INSECURE_PORTS_REMOVED
+            else ["--endpoint-reconciler-type=none"]
+        ),
         f"--token-auth-file={layout.token_file}",
         "--authorization-mode=RBAC",
         "--service-cluster-ip-range=10.0.0.0/24",
@@ -157,7 +183,7 @@ def apiserver_args(
     return args
 
 
-def controller_manager_args(binary: Path, *, layout: Layout) -> list[str]:
+def controller_manager_args(binary: Path, *, layout: Layout, version: Version) -> list[str]:
     """kube-controller-manager with the default controllers (garbage collector, namespace
     deletion, deployments/replicasets, service-account tokens) and no listening port, so
     it needs no free port and cannot collide with anything.
@@ -165,6 +191,7 @@ def controller_manager_args(binary: Path, *, layout: Layout) -> list[str]:
     Its client rate limit is raised from 20 requests/s: deleting a namespace lists and
     deletes every namespaced resource type, and the garbage collector watches them all, so
     at the default rate these controllers fall behind a test or benchmark that writes fast.
+    `--port=0` closes the insecure port of versions before 1.24, which have one.
     """
     return [
         str(binary),
@@ -172,7 +199,7 @@ def controller_manager_args(binary: Path, *, layout: Layout) -> list[str]:
         "--leader-elect=false",
         "--bind-address=127.0.0.1",
         "--secure-port=0",
-        "--port=0",
+        *(["--port=0"] if version[:2] < INSECURE_PORTS_REMOVED else []),
         f"--service-account-private-key-file={layout.service_account_key}",
         f"--root-ca-file={layout.serving_cert}",
         "--use-service-account-credentials=false",

@@ -34,11 +34,12 @@ from syncer.devcluster.assets import (
     find_assets,
     has_controller_manager,
 )
-from syncer.devcluster.config import Layout, Ports
+from syncer.devcluster.config import Layout, Ports, Version
 from syncer.devcluster.state import (
     STOP_TIMEOUT,
     ControlPlaneError,
     RunningControlPlane,
+    http_get_json,
     http_ok,
     remove_workdir,
 )
@@ -58,6 +59,8 @@ class ControlPlane:
     `workdir` holds everything (etcd data, certificates, kubeconfig, logs); when omitted a
     temporary directory is made and removed again by `stop()`. `detached` processes outlive
     this Python process (for `syncer dev-cluster up`); attached ones die with it.
+    `kubernetes_version` (a minor version such as `1.20`) picks the binaries when `assets`
+    is not given; see `syncer.devcluster.assets.resolve_version`.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class ControlPlane:
         *,
         workdir: Path | None = None,
         assets: Path | None = None,
+        kubernetes_version: str | None = None,
         audit_log: bool = False,
         detached: bool = False,
         ready_timeout: float = 60.0,
@@ -74,6 +78,7 @@ class ControlPlane:
             Path(tempfile.mkdtemp(prefix="syncer-cp-")) if workdir is None else workdir.resolve()
         )
         self._assets = assets
+        self._kubernetes_version = kubernetes_version
         self._audit_log = audit_log
         self._detached = detached
         self._ready_timeout = ready_timeout
@@ -102,7 +107,7 @@ class ControlPlane:
         `default` namespace exists. On failure nothing keeps running and the logs stay."""
         if self._running is not None:
             return self._running
-        assets = self._assets or find_assets()
+        assets = self._assets or find_assets(version=self._kubernetes_version)
         started = time.monotonic()
         # Logs of an earlier run in this workdir would be mistaken for this one's. Retries
         # below append, so a port race stays visible.
@@ -165,6 +170,7 @@ class ControlPlane:
             rendered = render(server=server, ca_file=layout.serving_cert, tokens=tokens)
             _write_private(path, yaml.safe_dump(rendered, sort_keys=False))
         deadline = time.monotonic() + self._ready_timeout
+        version = _binary_version(assets / APISERVER)
 
         etcd_binary = assets / ETCD
         self._spawn(
@@ -181,7 +187,11 @@ class ControlPlane:
         self._spawn(
             APISERVER,
             config.apiserver_args(
-                assets / APISERVER, layout=layout, ports=ports, audit_log=self._audit_log
+                assets / APISERVER,
+                layout=layout,
+                ports=ports,
+                audit_log=self._audit_log,
+                version=version,
             ),
         )
         self._wait_for(
@@ -209,9 +219,13 @@ class ControlPlane:
         if has_controller_manager(assets):
             self._spawn(
                 CONTROLLER_MANAGER,
-                config.controller_manager_args(assets / CONTROLLER_MANAGER, layout=layout),
+                config.controller_manager_args(
+                    assets / CONTROLLER_MANAGER, layout=layout, version=version
+                ),
             )
         self._check_alive()
+        served = http_get_json(server + "/version", token=tokens.admin, context=context)
+        server_version = str(served.get("gitVersion", "")) if served else ""
 
         running = RunningControlPlane(
             workdir=layout.workdir,
@@ -228,6 +242,7 @@ class ControlPlane:
             audit_log=layout.audit_log if self._audit_log else None,
             detached=self._detached,
             admin_token=tokens.admin,
+            server_version=server_version or "unknown",
         )
         _write_private(layout.state_file, json.dumps(running.to_json(), indent=2) + "\n")
         return running
@@ -273,6 +288,28 @@ class ControlPlane:
                     f"waiting for {what}\n{logs}"
                 )
             time.sleep(0.1)
+
+
+@cache
+def _binary_version(binary: Path) -> Version:
+    """The version `kube-apiserver --version` states, which decides the flags it accepts.
+
+    Asked of the binary rather than taken from the requested version because a
+    `KUBEBUILDER_ASSETS` folder may hold any version.
+    """
+    try:
+        result = subprocess.run(
+            [str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ControlPlaneError(f"{binary}: cannot run it: {error}") from error
+    version = config.parse_binary_version(result.stdout + result.stderr)
+    if version is None:
+        raise ControlPlaneError(
+            f"{binary} --version: no version in its output "
+            f"{(result.stdout + result.stderr).strip()!r}"
+        )
+    return version
 
 
 @cache

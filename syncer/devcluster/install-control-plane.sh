@@ -2,100 +2,111 @@
 # Installs the binaries of a local Kubernetes control plane (etcd, kube-apiserver,
 # kube-controller-manager) into one folder, the envtest "KUBEBUILDER_ASSETS" layout.
 #
-#   install-control-plane.sh [DEST]      (default: ~/.cache/syncer/control-plane/v1.20.2)
+#   install-control-plane.sh [--kubernetes-version 1.N] [DEST]
+#   install-control-plane.sh --list          (the known minor versions, newest first)
 #
-# etcd comes from Debian's etcd-server package. kube-apiserver and kube-controller-manager are
-# built from Debian's `kubernetes` source package (1.20.2, with vendor/) using Go 1.15 from
-# Debian bullseye: built with a newer Go the apiserver segfaults serving custom resources
-# (its vendored reflect2 predates Go 1.18). The build takes ~5 minutes on 2 cores and runs
-# once: a DEST that already holds all three binaries is left as it is.
+# Known versions: each folder kubernetes/v1.N beside this script holds a Go module pinning
+# k8s.io/kubernetes v1.N.x (go.mod, go.sum), built by kubernetes/build.sh with the machine's
+# Go and the Go module proxy; etcd is Debian trixie's etcd-server 3.5, unpacked from its
+# package (fetched with a private apt list, the machine's sources untouched). 1.20 is the
+# oldest supported: built from Debian's source package by kubernetes/debian-1.20.sh.
+# The default is $SYNCER_KUBERNETES_VERSION, else the newest known version. DEST defaults to
+# $SYNCER_CONTROL_PLANE_DIR, else ~/.cache/syncer/control-plane/v1.N.x; a DEST that already
+# holds all three binaries is left as it is.
 set -euo pipefail
 
-K8S_VERSION=1.20.2
-DEST="${1:-${SYNCER_CONTROL_PLANE_DIR:-$HOME/.cache/syncer/control-plane/v$K8S_VERSION}}"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+LEGACY_MINOR=1.20
+log() { echo "[install-control-plane] $*" >&2; }
+
+known_minors() {
+  local dir
+  for dir in "$HERE"/kubernetes/v1.*/; do
+    [[ -f "$dir/go.mod" ]] && basename "$dir" | sed 's/^v//'
+  done | sort -t. -k2,2nr
+  echo "$LEGACY_MINOR"
+}
+
+# The k8s.io/kubernetes version a module folder pins, without the "v".
+pinned_version() {
+  awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v1\./ { sub(/^v/, "", $2); print $2; exit }
+       $1 == "require" && $2 == "k8s.io/kubernetes" { sub(/^v/, "", $3); print $3; exit }' \
+    "$HERE/kubernetes/v$1/go.mod"
+}
+
+minor=""
+dest=""
+while (($#)); do
+  case "$1" in
+    --kubernetes-version) (($# >= 2)) || { log "--kubernetes-version needs a value"; exit 2; }
+      minor="$2"; shift 2 ;;
+    --kubernetes-version=*) minor="${1#*=}"; shift ;;
+    --list) known_minors; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    -*) log "unknown option $1"; exit 2 ;;
+    *) dest="$1"; shift ;;
+  esac
+done
+minor="${minor:-${SYNCER_KUBERNETES_VERSION:-}}"
+minor="${minor#v}"
+[[ -n "$minor" ]] || minor="$(known_minors | head -n1)"
+# A patch version names its minor: 1.37.2 -> 1.37.
+if [[ "$minor" =~ ^([0-9]+\.[0-9]+)\.[0-9]+$ ]]; then minor="${BASH_REMATCH[1]}"; fi
+
+if [[ "$minor" == "$LEGACY_MINOR" ]]; then
+  exec bash "$HERE/kubernetes/debian-1.20.sh" ${dest:+"$dest"}
+fi
+if [[ ! -f "$HERE/kubernetes/v$minor/go.mod" ]]; then
+  log "unknown Kubernetes version $minor; known: $(known_minors | paste -sd' ')"
+  exit 2
+fi
+
+version="$(pinned_version "$minor")"
+DEST="${dest:-${SYNCER_CONTROL_PLANE_DIR:-$HOME/.cache/syncer/control-plane/v$version}}"
 WORK="${SYNCER_BUILD_DIR:-$HOME/.cache/syncer/build}"
+export SYNCER_BUILD_DIR="$WORK"
 
 have_all() {
   [[ -x "$DEST/etcd" && -x "$DEST/kube-apiserver" && -x "$DEST/kube-controller-manager" ]]
 }
 if have_all; then
-  echo "control plane binaries already in $DEST"
+  echo "control plane binaries of Kubernetes $version already in $DEST"
   exit 0
 fi
-
-log() { echo "[install-control-plane] $*" >&2; }
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-
-export DEBIAN_FRONTEND=noninteractive
-need_pkgs=()
-for pkg in etcd-server rsync jq dpkg-dev make; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
-done
-if ((${#need_pkgs[@]})); then
-  log "installing Debian packages: ${need_pkgs[*]}"
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
-fi
-
 mkdir -p "$WORK" "$DEST"
-APT_DIR="$WORK/apt"
-mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial"
-# A private apt configuration: bookworm's source packages and bullseye's Go 1.15, without
-# touching the machine's own sources.list.
-cat > "$APT_DIR/sources.list" <<LIST
-deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main
-LIST
-APT_OPTS=(
-  -o "Dir::Etc::SourceList=$APT_DIR/sources.list"
-  -o "Dir::Etc::SourceParts=/dev/null"
-  -o "Dir::State::Lists=$APT_DIR/lists"
-  -o "Dir::Cache=$APT_DIR/cache"
-  -o "Debug::NoLocking=1"
-  -o "APT::Sandbox::User=root"
-)
-log "updating the private apt lists"
-apt-get "${APT_OPTS[@]}" update -qq
 
-SRC="$WORK/kubernetes-$K8S_VERSION"
-if [[ ! -f "$SRC/Makefile" ]]; then
-  log "fetching Debian's kubernetes source package"
-  rm -rf "$WORK/src" && mkdir -p "$WORK/src"
-  (cd "$WORK/src" && apt-get "${APT_OPTS[@]}" source --download-only kubernetes >/dev/null)
-  dsc=$(ls "$WORK"/src/kubernetes_*.dsc | head -n1)
-  rm -rf "$SRC"
-  dpkg-source --no-check --skip-patches -x "$dsc" "$SRC" >/dev/null
-fi
-
-GOROOT_DIR="$WORK/go1.15"
-if [[ ! -x "$GOROOT_DIR/usr/lib/go-1.15/bin/go" ]]; then
-  log "fetching Go 1.15 from Debian bullseye"
-  rm -rf "$WORK/debs" "$GOROOT_DIR" && mkdir -p "$WORK/debs" "$GOROOT_DIR"
-  (cd "$WORK/debs" && apt-get "${APT_OPTS[@]}" download golang-1.15-go golang-1.15-src >/dev/null)
-  for deb in "$WORK"/debs/*.deb; do dpkg -x "$deb" "$GOROOT_DIR"; done
-fi
-export GOROOT="$GOROOT_DIR/usr/lib/go-1.15"
-export PATH="$GOROOT/bin:$PATH"
-export GOPATH="$SRC/.go" GO111MODULE=off CGO_ENABLED=0 GOFLAGS=""
-# A machine's own Go settings (`go env -w`, e.g. GOFLAGS=-buildvcs=false for a newer Go) are
-# not for Go 1.15, which refuses flags it does not know: read no configuration file.
-export GOENV=off
-export GOCACHE="$WORK/gocache"
-mkdir -p "$GOPATH/src/k8s.io"
-ln -sfn "$SRC" "$GOPATH/src/k8s.io/kubernetes"
-
-log "building kube-apiserver and kube-controller-manager with $(go version) (about 5 minutes)"
-(cd "$GOPATH/src/k8s.io/kubernetes" \
-  && KUBE_GIT_VERSION="v$K8S_VERSION" KUBE_GIT_TREE_STATE=clean \
-     make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$WORK/build.log" 2>&1) || {
-  tail -n 40 "$WORK/build.log" >&2
-  log "build failed; full log in $WORK/build.log"
+command -v go >/dev/null || {
+  log "go: not found; Kubernetes $version is built with Go 1.26 or newer from the Go module proxy"
   exit 1
 }
-out="$SRC/_output/local/bin/linux/amd64"
-[[ -d "$out" ]] || out="$SRC/_output/bin"
-install -m 0755 "$out/kube-apiserver" "$out/kube-controller-manager" "$DEST/"
-ln -sfn "$(command -v etcd || echo /usr/bin/etcd)" "$DEST/etcd"
+
+if [[ ! -x "$DEST/etcd" ]]; then
+  APT_DIR="$WORK/apt-trixie"
+  mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial" "$WORK/debs-trixie"
+  # A private apt configuration for trixie's etcd-server (3.5; bookworm's is 3.4), without
+  # touching the machine's own sources.list. The package is unpacked, not installed.
+  cat > "$APT_DIR/sources.list" <<LIST
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main
+LIST
+  APT_OPTS=(
+    -o "Dir::Etc::SourceList=$APT_DIR/sources.list"
+    -o "Dir::Etc::SourceParts=/dev/null"
+    -o "Dir::State::Lists=$APT_DIR/lists"
+    -o "Dir::Cache=$APT_DIR/cache"
+    -o "Debug::NoLocking=1"
+    -o "APT::Sandbox::User=root"
+  )
+  log "fetching etcd-server from Debian trixie"
+  apt-get "${APT_OPTS[@]}" update -qq
+  rm -rf "$WORK/debs-trixie" && mkdir -p "$WORK/debs-trixie"
+  (cd "$WORK/debs-trixie" && apt-get "${APT_OPTS[@]}" download etcd-server >/dev/null)
+  dpkg -x "$WORK"/debs-trixie/etcd-server_*.deb "$WORK/debs-trixie/root"
+  install -m 0755 "$WORK/debs-trixie/root/usr/bin/etcd" "$DEST/etcd"
+  "$DEST/etcd" --version | head -n1 >&2
+fi
+
+if [[ ! -x "$DEST/kube-apiserver" || ! -x "$DEST/kube-controller-manager" ]]; then
+  bash "$HERE/kubernetes/build.sh" "$HERE/kubernetes/v$minor" "$DEST"
+fi
 have_all
-log "control plane binaries installed in $DEST"
+log "control plane binaries of Kubernetes $version installed in $DEST"

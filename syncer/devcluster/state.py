@@ -42,6 +42,8 @@ class RunningControlPlane:
     audit_log: Path | None
     detached: bool
     admin_token: str = field(repr=False)
+    server_version: str = "unknown"
+    """What the API server's `/version` said once ready (`v1.37.2`)."""
 
     @property
     def layout(self) -> Layout:
@@ -72,6 +74,7 @@ class RunningControlPlane:
             "audit_log": str(self.audit_log) if self.audit_log else None,
             "detached": self.detached,
             "admin_token": self.admin_token,
+            "server_version": self.server_version,
         }
 
     @classmethod
@@ -90,6 +93,7 @@ class RunningControlPlane:
             audit_log=Path(data["audit_log"]) if data.get("audit_log") else None,
             detached=bool(data["detached"]),
             admin_token=str(data["admin_token"]),
+            server_version=str(data.get("server_version", "unknown")),
         )
 
 
@@ -111,6 +115,20 @@ def http_ok(
             return 200 <= int(response.status) < 300
     except (urllib.error.URLError, OSError):
         return False
+
+
+def http_get_json(
+    url: str, *, token: str, context: ssl.SSLContext, timeout: float = 5.0
+) -> dict[str, Any] | None:
+    """The JSON object GET `url` answers, None when it cannot be had."""
+    request = urllib.request.Request(url)
+    request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            data = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def remove_workdir(layout: Layout, *, keep_logs: bool, whole: bool) -> None:

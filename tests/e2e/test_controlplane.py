@@ -22,6 +22,7 @@ from kubernetes.dynamic import DynamicClient
 import syncer.cli.devcluster  # noqa: F401  (registers `dev-cluster` on the group)
 from syncer.cli import cli
 from syncer.devcluster import read_state
+from syncer.devcluster.assets import current_version, resolve_version
 
 
 class Resources:
@@ -194,6 +195,10 @@ def test_dev_cluster_up_status_down(tmp_path: Path) -> None:
         assert any(ns.metadata and ns.metadata.name == "default" for ns in listed)
         state = read_state(workdir)
         assert state is not None
+        with _client(kubeconfig) as api:
+            served = client.VersionApi(api).get_code().git_version
+        assert state.server_version == served
+        assert f"Kubernetes {served}" in started.stderr
         assert state.audit_log is not None
         assert _audited_stages(state.audit_log, user="syncer-admin", verb="list") == [
             "ResponseComplete"
@@ -202,6 +207,15 @@ def test_dev_cluster_up_status_down(tmp_path: Path) -> None:
         again = runner.invoke(cli, ["dev-cluster", "up", "--dir", str(workdir)])
         assert again.exit_code == 0, again.output
         assert "already running" in again.stderr
+        assert f"Kubernetes {served}" in again.stderr
+        assert read_state(workdir) == state
+
+        other = "1.20" if served.startswith("v1.3") else current_version().rsplit(".", 1)[0]
+        refused = runner.invoke(
+            cli, ["dev-cluster", "up", "--dir", str(workdir), "--kubernetes-version", other]
+        )
+        assert refused.exit_code != 0
+        assert f"is Kubernetes {served}, not {resolve_version(other)}" in refused.stderr
         assert read_state(workdir) == state
 
         status = runner.invoke(cli, ["dev-cluster", "status", "--dir", str(workdir)])

@@ -99,16 +99,22 @@ def test_generated_tokens_fit_the_token_file() -> None:
     assert len({tokens.admin, tokens.restricted, tokens.controller_manager}) == 3
 
 
-def _all_command_lines(*, audit_log: bool, no_fsync: bool) -> dict[str, list[str]]:
+def _all_command_lines(
+    *, audit_log: bool, no_fsync: bool, version: config.Version = (1, 37, 2)
+) -> dict[str, list[str]]:
     return {
         "etcd": config.etcd_args(
             BIN / "etcd", layout=LAYOUT, ports=PORTS, supports_no_fsync=no_fsync
         ),
         "kube-apiserver": config.apiserver_args(
-            BIN / "kube-apiserver", layout=LAYOUT, ports=PORTS, audit_log=audit_log
+            BIN / "kube-apiserver",
+            layout=LAYOUT,
+            ports=PORTS,
+            audit_log=audit_log,
+            version=version,
         ),
         "kube-controller-manager": config.controller_manager_args(
-            BIN / "kube-controller-manager", layout=LAYOUT
+            BIN / "kube-controller-manager", layout=LAYOUT, version=version
         ),
     }
 
@@ -122,10 +128,12 @@ def test_every_command_line_names_the_workdir(component: str) -> None:
     assert any(str(LAYOUT.workdir) in arg for arg in argv[1:])
 
 
-def test_apiserver_serves_tls_on_loopback_only() -> None:
-    argv = _all_command_lines(audit_log=False, no_fsync=False)["kube-apiserver"]
+@pytest.mark.parametrize("version", [(1, 20, 2), (1, 37, 2)])
+def test_apiserver_serves_tls_on_loopback_only(version: config.Version) -> None:
+    argv = _all_command_lines(audit_log=False, no_fsync=False, version=version)[
+        "kube-apiserver"
+    ]
 
-    assert "--insecure-port=0" in argv
     assert "--bind-address=127.0.0.1" in argv
     assert "--secure-port=6443" in argv
     assert "--etcd-servers=http://127.0.0.1:2379" in argv
@@ -160,12 +168,57 @@ def test_etcd_no_fsync_only_when_supported(supported: bool) -> None:
     assert ("--unsafe-no-fsync" in argv) is supported
 
 
-def test_controller_manager_listens_nowhere() -> None:
-    argv = _all_command_lines(audit_log=False, no_fsync=False)["kube-controller-manager"]
+@pytest.mark.parametrize("version", [(1, 20, 2), (1, 37, 2)])
+def test_controller_manager_listens_nowhere(version: config.Version) -> None:
+    argv = _all_command_lines(audit_log=False, no_fsync=False, version=version)[
+        "kube-controller-manager"
+    ]
 
     assert "--secure-port=0" in argv
-    assert "--port=0" in argv
     assert "--leader-elect=false" in argv
+
+
+@pytest.mark.parametrize(
+    ("version", "closed"),
+    [((1, 20, 2), True), ((1, 23, 17), True), ((1, 24, 0), False), ((1, 37, 2), False)],
+)
+def test_insecure_ports_closed_only_where_they_exist(
+    version: config.Version, closed: bool
+) -> None:
+    """Before 1.24 both open an unauthenticated port unless told not to; from 1.24 on the
+    flags that close them are refused, and the apiserver would not start."""
+    argv = _all_command_lines(audit_log=False, no_fsync=False, version=version)
+
+    assert ("--insecure-port=0" in argv["kube-apiserver"]) is closed
+    assert ("--port=0" in argv["kube-controller-manager"]) is closed
+
+
+@pytest.mark.parametrize(("version", "none"), [((1, 20, 2), False), ((1, 37, 2), True)])
+def test_endpoints_of_the_kubernetes_service_left_alone_where_loopback_is_refused(
+    version: config.Version, none: bool
+) -> None:
+    """1.37 refuses to start with `--advertise-address=127.0.0.1` and its endpoint
+    reconciler on: "may not be in the loopback range"."""
+    argv = _all_command_lines(audit_log=False, no_fsync=False, version=version)
+
+    assert "--advertise-address=127.0.0.1" in argv["kube-apiserver"]
+    assert ("--endpoint-reconciler-type=none" in argv["kube-apiserver"]) is none
+
+
+@pytest.mark.parametrize(
+    ("output", "version"),
+    [
+        ("Kubernetes v1.37.2\n", (1, 37, 2)),
+        ("Kubernetes v1.20.2", (1, 20, 2)),
+        ("Kubernetes v1.31.0-eks-1234", (1, 31, 0)),
+        ("Kubernetes v0.0.0-master+$Format:%H$", (0, 0, 0)),
+        ("flag provided but not defined: -version", None),
+    ],
+)
+def test_binary_version_is_read_from_its_version_output(
+    output: str, version: config.Version | None
+) -> None:
+    assert config.parse_binary_version(output) == version
 
 
 @pytest.mark.parametrize(

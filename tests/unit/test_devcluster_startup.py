@@ -20,7 +20,9 @@ def _assets(tmp_path: Path, *, apiserver: str) -> Path:
         # Answers the `--help` probe for flags, then never becomes healthy: the apiserver
         # fails first.
         "etcd": '[ "$1" = --help ] && exit 0\nexec sleep 30\n',
-        "kube-apiserver": apiserver,
+        # Answers the `--version` probe that picks its flags, then does as told.
+        "kube-apiserver": '[ "$1" = --version ] && echo "Kubernetes v1.37.2" && exit 0\n'
+        + apiserver,
     }
     for name, body in scripts.items():
         script = folder / name
