@@ -46,6 +46,17 @@ ReconcilerFactory = Callable[..., AppReconciler]
 """Builds an App's reconciler: `AppReconciler`'s signature (the tests pass a fake)."""
 
 
+def newest_status(written: dict[str, Any], watched: dict[str, Any]) -> dict[str, Any]:
+    """The App's status as it stands: what this replica last wrote, unless the watch brought
+    a later sync's record, written by another replica (a shard handover, a replica that took
+    over after a restart). Compared with its own, stale, record, a failure another replica
+    already told would be told again."""
+    def synced_at(status: dict[str, Any]) -> str:
+        return str((status.get("lastSync") or {}).get("time") or "")
+
+    return watched if synced_at(watched) > synced_at(written) else written
+
+
 class AppTicker:
     def __init__(
         self, *, context: SourceContext, resource: Resource, notifier: Notifier, notify: Receiver | None,
@@ -175,7 +186,7 @@ class AppTicker:
         return TickOutcome(app=entry.id, ok=True)
 
     def _write(self, entry: AppEntry, state: AppTickState, observed: Observation) -> None:
-        previous = state.status
+        previous = newest_status(state.status, dict(entry.obj.get("status") or {}))
         status = app_status(previous, observed)
         if status == previous:
             return
@@ -184,6 +195,8 @@ class AppTicker:
         self._notify(entry, state, previous)
 
     def _notify(self, entry: AppEntry, state: AppTickState, previous: dict[str, Any]) -> None:
+        """Events and notifications for what changed since `previous`: what the App's status
+        said, by whichever replica wrote it (`newest_status`)."""
         status = state.status
         events = transitions(previous, status)
         if not events:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kubernetes import client
 
+from syncer.apply.options import SyncOptions
 from syncer.daemon.membership import MEMBER_LABEL
 from syncer.daemon.rendezvous import owner as rendezvous_owner
 from tests.conftest import ClusterAccess
@@ -117,6 +118,9 @@ def test_a_newer_commit_synced_by_hand_is_kept_and_healed_to(
 
 MANY = [f"obj-{index:02d}" for index in range(20)]
 LEASE_SECONDS = 4.0
+WRITE_BOUND = 5.0
+"""The replicas' `--request-timeout`: the bound a taker of their app locks waits beyond the
+lock's duration."""
 
 
 def many(color: str) -> dict[str, str]:
@@ -170,7 +174,8 @@ def test_a_replica_paused_past_its_lease_does_not_go_back_in_time(
             with log.open("wb") as stderr:
                 processes.append(subprocess.Popen(
                     [str(SYNCER), "run", "--config", str(config), "--shard", "--leader-election-namespace", namespace,
-                     "--lease-duration", f"{LEASE_SECONDS:.0f}s", "--listen", f"127.0.0.1:{free_port()}",
+                     "--lease-duration", f"{LEASE_SECONDS:.0f}s", "--request-timeout", f"{WRITE_BOUND:.0f}s",
+                     "--listen", f"127.0.0.1:{free_port()}",
                      "--log-format", "json", "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context,
                      "--cache-dir", str(tmp_path / f"cache-{index}")],
                     stdout=subprocess.DEVNULL, stderr=stderr, env=env))
@@ -187,7 +192,10 @@ def test_a_replica_paused_past_its_lease_does_not_go_back_in_time(
         paused.send_signal(signal.SIGSTOP)
         try:
             second = commit(repo, many("green"))
-            eventually(lambda: many_colors(kube_api, namespace) == {"green"}, timeout=LEASE_SECONDS + SLACK,
+            # Paused mid-sync, the owner holds the app's lock: taken over after its duration
+            # plus the holder's write bound (fencing).
+            eventually(lambda: many_colors(kube_api, namespace) == {"green"},
+                       timeout=LEASE_SECONDS + SyncOptions.lock_duration + WRITE_BOUND + SLACK,
                        what="the other replica to take the app over and apply v2")
             assert second in synced(logs[1 - owner])
         finally:

@@ -119,7 +119,7 @@ def test_status_of_configured_apps_includes_those_never_synced(
 def test_status_options_exclude_each_other(cluster: ClusterAccess) -> None:
     code, _, err = status_cli(cluster, "-n", "a", "-A")
     assert code == 2
-    assert "give at most one of APP, --config, --namespace and --all-namespaces" in err
+    assert "give at most one of APP, --app, --config, --namespace and --all-namespaces" in err
 
 
 def test_status_of_one_app_keeps_the_last_applied_revision(

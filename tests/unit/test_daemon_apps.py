@@ -13,6 +13,7 @@ from syncer.config import AppConfig, parse_config
 from syncer.daemon.appspec import AppSpec, InvalidApp, Notification, SecretKeyRef, TenantPolicy, app_spec
 from syncer.daemon.notifytarget import parse_allow_list
 from syncer.daemon.appstatus import AppHealth, Observation, aggregate_health, app_status, condition_status
+from syncer.daemon.apptick import newest_status
 from syncer.daemon.notify import signature, transitions
 from syncer.daemon.reconciler import SyncAttempt, failure_cause
 from syncer.diff import IgnoreRule
@@ -224,3 +225,14 @@ def test_app_mode_flags_are_refused_in_the_file_mode(tmp_path: Any) -> None:
     assert "--notify-allow: 'not a host' is neither an address, a network (CIDR) nor a host name" in result.output
     result = CliRunner().invoke(cli, ["run", "--notify-url", "ftp://x"])
     assert result.exit_code == 2 and "--notify-url ftp://x: not an http:// or https:// URL" in result.output
+
+
+def test_the_status_told_from_is_the_latest_sync_whichever_replica_wrote_it() -> None:
+    """A replica that takes an App over (shard handover, restart) compares with the status
+    another replica wrote since, not with its own stale one: a failure told is not told again."""
+    failed = app_status({}, Observation(1, outcome=SyncAttempt(revision="a" * 40, changes=None, error="boom",
+                                                                cause="ValidationFailed")), now="2026-12-02T09:00:00Z")
+    assert newest_status({}, failed) == failed
+    assert transitions(newest_status({}, failed), failed) == []
+    older = {"lastSync": {"result": "Succeeded", "time": "2026-12-02T08:00:00Z"}}
+    assert newest_status(failed, older) == failed
