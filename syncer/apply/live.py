@@ -97,11 +97,15 @@ def read_parent(
     kube: Kube, inventory: Inventory, listed: dict[ListKey, list[Object] | ClusterError], *,
     cache: MemberReads | None,
 ) -> Object | None:
-    """The app's ApplySet parent: from the cache, from a LIST the plan made anyway, or read."""
+    """The app's ApplySet parent: from the cache, from a LIST the plan made anyway, or read.
+    A parent the cache does not hold is read: the watch keeps only the parents of the apps
+    this replica served when it saw them, and an app it took over since (a shard handover, a
+    restart of the other replica) may have one. The daemon model test found a replica that,
+    trusting the cache's "no parent", refused its every heal as a moved record."""
     parent = inventory.parent
     if cache is not None:
         known, live = cache.parent(parent.namespace or "", parent.name)
-        if known:
+        if known and live is not None:
             return live
     configmaps = kube.resource_for("v1", "ConfigMap")
     parent_list = listed.get((configmaps, parent.namespace))
