@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+
 from syncer.apply.membercache import MemberReads
 from syncer.errors import ClusterError
 from syncer.kube import Kube, Resource
