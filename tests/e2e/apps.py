@@ -42,6 +42,46 @@ def options(app: str, namespace: str, **overrides: Any) -> SyncOptions:
     return SyncOptions(app=app, namespace=namespace, **settings)
 
 
+# One stored Event, as the core group declares it and as events.k8s.io/v1 does: the server
+# serves every Event under both (as 1.20 served Ingresses under three group-versions). The
+# events.k8s.io/v1 fields each have their core twin (note/message, regarding/involvedObject,
+# reportingController/reportingComponent), and that API refuses to change any of them, so
+# both documents give every one the same value.
+_EVENT_TIME = "2026-01-01T00:00:00.000000Z"
+
+
+def core_event(name: str, namespace: str) -> str:
+    return f"""
+apiVersion: v1
+kind: Event
+metadata: {{name: {name}}}
+involvedObject: {{apiVersion: v1, kind: ConfigMap, name: web, namespace: {namespace}}}
+eventTime: "{_EVENT_TIME}"
+action: Release
+reason: Released
+message: web was released
+type: Normal
+reportingComponent: syncer.dev/tests
+reportingInstance: tests
+"""
+
+
+def events_event(name: str, namespace: str) -> str:
+    return f"""
+apiVersion: events.k8s.io/v1
+kind: Event
+metadata: {{name: {name}}}
+regarding: {{apiVersion: v1, kind: ConfigMap, name: web, namespace: {namespace}}}
+eventTime: "{_EVENT_TIME}"
+action: Release
+reason: Released
+note: web was released
+type: Normal
+reportingController: syncer.dev/tests
+reportingInstance: tests
+"""
+
+
 def configmap(api: client.ApiClient, namespace: str, name: str) -> Any | None:
     try:
         return client.CoreV1Api(api).read_namespaced_config_map(name, namespace)

@@ -62,6 +62,8 @@ from tests.e2e.daemonmodel.repos import Content, Repo
 from tests.e2e.daemonmodel.tenants import INTERVAL, ModelApp, evidence, hand_edited, with_change
 from tests.e2e.test_daemon import SYNCER
 
+pytestmark = pytest.mark.oldest
+
 EXAMPLES = int(os.environ.get("SYNCER_DAEMON_MODEL_EXAMPLES", "1"))
 STEPS_SET = os.environ.get("SYNCER_DAEMON_MODEL_STEPS")
 SEED = os.environ.get("SYNCER_DAEMON_MODEL_SEED")

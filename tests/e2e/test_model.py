@@ -51,8 +51,10 @@ from syncer.model import Manifest, Object, ObjectRef
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import connect, options, render_app, write_app
 from tests.e2e.model import checks
-from tests.e2e.model.git import ADOPT, CHANGES, LEAF_KINDS, NOTE, Change, Git, add_leaf, change_selector, remove_leaf
+from tests.e2e.model.git import ADOPT, CHANGES, INGRESS_VERSIONS, LEAF_KINDS, NOTE, Change, Git, add_leaf, change_selector, remove_leaf
 from tests.e2e.model.world import Key, Observer, Seen, Snapshot, Write, describe, writes
+
+pytestmark = pytest.mark.oldest
 
 EXAMPLES = int(os.environ.get("SYNCER_MODEL_EXAMPLES", "8"))
 STEPS = int(os.environ.get("SYNCER_MODEL_STEPS", "20"))
@@ -97,6 +99,8 @@ class World:
     kube_api: client.ApiClient
     root: Path
     verdicts: Verdicts
+    ingress_versions: tuple[str, ...]
+    """The group-versions of INGRESS_VERSIONS this server serves (all three on 1.20, one on 1.22+)."""
 
     def connect(self) -> Kube:
         """A fresh client per command, as each CLI run has."""
@@ -142,7 +146,7 @@ class SyncModel(RuleBasedStateMachine):
         super().__init__()
         self.prefix = f"m{secrets.token_hex(3)}"
         self.home = f"{self.prefix}-home"
-        self.git = Git(prefix=self.prefix, home=self.home)
+        self.git = Git(prefix=self.prefix, home=self.home, ingress_versions=self.world.ingress_versions)
         self.other_git: list[Object] = []
         self.by_hand: set[str] = set()
         self.held: list[tuple[Resource, str | None, str]] = []
@@ -587,8 +591,10 @@ class SyncModel(RuleBasedStateMachine):
 
 
 @pytest.fixture
-def model_world(cluster: ClusterAccess, kube_api: client.ApiClient, tmp_path: Path) -> Iterator[World]:
-    world = World(cluster=cluster, kube_api=kube_api, root=tmp_path, verdicts=Verdicts(ignored=IGNORED))
+def model_world(cluster: ClusterAccess, kube_api: client.ApiClient, tmp_path: Path,
+                served_api_versions: frozenset[str]) -> Iterator[World]:
+    world = World(cluster=cluster, kube_api=kube_api, root=tmp_path, verdicts=Verdicts(ignored=IGNORED),
+                  ingress_versions=tuple(v for v in INGRESS_VERSIONS if v in served_api_versions))
     yield world
     if world.verdicts.collected:
         print("\nviolations of ignored invariants:\n" + "\n".join(world.verdicts.collected))

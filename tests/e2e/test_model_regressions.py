@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from kubernetes import client
 
@@ -16,8 +17,10 @@ from syncer.apply.status import OutcomeRecorder
 from syncer.cli import cli
 from syncer.errors import ClusterError, ValidationFailed
 from syncer.kube import Kube
-from tests.conftest import ClusterAccess
-from tests.e2e.apps import configmap, connect, options, render_app, write_app
+from tests.conftest import ClusterAccess, skip_unless_served
+from tests.e2e.apps import configmap, connect, core_event, events_event, options, render_app, write_app
+
+pytestmark = pytest.mark.oldest
 
 INGRESS_V1BETA1 = """
 apiVersion: {api_version}
@@ -67,8 +70,9 @@ def uid(read: Callable[[], Any]) -> str | None:
 
 
 def test_two_ingresses_declared_in_two_api_groups_are_never_pruned(
-    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient, served_api_versions: frozenset[str]
 ) -> None:
+    skip_unless_served(served_api_versions, "extensions/v1beta1", "networking.k8s.io/v1beta1")
     # Invariants nothing-foreign-deleted and resync-writes-nothing. Not a move (report 3): two
     # different Ingresses, one declared in extensions/v1beta1 and one in networking.k8s.io/v1beta1.
     # The server serves each under both groups, so each group-kind's prune listing found the
@@ -84,6 +88,31 @@ def test_two_ingresses_declared_in_two_api_groups_are_never_pruned(
     assert first.ok, first.error
     networking = client.NetworkingV1Api(kube_api)
     reads = {name: (lambda name=name: networking.read_namespaced_ingress(name, namespace)) for name in ("old", "new")}
+    uids = {name: uid(read) for name, read in reads.items()}
+    assert None not in uids.values()
+    for _ in range(2):
+        again = sync(kube, manifests, options=settings, revision="r1")
+        assert again.ok, again.error
+        assert changed(again) == []
+    assert {name: uid(read) for name, read in reads.items()} == uids
+    assert not plan_sync(kube, manifests, options=settings, revision="r1").has_changes
+
+
+def test_two_events_declared_in_two_api_groups_are_never_pruned(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
+) -> None:
+    # The same invariants on every supported version: the server serves each Event under both
+    # the core group and events.k8s.io, as 1.20 served Ingresses under two groups.
+    app = write_app(tmp_path / "app", {
+        "a.yaml": core_event("old", namespace),
+        "b.yaml": events_event("new", namespace),
+    })
+    manifests = render_app(app, namespace=namespace)
+    settings = options("events", namespace)
+    first = sync(kube, manifests, options=settings, revision="r1")
+    assert first.ok, first.error
+    core = client.CoreV1Api(kube_api)
+    reads = {name: (lambda name=name: core.read_namespaced_event(name, namespace)) for name in ("old", "new")}
     uids = {name: uid(read) for name, read in reads.items()}
     assert None not in uids.values()
     for _ in range(2):
@@ -168,8 +197,9 @@ spec:
 
 
 def test_ingresses_declared_in_two_versions_of_one_group_are_compared_in_their_own(
-    tmp_path: Path, kube: Kube, namespace: str
+    tmp_path: Path, kube: Kube, namespace: str, served_api_versions: frozenset[str]
 ) -> None:
+    skip_unless_served(served_api_versions, "networking.k8s.io/v1beta1")
     # Invariant resync-writes-nothing. The server serves every Ingress under both
     # networking.k8s.io/v1 and v1beta1; the plan listed both versions and kept, for each
     # Ingress, whichever list it read last, so one of the two was compared in the other

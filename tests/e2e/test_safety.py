@@ -24,8 +24,10 @@ from syncer.cli import cli
 from syncer.errors import LockLost, ValidationFailed
 from syncer.kube import Kube
 from syncer.model import Action
-from tests.conftest import ClusterAccess
-from tests.e2e.apps import configmap, options, render_app, write_app
+from tests.conftest import ClusterAccess, skip_unless_served
+from tests.e2e.apps import configmap, core_event, events_event, options, render_app, write_app
+
+pytestmark = pytest.mark.oldest
 
 WRITE_VERBS = ("apply", "create", "update", "patch", "delete")
 
@@ -230,9 +232,10 @@ spec:
 """
 
 
-def test_moving_an_object_to_another_api_group_keeps_it(
-    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient,
+def test_moving_an_ingress_to_another_api_group_keeps_it(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient, served_api_versions: frozenset[str],
 ) -> None:
+    skip_unless_served(served_api_versions, "extensions/v1beta1")
     app = write_app(tmp_path / "app", {"ing.yaml": INGRESS_OLD})
     assert sync(kube, render_app(app, namespace=namespace), options=options("move", namespace), revision="r1").ok
     network = client.NetworkingV1Api(kube_api)
@@ -244,6 +247,23 @@ def test_moving_an_object_to_another_api_group_keeps_it(
     assert not any(c.action is Action.DELETED for c in changes.changes)
     parent = configmap(kube_api, namespace, "syncer-move")
     assert parent.metadata.annotations["applyset.kubernetes.io/contains-group-kinds"] == "Ingress.networking.k8s.io"
+    assert_settled(kube, app, name="move", namespace=namespace)
+
+
+def test_moving_an_event_to_another_api_group_keeps_it(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient,
+) -> None:
+    app = write_app(tmp_path / "app", {"ev.yaml": core_event("release", namespace)})
+    assert sync(kube, render_app(app, namespace=namespace), options=options("move", namespace), revision="r1").ok
+    core = client.CoreV1Api(kube_api)
+    uid = core.read_namespaced_event("release", namespace).metadata.uid
+    write_app(app, {"ev.yaml": events_event("release", namespace)})
+    changes = sync(kube, render_app(app, namespace=namespace), options=options("move", namespace), revision="r2")
+    assert changes.ok, changes.error
+    assert core.read_namespaced_event("release", namespace).metadata.uid == uid, "the object itself was pruned"
+    assert not any(c.action is Action.DELETED for c in changes.changes)
+    parent = configmap(kube_api, namespace, "syncer-move")
+    assert parent.metadata.annotations["applyset.kubernetes.io/contains-group-kinds"] == "Event.events.k8s.io"
     assert_settled(kube, app, name="move", namespace=namespace)
 
 

@@ -16,7 +16,7 @@ import pytest
 from conformance.runner import SetResult, corpus_root, run_all
 from conformance.sets import SETS, groups
 
-pytestmark = [pytest.mark.realworld, pytest.mark.cluster, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.realworld, pytest.mark.cluster, pytest.mark.oldest, pytest.mark.timeout(900)]
 
 CORPUS = corpus_root(Path(__file__).resolve().parents[2])
 

@@ -29,7 +29,7 @@ DEPENDS_ON = "config.kubernetes.io/depends-on"
 
 INGRESS_VERSIONS = ("extensions/v1beta1", "networking.k8s.io/v1beta1", "networking.k8s.io/v1")
 """Kubernetes 1.20 serves one stored Ingress under all three (it serves NetworkPolicy only in
-networking.k8s.io/v1, and PodSecurityPolicy only in policy/v1beta1)."""
+networking.k8s.io/v1, and PodSecurityPolicy only in policy/v1beta1); 1.22 and newer only the last."""
 LEAF_KINDS = ("ConfigMap", "Secret", "Deployment", "Service", "Endpoints", "Ingress", "NetworkPolicy", "Widget")
 
 
@@ -44,6 +44,8 @@ class Git:
     counter: int = 0
     removed_containers: dict[str, Object] = field(default_factory=dict)
     """Namespace and CRD documents dropped while Git kept objects in them (they may come back)."""
+    ingress_versions: tuple[str, ...] = INGRESS_VERSIONS
+    """Those the server serves: a move between group-versions happens only where there are two."""
 
     def copy(self) -> Git:
         return copy.deepcopy(self)
@@ -188,7 +190,7 @@ def add_leaf(git: Git, choose: Choose[Any]) -> str:
     builders: dict[str, Callable[[str, str, int], Object]] = {
         "ConfigMap": configmap, "Secret": secret, "Deployment": deployment, "Service": service,
         "Endpoints": endpoints, "NetworkPolicy": network_policy,
-        "Ingress": lambda name, ns, note: ingress(name, ns, note, api_version=choose(INGRESS_VERSIONS)),
+        "Ingress": lambda name, ns, note: ingress(name, ns, note, api_version=choose(list(git.ingress_versions))),
     }
     return "add " + git.add(builders[kind](name, namespace, n))
 
@@ -313,11 +315,11 @@ def change_selector(obj: Object, n: int, *, recreate: bool) -> None:
 def move_group(git: Git, choose: Choose[Any]) -> str | None:
     """The same stored Ingress, declared under another API group/version."""
     candidates = git.ids("Ingress")
-    if not candidates:
+    if not candidates or len(git.ingress_versions) < 2:
         return None
     ident = choose(sorted(candidates))
     obj = git.objects[ident]
-    target = choose([v for v in INGRESS_VERSIONS if v != obj["apiVersion"]])
+    target = choose([v for v in git.ingress_versions if v != obj["apiVersion"]])
     git.objects[ident] = {**ingress(obj["metadata"]["name"], obj["metadata"]["namespace"], 0,
                                     api_version=target, port=ingress_port(obj)),
                           "metadata": obj["metadata"]}
