@@ -18,6 +18,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 LEGACY_MINOR=1.20
 log() { echo "[install-control-plane] $*" >&2; }
+# shellcheck source=private-apt.sh
+source "$HERE/private-apt.sh"
 
 known_minors() {
   local dir
@@ -81,21 +83,10 @@ command -v go >/dev/null || {
 }
 
 if [[ ! -x "$DEST/etcd" ]]; then
-  APT_DIR="$WORK/apt-trixie"
-  mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial" "$WORK/debs-trixie"
-  # A private apt configuration for trixie's etcd-server (3.5; bookworm's is 3.4), without
-  # touching the machine's own sources.list. The package is unpacked, not installed.
-  cat > "$APT_DIR/sources.list" <<LIST
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main
-LIST
-  APT_OPTS=(
-    -o "Dir::Etc::SourceList=$APT_DIR/sources.list"
-    -o "Dir::Etc::SourceParts=/dev/null"
-    -o "Dir::State::Lists=$APT_DIR/lists"
-    -o "Dir::Cache=$APT_DIR/cache"
-    -o "Debug::NoLocking=1"
-    -o "APT::Sandbox::User=root"
-  )
+  mkdir -p "$WORK/debs-trixie"
+  # trixie's etcd-server is 3.5; bookworm's is 3.4.
+  private_apt "$WORK/apt-trixie" \
+    "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main"
   log "fetching etcd-server from Debian trixie"
   apt-get "${APT_OPTS[@]}" update -qq
   rm -rf "$WORK/debs-trixie" && mkdir -p "$WORK/debs-trixie"

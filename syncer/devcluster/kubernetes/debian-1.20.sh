@@ -25,6 +25,8 @@ if have_all; then
 fi
 
 log() { echo "[install-control-plane] $*" >&2; }
+# shellcheck source=../private-apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../private-apt.sh"
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 
@@ -40,22 +42,10 @@ if ((${#need_pkgs[@]})); then
 fi
 
 mkdir -p "$WORK" "$DEST"
-APT_DIR="$WORK/apt"
-mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial"
-# A private apt configuration: bookworm's source packages and bullseye's Go 1.15, without
-# touching the machine's own sources.list.
-cat > "$APT_DIR/sources.list" <<LIST
-deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main
-LIST
-APT_OPTS=(
-  -o "Dir::Etc::SourceList=$APT_DIR/sources.list"
-  -o "Dir::Etc::SourceParts=/dev/null"
-  -o "Dir::State::Lists=$APT_DIR/lists"
-  -o "Dir::Cache=$APT_DIR/cache"
-  -o "Debug::NoLocking=1"
-  -o "APT::Sandbox::User=root"
-)
+# bookworm's source packages and bullseye's Go 1.15.
+private_apt "$WORK/apt" \
+  "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main" \
+  "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main"
 log "updating the private apt lists"
 apt-get "${APT_OPTS[@]}" update -qq
 
