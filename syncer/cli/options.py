@@ -35,6 +35,8 @@ from syncer.sources import (
     uncommitted_changes,
     with_created_namespace,
 )
+from syncer.sources import sops
+from syncer.sources.sops import AgeIdentities
 
 R = TypeVar("R")
 
@@ -55,6 +57,8 @@ class SourceOptions:
     create_namespace: bool = False
     """Add the Namespace `namespace` to the render when the manifests do not define it."""
     limits: RenderLimits = RenderLimits()
+    age_key_files: tuple[Path, ...] = ()
+    """Files of age identities that decrypt the SOPS-encrypted documents of the render."""
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> SourceOptions:
@@ -71,6 +75,7 @@ class SourceOptions:
             working_tree=bool(values.get("working_tree")),
             create_namespace=bool(values.get("create_namespace")),
             limits=render_limits(values),
+            age_key_files=tuple(values.get("sops_age_key_file") or ()),
             auth=GitAuth(
                 ssh_key_file=values.get("ssh_key"),
                 known_hosts_file=values.get("known_hosts"),
@@ -84,6 +89,17 @@ class SourceOptions:
         """The Source (nothing is fetched yet); the daemon keeps it to poll remote_revision()."""
         return open_source(self.repo, revision=self.revision, cache_dir=self.cache_dir, auth=self.auth,
                            working_tree=self.working_tree)
+
+    def age_identities(self) -> AgeIdentities | None:
+        if not self.age_key_files:
+            return None
+        texts = []
+        for path in self.age_key_files:
+            try:
+                texts.append(path.expanduser().read_text())
+            except OSError as error:
+                raise ConfigError(f"--sops-age-key-file {path}: {error.strerror}") from None
+        return AgeIdentities.from_texts(texts, source=", ".join(str(path) for path in self.age_key_files))
 
     def uncommitted_changes(self) -> list[str]:
         """Edits on disk that the source will not see: a local checkout read at its HEAD."""
@@ -108,6 +124,7 @@ def render_from_options(values: Mapping[str, Any] | SourceOptions) -> tuple[Snap
                    "Pass --working-tree to use the files on disk.", err=True)
     snapshot = options.open().fetch()
     manifests = render(snapshot, options.path, namespace=options.namespace, limits=options.limits)
+    manifests = sops.decrypt(manifests, identities=options.age_identities())
     if options.create_namespace:
         manifests = with_created_namespace(manifests, options.namespace)
     return snapshot, manifests
@@ -196,6 +213,10 @@ _OPTIONS = [
                  help="File holding the https token or password."),
     click.option("--token-env", default=None, metavar="VAR",
                  help="Name of an environment variable holding the https token or password."),
+    click.option("--sops-age-key-file", type=click.Path(dir_okay=False, path_type=Path), multiple=True,
+                 envvar="SOPS_AGE_KEY_FILE", metavar="FILE",
+                 help="age identities (as age-keygen writes them) that decrypt SOPS-encrypted manifests, in "
+                      "memory; repeatable. Default: $SOPS_AGE_KEY_FILE."),
 ]  # fmt: skip
 
 

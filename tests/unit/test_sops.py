@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import http.server
 import subprocess
 import threading
@@ -147,3 +148,33 @@ def test_keys_are_read_from_age_keygen_files_ignoring_comments() -> None:
     keys = identities(KEY_FILE.read_text(), "\n# a comment\n" + OTHER_KEY + "\n")
     assert keys.text.splitlines() == [KEY_FILE.read_text().splitlines()[-1], OTHER_KEY]
     assert not identities("# nothing here")
+
+
+def test_the_cli_decrypts_with_a_key_file_and_keeps_no_plaintext_on_disk(sops_binary: str, tmp_path: Path) -> None:
+    import syncer.cli.render  # noqa: F401  (registers the command)
+    from click.testing import CliRunner
+
+    from syncer.cli import cli
+
+    repo = tmp_path / "repo"
+    (repo / "app").mkdir(parents=True)
+    (repo / "app" / "cm.yaml").write_text(yaml.safe_dump(CONFIGMAP))
+    (repo / "app" / "db.yaml").write_text(yaml.safe_dump(encrypt(sops_binary, SECRET, tmp_path), sort_keys=False))
+    for command in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        subprocess.run(["git", *command], cwd=repo, check=True)
+    cache = tmp_path / "cache"
+    common = ["render", "--repo", str(repo), "--path", "app", "--cache-dir", str(cache), "-o", "json"]
+
+    refused = CliRunner().invoke(cli, common)
+    assert refused.exit_code == 2
+    assert "app/db.yaml:1: Secret/shop/db is encrypted with SOPS and no age key was given" in refused.stderr
+
+    shown = CliRunner().invoke(cli, [*common, "--show-secrets", "--sops-age-key-file", str(KEY_FILE)])
+    assert shown.exit_code == 0, shown.stderr
+    assert json.loads(shown.stdout)["items"][1] == SECRET
+    masked = CliRunner().invoke(cli, common, env={"SOPS_AGE_KEY_FILE": str(KEY_FILE)})
+    assert masked.exit_code == 0, masked.stderr
+    assert "hunter2" not in masked.stdout
+    assert "<secret sha256:" in json.dumps(json.loads(masked.stdout)["items"][1])
+    on_disk = [f for f in cache.rglob("*") if f.is_file() and b"hunter2" in f.read_bytes()]
+    assert on_disk == []
