@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from syncer.errors import NotFound
 from syncer.kube import Kube, Resource
 from syncer.model import Object, split_api_version
 
@@ -170,7 +171,10 @@ class Observer:
         return snapshot
 
     def _list(self, resource: Resource) -> list[Object]:
-        return self.kube.list(resource)
+        try:
+            return self.kube.list(resource)
+        except NotFound:  # a CRD deleted since discovery: its kind holds nothing any more
+            return []
 
 
 @dataclass(frozen=True)
