@@ -33,6 +33,7 @@ from syncer.model import AppId
 from syncer.sources.auth import GitAuth
 from syncer.sources.git import check_revision
 from syncer.sources.giturl import looks_like_url, parse_url, reject_unsafe
+from syncer.sources.helm import HelmSettings
 
 try:
     from yaml import CSafeLoader as _Loader
@@ -156,6 +157,8 @@ class AppConfig:
     adopt_from: str | None = None
     """The namespace of the app's inventory before the upgrade to (namespace, name) identity,
     when it differs from `home` and no other App can claim it (`syncer.apply.upgrade`)."""
+    helm: HelmSettings = HelmSettings()
+    """How the path is rendered when it is a Helm chart (an App's `spec.helm`)."""
 
     @property
     def id(self) -> AppId:

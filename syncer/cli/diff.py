@@ -12,7 +12,14 @@ import click
 from syncer.apply import plan_sync
 from syncer.cli import cli
 from syncer.cli.appselect import command_target
-from syncer.cli.common import app_options, cluster_options, connect, output_option, resolve_namespace
+from syncer.cli.common import (
+    app_options,
+    cluster_options,
+    connect,
+    live_capabilities,
+    output_option,
+    resolve_namespace,
+)
 from syncer.cli.options import render_from_options, source_options
 from syncer.cli.output import (
     StepProgress,
@@ -41,7 +48,8 @@ def diff_command(
     namespace_from = resolve_namespace(source, kubeconfig=kubeconfig, context=context)
     with command_target(source, app=app, app_object=app_object, field_manager=field_manager, ignore_file=ignore_file,
                         kubeconfig=kubeconfig, context=context) as target:
-        snapshot, manifests = render_from_options(target.source)
+        snapshot, manifests = render_from_options(target.source, capabilities=live_capabilities(
+            kubeconfig=kubeconfig, context=context, impersonate=target.impersonate))
     options = replace(target.options, concurrency=concurrency, prune=target.options.prune and prune, dry_run=True,
                       diff_text=True)
     err = message_console()

@@ -15,7 +15,15 @@ from syncer.apply import ChangeSet, sync
 from syncer.apply.status import OutcomeRecorder
 from syncer.cli import cli
 from syncer.cli.appselect import command_target
-from syncer.cli.common import Duration, app_options, cluster_options, connect, output_option, resolve_namespace
+from syncer.cli.common import (
+    Duration,
+    app_options,
+    cluster_options,
+    connect,
+    live_capabilities,
+    output_option,
+    resolve_namespace,
+)
 from syncer.cli.options import render_from_options, source_options
 from syncer.cli.output import (
     StepProgress,
@@ -68,7 +76,8 @@ def sync_command(
     namespace_from = resolve_namespace(source, kubeconfig=kubeconfig, context=context)
     with command_target(source, app=app, app_object=app_object, field_manager=field_manager, ignore_file=ignore_file,
                         kubeconfig=kubeconfig, context=context) as target:
-        snapshot, manifests = render_from_options(target.source)
+        snapshot, manifests = render_from_options(target.source, capabilities=live_capabilities(
+            kubeconfig=kubeconfig, context=context, impersonate=target.impersonate))
     base = target.options
     options = replace(
         base, concurrency=concurrency, prune=base.prune and prune, allow_empty=allow_empty, dry_run=dry_run,
