@@ -248,7 +248,8 @@ def test_huge_output_stops_at_the_render_budget(repo: Path) -> None:
         """)
     with pytest.raises(RenderTooLarge) as excinfo:
         rendered(repo, limits=RenderLimits(max_total_bytes=1024 * 1024))
-    assert "chart (helm template output)" in str(excinfo.value)
+    assert "chart (helm template output): the render reads more than that" in str(excinfo.value)
+    assert excinfo.value.bound == "bytes"
 
 
 def test_a_template_that_runs_too_long_is_stopped(repo: Path) -> None:
