@@ -386,15 +386,9 @@ def _stage_dependencies(
 def _stage_local(chart: Path, staged: Path, dependency: Dependency, *, root: Path, relative: str) -> str | None:
     """Copy a `file://` dependency that lies inside the repository into charts/."""
     what = f"dependency {dependency.name} ({dependency.repository})"
-    path = dependency.repository[len("file://"):]
-    if os.path.isabs(path):
-        return f"{what}: an absolute path; use a path relative to the chart, inside the repository"
-    try:
-        source = (chart / path).resolve(strict=True)
-    except (OSError, RuntimeError):
-        return f"{what}: not found in the repository"
-    if not source.is_relative_to(root):
-        return f"{what}: leads outside the repository"
+    source, why = _inside(chart, dependency.repository[len("file://"):], root=root)
+    if source is None:
+        return f"{what}: {why}"
     if not is_chart(source):
         return f"{what}: has no {CHART_FILE}"
     _copy_tree(source, staged / "charts" / dependency.name, root=root, relative=relative, ancestors=(source,))
@@ -403,18 +397,25 @@ def _stage_local(chart: Path, staged: Path, dependency: Dependency, *, root: Pat
 
 def _values_file(chart: Path, entry: str, *, root: Path, relative: str) -> Path:
     """A values file of the repository: relative to the chart, and inside the repository."""
-    if os.path.isabs(entry) or "://" in entry:
-        raise HelmError(f"values file {entry!r}: give a path relative to the chart, inside the repository")
-    candidate = chart / entry
-    try:
-        resolved = candidate.resolve(strict=True)
-    except (OSError, RuntimeError):
-        raise HelmError(f"values file {entry!r}: not found in the repository (it is relative to the chart)") from None
-    if not resolved.is_relative_to(root):
-        raise HelmError(f"values file {entry!r}: leads outside the repository")
+    resolved, why = _inside(chart, entry, root=root)
+    if resolved is None:
+        raise HelmError(f"values file {entry!r}: {why}")
     if not resolved.is_file():
         raise HelmError(f"values file {entry!r}: not a file")
     return resolved
+
+
+def _inside(chart: Path, entry: str, *, root: Path) -> tuple[Path | None, str]:
+    """Where a path relative to the chart leads, or why it may not be read."""
+    if os.path.isabs(entry) or "://" in entry:
+        return None, "give a path relative to the chart, inside the repository"
+    try:
+        resolved = (chart / entry).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None, "not found in the repository (it is relative to the chart)"
+    if not resolved.is_relative_to(root):
+        return None, "leads outside the repository"
+    return resolved, ""
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:

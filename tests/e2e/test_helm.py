@@ -18,18 +18,13 @@ from tests.e2e.apps import SLACK
 from tests.e2e.test_apps import Kubectl, app_yaml, grant_service_account, syncer
 from tests.e2e.test_apps import installed, run_daemon  # noqa: F401 - fixtures
 from tests.e2e.test_daemon import commit, eventually, git
+from tests.e2e.test_daemon import repo  # noqa: F401 - the fixture: a Git repository
 
 PODINFO = Path(__file__).resolve().parents[1] / "charts" / "podinfo"
 
 
-def chart_repo(tmp_path: Path, values: str) -> Path:
-    """A Git repository holding podinfo's chart and a values file of the team's."""
-    repo = tmp_path / "deploy"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "test@example.com")
-    git(repo, "config", "user.name", "test")
-    git(repo, "config", "commit.gpgsign", "false")
+def chart_repo(repo: Path, values: str) -> Path:
+    """The Git repository with podinfo's chart and a values file of the team's added."""
     shutil.copytree(PODINFO, repo / "charts" / "podinfo")
     commit(repo, {"env/web.yaml": values}, "podinfo")
     return repo
@@ -52,9 +47,9 @@ def services(api: client.ApiClient, namespace: str) -> list[str]:
 
 
 def test_a_chart_syncs_resyncs_upgrades_and_prunes_from_the_cli(
-    cluster: ClusterAccess, kube_api: client.ApiClient, namespace: str, tmp_path: Path,
+    cluster: ClusterAccess, kube_api: client.ApiClient, namespace: str, repo: Path,  # noqa: F811
 ) -> None:
-    repo = chart_repo(tmp_path, "replicaCount: 1\n")
+    chart_repo(repo, "replicaCount: 1\n")
     first = sync(cluster, repo, namespace)
     assert first["summary"]["created"] == 2, first["summary"]
     created = deployment(kube_api, namespace)
@@ -82,11 +77,11 @@ def test_a_chart_syncs_resyncs_upgrades_and_prunes_from_the_cli(
 
 
 def test_an_app_renders_its_chart_with_values_from_its_namespace(
-    installed: Kubectl, cluster: ClusterAccess, kube_api: client.ApiClient, namespace: str, tmp_path: Path,  # noqa: F811
+    installed: Kubectl, cluster: ClusterAccess, kube_api: client.ApiClient, namespace: str, repo: Path,  # noqa: F811
     run_daemon: Callable[..., subprocess.Popen[str]],  # noqa: F811
 ) -> None:
     kubectl = installed
-    repo = chart_repo(tmp_path, "replicaCount: 1\n")
+    chart_repo(repo, "replicaCount: 1\n")
     grant_service_account(kube_api, namespace, "deployer")
     core = client.CoreV1Api(kube_api)
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "web-values"},
