@@ -21,7 +21,7 @@ import difflib
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -158,7 +158,13 @@ class AppConfig:
     """The namespace of the app's inventory before the upgrade to (namespace, name) identity,
     when it differs from `home` and no other App can claim it (`syncer.apply.upgrade`)."""
     helm: HelmSettings = HelmSettings()
-    """How the path is rendered when it is a Helm chart (an App's `spec.helm`)."""
+    """How the path is rendered when it is a Helm chart (an App's `spec.helm`); without a
+    release name, the release is named after the app (`for_app`)."""
+
+    @property
+    def chart(self) -> HelmSettings:
+        """The Helm settings with the release named after the app unless they name it."""
+        return self.helm if self.helm.release_name else replace(self.helm, release_name=self.name)
 
     @property
     def id(self) -> AppId:

@@ -110,7 +110,7 @@ def command_target(
     values = {**source, "repo": config.repo, "path": config.path, "namespace": config.namespace,
               "revision": source.get("revision") or config.revision, "create_namespace": config.create_namespace}
     options = SourceOptions.from_values(values)
-    chart = replace(config.helm, kube_version=options.helm.kube_version, api_versions=options.helm.api_versions)
+    chart = replace(config.chart, kube_version=options.helm.kube_version, api_versions=options.helm.api_versions)
     if spec.values_from:
         chart = replace(chart, values=(*_values_from(spec, kubeconfig=kubeconfig, context=context), *chart.values))
     options = replace(options, helm=chart)

@@ -389,7 +389,7 @@ class AppReconciler:
     def _render(self, snapshot: Snapshot) -> str:
         tree = snapshot.tree_of(self.app.path) if snapshot.tree_of is not None else None
         if tree is None or tree != self._rendered_tree or self._manifests is None or self._uses_kustomize(snapshot):
-            settings = self.app.helm
+            settings = self.app.chart
             if chart_at(snapshot, self.app.path):
                 settings = with_capabilities(settings, version=self._kube.server_version(),
                                              api_versions=self._kube.served_group_versions())

@@ -152,7 +152,8 @@ def test_an_app_names_its_chart_values_and_where_more_values_are() -> None:
     assert spec.values_from == (ValuesReference("ConfigMap", "web-values"),
                                 ValuesReference("Secret", "web-secrets", key="secret.yaml", optional=True))
     assert app_spec(app({"helm": {"releaseName": "shop-web"}})).config.helm.release_name == "shop-web"
-    assert not app_spec(app({})).config.helm.required
+    plain = app_spec(app({})).config
+    assert not plain.helm.required and plain.chart.release_name == "web", "a chart's release is named after the App"
 
 
 @pytest.mark.parametrize(("helm", "problem"), [
