@@ -116,3 +116,11 @@ def test_an_app_renders_its_chart_with_values_from_its_namespace(
     commit(repo, {"env/web.yaml": "replicaCount: 1\nservice:\n  enabled: false\n"})
     eventually(lambda: services(kube_api, namespace) == [], timeout=SLACK, what="the Service to be pruned")
     assert kubectl.status(namespace, "web")["inventory"] == {"size": 1}
+
+    # `diff --app` renders the chart as the daemon does (its values from the cluster, read as
+    # the App's service account): nothing to change once the daemon synced.
+    last = git(repo, "rev-parse", "HEAD")
+    eventually(lambda: kubectl.status(namespace, "web").get("lastAppliedRevision") == last, timeout=SLACK,
+               what="the last commit to be recorded")
+    diff = syncer(cluster, "diff", "--app", "web", "-n", namespace)
+    assert diff.returncode == 0, diff.stdout + diff.stderr

@@ -4,6 +4,7 @@ public charts vendored under tests/charts, and hostile ones written here. No clu
 from __future__ import annotations
 
 import functools
+import json
 import http.server
 import os
 import shutil
@@ -276,3 +277,25 @@ def test_kustomize_helm_charts_are_refused_with_a_pointer(repo: Path) -> None:
     write(repo, "k/kustomization.yaml", "helmCharts:\n- name: podinfo\n  repo: https://stefanprodan.github.io/podinfo\n")
     message = refused(repo, "k")
     assert "helmCharts: Kustomize's Helm inflation is not supported" in message
+
+
+def test_syncer_render_prints_a_chart_and_lists_its_hooks_on_stderr(vendored: Path) -> None:
+    from click.testing import CliRunner
+
+    import syncer.cli.render  # noqa: F401  (registers the command)
+    from syncer.cli import cli
+
+    write(vendored, "charts/podinfo/values-test.yaml", "replicaCount: 4\n")
+    result = CliRunner().invoke(cli, [
+        "render", "--repo", str(vendored), "--path", "charts/podinfo", "-n", "web", "--release-name", "front",
+        "--kube-version", "1.37", "--helm-values", "values-test.yaml", "--helm-set", "ui.message=hi", "-o", "json"])
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.stdout)["items"]
+    assert [(item["kind"], item["metadata"]["name"]) for item in items] == [
+        ("Service", "front-podinfo"), ("Deployment", "front-podinfo")]
+    assert items[1]["spec"]["replicas"] == 4
+    assert "warning: charts/podinfo: 3 Helm hook(s) left out" in result.stderr
+    assert "Pod/front-podinfo-service-test-" in result.stderr and "Pod" not in result.stdout
+    bad = CliRunner().invoke(cli, ["render", "--repo", str(vendored), "--path", "charts/podinfo",
+                                   "--kube-version", "latest"])
+    assert bad.exit_code == 2 and "--kube-version 'latest': not a Kubernetes version" in bad.stderr
