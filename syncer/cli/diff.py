@@ -46,9 +46,10 @@ def diff_command(
     syncer applied last. Secret values are never shown. With --app, what the daemon's next
     sync of that App would change, seen with the App's service account."""
     namespace_from = resolve_namespace(source, kubeconfig=kubeconfig, context=context)
+    rendering: list[str] = []
     with command_target(source, app=app, app_object=app_object, field_manager=field_manager, ignore_file=ignore_file,
                         kubeconfig=kubeconfig, context=context) as target:
-        snapshot, manifests = render_from_options(target.source, capabilities=live_capabilities(
+        snapshot, manifests = render_from_options(target.source, warnings=rendering, capabilities=live_capabilities(
             kubeconfig=kubeconfig, context=context, impersonate=target.impersonate))
     options = replace(target.options, concurrency=concurrency, prune=target.options.prune and prune, dry_run=True,
                       diff_text=True)
@@ -61,6 +62,7 @@ def diff_command(
             plan = plan_sync(kube, manifests, options=options, revision=snapshot.revision)
     finally:
         kube.close()
+    plan = replace(plan, warnings=(*rendering, *plan.warnings))
     if output == "text":
         print_diff_text(plan, out=result_console(), err=err, namespace_from=namespace_from)
     else:

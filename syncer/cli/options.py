@@ -110,11 +110,12 @@ def source_from_options(values: Mapping[str, Any] | SourceOptions) -> Source:
 
 def render_from_options(
     values: Mapping[str, Any] | SourceOptions, *, capabilities: Capabilities | None = None,
+    warnings: list[str] | None = None,
 ) -> tuple[Snapshot, list[Manifest]]:
     """Fetch the source the options name and render their path: the start of every command.
     A chart is rendered with the capabilities of the cluster `capabilities` reads (diff and
     sync), else with those the flags give (render). What the render left out (Helm hooks) is
-    a warning on stderr."""
+    added to `warnings` for the command's result to carry, or without it, said on stderr."""
     options = _options(values)
     dirty = options.uncommitted_changes()
     if dirty:
@@ -126,10 +127,12 @@ def render_from_options(
     if capabilities is not None and chart_at(snapshot, options.path):
         version, api_versions = capabilities()
         settings = with_capabilities(settings, version=version, api_versions=api_versions)
-    warnings: list[str] = []
+    found: list[str] = []
     manifests = render(snapshot, options.path, namespace=options.namespace, limits=options.limits,
-                       helm_settings=settings, warnings=warnings)
-    for warning in warnings:
+                       helm_settings=settings, warnings=found)
+    if warnings is not None:
+        warnings.extend(found)
+    for warning in found if warnings is None else ():
         click.echo(f"warning: {warning}", err=True)
     if options.create_namespace:
         manifests = with_created_namespace(manifests, options.namespace)

@@ -299,3 +299,12 @@ def test_syncer_render_prints_a_chart_and_lists_its_hooks_on_stderr(vendored: Pa
     bad = CliRunner().invoke(cli, ["render", "--repo", str(vendored), "--path", "charts/podinfo",
                                    "--kube-version", "latest"])
     assert bad.exit_code == 2 and "--kube-version 'latest': not a Kubernetes version" in bad.stderr
+
+
+def test_left_out_hooks_are_the_callers_to_report_when_it_carries_them(vendored: Path) -> None:
+    from syncer.cli.options import SourceOptions, render_from_options
+
+    options = SourceOptions(repo=str(vendored), path="charts/podinfo", helm=HelmSettings(kube_version=KUBE))
+    carried: list[str] = []
+    _, manifests = render_from_options(options, warnings=carried)
+    assert len(manifests) == 2 and len(carried) == 1 and "Helm hook(s) left out" in carried[0]
