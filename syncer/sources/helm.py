@@ -284,10 +284,10 @@ def template(
         work = Path(work_dir)
         os.chmod(work, 0o700)
         staged = work / "chart"
-        _stage_chart(chart, staged, root=root, relative=relative, limits=limits)
+        copied = _stage_chart(chart, staged, root=root, relative=relative, limits=limits)
         environment = helm_environment(work / "home")
         _stage_dependencies(chart, staged, root=root, relative=relative, helm=helm, environment=environment,
-                            limits=limits)
+                            limits=limits, copied=copied)
         values_files = [_values_file(chart, entry, root=root, relative=relative) for entry in settings.values_files]
         for index, document in enumerate(settings.values):
             path = work / f"values-{index}.yaml"
@@ -310,19 +310,32 @@ def inline_values(values: Mapping[str, Any]) -> str:
     return json.dumps(values, sort_keys=True)
 
 
-def _stage_chart(chart: Path, staged: Path, *, root: Path, relative: str, limits: RenderLimits) -> None:
+def _stage_chart(chart: Path, staged: Path, *, root: Path, relative: str, limits: RenderLimits) -> _Copied:
     """Copy the chart, refusing links out of the repository and charts past the byte bound."""
-    total = _copy_tree(chart, staged, root=root, relative=relative, ancestors=(chart.resolve(),))
-    if total > limits.max_total_bytes:
-        raise HelmError(f"the chart's files add up to {show_bytes(total)}, more than the limit per app of "
-                        f"{show_bytes(limits.max_total_bytes)}")
+    copied = _Copied(limit=limits.max_total_bytes)
+    _copy_tree(chart, staged, root=root, relative=relative, ancestors=(chart.resolve(),), copied=copied)
+    return copied
 
 
-def _copy_tree(source: Path, target: Path, *, root: Path, relative: str, ancestors: tuple[Path, ...]) -> int:
+@dataclass
+class _Copied:
+    """Bytes of a chart copied so far: the copy stops at the render's byte bound."""
+
+    limit: int
+    bytes: int = 0
+
+    def add(self, count: int, *, where: str) -> None:
+        self.bytes += count
+        if self.bytes > self.limit:
+            raise HelmError(f"{where}: the chart's files add up to more than the limit per app of "
+                            f"{show_bytes(self.limit)} (raise it with --max-render-bytes)")
+
+
+def _copy_tree(source: Path, target: Path, *, root: Path, relative: str, ancestors: tuple[Path, ...],
+               copied: _Copied) -> None:
     """Copy `source` (shown as `relative`) into `target`, following links that stay inside
-    the repository; the bytes copied."""
+    the repository; only directories and regular files (a FIFO would block helm)."""
     target.mkdir(parents=True, exist_ok=True)
-    total = 0
     for entry in sorted(source.iterdir()):
         where = f"{relative}/{entry.name}"
         real = entry
@@ -336,19 +349,18 @@ def _copy_tree(source: Path, target: Path, *, root: Path, relative: str, ancesto
                                 "would read what it points to into the chart, so syncer refuses it")
             if real.is_dir() and any(real == ancestor or ancestor.is_relative_to(real) for ancestor in ancestors):
                 raise HelmError(f"{where}: symlink loop (it leads to a directory that holds it)")
-        mode = real.stat().st_mode
-        if stat.S_ISDIR(mode):
-            total += _copy_tree(real, target / entry.name, root=root, relative=where,
-                                ancestors=(*ancestors, real.resolve()))
-        elif stat.S_ISREG(mode):
+        status = real.stat()
+        if stat.S_ISDIR(status.st_mode):
+            _copy_tree(real, target / entry.name, root=root, relative=where, ancestors=(*ancestors, real.resolve()),
+                       copied=copied)
+        elif stat.S_ISREG(status.st_mode):
+            copied.add(status.st_size, where=where)
             shutil.copyfile(real, target / entry.name)
-            total += os.stat(real).st_size
-    return total
 
 
 def _stage_dependencies(
     chart: Path, staged: Path, *, root: Path, relative: str, helm: str, environment: dict[str, str],
-    limits: RenderLimits,
+    limits: RenderLimits, copied: _Copied,
 ) -> None:
     """Put every dependency helm needs into the staged chart's charts/, or fail naming it."""
     manifest = _read_mapping(chart / CHART_FILE)
@@ -363,7 +375,7 @@ def _stage_dependencies(
     problems = []
     for dependency in missing:
         if dependency.repository.startswith("file://"):
-            problem = _stage_local(chart, staged, dependency, root=root, relative=relative)
+            problem = _stage_local(chart, staged, dependency, root=root, relative=relative, copied=copied)
         else:
             problem = dependency_problem(name, dependency, allowed=limits.helm_hosts)
         if problem is not None:
@@ -383,7 +395,9 @@ def _stage_dependencies(
                             f"{dependency.repository}: {failed.stderr.strip() or failed}") from None
 
 
-def _stage_local(chart: Path, staged: Path, dependency: Dependency, *, root: Path, relative: str) -> str | None:
+def _stage_local(
+    chart: Path, staged: Path, dependency: Dependency, *, root: Path, relative: str, copied: _Copied,
+) -> str | None:
     """Copy a `file://` dependency that lies inside the repository into charts/."""
     what = f"dependency {dependency.name} ({dependency.repository})"
     source, why = _inside(chart, dependency.repository[len("file://"):], root=root)
@@ -391,7 +405,8 @@ def _stage_local(chart: Path, staged: Path, dependency: Dependency, *, root: Pat
         return f"{what}: {why}"
     if not is_chart(source):
         return f"{what}: has no {CHART_FILE}"
-    _copy_tree(source, staged / "charts" / dependency.name, root=root, relative=relative, ancestors=(source,))
+    _copy_tree(source, staged / "charts" / dependency.name, root=root, relative=relative, ancestors=(source,),
+               copied=copied)
     return None
 
 

@@ -308,3 +308,13 @@ def test_left_out_hooks_are_the_callers_to_report_when_it_carries_them(vendored:
     carried: list[str] = []
     _, manifests = render_from_options(options, warnings=carried)
     assert len(manifests) == 2 and len(carried) == 1 and "Helm hook(s) left out" in carried[0]
+
+
+def test_a_chart_past_the_byte_bound_is_refused_before_helm_reads_it(repo: Path) -> None:
+    chart(repo)
+    write(repo, "chart/files/big.bin", "x" * (2 * 1024 * 1024))
+    os.mkfifo(repo / "chart" / "files" / "pipe")  # never opened: helm would block on it
+    message = refused(repo, limits=RenderLimits(max_total_bytes=1024 * 1024))
+    assert "chart/files/big.bin: the chart's files add up to more than the limit per app of 1048576 bytes" in message
+    manifests, _ = rendered(repo)
+    assert manifests == []
