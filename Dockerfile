@@ -10,6 +10,7 @@
 # and on standbys alike, the body says which). Both on port 8080.
 
 ARG PYTHON_IMAGE=python:3.11-slim
+ARG GO_IMAGE=golang:1.26-bookworm
 
 # Kustomize renders directories that hold a kustomization.yaml. Downloaded in a stage of its
 # own so that curl does not end up in the final image; checked against the release checksums.
@@ -28,6 +29,16 @@ RUN base="https://github.com/kubernetes-sigs/kustomize/releases/download/kustomi
  && tar -xzf "${file}" kustomize \
  && ./kustomize version
 
+# helm renders Helm charts (`helm template` only): built from the Go module pinned in tools/helm
+# (go.mod and go.sum, so every module is checked against its hash), as tools/build.sh builds it.
+FROM ${GO_IMAGE} AS helm
+WORKDIR /src/tools/helm
+COPY tools/helm/ ./
+RUN version="$(go list -m -f '{{.Version}}' helm.sh/helm/v3)" \
+ && CGO_ENABLED=0 GOFLAGS="-mod=readonly -trimpath -buildvcs=false" \
+    go build -ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=${version}" -o /out/helm helm.sh/helm/v3/cmd/helm \
+ && /out/helm version --short
+
 FROM ${PYTHON_IMAGE}
 
 # git fetches the sources; openssh-client serves ssh:// and git@host:path repositories.
@@ -35,6 +46,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends git openssh-client \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=kustomize /tmp/kustomize/kustomize /usr/local/bin/kustomize
+COPY --from=helm /out/helm /usr/local/bin/helm
 
 # Dependencies at the versions and hashes pinned in requirements/runtime.txt (scripts/lock),
 # the build backend included, so the project's own build downloads nothing unpinned.

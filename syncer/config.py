@@ -21,7 +21,7 @@ import difflib
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +33,7 @@ from syncer.model import AppId
 from syncer.sources.auth import GitAuth
 from syncer.sources.git import check_revision
 from syncer.sources.giturl import looks_like_url, parse_url, reject_unsafe
+from syncer.sources.helm import HelmSettings
 
 try:
     from yaml import CSafeLoader as _Loader
@@ -156,6 +157,14 @@ class AppConfig:
     adopt_from: str | None = None
     """The namespace of the app's inventory before the upgrade to (namespace, name) identity,
     when it differs from `home` and no other App can claim it (`syncer.apply.upgrade`)."""
+    helm: HelmSettings = HelmSettings()
+    """How the path is rendered when it is a Helm chart (an App's `spec.helm`); without a
+    release name, the release is named after the app (`for_app`)."""
+
+    @property
+    def chart(self) -> HelmSettings:
+        """The Helm settings with the release named after the app unless they name it."""
+        return self.helm if self.helm.release_name else replace(self.helm, release_name=self.name)
 
     @property
     def id(self) -> AppId:

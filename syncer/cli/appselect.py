@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 # should not pay for importing the daemon (its package loads the scheduler and the metrics).
 
 APP_REPLACES = {"repo": "--repo", "path": "--path", "app": "--name", "create_namespace": "--create-namespace",
-                "ignore_file": "--ignore-differences"}
+                "ignore_file": "--ignore-differences", "helm_values": "--helm-values", "helm_set": "--helm-set",
+                "release_name": "--release-name"}
 """What the App says, which the command line may not say too (parameter -> flag)."""
 CREDENTIAL_FLAGS = {"ssh_key": "--ssh-key", "known_hosts": "--known-hosts", "username": "--username",
                     "token_file": "--token-file", "token_env": "--token-env"}
@@ -96,7 +97,7 @@ def command_target(
     check_selection(app=app, app_object=app_object)
     if app_object is None:
         assert app is not None
-        yield Target(source=SourceOptions.from_values(source),
+        yield Target(source=SourceOptions.from_values({**source, "release_name": source.get("release_name") or app}),
                      options=SyncOptions(app=app, namespace=source["namespace"], field_manager=field_manager,
                                          ignore=load_ignore_rules(ignore_file)))
         return
@@ -109,6 +110,10 @@ def command_target(
     values = {**source, "repo": config.repo, "path": config.path, "namespace": config.namespace,
               "revision": source.get("revision") or config.revision, "create_namespace": config.create_namespace}
     options = SourceOptions.from_values(values)
+    chart = replace(config.chart, kube_version=options.helm.kube_version, api_versions=options.helm.api_versions)
+    if spec.values_from:
+        chart = replace(chart, values=(*_values_from(spec, kubeconfig=kubeconfig, context=context), *chart.values))
+    options = replace(options, helm=chart)
     with tempfile.TemporaryDirectory(prefix="syncer-credentials-") as credentials:
         if spec.git_secret is not None:
             options = replace(options, auth=_secret_auth(spec, kubeconfig=kubeconfig, context=context,
@@ -167,6 +172,17 @@ def _secret_auth(spec: AppSpec, *, kubeconfig: str | None, context: str | None, 
     kube = connect(kubeconfig=kubeconfig, context=context, impersonate=spec.user)
     try:
         return git_auth(kube, namespace=spec.app_namespace, secret=spec.git_secret, directory=directory)
+    finally:
+        kube.close()
+
+
+def _values_from(spec: AppSpec, *, kubeconfig: str | None, context: str | None) -> tuple[str, ...]:
+    """The chart values the App reads from its namespace, read with its identity (as the daemon)."""
+    from syncer.daemon.appclient import helm_values
+
+    kube = connect(kubeconfig=kubeconfig, context=context, impersonate=spec.user)
+    try:
+        return helm_values(kube, namespace=spec.app_namespace, references=spec.values_from)
     finally:
         kube.close()
 

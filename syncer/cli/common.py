@@ -120,6 +120,21 @@ def connect(
     return Kube.connect(options)
 
 
+def live_capabilities(
+    *, kubeconfig: str | None, context: str | None, impersonate: str | None,
+) -> Callable[[], tuple[tuple[int, int, int] | None, tuple[str, ...]]]:
+    """Reads the server's version and group-versions, for rendering a chart as Argo CD does
+    (`.Capabilities`); asked only when the path is a chart."""
+    def read() -> tuple[tuple[int, int, int] | None, tuple[str, ...]]:
+        kube = connect(kubeconfig=kubeconfig, context=context, impersonate=impersonate)
+        try:
+            return kube.server_version(), kube.served_group_versions()
+        finally:
+            kube.close()
+
+    return read
+
+
 def load_ignore_rules(path: str | None) -> tuple[IgnoreRule, ...]:
     if not path:
         return ()

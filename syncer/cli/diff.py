@@ -12,7 +12,14 @@ import click
 from syncer.apply import plan_sync
 from syncer.cli import cli
 from syncer.cli.appselect import command_target
-from syncer.cli.common import app_options, cluster_options, connect, output_option, resolve_namespace
+from syncer.cli.common import (
+    app_options,
+    cluster_options,
+    connect,
+    live_capabilities,
+    output_option,
+    resolve_namespace,
+)
 from syncer.cli.options import render_from_options, source_options
 from syncer.cli.output import (
     StepProgress,
@@ -39,9 +46,11 @@ def diff_command(
     syncer applied last. Secret values are never shown. With --app, what the daemon's next
     sync of that App would change, seen with the App's service account."""
     namespace_from = resolve_namespace(source, kubeconfig=kubeconfig, context=context)
+    rendering: list[str] = []
     with command_target(source, app=app, app_object=app_object, field_manager=field_manager, ignore_file=ignore_file,
                         kubeconfig=kubeconfig, context=context) as target:
-        snapshot, manifests = render_from_options(target.source)
+        snapshot, manifests = render_from_options(target.source, warnings=rendering, capabilities=live_capabilities(
+            kubeconfig=kubeconfig, context=context, impersonate=target.impersonate))
     options = replace(target.options, concurrency=concurrency, prune=target.options.prune and prune, dry_run=True,
                       diff_text=True)
     err = message_console()
@@ -53,6 +62,7 @@ def diff_command(
             plan = plan_sync(kube, manifests, options=options, revision=snapshot.revision)
     finally:
         kube.close()
+    plan = replace(plan, warnings=(*rendering, *plan.warnings))
     if output == "text":
         print_diff_text(plan, out=result_console(), err=err, namespace_from=namespace_from)
     else:

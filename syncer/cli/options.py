@@ -6,8 +6,10 @@
         snapshot, manifests = render_from_options(source)
 
 `source_options` adds plain click options (repo, revision, path, namespace, create_namespace,
-working_tree, cache_dir, ssh_key, known_hosts, username, token_file, token_env, and the render's
-bounds max_render_bytes and max_objects, which `syncer run` shares through `limit_options`); the
+working_tree, cache_dir, ssh_key, known_hosts, username, token_file, token_env, a chart's
+helm_values, helm_set, release_name, kube_version and api_versions, and the render's bounds
+max_render_bytes, max_objects and helm_allow_host, which `syncer run` shares through
+`limit_options`); the
 command collects them with `**source` and hands them to `render_from_options` or `source_from_options`.
 """
 
@@ -27,9 +29,11 @@ from syncer.errors import ConfigError
 from syncer.model import Manifest
 from syncer.sources import (
     GitAuth,
+    HelmSettings,
     RenderLimits,
     Snapshot,
     Source,
+    chart_at,
     open_source,
     render,
     uncommitted_changes,
@@ -37,6 +41,10 @@ from syncer.sources import (
 )
 from syncer.sources import sops
 from syncer.sources.sops import AgeIdentities
+from syncer.sources.helm import with_capabilities
+
+Capabilities = Callable[[], tuple[tuple[int, int, int] | None, tuple[str, ...]]]
+"""The live server's version and group-versions, asked only when a chart is rendered."""
 
 R = TypeVar("R")
 
@@ -57,6 +65,7 @@ class SourceOptions:
     create_namespace: bool = False
     """Add the Namespace `namespace` to the render when the manifests do not define it."""
     limits: RenderLimits = RenderLimits()
+    helm: HelmSettings = HelmSettings()
     age_key_files: tuple[Path, ...] = ()
     """Files of age identities that decrypt the SOPS-encrypted documents of the render."""
 
@@ -75,6 +84,7 @@ class SourceOptions:
             working_tree=bool(values.get("working_tree")),
             create_namespace=bool(values.get("create_namespace")),
             limits=render_limits(values),
+            helm=helm_settings(values),
             age_key_files=tuple(values.get("sops_age_key_file") or ()),
             auth=GitAuth(
                 ssh_key_file=values.get("ssh_key"),
@@ -114,8 +124,14 @@ def source_from_options(values: Mapping[str, Any] | SourceOptions) -> Source:
     return _options(values).open()
 
 
-def render_from_options(values: Mapping[str, Any] | SourceOptions) -> tuple[Snapshot, list[Manifest]]:
-    """Fetch the source the options name and render their path: the start of every command."""
+def render_from_options(
+    values: Mapping[str, Any] | SourceOptions, *, capabilities: Capabilities | None = None,
+    warnings: list[str] | None = None,
+) -> tuple[Snapshot, list[Manifest]]:
+    """Fetch the source the options name and render their path: the start of every command.
+    A chart is rendered with the capabilities of the cluster `capabilities` reads (diff and
+    sync), else with those the flags give (render). What the render left out (Helm hooks) is
+    added to `warnings` for the command's result to carry, or without it, said on stderr."""
     options = _options(values)
     dirty = options.uncommitted_changes()
     if dirty:
@@ -123,7 +139,17 @@ def render_from_options(values: Mapping[str, Any] | SourceOptions) -> tuple[Snap
         click.echo(f"warning: {options.repo} has uncommitted changes ({shown}); syncer reads its last commit. "
                    "Pass --working-tree to use the files on disk.", err=True)
     snapshot = options.open().fetch()
-    manifests = render(snapshot, options.path, namespace=options.namespace, limits=options.limits)
+    settings = options.helm
+    if capabilities is not None and chart_at(snapshot, options.path):
+        version, api_versions = capabilities()
+        settings = with_capabilities(settings, version=version, api_versions=api_versions)
+    found: list[str] = []
+    manifests = render(snapshot, options.path, namespace=options.namespace, limits=options.limits,
+                       helm_settings=settings, warnings=found)
+    if warnings is not None:
+        warnings.extend(found)
+    for warning in found if warnings is None else ():
+        click.echo(f"warning: {warning}", err=True)
     manifests = sops.decrypt(manifests, identities=options.age_identities())
     if options.create_namespace:
         manifests = with_created_namespace(manifests, options.namespace)
@@ -134,7 +160,25 @@ def render_limits(values: Mapping[str, Any]) -> RenderLimits:
     """The render's bounds from the options `limit_options` adds (defaults where absent)."""
     defaults = RenderLimits()
     return RenderLimits(max_total_bytes=values.get("max_render_bytes") or defaults.max_total_bytes,
-                        max_objects=values.get("max_objects") or defaults.max_objects)
+                        max_objects=values.get("max_objects") or defaults.max_objects,
+                        helm_hosts=tuple(values.get("helm_allow_host") or ()))
+
+
+_KUBE_VERSION = re.compile(r"v?\d+\.\d+(\.\d+)?")
+
+
+def helm_settings(values: Mapping[str, Any]) -> HelmSettings:
+    """A chart's settings from the options `source_options` adds."""
+    kube_version = values.get("kube_version")
+    if kube_version is not None and not _KUBE_VERSION.fullmatch(kube_version):
+        raise ConfigError(f"--kube-version {kube_version!r}: not a Kubernetes version (1.30 or v1.30.2)")
+    for assignment in values.get("helm_set") or ():
+        if "=" not in assignment:
+            raise ConfigError(f"--helm-set {assignment!r}: expected KEY=VALUE")
+    return HelmSettings(release_name=values.get("release_name") or None,
+                        values_files=tuple(values.get("helm_values") or ()),
+                        set_values=tuple(values.get("helm_set") or ()), kube_version=kube_version,
+                        api_versions=tuple(values.get("api_versions") or ()))
 
 
 _SIZE = re.compile(r"(\d+)(Ki|Mi|Gi|k|K|M|G)?")
@@ -171,6 +215,9 @@ _LIMIT_OPTIONS = [
     click.option(OBJECTS_FLAG, "max_objects", type=click.IntRange(min=1), default=RenderLimits.max_objects,
                  show_default=True, help="Per app: refuse a render of more than this many objects (List items count), "
                                          "counted while the files are read."),
+    click.option("--helm-allow-host", "helm_allow_host", multiple=True, metavar="HOST",
+                 help="A chart repository or OCI registry host (HOST or HOST:PORT) that a chart's dependencies which "
+                      "are not vendored in charts/ may be downloaded from (repeatable; default none)."),
 ]  # fmt: skip
 
 
@@ -213,6 +260,17 @@ _OPTIONS = [
                  help="File holding the https token or password."),
     click.option("--token-env", default=None, metavar="VAR",
                  help="Name of an environment variable holding the https token or password."),
+    click.option("--helm-values", "helm_values", multiple=True, metavar="FILE",
+                 help="A Helm chart's values file in the repository, relative to the chart (repeatable, in order)."),
+    click.option("--helm-set", "helm_set", multiple=True, metavar="KEY=VALUE",
+                 help="A Helm chart value, as helm's --set (repeatable; applied after the values files)."),
+    click.option("--release-name", default=None,
+                 help="A Helm chart's release name (default: the app's --name, else the chart's name)."),
+    click.option("--kube-version", default=None, metavar="VERSION",
+                 help="The Kubernetes version a Helm chart is rendered for (default: the cluster's; without one, "
+                      "helm's default)."),
+    click.option("--api-versions", "api_versions", multiple=True, metavar="GROUP/VERSION",
+                 help="API versions a Helm chart sees as served (repeatable; default: the cluster's)."),
     click.option("--sops-age-key-file", type=click.Path(dir_okay=False, path_type=Path), multiple=True,
                  envvar="SOPS_AGE_KEY_FILE", metavar="FILE",
                  help="age identities (as age-keygen writes them) that decrypt SOPS-encrypted manifests, in "

@@ -122,7 +122,8 @@ def run_command(
     leader_elect: bool, shard: bool, leader_election_namespace: str, lease_duration: float, watch: bool,
     relist_interval: float, log_format: str, kubeconfig: str | None, context: str | None, request_timeout: float,
     cache_dir: str | None, webhook_secret_file: str | None, shutdown_timeout: float, allow_local_repos: bool,
-    notify_allow: tuple[str, ...], max_render_bytes: int, max_objects: int, render_workers: int,
+    notify_allow: tuple[str, ...], max_render_bytes: int, max_objects: int, helm_allow_host: tuple[str, ...],
+    render_workers: int,
 ) -> None:
     """Keep the cluster's Apps (or the apps of a configuration file) in sync: poll Git for each
     on its interval (or at once on a webhook or a reconcile request), apply new revisions, and
@@ -154,7 +155,8 @@ def run_command(
         listen=address, cache_dir=Path(cache_dir) if cache_dir else None,
         webhook_secret=read_webhook_secret(webhook_secret_file), election=election, shard=members, watch=watch,
         relist_interval=relist_interval, render_workers=render_workers,
-        render_limits=render_limits({"max_render_bytes": max_render_bytes, "max_objects": max_objects}),
+        render_limits=render_limits({"max_render_bytes": max_render_bytes, "max_objects": max_objects,
+                                     "helm_allow_host": helm_allow_host}),
     )
 
     stop = threading.Event()

@@ -15,7 +15,15 @@ from syncer.apply import ChangeSet, sync
 from syncer.apply.status import OutcomeRecorder
 from syncer.cli import cli
 from syncer.cli.appselect import command_target
-from syncer.cli.common import Duration, app_options, cluster_options, connect, output_option, resolve_namespace
+from syncer.cli.common import (
+    Duration,
+    app_options,
+    cluster_options,
+    connect,
+    live_capabilities,
+    output_option,
+    resolve_namespace,
+)
 from syncer.cli.options import render_from_options, source_options
 from syncer.cli.output import (
     StepProgress,
@@ -66,9 +74,11 @@ def sync_command(
     With --app, sync what the App object syncs, as the daemon would, with every request made
     as the App's service account; the outcome is recorded where the daemon records its own."""
     namespace_from = resolve_namespace(source, kubeconfig=kubeconfig, context=context)
+    rendering: list[str] = []
     with command_target(source, app=app, app_object=app_object, field_manager=field_manager, ignore_file=ignore_file,
                         kubeconfig=kubeconfig, context=context) as target:
-        snapshot, manifests = render_from_options(target.source)
+        snapshot, manifests = render_from_options(target.source, warnings=rendering, capabilities=live_capabilities(
+            kubeconfig=kubeconfig, context=context, impersonate=target.impersonate))
     base = target.options
     options = replace(
         base, concurrency=concurrency, prune=base.prune and prune, allow_empty=allow_empty, dry_run=dry_run,
@@ -100,6 +110,7 @@ def sync_command(
             raise
     finally:
         kube.close()
+    changes.warnings[:0] = rendering
     if output == "text":
         print_changeset(changes, out=result_console(), err=err, namespace=options.inventory_namespace,
                         namespace_from=namespace_from, verbose=verbose)

@@ -13,8 +13,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from syncer.apply.status import event_about
-from syncer.daemon.appspec import API_VERSION, KIND, RECONCILE_ANNOTATION
+from syncer.daemon.appspec import API_VERSION, KIND, RECONCILE_ANNOTATION, ValuesReference
 from syncer.errors import ConfigError, NotFound
 from syncer.kube import Kube, Resource
 from syncer.model import Object
@@ -87,6 +89,41 @@ def secret_data(kube: Kube, *, namespace: str, name: str) -> dict[str, bytes]:
     if secret is None:
         raise ConfigError(f"Secret/{namespace}/{name}: not found")
     return {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
+
+
+def helm_values(kube: Kube, *, namespace: str, references: tuple[ValuesReference, ...]) -> tuple[str, ...]:
+    """A chart's values from ConfigMaps and Secrets of the App's namespace (`spec.helm.valuesFrom`),
+    in order, read with `kube`: the App's identity, as its Git credentials are, so an App reads
+    only what its service account may read. Read afresh at every sync. Each must be a YAML
+    mapping of values; a missing object or key is an error naming it unless `optional`."""
+    documents = []
+    for reference in references:
+        subject = f"{reference.kind}/{namespace}/{reference.name}"
+        if reference.kind == "Secret":
+            found = kube.get(kube.resource_for("v1", "Secret"), reference.name, namespace=namespace)
+            data = {key: base64.b64decode(value) for key, value in ((found or {}).get("data") or {}).items()}
+        else:
+            found = kube.get(kube.resource_for("v1", "ConfigMap"), reference.name, namespace=namespace)
+            data = {key: value.encode() for key, value in ((found or {}).get("data") or {}).items()}
+        if found is None or reference.key not in data:
+            if reference.optional:
+                continue
+            missing = "not found" if found is None else f"has no key {reference.key}"
+            raise ConfigError(f"{subject}: {missing} (spec.helm.valuesFrom; mark it optional: true if it may be "
+                              "missing)")
+        text = data[reference.key].decode(errors="replace")
+        try:
+            values = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            line = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{subject} key {reference.key}{line}: not valid YAML (spec.helm.valuesFrom)") from None
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"{subject} key {reference.key}: not a mapping of chart values (spec.helm.valuesFrom)")
+        documents.append(text)
+    return tuple(documents)
 
 
 def git_auth(kube: Kube, *, namespace: str, secret: str, directory: Path) -> GitAuth:

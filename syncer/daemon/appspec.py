@@ -18,6 +18,7 @@ are not the daemon's own, the node's or the cloud's (`--notify-allow` adds some 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ from syncer.diff import IgnoreRule, parse_ignore_rules
 from syncer.errors import ConfigError, Problem
 from syncer.model import Object
 from syncer.sources.giturl import looks_like_url, parse_url, reject_unsafe
+from syncer.sources.helm import HelmSettings, inline_values
 
 T = TypeVar("T")
 
@@ -45,8 +47,13 @@ DEFAULT_SECRET_KEY = "secret"
 
 SPEC_FIELDS = (
     "repo", "revision", "path", "secretRef", "targetNamespace", "createNamespace", "prune", "selfHeal",
-    "wait", "timeout", "interval", "suspend", "serviceAccountName", "ignoreDifferences", "notification",
+    "wait", "timeout", "interval", "suspend", "serviceAccountName", "ignoreDifferences", "notification", "helm",
 )
+HELM_FIELDS = ("releaseName", "valuesFiles", "values", "valuesFrom")
+VALUES_FROM_FIELDS = ("kind", "name", "valuesKey", "optional")
+DEFAULT_VALUES_KEY = "values.yaml"
+"""Flux's default `valuesKey`."""
+_RELEASE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,21 @@ class SecretKeyRef:
 
 
 @dataclass(frozen=True)
+class ValuesReference:
+    """A chart's values in a ConfigMap or Secret of the App's namespace (Flux's `valuesFrom`),
+    read with the App's identity at every sync."""
+
+    kind: str
+    name: str
+    key: str = DEFAULT_VALUES_KEY
+    optional: bool = False
+    """A missing object or key is skipped, not an error."""
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name} key {self.key}"
+
+
+@dataclass(frozen=True)
 class Notification:
     """A webhook receiving the app's failures, recoveries and health changes."""
 
@@ -92,6 +114,8 @@ class AppSpec:
     git_secret: str | None = None
     """The Secret with Git credentials (username/password or identity/known_hosts)."""
     notification: Notification | None = None
+    values_from: tuple[ValuesReference, ...] = ()
+    """The chart's values read from the cluster, applied before `spec.helm.values`."""
 
     @property
     def user(self) -> str | None:
@@ -165,6 +189,7 @@ class _SpecChecker:
             ignore=self._ignore(),
             where=f"App/{self.namespace}/{self.name}",
             home=self.namespace,
+            helm=self.get("helm", self._helm, HelmSettings()),
         )
         return AppSpec(
             config=config,
@@ -173,7 +198,60 @@ class _SpecChecker:
             service_account=self.get("serviceAccountName", _dns_subdomain, None),
             git_secret=self.get("secretRef", _secret_name, None),
             notification=self.get("notification", self._notification, None),
+            values_from=self.get("helm", self._values_from, ()),
         )
+
+    def _helm(self, value: object) -> HelmSettings:
+        """`spec.helm`: the path is a chart, rendered with these settings (valuesFrom apart)."""
+        if not isinstance(value, dict):
+            raise ValueError("must be {releaseName, valuesFiles, values, valuesFrom}")
+        unknown = [key for key in value if key not in HELM_FIELDS]
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]!r}; expected one of {', '.join(HELM_FIELDS)}")
+        release = value.get("releaseName", self.name)
+        if not isinstance(release, str) or len(release) > 53 or not _RELEASE_NAME.fullmatch(release):
+            raise ValueError(f"releaseName: {release!r} is not a Helm release name (lower-case DNS name, at most 53 "
+                             "characters)")
+        files = value.get("valuesFiles") or []
+        if not isinstance(files, list) or not all(isinstance(file, str) and file for file in files):
+            raise ValueError("valuesFiles: must be a list of paths in the repository, relative to the chart")
+        for file in files:
+            if file.startswith("/") or "://" in file:
+                raise ValueError(f"valuesFiles: {file!r} must be a path in the repository, relative to the chart")
+        inline = value.get("values")
+        if inline is not None and not isinstance(inline, dict):
+            raise ValueError("values: must be an object of chart values")
+        return HelmSettings(release_name=release, values_files=tuple(files), required=True,
+                            values=(inline_values(inline),) if inline else ())
+
+    def _values_from(self, value: object) -> tuple[ValuesReference, ...]:
+        if not isinstance(value, dict) or value.get("valuesFrom") is None:
+            return ()  # spec.helm's own problems are reported by _helm
+        entries = value["valuesFrom"]
+        if not isinstance(entries, list):
+            raise ValueError("valuesFrom: must be a list of {kind: ConfigMap|Secret, name, valuesKey, optional}")
+        references = []
+        for index, entry in enumerate(entries):
+            where = f"valuesFrom[{index}]"
+            if not isinstance(entry, dict):
+                raise ValueError(f"{where}: must be {{kind: ConfigMap|Secret, name, valuesKey, optional}}")
+            unknown = [key for key in entry if key not in VALUES_FROM_FIELDS]
+            if unknown:
+                raise ValueError(f"{where}: unknown field {unknown[0]!r}; expected one of "
+                                 f"{', '.join(VALUES_FROM_FIELDS)}")
+            if entry.get("kind") not in ("ConfigMap", "Secret"):
+                raise ValueError(f"{where}.kind: {entry.get('kind')!r} is not ConfigMap or Secret")
+            key = entry.get("valuesKey", DEFAULT_VALUES_KEY)
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"{where}.valuesKey: must be a non-empty string")
+            optional = entry.get("optional", False)
+            if not isinstance(optional, bool):
+                raise ValueError(f"{where}.optional: {optional!r} is not true or false")
+            name = entry.get("name")
+            if not isinstance(name, str) or not _is_subdomain(name):
+                raise ValueError(f"{where}.name: {name!r} is not the name of a {entry['kind']} (a DNS-1123 subdomain)")
+            references.append(ValuesReference(kind=entry["kind"], name=name, key=key, optional=optional))
+        return tuple(references)
 
     def _ignore(self) -> tuple[IgnoreRule, ...]:
         raw = self.spec.get("ignoreDifferences")
@@ -246,6 +324,14 @@ def _dns_subdomain(value: object) -> str:
     return value
 
 
+def _is_subdomain(value: str) -> bool:
+    try:
+        _dns_subdomain(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _is_label(part: str) -> bool:
     try:
         _dns_label(part)
@@ -262,5 +348,5 @@ def _secret_name(value: object) -> str:
 
 __all__ = [
     "API_VERSION", "AppSpec", "InvalidApp", "KIND", "Notification", "PRUNE_FINALIZER", "RECONCILE_ANNOTATION",
-    "SecretKeyRef", "TenantPolicy", "app_ref", "app_spec",
+    "SecretKeyRef", "TenantPolicy", "ValuesReference", "app_ref", "app_spec",
 ]

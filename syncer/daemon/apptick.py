@@ -22,7 +22,7 @@ from syncer.apply import sync
 from syncer.apply.membercache import MemberReads
 from syncer.apply.readaccess import AccessReview, AuthorizedReads
 from syncer.config import AppConfig
-from syncer.daemon.appclient import emit_app_event, git_auth, patch_app, patch_status, secret_data
+from syncer.daemon.appclient import emit_app_event, git_auth, helm_values, patch_app, patch_status, secret_data
 from syncer.daemon.appentry import AppEntry, AppTickState
 from syncer.daemon.appspec import PRUNE_FINALIZER, AppSpec, InvalidApp, app_ref
 from syncer.daemon.appstatus import Observation, app_status
@@ -113,7 +113,8 @@ class AppTicker:
         return outcome
 
     def _reconciler(self, entry: AppEntry, state: AppTickState, spec: AppSpec) -> AppReconciler:
-        """The App's reconciler, built again when its spec or Git credentials changed."""
+        """The App's reconciler, built again when its spec, Git credentials or chart values
+        read from the cluster (`spec.helm.valuesFrom`, with the App's identity) changed."""
         if state.built_generation != entry.generation:
             state.close()
             state.reconciler, state.kube = None, None
@@ -125,6 +126,9 @@ class AppTicker:
             config = replace(config, adopt_from=config.namespace)
         if spec.git_secret is not None:
             config = replace(config, auth=self._git_auth(state.kube or self._kube, spec))
+        if spec.values_from:
+            read = helm_values(state.kube or self._kube, namespace=spec.app_namespace, references=spec.values_from)
+            config = replace(config, helm=replace(config.helm, values=(*read, *config.helm.values)))
         if state.reconciler is None or state.reconciler.app != config:
             options, context = self._context.options, self._context
             state.reconciler = self._new_reconciler(

@@ -48,7 +48,16 @@ from syncer.daemon.recorded import Move, moved_by_others, next_move, read_record
 from syncer.errors import ClusterError, RenderTooLarge, SyncerError
 from syncer.kube import Kube
 from syncer.model import Manifest
-from syncer.sources import WORKING_TREE, SharedLsRemote, Snapshot, Source, open_source, with_created_namespace
+from syncer.sources import (
+    WORKING_TREE,
+    SharedLsRemote,
+    Snapshot,
+    Source,
+    chart_at,
+    open_source,
+    with_created_namespace,
+)
+from syncer.sources.helm import with_capabilities
 from syncer.sources.kustomize import KUSTOMIZATION_FILES
 from syncer.sources.renderpool import InProcess, Renderer
 from syncer.sources.snapshot import RevisionGone
@@ -380,7 +389,16 @@ class AppReconciler:
     def _render(self, snapshot: Snapshot) -> str:
         tree = snapshot.tree_of(self.app.path) if snapshot.tree_of is not None else None
         if tree is None or tree != self._rendered_tree or self._manifests is None or self._uses_kustomize(snapshot):
-            manifests = self._renderer.render(snapshot, self.app.path, namespace=self.app.namespace)
+            settings = self.app.chart
+            if chart_at(snapshot, self.app.path):
+                settings = with_capabilities(settings, version=self._kube.server_version(),
+                                             api_versions=self._kube.served_group_versions())
+            warnings: list[str] = []
+            manifests = self._renderer.render(snapshot, self.app.path, namespace=self.app.namespace,
+                                              helm_settings=settings, warnings=warnings)
+            for warning in warnings:
+                log.warning("app %s: %s", self.app.id, warning, extra={**self._app_fields,
+                                                                        "revision": snapshot.revision})
             if self.app.create_namespace:
                 manifests = with_created_namespace(manifests, self.app.namespace)
             self._manifests = manifests
@@ -388,9 +406,11 @@ class AppReconciler:
         return snapshot.revision
 
     def _uses_kustomize(self, snapshot: Snapshot) -> bool:
-        """Kustomize may read beyond the path (`../base`, components), which its tree id does
-        not cover: such a path is rendered again on every new commit."""
-        return any(file.name in KUSTOMIZATION_FILES for file in (snapshot.root / self.app.path).rglob("*"))
+        """Kustomize and Helm may read beyond the path (`../base`, components; values files,
+        `file://` dependencies), which its tree id does not cover: such a path is rendered
+        again on every new commit."""
+        return chart_at(snapshot, self.app.path) or any(
+            file.name in KUSTOMIZATION_FILES for file in (snapshot.root / self.app.path).rglob("*"))
 
     def _synced(self, changes: ChangeSet, *, started: float) -> SyncAttempt:
         seconds = time.monotonic() - started

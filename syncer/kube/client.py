@@ -253,6 +253,9 @@ class Kube:
     def server_version(self) -> tuple[int, int, int] | None:
         return self._discovery.server_version()
 
+    def served_group_versions(self) -> tuple[str, ...]:
+        return self._discovery.served_group_versions()
+
     # -- reads ----------------------------------------------------------------------------------
 
     def list_versioned(

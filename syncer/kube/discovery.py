@@ -66,6 +66,7 @@ class Discovery:
         self._lock = threading.Lock()
         self._group_versions: dict[str, _Listing] = {}
         self._preferred: dict[str, str] | None = None
+        self._served: tuple[str, ...] | None = None
         self._server_version: tuple[int, int, int] | None = None
         self._server_version_known = False
 
@@ -128,9 +129,22 @@ class Discovery:
     def _read_preferred(self) -> dict[str, str]:
         groups = self._get("/apis", subject="discovery", retry=True)
         preferred = {item["name"]: item["preferredVersion"]["groupVersion"] for item in groups.get("groups", [])}
+        served = ("v1", *(version["groupVersion"] for item in groups.get("groups", [])
+                          for version in item.get("versions", [])))
         with self._lock:
-            self._preferred = preferred
+            self._preferred, self._served = preferred, served
         return preferred
+
+    def served_group_versions(self) -> tuple[str, ...]:
+        """Every group-version the server serves (`v1`, `apps/v1`, ...), as Helm's
+        `.Capabilities.APIVersions` lists them; read with the groups, forgotten with them."""
+        with self._lock:
+            served = self._served
+        if served is None:
+            self._read_preferred()
+            with self._lock:
+                served = self._served
+        return served or ("v1",)
 
     def listable_resources(self) -> tuple[list[Resource], dict[str, str]]:
         """Every listable kind the server serves, at each group's preferred version, and the
@@ -157,7 +171,7 @@ class Discovery:
                 self._group_versions.clear()
             elif self._group_versions.pop(api_version, None) is not None:
                 log.info("discovery of %s forgotten: the server no longer serves what it listed", api_version)
-            self._preferred = None
+            self._preferred = self._served = None
 
     def server_version(self) -> tuple[int, int, int] | None:
         """The API server's version (`/version`), read once; None when it does not say."""

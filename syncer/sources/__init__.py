@@ -16,7 +16,8 @@ from syncer.sources.auth import GitAuth
 from syncer.sources.git import DEFAULT_CACHE_DIR, GitSource, SharedLsRemote
 from syncer.sources.giturl import local_url, looks_like_url, parse_url, reject_unsafe
 from syncer.sources.local import LocalSource
-from syncer.sources.render import render, with_created_namespace
+from syncer.sources.helm import HelmSettings
+from syncer.sources.render import chart_at, render, with_created_namespace
 from syncer.sources.snapshot import WORKING_TREE, Snapshot, Source
 from syncer.sources.worktree import is_work_tree, uncommitted_changes
 from syncer.sources.limits import RenderLimits
@@ -26,11 +27,13 @@ __all__ = [
     "WORKING_TREE",
     "GitAuth",
     "GitSource",
+    "HelmSettings",
     "LocalSource",
     "RenderLimits",
     "Snapshot",
     "SharedLsRemote",
     "Source",
+    "chart_at",
     "is_git_repository",
     "is_work_tree",
     "open_source",

@@ -2,7 +2,8 @@
 
 `kustomize build` is preferred when on PATH, else `kubectl kustomize` (which embeds it).
 Neither gets flags that widen what it may read or run (no `--load-restrictor
-LoadRestrictionsNone`, no plugins, no exec functions, no Helm). Kustomize itself restricts
+LoadRestrictionsNone`, no plugins, no exec functions, no Helm: `helmCharts` is refused
+with a pointer to syncer's own chart rendering). Kustomize itself restricts
 files (patches, generators) to the kustomization's directory, but follows `resources` into
 any directory on the machine and fetches URLs (`https://`, `file://`, Git repositories,
 `github.com/org/repo`): a repository could make it read the machine's files, another app's
@@ -18,13 +19,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
 from syncer.errors import Problem
 from syncer.sources.limits import Budget, RenderLimits
+from syncer.sources.tool import ToolFailed, run_bounded
 from syncer.sources.yamlload import load_yaml
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -71,57 +71,14 @@ def build(directory: Path, *, root: Path, budget: Budget, where: str) -> bytes:
     as it arrives: past the byte bound, Kustomize is killed and nothing more is read
     (LimitExceeded), so a kustomization that multiplies its bases cannot fill memory."""
     command = kustomize_command(directory)
-    limits = budget.limits
     try:
-        process = subprocess.Popen(command, cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE)
-    except OSError as error:
-        raise KustomizeError(f"cannot run {command[0]}: {error.strerror}") from None
-    assert process.stdout is not None and process.stderr is not None
-    stderr = bytearray()
-    drain = threading.Thread(target=_read_tail, args=(process.stderr, stderr), daemon=True)
-    drain.start()
-    timed_out = threading.Event()
-
-    def stop() -> None:
-        timed_out.set()
-        process.kill()
-
-    timer = threading.Timer(limits.kustomize_timeout, stop)
-    timer.start()
-    chunks: list[bytes] = []
-    try:
-        while chunk := process.stdout.read(CHUNK):
-            budget.add_bytes(len(chunk), where=where)
-            chunks.append(chunk)
-        returncode = process.wait()
-    except BaseException:  # the bound passed (LimitExceeded), or anything else: Kustomize stops too
-        process.kill()
-        process.wait()
-        raise
-    finally:
-        timer.cancel()
-        drain.join()
-        process.stdout.close()
-        process.stderr.close()
-    if timed_out.is_set():
-        raise KustomizeError(f"{Path(command[0]).name} timed out after {limits.kustomize_timeout:.0f}s")
-    if returncode != 0:
-        message = _readable(stderr.decode(errors="replace"), root=root)
+        return run_bounded(command, cwd=root, budget=budget, where=where, timeout=budget.limits.kustomize_timeout)
+    except ToolFailed as failed:
+        if failed.timed_out or failed.returncode is None:
+            raise KustomizeError(str(failed)) from None
+        message = _readable(failed.stderr, root=root)
         tool = " ".join(Path(part).name for part in command[:2])
-        raise KustomizeError(f"{tool} failed: {message or f'exit status {returncode}'}")
-    return b"".join(chunks)
-
-
-CHUNK = 1024 * 1024
-STDERR_KEPT = 64 * 1024
-"""Kustomize's messages are short; a flood of them is cut to its last 64 KiB."""
-
-
-def _read_tail(stream: Any, kept: bytearray) -> None:
-    while chunk := stream.read(CHUNK):
-        kept += chunk
-        del kept[:-STDERR_KEPT]
+        raise KustomizeError(f"{tool} failed: {message or f'exit status {failed.returncode}'}") from None
 
 
 def local_bases(directory: Path, *, root: Path, relative: str) -> tuple[list[Path], list[Problem]]:
@@ -191,6 +148,10 @@ def _references(kustomization: Path, *, where: str, problems: list[Problem]) -> 
     if not documents or not isinstance(documents[0].obj, dict):
         return []
     spec: dict[str, Any] = documents[0].obj
+    if spec.get("helmCharts") or spec.get("helmChartInflationGenerator"):
+        problems.append(Problem(where, "helmCharts: Kustomize's Helm inflation is not supported (it would run helm "
+                                       "outside syncer's confinement); render the chart itself (--path to the "
+                                       "directory with its Chart.yaml, or an App's spec.helm)"))
     entries: list[tuple[str, str]] = []
     for field in (*_BASE_FIELDS, *_FILE_LIST_FIELDS):
         entries += [(field, item) for item in _strings(spec.get(field)) if "\n" not in item]

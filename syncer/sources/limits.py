@@ -23,7 +23,7 @@ class RenderLimits:
 
     max_file_bytes: int = 10 * MiB
     max_total_bytes: int = 64 * MiB
-    """All files read plus Kustomize output: checked against the files' sizes before any is
+    """All files read plus Kustomize's and Helm's output: checked against the files' sizes before any is
     read, and against Kustomize's output while it arrives."""
     max_objects: int = 10_000
     """Objects in the render, the items of a `kind: List` each counting: counted while the
@@ -33,6 +33,11 @@ class RenderLimits:
     max_depth: int = 256
     kustomize_timeout: float = 120.0
     """Seconds one `kustomize build` may take."""
+    helm_timeout: float = 120.0
+    """Seconds one `helm template` may take (and, apart, each chart dependency's download)."""
+    helm_hosts: tuple[str, ...] = ()
+    """The hosts (chart repositories, OCI registries) from which a chart's dependencies that
+    are not vendored may be downloaded (`--helm-allow-host`); none by default."""
 
 
 BYTES_FLAG, OBJECTS_FLAG = "--max-render-bytes", "--max-objects"

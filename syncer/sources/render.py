@@ -1,6 +1,7 @@
 """Rendering: the files under a path of a snapshot become an ordered, validated manifest list.
 
-A directory with a kustomization is built with Kustomize; any other directory is walked in
+A directory with a `Chart.yaml` is rendered with `helm template` (`syncer.sources.helm`); one
+with a kustomization is built with Kustomize; any other directory is walked in
 sorted order (recursively, skipping hidden entries such as .git and .github, and building
 subdirectories that hold a kustomization with Kustomize), reading *.yaml, *.yml and *.json.
 The order is deterministic so that the same revision always renders the same list.
@@ -18,7 +19,8 @@ from pathlib import Path, PurePosixPath
 
 from syncer.errors import Problem, RenderError, RenderTooLarge, SourceError
 from syncer.model import Manifest, ObjectRef, Origin
-from syncer.sources import kustomize, rendercache
+from syncer.sources import helm, kustomize, rendercache
+from syncer.sources.helm import HelmSettings
 from syncer.sources.snapshot import Snapshot
 from syncer.sources.validate import RenderedDocument, validate
 from syncer.sources.limits import Budget, LimitExceeded, RenderLimits
@@ -33,6 +35,7 @@ class _Unit:
 
     path: Path
     kustomization: bool = False
+    chart: bool = False
 
 
 def render(
@@ -41,15 +44,22 @@ def render(
     *,
     namespace: str = "default",
     limits: RenderLimits = RenderLimits(),
+    helm_settings: HelmSettings = HelmSettings(),
+    warnings: list[str] | None = None,
 ) -> list[Manifest]:
-    """The manifests under `path` (relative to the repository root) of `snapshot`.
+    """The manifests under `path` (relative to the repository root) of `snapshot`; a chart
+    is rendered with `helm_settings`, and what the render leaves out (Helm hooks) is said in
+    `warnings`.
 
     Raises SourceError when `path` is not in the repository, and RenderError listing every
     problem found when any document is invalid or a limit is exceeded.
     """
     root = snapshot.root.resolve()
     target = resolve_path(snapshot, path)
-    cache = rendercache.cache_file(snapshot, path=path, namespace=namespace, limits=limits)
+    # A chart's render is never stored, so a stored render is of a path that is no chart, and
+    # stays right for it whatever the Helm settings; unless the path must be a chart.
+    cache = None if helm_settings.required else rendercache.cache_file(snapshot, path=path, namespace=namespace,
+                                                                       limits=limits)
     cached = rendercache.load(cache) if cache is not None else None
     if cached is not None:
         return cached
@@ -59,10 +69,17 @@ def render(
     kustomized = False
     try:
         units = _units(target, root=root, problems=problems)
-        budget.check_bytes(sum(_size(unit.path) for unit in units if not unit.kustomization),
+        if helm_settings.required and not any(unit.chart for unit in units):
+            problems.append(Problem(_relative(target, root), f"Helm settings were given, but the path holds no "
+                                                             f"{helm.CHART_FILE}: give the chart's directory"))
+        budget.check_bytes(sum(_size(unit.path) for unit in units if not (unit.kustomization or unit.chart)),
                            where=f"path {_relative(target, root)}")
         for unit in units:
-            if unit.kustomization:
+            if unit.chart:
+                kustomized = True
+                documents += _build_chart(unit.path, root=root, namespace=namespace, settings=helm_settings,
+                                          budget=budget, problems=problems, warnings=warnings)
+            elif unit.kustomization:
                 kustomized = True
                 documents += _build_kustomization(unit.path, root=root, budget=budget, problems=problems)
             else:
@@ -103,6 +120,15 @@ def with_created_namespace(manifests: list[Manifest], namespace: str) -> list[Ma
     return [created, *manifests]
 
 
+def chart_at(snapshot: Snapshot, path: str) -> bool:
+    """Whether `path` of the snapshot is a Helm chart (False when it does not exist: the
+    render says so)."""
+    try:
+        return helm.is_chart(resolve_path(snapshot, path))
+    except SourceError:
+        return False
+
+
 def resolve_path(snapshot: Snapshot, path: str) -> Path:
     """The absolute, symlink-free location of `path`, checked to be inside the repository."""
     relative = PurePosixPath(path or ".")
@@ -134,6 +160,8 @@ def _units(target: Path, *, root: Path, problems: list[Problem]) -> list[_Unit]:
             problems.append(Problem(_relative(target, root), "not a .yaml, .yml or .json file"))
             return []
         return [_Unit(target)]
+    if helm.is_chart(target):
+        return [_Unit(target, chart=True)]
     if kustomize.kustomization_file(target) is not None:
         return [_Unit(target, kustomization=True)]
     units: list[_Unit] = []
@@ -166,7 +194,11 @@ def _walk(directory: Path, *, root: Path, visited: set[Path], units: list[_Unit]
                     problems.append(Problem(_relative(path, root), "broken symlink: its target does not exist"))
                 continue
         if path.is_dir():
-            if kustomize.kustomization_file(path) is not None:
+            if helm.is_chart(path):
+                problems.append(Problem(_relative(path, root), f"a Helm chart ({helm.CHART_FILE}) inside the directory "
+                                                               "rendered: render it on its own (--path to the chart, "
+                                                               "or an App per chart)"))
+            elif kustomize.kustomization_file(path) is not None:
                 units.append(_Unit(path, kustomization=True))
             else:
                 _walk(path, root=root, visited=visited, units=units, problems=problems)
@@ -258,6 +290,46 @@ def _build_kustomization(
         )
         for document in loaded
     ]
+
+
+def _build_chart(
+    directory: Path, *, root: Path, namespace: str, settings: HelmSettings, budget: Budget, problems: list[Problem],
+    warnings: list[str] | None,
+) -> list[RenderedDocument]:
+    relative = _relative(directory, root)
+    try:
+        output = helm.template(directory, root=root, relative=relative, namespace=namespace, settings=settings,
+                               budget=budget)
+    except helm.HelmError as error:
+        problems.append(Problem(relative, str(error)))
+        return []
+    loaded, found = load_yaml(output, file=f"{relative} (helm template output)", budget=budget)
+    problems += found
+    marks = helm.sources(output)
+    documents: list[RenderedDocument] = []
+    hooks: list[helm.Hook] = []
+    for document in loaded:
+        file = _template_file(relative, helm.source_at(marks, document.line))
+        hook = helm.hook_of(document.obj)
+        if hook is not None:
+            metadata = document.obj.get("metadata") or {}
+            hooks.append(helm.Hook(kind=str(document.obj.get("kind")), name=str(metadata.get("name")), hook=hook,
+                                   source=file))
+            continue
+        documents.append(RenderedDocument(
+            obj=document.obj,
+            origin=Origin(file=file, document=document.index),
+            where=f"{file} (helm template output, document {document.index + 1})",
+        ))
+    if hooks and warnings is not None:
+        warnings.append(helm.hooks_warning(relative, hooks))
+    return documents
+
+
+def _template_file(chart: str, template: str) -> str:
+    """`charts/web` and helm's `web/templates/x.yaml` -> `charts/web/templates/x.yaml`."""
+    inside = template.partition("/")[2]
+    return f"{chart}/{inside}" if inside else chart
 
 
 def _size(path: Path) -> int:

@@ -40,6 +40,7 @@ from typing import Any, Protocol
 import syncer
 from syncer.errors import Problem, RenderError, RenderTooLarge, SourceError, SyncerError
 from syncer.model import Manifest
+from syncer.sources.helm import HelmSettings
 from syncer.sources.limits import MiB, RenderLimits
 from syncer.sources.render import render
 from syncer.sources.snapshot import Snapshot
@@ -55,7 +56,7 @@ MANIFESTS, ANSWER = b"M", b"A"
 """The first byte of each message from a worker: a chunk of manifests, or the final answer."""
 RENDER_TIMEOUT = 600.0
 """Seconds one render may take in a worker (each `kustomize build` in it has its own, shorter
-limit); after that the worker is killed and the render fails."""
+limit, and so has each `helm template`); after that the worker is killed and the render fails."""
 
 
 class Renderer(Protocol):
@@ -64,7 +65,8 @@ class Renderer(Protocol):
     @property
     def limits(self) -> RenderLimits: ...
 
-    def render(self, snapshot: Snapshot, path: str, *, namespace: str) -> list[Manifest]:
+    def render(self, snapshot: Snapshot, path: str, *, namespace: str, helm_settings: HelmSettings = HelmSettings(),
+               warnings: list[str] | None = None) -> list[Manifest]:
         """`syncer.sources.render.render` with these limits."""
         ...
 
@@ -75,8 +77,10 @@ class InProcess:
 
     limits: RenderLimits = RenderLimits()
 
-    def render(self, snapshot: Snapshot, path: str, *, namespace: str) -> list[Manifest]:
-        return render(snapshot, path, namespace=namespace, limits=self.limits)
+    def render(self, snapshot: Snapshot, path: str, *, namespace: str, helm_settings: HelmSettings = HelmSettings(),
+               warnings: list[str] | None = None) -> list[Manifest]:
+        return render(snapshot, path, namespace=namespace, limits=self.limits, helm_settings=helm_settings,
+                      warnings=warnings)
 
 
 @dataclass(eq=False)
@@ -130,15 +134,19 @@ class RenderPool:
         with self._lock:
             return [worker.process.pid for worker in [*self._idle, *self._busy]]
 
-    def render(self, snapshot: Snapshot, path: str, *, namespace: str) -> list[Manifest]:
+    def render(self, snapshot: Snapshot, path: str, *, namespace: str, helm_settings: HelmSettings = HelmSettings(),
+               warnings: list[str] | None = None) -> list[Manifest]:
         with self._slots:
             worker = self._checkout()
             try:
-                answer = self._ask(worker, snapshot=replace(snapshot, tree_of=None), path=path, namespace=namespace)
+                answer = self._ask(worker, snapshot=replace(snapshot, tree_of=None), path=path, namespace=namespace,
+                                   helm_settings=helm_settings)
             except BaseException:
                 self._discard(worker, kill=True)
                 raise
             self._checkin(worker, retire=bool(answer.get("retire")))
+        if warnings is not None:
+            warnings.extend(answer.get("warnings") or [])
         return _result(answer)
 
     def close(self) -> None:
@@ -149,9 +157,11 @@ class RenderPool:
         for worker in idle:
             worker.stop()
 
-    def _ask(self, worker: _Worker, *, snapshot: Snapshot, path: str, namespace: str) -> dict[str, Any]:
+    def _ask(self, worker: _Worker, *, snapshot: Snapshot, path: str, namespace: str,
+             helm_settings: HelmSettings) -> dict[str, Any]:
         try:
             worker.requests.send({"snapshot": snapshot, "path": path, "namespace": namespace,
+                                  "helm_settings": helm_settings,
                                   "limits": self._limits, "recycle_bytes": self._recycle_bytes})
             deadline = time.monotonic() + self._timeout
             manifests: list[Manifest] = []
@@ -234,9 +244,10 @@ def _result(answer: dict[str, Any]) -> list[Manifest]:
 # -- the worker ----------------------------------------------------------------------------------
 
 def _answer(request: dict[str, Any]) -> dict[str, Any]:
+    warnings: list[str] = []
     try:
         manifests = render(request["snapshot"], request["path"], namespace=request["namespace"],
-                           limits=request["limits"])
+                           limits=request["limits"], helm_settings=request["helm_settings"], warnings=warnings)
     except RenderError as error:
         answer: dict[str, Any] = {"problems": [(problem.where, problem.message) for problem in error.problems]}
         if isinstance(error, RenderTooLarge):
@@ -247,7 +258,7 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
     except Exception as error:  # a bug: reported as a failed render, and the worker goes on
         log.exception("render of %s failed", request.get("path"))
         return {"internal_error": repr(error)}
-    return {"manifests": manifests}
+    return {"manifests": manifests, "warnings": warnings}
 
 
 def _send_manifests(answers: Connection, manifests: list[Manifest]) -> None:
