@@ -34,6 +34,7 @@ from syncer.sources.auth import GitAuth
 from syncer.sources.git import check_revision
 from syncer.sources.giturl import looks_like_url, parse_url, reject_unsafe
 from syncer.sources.helm import HelmSettings
+from syncer.sources.sops import AgeIdentities
 
 try:
     from yaml import CSafeLoader as _Loader
@@ -160,6 +161,9 @@ class AppConfig:
     helm: HelmSettings = HelmSettings()
     """How the path is rendered when it is a Helm chart (an App's `spec.helm`); without a
     release name, the release is named after the app (`for_app`)."""
+    age_identities: AgeIdentities | None = None
+    """Decrypt the render's SOPS-encrypted documents with these (an App's `spec.decryption`,
+    read from its Secret with its identity at every tick)."""
 
     @property
     def chart(self) -> HelmSettings:

@@ -36,6 +36,7 @@ from syncer.config import AppConfig
 from syncer.errors import ConfigError, Forbidden
 from syncer.kube import Kube
 from syncer.sources import GitAuth
+from syncer.sources.sops import AgeIdentities
 
 if TYPE_CHECKING:
     from syncer.daemon.appspec import AppSpec
@@ -114,6 +115,8 @@ def command_target(
     if spec.values_from:
         chart = replace(chart, values=(*_values_from(spec, kubeconfig=kubeconfig, context=context), *chart.values))
     options = replace(options, helm=chart)
+    if spec.decryption_secret is not None:
+        options = replace(options, decryption=_decryption(spec, kubeconfig=kubeconfig, context=context))
     with tempfile.TemporaryDirectory(prefix="syncer-credentials-") as credentials:
         if spec.git_secret is not None:
             options = replace(options, auth=_secret_auth(spec, kubeconfig=kubeconfig, context=context,
@@ -183,6 +186,22 @@ def _values_from(spec: AppSpec, *, kubeconfig: str | None, context: str | None) 
     kube = connect(kubeconfig=kubeconfig, context=context, impersonate=spec.user)
     try:
         return helm_values(kube, namespace=spec.app_namespace, references=spec.values_from)
+    finally:
+        kube.close()
+
+
+def _decryption(spec: AppSpec, *, kubeconfig: str | None, context: str | None) -> AgeIdentities:
+    """The App's age identities, read with its identity (as the daemon reads them)."""
+    from syncer.daemon.appclient import age_identities
+
+    # $SOPS_AGE_KEY_FILE, set for other work, gives way to the App's Secret; the flag is a clash.
+    if click.get_current_context().get_parameter_source("sops_age_key_file") == ParameterSource.COMMANDLINE:
+        raise click.UsageError(f"{app_ref(spec)} takes its age keys from Secret {spec.decryption_secret} "
+                               "(spec.decryption.secretRef); drop --sops-age-key-file")
+    assert spec.decryption_secret is not None
+    kube = connect(kubeconfig=kubeconfig, context=context, impersonate=spec.user)
+    try:
+        return age_identities(kube, namespace=spec.app_namespace, secret=spec.decryption_secret)
     finally:
         kube.close()
 

@@ -68,6 +68,8 @@ class SourceOptions:
     helm: HelmSettings = HelmSettings()
     age_key_files: tuple[Path, ...] = ()
     """Files of age identities that decrypt the SOPS-encrypted documents of the render."""
+    decryption: AgeIdentities | None = None
+    """Age identities read already (an App's `spec.decryption`); the key files are not read then."""
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> SourceOptions:
@@ -101,8 +103,8 @@ class SourceOptions:
                            working_tree=self.working_tree)
 
     def age_identities(self) -> AgeIdentities | None:
-        if not self.age_key_files:
-            return None
+        if self.decryption is not None or not self.age_key_files:
+            return self.decryption
         texts = []
         for path in self.age_key_files:
             try:

@@ -21,6 +21,7 @@ from syncer.errors import ConfigError, NotFound
 from syncer.kube import Kube, Resource
 from syncer.model import Object
 from syncer.sources.auth import GitAuth
+from syncer.sources.sops import AgeIdentities
 
 
 def app_resource(kube: Kube) -> Resource:
@@ -89,6 +90,22 @@ def secret_data(kube: Kube, *, namespace: str, name: str) -> dict[str, bytes]:
     if secret is None:
         raise ConfigError(f"Secret/{namespace}/{name}: not found")
     return {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
+
+
+AGE_KEY_SUFFIX = ".agekey"
+"""Flux's convention: each key of the decryption Secret that ends so holds age identities."""
+
+
+def age_identities(kube: Kube, *, namespace: str, secret: str) -> AgeIdentities:
+    """The age identities of an App's decryption Secret (`spec.decryption.secretRef`), read
+    with `kube`: the App's identity, as its Git credentials are. Kept in memory only."""
+    data = secret_data(kube, namespace=namespace, name=secret)
+    texts = [value.decode(errors="replace") for key, value in sorted(data.items()) if key.endswith(AGE_KEY_SUFFIX)]
+    identities = AgeIdentities.from_texts(texts, source=f"Secret/{namespace}/{secret}")
+    if not identities:
+        raise ConfigError(f"Secret/{namespace}/{secret}: has no key ending in {AGE_KEY_SUFFIX} holding an age "
+                          "identity (AGE-SECRET-KEY-1..., as age-keygen writes it) (spec.decryption.secretRef)")
+    return identities
 
 
 def helm_values(kube: Kube, *, namespace: str, references: tuple[ValuesReference, ...]) -> tuple[str, ...]:

@@ -48,6 +48,7 @@ DEFAULT_SECRET_KEY = "secret"
 SPEC_FIELDS = (
     "repo", "revision", "path", "secretRef", "targetNamespace", "createNamespace", "prune", "selfHeal",
     "wait", "timeout", "interval", "suspend", "serviceAccountName", "ignoreDifferences", "notification", "helm",
+    "decryption",
 )
 HELM_FIELDS = ("releaseName", "valuesFiles", "values", "valuesFrom")
 VALUES_FROM_FIELDS = ("kind", "name", "valuesKey", "optional")
@@ -116,6 +117,8 @@ class AppSpec:
     notification: Notification | None = None
     values_from: tuple[ValuesReference, ...] = ()
     """The chart's values read from the cluster, applied before `spec.helm.values`."""
+    decryption_secret: str | None = None
+    """The Secret of age identities (`*.agekey`) that decrypt SOPS-encrypted manifests."""
 
     @property
     def user(self) -> str | None:
@@ -199,6 +202,7 @@ class _SpecChecker:
             git_secret=self.get("secretRef", _secret_name, None),
             notification=self.get("notification", self._notification, None),
             values_from=self.get("helm", self._values_from, ()),
+            decryption_secret=self.get("decryption", _decryption, None),
         )
 
     def _helm(self, value: object) -> HelmSettings:
@@ -338,6 +342,19 @@ def _is_label(part: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _decryption(value: object) -> str:
+    """`spec.decryption` (Flux's shape): `{provider: sops, secretRef: {name}}`."""
+    if not isinstance(value, dict) or value.get("provider", "sops") != "sops":
+        raise ValueError("must be {provider: sops, secretRef: {name: <a Secret of age keys in the App's namespace>}}")
+    unknown = [key for key in value if key not in ("provider", "secretRef")]
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0]!r}; expected provider and secretRef")
+    try:
+        return _secret_name(value.get("secretRef"))
+    except ValueError as error:
+        raise ValueError(f"secretRef: {error}") from None
 
 
 def _secret_name(value: object) -> str:

@@ -22,7 +22,7 @@ from syncer.apply import sync
 from syncer.apply.membercache import MemberReads
 from syncer.apply.readaccess import AccessReview, AuthorizedReads
 from syncer.config import AppConfig
-from syncer.daemon.appclient import emit_app_event, git_auth, helm_values, patch_app, patch_status, secret_data
+from syncer.daemon.appclient import age_identities, emit_app_event, git_auth, helm_values, patch_app, patch_status, secret_data
 from syncer.daemon.appentry import AppEntry, AppTickState
 from syncer.daemon.appspec import PRUNE_FINALIZER, AppSpec, InvalidApp, app_ref
 from syncer.daemon.appstatus import Observation, app_status
@@ -113,8 +113,9 @@ class AppTicker:
         return outcome
 
     def _reconciler(self, entry: AppEntry, state: AppTickState, spec: AppSpec) -> AppReconciler:
-        """The App's reconciler, built again when its spec, Git credentials or chart values
-        read from the cluster (`spec.helm.valuesFrom`, with the App's identity) changed."""
+        """The App's reconciler, built again when its spec, Git credentials, age identities
+        or chart values read from the cluster (`spec.helm.valuesFrom`, with the App's identity)
+        changed."""
         if state.built_generation != entry.generation:
             state.close()
             state.reconciler, state.kube = None, None
@@ -126,6 +127,9 @@ class AppTicker:
             config = replace(config, adopt_from=config.namespace)
         if spec.git_secret is not None:
             config = replace(config, auth=self._git_auth(state.kube or self._kube, spec))
+        if spec.decryption_secret is not None:
+            config = replace(config, age_identities=age_identities(
+                state.kube or self._kube, namespace=spec.app_namespace, secret=spec.decryption_secret))
         if spec.values_from:
             read = helm_values(state.kube or self._kube, namespace=spec.app_namespace, references=spec.values_from)
             config = replace(config, helm=replace(config.helm, values=(*read, *config.helm.values)))

@@ -57,6 +57,7 @@ from syncer.sources import (
     open_source,
     with_created_namespace,
 )
+from syncer.sources import sops
 from syncer.sources.helm import with_capabilities
 from syncer.sources.kustomize import KUSTOMIZATION_FILES
 from syncer.sources.renderpool import InProcess, Renderer
@@ -399,6 +400,7 @@ class AppReconciler:
             for warning in warnings:
                 log.warning("app %s: %s", self.app.id, warning, extra={**self._app_fields,
                                                                         "revision": snapshot.revision})
+            manifests = sops.decrypt(manifests, identities=self.app.age_identities)
             if self.app.create_namespace:
                 manifests = with_created_namespace(manifests, self.app.namespace)
             self._manifests = manifests

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ class AgeIdentities:
     """Age secret keys (`AGE-SECRET-KEY-1...`), as age-keygen writes them, one per line;
     `source` names where they came from for messages (a file, `Secret/ns/name`)."""
 
-    text: str
+    text: str = field(repr=False)
     source: str
 
     @classmethod

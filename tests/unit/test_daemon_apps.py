@@ -236,3 +236,17 @@ def test_the_status_told_from_is_the_latest_sync_whichever_replica_wrote_it() ->
     assert transitions(newest_status({}, failed), failed) == []
     older = {"lastSync": {"result": "Succeeded", "time": "2026-12-02T08:00:00Z"}}
     assert newest_status(failed, older) == failed
+
+
+def test_decryption_names_a_secret_of_age_keys_in_the_apps_namespace() -> None:
+    spec = app_spec(app({"repo": "https://git.example.com/shop.git",
+                         "decryption": {"provider": "sops", "secretRef": {"name": "sops-age"}}}))
+    assert spec.decryption_secret == "sops-age"
+    assert app_spec(app({"repo": "https://git.example.com/shop.git"})).decryption_secret is None
+    with pytest.raises(InvalidApp) as raised:
+        app_spec(app({"repo": "https://git.example.com/shop.git",
+                      "decryption": {"provider": "vault", "secretRef": {"name": "x"}, "keyring": "y"}}))
+    assert "spec.decryption: must be {provider: sops, secretRef: {name:" in str(raised.value)
+    with pytest.raises(InvalidApp) as raised:
+        app_spec(app({"repo": "https://git.example.com/shop.git", "decryption": {"secretRef": {}}}))
+    assert "spec.decryption: secretRef: must be {name:" in str(raised.value)
