@@ -7,7 +7,10 @@ CLI, a Secret in the App's namespace (read with the App's own credentials) for t
 
 Nothing decrypted touches the disk: the document goes to `sops` on stdin and comes back on
 stdout, the identities go in the environment (`SOPS_AGE_KEY`), and the render cache keeps the
-encrypted form (decryption runs after it). `sops` runs with an empty environment and HOME, so
+encrypted form (decryption runs after it). The MAC covers every value of the document as it
+was encrypted: the namespace syncer fills in is taken out for sops, while a change Kustomize
+makes (a namespace, a name prefix, labels) fails the MAC, unless the file was encrypted with
+`--mac-only-encrypted`. `sops` runs with an empty environment and HOME, so
 it uses no key of the machine it runs on, and only age recipients are left in the document's
 metadata: a repository cannot make syncer call a KMS, Vault or keyserver address it chose (the
 MAC covers the values, not the list of recipients, so removing the others changes nothing else).
@@ -81,14 +84,25 @@ def decrypt(manifests: Sequence[Manifest], *, identities: AgeIdentities | None) 
     with tempfile.TemporaryDirectory(prefix="syncer-sops-") as home:
         for manifest in encrypted:
             try:
-                obj = _decrypt_one(manifest.obj, command=command, identities=identities, home=home)
+                obj = _decrypt_one(as_written(manifest), command=command, identities=identities, home=home)
             except _Failed as failure:
                 problems.append(Problem(str(manifest.origin), f"{manifest.ref}: {failure}"))
                 continue
+            if manifest.namespace_defaulted:
+                obj = {**obj, "metadata": {**obj["metadata"], "namespace": manifest.obj["metadata"]["namespace"]}}
             decrypted[id(manifest)] = replace(manifest, obj=obj)
     if problems:
         raise RenderError(problems)
     return [decrypted.get(id(m), m) for m in manifests]
+
+
+def as_written(manifest: Manifest) -> Object:
+    """The document as its file has it: the MAC covers every value, so the namespace the
+    render filled in is taken out again (and put back after)."""
+    if not manifest.namespace_defaulted:
+        return manifest.obj
+    metadata = {k: v for k, v in manifest.obj["metadata"].items() if k != "namespace"}
+    return {**manifest.obj, "metadata": metadata}
 
 
 def sops_command() -> str:

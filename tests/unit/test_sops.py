@@ -74,6 +74,16 @@ def test_an_encrypted_document_is_decrypted_and_the_others_are_left_in_place(sop
     assert result[1].origin == Origin("db.yaml", 0, 3)
 
 
+def test_the_namespace_the_render_filled_in_does_not_break_the_mac(sops_binary: str, tmp_path: Path) -> None:
+    written = {**SECRET, "metadata": {"name": "db"}}
+    encrypted = encrypt(sops_binary, written, tmp_path)
+    defaulted = Manifest(obj={**encrypted, "metadata": {"name": "db", "namespace": "shop"}},
+                         origin=Origin("db.yaml", 0, 1), namespace_defaulted=True)
+    result = sops.decrypt([defaulted], identities=identities(KEY_FILE.read_text()))
+    assert result[0].obj == SECRET
+    assert result[0].namespace_defaulted
+
+
 def test_nothing_encrypted_needs_no_key_and_no_sops(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(sops.SOPS_ENV, "/nonexistent/sops")
     rendered = [manifest(CONFIGMAP, "web.yaml")]
