@@ -39,7 +39,16 @@ def test_an_app_decrypts_its_secrets_with_age_keys_read_as_its_service_account(
     grant_service_account(kube_api, namespace, "deployer")
     key_secret(kube_api, namespace, "sops-age", KEY_FILE.read_text())
     key_secret(kube_api, namespace, "wrong-age", OTHER_KEY)
+    # "nobody" may do all an App needs but read Secrets: its age keys included.
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "nobody"}})
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": "nobody"}, "rules": [
+        {"apiGroups": [""], "resources": ["configmaps", "events"], "verbs": ["*"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["*"]}]})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "nobody"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                    "name": "nobody"},
+        "subjects": [{"kind": "ServiceAccount", "name": "nobody", "namespace": namespace}]})
     run_daemon("--watch-namespace", namespace, "--require-service-account")
 
     def apply(name: str, account: str, secret: str) -> None:
@@ -56,7 +65,8 @@ def test_an_app_decrypts_its_secrets_with_age_keys_read_as_its_service_account(
     message = eventually(lambda: failure("wrong"), timeout=SLACK, what="the App with the wrong key to fail")
     assert "secret/db.yaml:1: Secret/" in message and "none of the age keys from Secret/" in message, message
     message = eventually(lambda: failure("refused"), timeout=SLACK, what="the App that may not read its key to fail")
-    assert "forbidden" in message and f"system:serviceaccount:{namespace}:nobody" in message, message
+    assert f"Secret/{namespace}/sops-age" in message and "forbidden" in message, message
+    assert f"system:serviceaccount:{namespace}:nobody" in message, message
     assert [s.metadata.name for s in core.list_namespaced_secret(namespace).items
             if s.metadata.name == "db"] == [], "an App that could not decrypt applied something"
     for name in ("wrong", "refused"):
