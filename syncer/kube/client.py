@@ -28,7 +28,7 @@ from kubernetes import client as k8s_client
 from syncer.diff.secrets import scrub, secret_values
 from syncer.errors import ClusterError, NotFound, Unavailable
 from syncer.kube.config import ClientOptions, load_api_client
-from syncer.kube.discovery import Discovery, api_version_of_path
+from syncer.kube.discovery import Discovery, api_version_of_path, strict_fields_supported
 from syncer.kube.errors import error_for_status, is_transient, server_answer
 from syncer.kube.resource import Resource
 from syncer.kube.transport import RateLimiter, RequestStats, Transport, backoff_delay, encode
@@ -253,6 +253,13 @@ class Kube:
     def server_version(self) -> tuple[int, int, int] | None:
         return self._discovery.server_version()
 
+    def field_validation(self) -> dict[str, str]:
+        """The query of every object write: `fieldValidation=Strict` where the server supports
+        it, so that a field the server does not know is an error naming the field instead of
+        being dropped without a word (a CRD that prunes unknown fields) or with a warning
+        header nobody reads; nothing on older servers, which keep their own behaviour."""
+        return {"fieldValidation": "Strict"} if strict_fields_supported(self.server_version()) else {}
+
     # -- reads ----------------------------------------------------------------------------------
 
     def list_versioned(
@@ -366,7 +373,7 @@ class Kube:
         `encoded`: `encode(obj)`, when the caller keeps it for more than one request (the
         dry-run and the apply of one object send the same bytes)."""
         metadata = obj.get("metadata") or {}
-        query = {"fieldManager": field_manager}
+        query = {"fieldManager": field_manager, **self.field_validation()}
         if force:
             query["force"] = "true"
         if dry_run:
