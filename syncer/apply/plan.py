@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from syncer.apply.applyset import Inventory
+from syncer.apply.applyset import TOOLING_ANNOTATION, Inventory, foreign_tooling
 from syncer.apply.check import assumed_created, check_object
 from syncer.apply.crds import crd_group_kind, crd_resource, is_crd, is_namespace
 from syncer.apply.live import ListKey, Recovery, members, read_live, read_parent, recover_inventory
@@ -143,11 +143,12 @@ def build_plan(
         warnings.extend(recovery.warnings)
     else:
         recovery = None
-        if inventory.tooling and not inventory.tooling.startswith("syncer/"):
+        if (tooling := foreign_tooling(inventory)) is not None:
             failures.append(ClusterError(
                 str(inventory.parent),
-                f"the ApplySet parent is managed by {inventory.tooling}, not syncer; choose another app name",
-                status=409,
+                f"the parent of app {options.app}'s ApplySet is managed by {tooling} (its {TOOLING_ANNOTATION} "
+                "annotation), not by syncer; syncer neither changes nor prunes another tool's ApplySet: choose "
+                "another app name", status=409,
             ))
 
     # By the list of the version the manifest declares: one stored object is served under

@@ -5,11 +5,13 @@ is in tests/e2e/test_validation.py and tests/e2e/test_current_apis.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 
+from syncer import __version__
+from syncer.apply.applyset import Inventory, foreign_tooling
 from syncer.apply.check import check_object
 from syncer.apply.plan import build_plan
 from syncer.apply.planned import Desired
@@ -132,3 +134,12 @@ def test_a_kind_the_server_does_not_serve_names_its_release_and_the_served_versi
         "in this sync defines it (app/pdb.yaml:5)",
     ]
     assert not kube.writes()
+
+
+@pytest.mark.parametrize(("tooling", "foreign"), [
+    (None, False), (f"syncer/v{__version__}", False), ("syncer/v0.0.1", False), ("syncer", False),
+    ("kubectl/v1.32.4", True), ("kubectl/v1.32.4-dispatcher", True), ("kpt/v1", True), ("syncer-fork/v1", True),
+])
+def test_another_tools_applyset_is_told_by_the_tooling_name(tooling: str | None, foreign: bool) -> None:
+    inventory = replace(Inventory.for_app(app="shop", namespace="shop"), exists=True, tooling=tooling)
+    assert foreign_tooling(inventory) == (tooling if foreign else None)
