@@ -177,8 +177,10 @@ class Kube:
                         "needs 'patch', and 'create' too when the object does not exist yet)"
                         if method == "PATCH" else f" (the credentials may not {method} this resource)")
                 if status == 500 and "failed to create typed patch object" in message:
-                    # Kubernetes < 1.22 answers a manifest it cannot convert (a number where
-                    # the schema wants a string, ...) with a 500; it is invalid input, not a fault.
+                    # A server-side apply the server cannot convert to its schema (a number
+                    # where the schema wants a string on Kubernetes < 1.22; a field the schema
+                    # lacks on every release, 1.37 included) is answered with a 500 whose
+                    # Status has no reason and no causes; it is invalid input, not a fault.
                     status = 422
             except urllib3.exceptions.ReadTimeoutError:
                 status, reason = 0, ""
