@@ -6,9 +6,8 @@ objection, and changes nothing it was given.
 An object is proven unchanged locally when it can be (most objects of a resync); otherwise
 the server is asked with a server-side apply dry-run (`dryRun=All`, the same field manager
 as the real apply), which both validates the object and predicts the result. Its objection is
-reported as the server gave it, field by field (its Status `causes`: a schema error, a CRD's
-`x-kubernetes-validations` rule, an unknown field under `fieldValidation=Strict`), with the
-manifest's file:line.
+reported as the server gave it, field by field where its Status has `causes` (a schema error,
+a CRD's `x-kubernetes-validations` rule), else its message, with the manifest's file:line.
 """
 
 from __future__ import annotations

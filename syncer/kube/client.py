@@ -257,9 +257,10 @@ class Kube:
 
     def field_validation(self) -> dict[str, str]:
         """The query of every object write: `fieldValidation=Strict` where the server supports
-        it, so that a field the server does not know is an error naming the field instead of
-        being dropped without a word (a CRD that prunes unknown fields) or with a warning
-        header nobody reads; nothing on older servers, which keep their own behaviour."""
+        it, so that a body repeating a field (and, in a create or update, a field the schema
+        lacks) is refused instead of accepted with a warning header nobody reads. Server-side
+        apply refuses unknown fields on every release by itself. Nothing on older servers,
+        which keep their own behaviour."""
         return {"fieldValidation": "Strict"} if strict_fields_supported(self.server_version()) else {}
 
     # -- reads ----------------------------------------------------------------------------------

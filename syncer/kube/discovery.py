@@ -50,7 +50,7 @@ field validation went GA in 1.27; 1.20 has no such parameter and ignores it)."""
 def strict_fields_supported(server_version: tuple[int, int, int] | None) -> bool:
     """Whether a server of this version refuses unknown and duplicate fields when asked to
     (`fieldValidation=Strict`). An unknown version is not asked: the parameter does nothing
-    on the servers that predate it, so what they do with unknown fields is what they did."""
+    on the servers that predate it, so what they do with such fields is what they did."""
     return server_version is not None and server_version >= STRICT_FIELDS_SINCE
 
 
