@@ -28,6 +28,9 @@ from syncer.kube import Kube
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import configmap, options, render_app, write_app
 
+pytestmark = pytest.mark.oldest
+"""Also run on Kubernetes 1.20, the oldest leg of scripts/test: what differs there is tested there."""
+
 PINNED_KUBECTL = (1, 32)
 """The kubectl minor version these tests pin (README: kubectl ApplySets)."""
 

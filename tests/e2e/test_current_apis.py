@@ -24,6 +24,9 @@ from tests.conftest import ClusterAccess
 from tests.e2e.apps import options, render_app, write_app
 from tests.e2e.versions import before, needs
 
+pytestmark = pytest.mark.oldest
+"""Also run on Kubernetes 1.20, the oldest leg of scripts/test: what differs there is tested there."""
+
 POD = """\
         spec:
           restartPolicy: Never

@@ -28,6 +28,9 @@ from tests.conftest import ClusterAccess
 from tests.e2e.apps import configmap, options, render_app, write_app
 from tests.e2e.versions import before, needs
 
+pytestmark = pytest.mark.oldest
+"""Also run on Kubernetes 1.20, the oldest leg of scripts/test: what differs there is tested there."""
+
 RULE_MESSAGE = "size must not exceed maxSize"
 
 
