@@ -88,6 +88,29 @@ class ClusterError(SyncerError):
         causes = self.details.get("causes")
         return [c for c in causes if isinstance(c, dict)] if isinstance(causes, list) else []
 
+    def field_problems(self) -> list[str]:
+        """`field: message` for each of the server's causes (`message` alone for a cause
+        that names no field): the field paths and, for a CRD's `x-kubernetes-validations`
+        rule, the rule's message, as the server's Status gives them."""
+        problems: list[str] = []
+        for cause in self.causes:
+            message = str(cause.get("message") or cause.get("reason") or "").strip()
+            where = str(cause.get("field") or "").strip()
+            if message or where:
+                problems.append(f"{where}: {message}" if where and message else where or message)
+        return problems
+
+    def about_manifest(self, origin: object) -> ClusterError:
+        """This error as reported for the manifest at `origin` (`file:line`): the same type,
+        status, reason and details, its message made of the server's causes (the whole
+        message when it gave none) followed by where the manifest is."""
+        problems = self.field_problems()
+        text = (f"rejected by the API server ({origin}): " + "; ".join(problems)) if problems \
+            else f"{self.message} ({origin})"
+        located = type(self)(self.subject, text, status=self.status, reason=self.reason, details=self.details)
+        located.__cause__ = self
+        return located
+
 
 class NotFound(ClusterError):
     """HTTP 404."""

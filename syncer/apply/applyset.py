@@ -117,6 +117,21 @@ class Inventory:
         }
 
 
+def tooling_name(tooling: str) -> str:
+    """The tool an ApplySet's `applyset.kubernetes.io/tooling` names, without its version
+    (`kubectl/v1.32.4` -> `kubectl`), as kubectl compares it: tools refuse each other's sets."""
+    name, _, _ = tooling.rpartition("/")
+    return name or tooling
+
+
+def foreign_tooling(inventory: Inventory) -> str | None:
+    """The tooling of an existing parent that another tool manages (kubectl's `apply
+    --applyset`, ...), or None when it is syncer's or says nothing."""
+    if inventory.tooling and tooling_name(inventory.tooling) != tooling_name(TOOLING):
+        return inventory.tooling
+    return None
+
+
 def _split(value: str | None) -> frozenset[str]:
     return frozenset(item.strip() for item in (value or "").split(",") if item.strip())
 

@@ -5,7 +5,9 @@ objection, and changes nothing it was given.
 
 An object is proven unchanged locally when it can be (most objects of a resync); otherwise
 the server is asked with a server-side apply dry-run (`dryRun=All`, the same field manager
-as the real apply), which both validates the object and predicts the result.
+as the real apply), which both validates the object and predicts the result. Its objection is
+reported as the server gave it, field by field where its Status has `causes` (a schema error,
+a CRD's `x-kubernetes-validations` rule), else its message, with the manifest's file:line.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def dry_run_apply(kube: Kube, desired: Desired, *, options: SyncOptions) -> tupl
 def _explain_immutable(error: Invalid, desired: Desired) -> ClusterError:
     fields = error.immutable_fields()
     if not fields:
-        return error
+        return error.about_manifest(desired.origin)
     return Invalid(
         error.subject,
         f"{error.message} — immutable field(s) {', '.join(fields)} change; to delete and re-create "
@@ -82,7 +84,7 @@ def check_object(kube: Kube, desired: Desired, *, options: SyncOptions) -> Check
                                                       diff.diff, changed=diff.changed))
         return _explain_immutable(error, desired)
     except ClusterError as error:
-        return error
+        return error.about_manifest(desired.origin)
     if live is None:
         diff = compare(ref=desired.ref, api_version=desired.api_version, live=None,
                        predicted=desired.body, ignore=rules, text=options.diff_text)

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from syncer.apply.applyset import Inventory
+from syncer.apply.applyset import TOOLING_ANNOTATION, Inventory, foreign_tooling
 from syncer.apply.check import assumed_created, check_object
 from syncer.apply.crds import crd_group_kind, crd_resource, is_crd, is_namespace
 from syncer.apply.live import ListKey, Recovery, members, read_live, read_parent, recover_inventory
@@ -75,13 +75,16 @@ def _resolve(
         except NotFound:
             defined = crds.get((group, manifest.kind))
             served = crd_resource(defined[1], version=version) if defined else None
-            if defined is None or served is None:
-                where = ("the API server does not serve it and no CustomResourceDefinition in this sync defines it"
-                         if defined is None else f"its CustomResourceDefinition {defined[0].name} in this sync "
-                         f"does not serve version {version}")
+            if defined is None:
+                failures.append(NotFound(str(manifest.ref), f"{_not_served(kube, manifest)}, and no "
+                                         f"CustomResourceDefinition in this sync defines it ({manifest.origin})",
+                                         status=404))
+                continue
+            if served is None:
                 failures.append(NotFound(
                     str(manifest.ref), f"unknown kind {manifest.kind} in {manifest.api_version} "
-                    f"({manifest.origin}): {where}", status=404))
+                    f"({manifest.origin}): its CustomResourceDefinition {defined[0].name} in this sync "
+                    f"does not serve version {version}", status=404))
                 continue
             new_crd, resource = defined[0], served
         body = prepare_body(manifest.obj, applyset=inventory.id, namespaced=resource.namespaced)
@@ -92,6 +95,23 @@ def _resolve(
             warnings.append(f"{ObjectRef.of(body)}: {update_instead}")
         resolved.append(_Resolved(manifest, ObjectRef.of(body), resource, body, new_crd, update_instead))
     return resolved, failures, warnings
+
+
+def _not_served(kube: Kube, manifest: Manifest) -> str:
+    """Why a manifest's kind cannot be applied here, as the server's discovery says it: an
+    API version that is newer than the server (batch/v1 CronJob on Kubernetes 1.20) names the
+    server's release and the version it serves the kind in, if any."""
+    version = kube.server_version()
+    facts = [f"Kubernetes {'.'.join(map(str, version))}"] if version else []
+    group, _ = split_api_version(manifest.api_version)
+    try:
+        served = kube.preferred_resource(group, manifest.kind)
+    except ClusterError:
+        served = None
+    if served is not None and served.api_version != manifest.api_version:
+        facts.append(f"it serves {manifest.kind} as {served.api_version}")
+    detail = f" ({'; '.join(facts)})" if facts else ""
+    return f"{manifest.api_version} {manifest.kind} is not served by this API server{detail}"
 
 
 def _list_key(r: _Resolved) -> ListKey:
@@ -123,11 +143,12 @@ def build_plan(
         warnings.extend(recovery.warnings)
     else:
         recovery = None
-        if inventory.tooling and not inventory.tooling.startswith("syncer/"):
+        if (tooling := foreign_tooling(inventory)) is not None:
             failures.append(ClusterError(
                 str(inventory.parent),
-                f"the ApplySet parent is managed by {inventory.tooling}, not syncer; choose another app name",
-                status=409,
+                f"the parent of app {options.app}'s ApplySet is managed by {tooling} (its {TOOLING_ANNOTATION} "
+                "annotation), not by syncer; syncer neither changes nor prunes another tool's ApplySet: choose "
+                "another app name", status=409,
             ))
 
     # By the list of the version the manifest declares: one stored object is served under

@@ -78,7 +78,7 @@ def update_apply(kube: Kube, resource: Resource, obj: Object, *, subject: str, f
     metadata = obj["metadata"]
     namespace, name = metadata.get("namespace"), metadata["name"]
     applied = _without_last_applied(obj)
-    query = {"fieldManager": field_manager, **({"dryRun": "All"} if dry_run else {})}
+    query = {"fieldManager": field_manager, **kube.field_validation(), **({"dryRun": "All"} if dry_run else {})}
     verb = "dry-run" if dry_run else "update"
     for attempt in range(MAX_ATTEMPTS):
         live = kube.get(resource, name, namespace=namespace)

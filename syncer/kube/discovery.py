@@ -42,6 +42,18 @@ def parse_server_version(git_version: str) -> tuple[int, int, int] | None:
     return int(match[1]), int(match[2]), int(match[3] or 0)
 
 
+STRICT_FIELDS_SINCE = (1, 27, 0)
+"""The first Kubernetes release whose every write takes `fieldValidation=Strict` (server-side
+field validation went GA in 1.27; 1.20 has no such parameter and ignores it)."""
+
+
+def strict_fields_supported(server_version: tuple[int, int, int] | None) -> bool:
+    """Whether a server of this version refuses unknown and duplicate fields when asked to
+    (`fieldValidation=Strict`). An unknown version is not asked: the parameter does nothing
+    on the servers that predate it, so what they do with such fields is what they did."""
+    return server_version is not None and server_version >= STRICT_FIELDS_SINCE
+
+
 def api_version_of_path(path: str) -> str | None:
     """The group-version a request path is under (`/apis/apps/v1/...` -> `apps/v1`), if any."""
     match = _PATH.match(path)
