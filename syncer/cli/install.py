@@ -5,7 +5,7 @@ syncer charts/syncer --namespace syncer-system --include-crds`, by the pinned he
 shipped in this package as `install.yaml`, written by `scripts/render-install` and held
 byte-identical to a fresh render by `tests/unit/test_chart.py`; no helm is needed at install
 time. Each option of this command is one value of the chart, applied to that render as one
-small edit of plain data (`InstallOptions.edit`), and the same test renders the chart with
+small edit of plain data per object (`InstallOptions.edit`), and the same test renders the chart with
 those values and requires the same objects, so the two cannot drift apart:
 
     --namespace NS          helm's --namespace (the release namespace)
@@ -25,12 +25,10 @@ added, and an install that changes nothing writes nothing.
 from __future__ import annotations
 
 import importlib.resources
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import click
-import yaml
 
 from syncer import __version__
 from syncer.apply import SyncOptions
@@ -39,20 +37,22 @@ from syncer.cli.common import Duration, cluster_options, output_option
 from syncer.cli.render import dump_yaml
 from syncer.cli.sync import run_sync
 from syncer.config import _dns_label
+from syncer.errors import ConfigError
 from syncer.model import Manifest, Object, Origin
-from syncer.sources import with_created_namespace
+from syncer.sources import RenderLimits, with_created_namespace
+from syncer.sources.limits import Budget
+from syncer.sources.yamlload import Document, load_yaml
 
 RENDER_FILE = "install.yaml"
 """The chart's default render, package data of syncer.cli (scripts/render-install)."""
+RENDER_ORIGIN = f"syncer/cli/{RENDER_FILE}"
+"""Where messages say an object comes from."""
 DEFAULT_NAMESPACE = "syncer-system"
 """The release namespace of that render."""
 APP = "syncer"
 """The install's app name: its inventory is the ConfigMap syncer-syncer in the namespace."""
 WATCH_CACHE_ROLE = "syncer-watch"
 """The ClusterRole (and its binding) of the chart's rbac.watchCache."""
-
-Edit = Callable[[Object], Object]
-
 
 @dataclass(frozen=True)
 class InstallOptions:
@@ -67,22 +67,26 @@ class InstallOptions:
     extra_args: tuple[str, ...] = ()
     watch_cache: bool = True
 
-    def edit(self, objects: Sequence[Object]) -> list[Object]:
-        """The default render with these options' values, in the render's order."""
-        kept = [obj for obj in objects if self.watch_cache or not _is_watch_cache_rbac(obj)]
-        return [_edit_deployment(_in_namespace(obj, self.namespace), self) for obj in kept]
+    def edit(self, obj: Object) -> Object | None:
+        """One object of the default render with these options' values (None: left out)."""
+        if not self.watch_cache and _is_watch_cache_rbac(obj):
+            return None
+        return _edit_deployment(_in_namespace(obj, self.namespace), self)
 
 
-def default_render() -> list[Object]:
-    text = importlib.resources.files("syncer.cli").joinpath(RENDER_FILE).read_text()
-    return [doc for doc in yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if doc]
+def default_render() -> list[Document]:
+    """The chart's default render, read by the sources' loader (so each object knows its line)."""
+    data = importlib.resources.files("syncer.cli").joinpath(RENDER_FILE).read_bytes()
+    documents, problems = load_yaml(data, file=RENDER_ORIGIN, budget=Budget(RenderLimits()))
+    if problems:  # the tests render and read it: only a damaged installation gets here
+        raise ConfigError(f"{RENDER_ORIGIN}: {'; '.join(str(problem) for problem in problems)}; reinstall syncer")
+    return documents
 
 
 def install_manifests(options: InstallOptions) -> list[Manifest]:
     """The objects `syncer install` applies: the Namespace, then the edited render."""
-    objects = options.edit(default_render())
-    manifests = [Manifest(obj=obj, origin=Origin(f"syncer install ({RENDER_FILE})", document=index))
-                 for index, obj in enumerate(objects)]
+    manifests = [Manifest(obj=edited, origin=Origin(RENDER_ORIGIN, document=document.index, line=document.line))
+                 for document in default_render() if (edited := options.edit(document.obj)) is not None]
     return with_created_namespace(manifests, options.namespace)
 
 
