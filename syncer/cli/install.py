@@ -199,6 +199,8 @@ def install_command(
     difference and prunes what the options no longer ask for."""
     options = InstallOptions(namespace=namespace, image=image, replicas=replicas, shard=shard,
                              watch_namespaces=watch_namespaces, extra_args=extra_args, watch_cache=watch_cache)
+    if export and output != "text":
+        raise click.UsageError("--export prints the objects as YAML; -o is the format of an install's result")
     manifests = install_manifests(options)
     if export:
         click.echo(dump_yaml([manifest.obj for manifest in manifests]), nl=False)

@@ -208,6 +208,7 @@ def test_install_refuses_what_the_daemon_would_refuse() -> None:
         (["--watch-namespace", "a_b"], "is not a valid name"),
         (["--image", "my image"], "is not an image reference"),
         (["--replicas", "0"], "0 is not in the range x>=1"),
+        (["-o", "json"], "--export prints the objects as YAML"),
     ]:
         result = CliRunner().invoke(cli, ["install", "--export", *args])
         assert result.exit_code == 2 and message in result.stderr, (args, result.stderr)
