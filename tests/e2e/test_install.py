@@ -1,7 +1,8 @@
 """`syncer install` against a real API server: every object of the chart's render exists with
 its fields, the daemon's account may do what the daemon needs and nothing more, an install
 that changes nothing writes nothing, and options switched on and off change, add and prune
-exactly their objects. (The dev cluster has no kubelet: the Deployment's pods never run.)"""
+exactly their objects; and `helm install` of the chart itself. (The dev cluster has no
+kubelet: the Deployment's pods never run.)"""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import yaml
 from tests.conftest import ClusterAccess
 from tests.e2e.test_apps import Kubectl
 
+ROOT = Path(__file__).resolve().parents[2]
 SYNCER = Path(sys.executable).parent / "syncer"
 Ref = tuple[str, str, str]
 """kind, namespace ("" when cluster-scoped), name."""
@@ -169,3 +171,36 @@ def test_install_wait_names_the_deployment_that_is_not_ready(cluster: ClusterAcc
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"Deployment/{target}/syncer" in result.stdout + result.stderr
     assert live(Kubectl(cluster), "Deployment", target, "syncer") is not None
+
+
+def test_helm_installs_the_chart(cluster: ClusterAccess, tmp_path: Path) -> None:
+    """The documented `helm install` from the chart path, by the pinned helm, under another
+    release name: every object is named after the release, and `helm uninstall` removes them."""
+    helm = subprocess.run([str(ROOT / "tools" / "build.sh"), "helm"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    kubectl = Kubectl(cluster)
+    namespace = f"t-helm-{secrets.token_hex(3)}"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data")}
+
+    def run(*args: str) -> None:
+        result = subprocess.run([helm, *args, "--kubeconfig", str(cluster.kubeconfig), "--kube-context",
+                                 cluster.context], capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    try:
+        run("install", "ops", str(ROOT / "charts" / "syncer"), "-n", namespace, "--create-namespace",
+            "--set", "sharding.enabled=true", "--set", "replicas=3")
+        deployment = live(kubectl, "Deployment", namespace, "ops-syncer")
+        assert deployment is not None and deployment["spec"]["replicas"] == 3
+        assert "--shard" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        binding = live(kubectl, "ClusterRoleBinding", "", "ops-syncer-apps")
+        assert binding is not None and binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "ops-syncer", "namespace": namespace}]
+        assert live(kubectl, "CustomResourceDefinition", "", "apps.syncer.dev") is not None
+        run("uninstall", "ops", "-n", namespace)
+        assert live(kubectl, "ClusterRoleBinding", "", "ops-syncer-apps") is None
+    finally:
+        kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
+        for kind in ("ClusterRoleBinding", "ClusterRole"):
+            kubectl("delete", kind, "-l", "app.kubernetes.io/instance=ops", "--ignore-not-found", check=False)
