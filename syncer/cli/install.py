@@ -4,9 +4,9 @@ One source of truth: the Helm chart `charts/syncer`. Its default render (`helm t
 syncer charts/syncer --namespace syncer-system --include-crds`, by the pinned helm) is
 shipped in this package as `install.yaml`, written by `scripts/render-install` and held
 byte-identical to a fresh render by `tests/unit/test_chart.py`; no helm is needed at install
-time. Each option of this command is one value of the chart, applied to that render as one
-small edit of plain data per object (`InstallOptions.edit`), and the same test renders the chart with
-those values and requires the same objects, so the two cannot drift apart:
+time. Each option of this command is one value of the chart, applied to that render as a
+small edit of plain data per object (`InstallOptions.edit`), and the same test renders the
+chart with those values and requires the same objects, so the two cannot drift apart:
 
     --namespace NS          helm's --namespace (the release namespace)
     --image REF             image.repository and image.tag
@@ -53,6 +53,7 @@ APP = "syncer"
 """The install's app name: its inventory is the ConfigMap syncer-syncer in the namespace."""
 WATCH_CACHE_ROLE = "syncer-watch"
 """The ClusterRole (and its binding) of the chart's rbac.watchCache."""
+
 
 @dataclass(frozen=True)
 class InstallOptions:
