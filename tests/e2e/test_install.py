@@ -67,13 +67,13 @@ def contains(live_value: Any, desired: Any, where: str = "") -> list[str]:
     if isinstance(desired, dict):
         if not isinstance(live_value, dict):
             return [f"{where}: {live_value!r}"]
-        return [miss for key, value in desired.items() for miss in contains(live_value.get(key), value,
-                                                                             f"{where}.{key}")]
+        return [miss for key, value in desired.items()
+                for miss in contains(live_value.get(key), value, f"{where}.{key}")]
     if isinstance(desired, list):
         if not isinstance(live_value, list) or len(live_value) != len(desired):
             return [f"{where}: {live_value!r} is not {desired!r}"]
-        return [miss for index, (a, b) in enumerate(zip(live_value, desired)) for miss in contains(a, b,
-                                                                                                    f"{where}[{index}]")]
+        return [miss for index, (item, wanted) in enumerate(zip(live_value, desired))
+                for miss in contains(item, wanted, f"{where}[{index}]")]
     return [] if live_value == desired else [f"{where}: {live_value!r} is not {desired!r}"]
 
 

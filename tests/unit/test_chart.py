@@ -133,7 +133,8 @@ NODE_AFFINITY = "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExec
 def test_sharding_and_the_pods_placement(helm: str) -> None:
     objects = template(helm, "sharding.enabled=true", "replicas=3", "watchNamespaces={team-a,team-b}",
                        "extraArgs={--lease-duration=30s}", "podAnnotations.a=b", "nodeSelector.pool=ops",
-                       "tolerations[0].key=ops", "tolerations[0].operator=Exists", f"{NODE_AFFINITY}.matchExpressions[0].key=pool",
+                       "tolerations[0].key=ops", "tolerations[0].operator=Exists",
+                       f"{NODE_AFFINITY}.matchExpressions[0].key=pool",
                        f"{NODE_AFFINITY}.matchExpressions[0].operator=Exists")
     deployment = find(objects, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
