@@ -5,7 +5,7 @@
 #   docker build -t syncer:0.1.0 .
 #   docker run --rm syncer:0.1.0 --help
 #
-# Probes (see examples/deploy/deployment.yaml): liveness GET /healthz (the process serves
+# Probes (see charts/syncer/templates/deployment.yaml): liveness GET /healthz (the process serves
 # HTTP), readiness GET /readyz (configuration loaded, API server reachable; 200 on the leader
 # and on standbys alike, the body says which). Both on port 8080.
 

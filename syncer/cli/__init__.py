@@ -24,6 +24,7 @@ _COMMAND_MODULES = {
     "completion": "syncer.cli.completion",
     "dev-cluster": "syncer.cli.devcluster",
     "diff": "syncer.cli.diff",
+    "install": "syncer.cli.install",
     "reconcile": "syncer.cli.apps",
     "render": "syncer.cli.render",
     "resume": "syncer.cli.apps",

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from syncer.apply import ChangeSet, sync
+from syncer.apply import ChangeSet, SyncOptions, sync
 from syncer.apply.status import OutcomeRecorder
 from syncer.cli import cli
 from syncer.cli.appselect import command_target
@@ -35,6 +35,7 @@ from syncer.cli.output import (
 )
 from syncer.errors import ClusterError, LockLost, SyncerError
 from syncer.kube import Kube
+from syncer.model import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +86,24 @@ def sync_command(
         wait=wait or base.wait, timeout=target.flag_or_app("timeout", timeout, base.timeout),
         force_conflicts=force_conflicts, lock_timeout=lock_timeout, lock_duration=int(lock_duration), diff_text=False,
     )
+    run_sync(manifests, options=options, revision=snapshot.revision, kubeconfig=kubeconfig, context=context,
+             qps=qps, impersonate=target.impersonate, output=output, namespace_from=namespace_from, verbose=verbose,
+             rendering=rendering)
+
+
+def run_sync(
+    manifests: list[Manifest], *, options: SyncOptions, revision: str, kubeconfig: str | None, context: str | None,
+    qps: float, impersonate: str | None, output: str, namespace_from: str, verbose: bool,
+    rendering: Sequence[str] = (),
+) -> NoReturn:
+    """Sync the manifests, record the outcome as `syncer run` does, print the result and exit
+    (0, or 2 on any failure): `syncer sync` and `syncer install` alike. `rendering` holds the
+    render's warnings (a chart's left-out hooks), shown first among the result's."""
     app = options.app
     err = message_console()
     progress = StepProgress(err, total=len(manifests))
-    kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps,
-                   impersonate=target.impersonate)
+    kube = connect(kubeconfig=kubeconfig, context=context, concurrency=options.concurrency, qps=qps,
+                   impersonate=impersonate)
     recorder = OutcomeRecorder(kube, app=app, namespace=options.inventory_namespace, create_parent=False)
 
     def record(client: Kube, changes: ChangeSet) -> None:
@@ -100,13 +114,13 @@ def sync_command(
     try:
         try:
             with progress.running(kube.stats):
-                changes = sync(kube, manifests, options=options, revision=snapshot.revision,
+                changes = sync(kube, manifests, options=options, revision=revision,
                                report=progress.on_change, on_step=progress.on_step, record=record)
         except LockLost:
             raise  # the sync that took the lock over records the app's status, not this one
         except SyncerError as error:
-            if not dry_run:
-                _record(lambda: recorder.record_failure(revision=snapshot.revision, error=error), warnings=None)
+            if not options.dry_run:
+                _record(lambda: recorder.record_failure(revision=revision, error=error), warnings=None)
             raise
     finally:
         kube.close()

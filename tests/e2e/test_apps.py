@@ -345,8 +345,9 @@ def test_the_documented_tenant_recipe_syncs_an_app(
     installed: Kubectl, repo: Path, namespace: str, kube_api: client.ApiClient,
     run_daemon: Callable[..., subprocess.Popen[str]],
 ) -> None:
-    """examples/deploy/tenant-role.yaml's recipe, word for word: a deployer bound to the
-    built-in `edit` and to `syncer-tenant` in its namespace, and nothing else."""
+    """The recipe of the ClusterRole syncer-tenant (charts/syncer/templates/tenant-role.yaml),
+    word for word: a deployer bound to the built-in `edit` and to `syncer-tenant` in its
+    namespace, and nothing else."""
     kubectl = installed
     kubectl("-n", namespace, "create", "serviceaccount", "deployer")
     kubectl("-n", namespace, "create", "rolebinding", "deployer-edit", "--clusterrole=edit",

@@ -123,11 +123,11 @@ def test_rbac_is_least_privilege_for_apps() -> None:
         ("authorization.k8s.io", "subjectaccessreviews", "create"),
     }
     assert grants(find("ClusterRole", "syncer-watch")) == {("*", "*", "list"), ("*", "*", "watch")}
-    assert [o["metadata"]["name"] for o in deploy_objects() if o["kind"] == "ClusterRoleBinding"] == [
+    assert sorted(o["metadata"]["name"] for o in deploy_objects() if o["kind"] == "ClusterRoleBinding") == [
         "syncer-apps", "syncer-watch"]
     # syncer-tenant is for the teams' deployers, bound in their own namespaces, never to the daemon.
-    assert [o["metadata"]["name"] for o in deploy_objects() if o["kind"] == "ClusterRole"] == [
-        "syncer-apps", "syncer-watch", "syncer-tenant"]
+    assert sorted(o["metadata"]["name"] for o in deploy_objects() if o["kind"] == "ClusterRole") == [
+        "syncer-apps", "syncer-tenant", "syncer-watch"]
     assert grants(find("ClusterRole", "syncer-tenant")) == {
         *(("coordination.k8s.io", "leases", v) for v in ("get", "list", "watch", "create", "update", "delete")),
         ("", "events", "create"), ("", "events", "patch")}

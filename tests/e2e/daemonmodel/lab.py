@@ -2,7 +2,7 @@
 teams would set up a cluster: `kubectl apply -k examples/deploy` (the App CRD and the
 least-privilege daemon with its service account), a Widget CRD the teams' apps use, and per
 team a namespace with a `deployer` service account bound to the documented tenant recipe
-(`edit` + `syncer-tenant`, examples/deploy/tenant-role.yaml) plus the Widgets of its namespace.
+(`edit` + `syncer-tenant`, charts/syncer/templates/tenant-role.yaml) plus the Widgets of its namespace.
 
 The daemon and the teams' CLI run with their own service accounts' tokens, never the admin's,
 so the audit log tells who did what: the daemon, a team (also when the daemon impersonates
