@@ -100,6 +100,18 @@ def changed(before: Versions, after: Versions, *, managers: frozenset[str]) -> i
                if written_by(before.get(ref), after.get(ref), managers=managers))
 
 
+WRITTEN_NAMED = 5
+"""How many written objects a run names (a resync that writes is named; a fresh apply's
+writes are every object)."""
+
+
+def written_objects(before: Versions, after: Versions, *, managers: frozenset[str]) -> list[str]:
+    """`Kind/namespace/name` of the first WRITTEN_NAMED objects the tool wrote."""
+    refs = sorted(set(before) | set(after), key=qualified)
+    return [qualified(ref) for ref in refs
+            if written_by(before.get(ref), after.get(ref), managers=managers)][:WRITTEN_NAMED]
+
+
 def created(before: Versions, after: Versions) -> int:
     return sum(1 for ref, live in after.items() if live is not None and before.get(ref) is None)
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.applyset import APPLYSET_CRD, APPLYSET_GROUP, APPLYSET_RESOURCE, PARENT_FIELD_MANAGER, applyset_parent
-from conformance.cluster import Cluster, Refs, changed, created, gone
+from conformance.cluster import Cluster, Refs, changed, created, gone, written_objects
 from conformance.inputs import (
     Source,
     app_name,
@@ -39,7 +39,7 @@ from conformance.inputs import (
     rendered,
     union,
 )
-from conformance.results import Run, ToolResult
+from conformance.results import Run, ToolResult, abbreviated
 from conformance.sets import RealWorldSet
 from syncer.devcluster.config import ADMIN_CONTEXT
 from syncer.model import ObjectRef
@@ -211,5 +211,6 @@ def _step(tool: Tool, what: str, source: Source, rw: RealWorldSet, *, app: str, 
     code, errors = tool.judge(code, stdout, stderr)
     return Run(what=what, exit_code=code, seconds=round(seconds, 2),
                written=changed(before, after, managers=tool.managers), created=created(before, after),
-               pruned=gone(previous, after), error="\n".join(errors)[:3000])
+               written_objects=written_objects(before, after, managers=tool.managers),
+               pruned=gone(previous, after), error="\n".join(abbreviated(line) for line in errors)[:3000])
 

@@ -4,7 +4,9 @@ did with the same input, and where they differ."""
 
 from __future__ import annotations
 
-from conformance.results import TOOLS, Run, SetResult, ToolResult, VersionResults
+import re
+
+from conformance.results import TOOLS, Run, SetResult, ToolResult, VersionResults, abbreviated
 from conformance.sets import SETS, minor
 
 HEADER = """# Real-world conformance
@@ -87,9 +89,16 @@ def _verdict(result: SetResult) -> str:
     return "yes (expected failure)" if result.expected else "yes"
 
 
+NOISE = re.compile(r"^([IWE]\d{4} \d\d:\d\d|Warning: )")
+"""Lines of a tool's stderr that are not its error: klog's discovery complaints (an
+aggregated API without a backend) and the API server's deprecation warnings."""
+
+
 def _first_error(run: Run) -> str:
     lines = [line.strip() for line in run.error.splitlines() if line.strip()]
-    return "; ".join(lines[:2])[:300].replace("|", "\\|").replace("`", "'")
+    errors = [line for line in lines if not NOISE.match(line)] or lines
+    unique = list(dict.fromkeys(errors))
+    return "; ".join(abbreviated(line) for line in unique[:2]).replace("|", "\\|").replace("`", "'")
 
 
 def differences(result: SetResult) -> list[str]:
@@ -108,7 +117,9 @@ def differences(result: SetResult) -> list[str]:
                              f"succeed{'s' if len(outcomes) - len(failing) == 1 else ''}. "
                              f"{name}: `{_first_error(done[name])}`")
         if what == "resync" and len({run.written for run in done.values() if run.ok}) > 1:
-            found.append("resync writes: " + ", ".join(f"{n} {r.written}" for n, r in done.items() if r.ok))
+            found.append("resync writes: " + ", ".join(
+                f"{n} {r.written}" + (f" ({', '.join(r.written_objects)})" if r.written_objects else "")
+                for n, r in done.items() if r.ok))
         pruned = {name: sum(run.pruned.values()) for name, run in done.items() if run.ok and run.pruned}
         if len(set(pruned.values())) > 1:
             found.append(f"{what} pruned: " + ", ".join(f"{n} {count}" for n, count in pruned.items()))

@@ -13,6 +13,11 @@ from typing import Any
 TOOLS = ("syncer", "kubectl", "kpt")
 
 
+def abbreviated(line: str, *, width: int = 260) -> str:
+    """A long line's start and end: kpt quotes a whole object before saying what is wrong."""
+    return line if len(line) <= width else f"{line[:100]} … {line[-(width - 100):]}"
+
+
 @dataclass
 class Run:
     """One command of one tool (a sync or an apply) and what it did to the cluster."""
@@ -24,6 +29,8 @@ class Run:
     written: int = 0
     """Objects of the set (and the tool's inventory object) created, changed or deleted, read
     from the cluster: uid, generation, data, and the tool's managed fields."""
+    written_objects: list[str] = field(default_factory=list)
+    """The first few of them, by `Kind/namespace/name`."""
     created: int = 0
     """Objects of the set that did not exist before and do after."""
     pruned: dict[str, bool] = field(default_factory=dict)

@@ -16,7 +16,16 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conformance.cluster import SYNCER_MANAGERS, Cluster, Refs, changed, control_plane, created, gone
+from conformance.cluster import (
+    SYNCER_MANAGERS,
+    Cluster,
+    Refs,
+    changed,
+    control_plane,
+    created,
+    gone,
+    written_objects,
+)
 from conformance.inputs import (
     Source,
     app_name,
@@ -49,10 +58,13 @@ def sync(cluster: Cluster, source: Source, rw: RealWorldSet, *, what: str, app: 
     data = outcome.data if isinstance(outcome.data, dict) else {}
     failed = [f"{c.get('kind')}/{c.get('namespace') or ''}/{c.get('name')}: {c.get('message')}"
               for c in data.get("changes") or [] if c.get("action") == "failed"]
-    error = str(data.get("error") or ("" if outcome.exit_code == 0 else outcome.stderr.strip()))
+    reported = data.get("error")
+    if isinstance(reported, dict):
+        reported = reported.get("message")
+    error = str(reported or ("" if outcome.exit_code == 0 else outcome.stderr.strip()))
     return Run(what=what, exit_code=outcome.exit_code, seconds=round(seconds, 2),
                written=changed(before, after, managers=SYNCER_MANAGERS), created=created(before, after),
-               pruned=gone(previous or [], after), error="\n".join([error, *failed]).strip())
+               written_objects=written_objects(before, after, managers=SYNCER_MANAGERS), pruned=gone(previous or [], after), error="\n".join([error, *failed]).strip())
 
 
 def diff_exit(cluster: Cluster, source: Source, rw: RealWorldSet, *, app: str) -> int:

@@ -186,7 +186,7 @@ SETS: tuple[RealWorldSet, ...] = (
         "kapp-examples/simple-app-example", "kapp-examples/examples/simple-app-example/config-1.yml", group=1,
         namespace="kapp-simple-app", create_namespace=True,
         then=(Step("switch", "kapp-examples/examples/simple-app-example/config-2.yml",
-                   pruned=("Service/kapp-simple-app/simple-app",)),),
+                   pruned=("Service/default/simple-app",)),),
     ),
     _kapp("knative-service", 1, Expected(("Service/default/helloworld-go", "unknown kind Service in serving.knative.dev/v1"),
                                          "a Knative Service whose CRD comes from another set (knative)")),
