@@ -40,25 +40,41 @@ new input no longer has were **pruned**. A step is not run after a failed one.
 {causes}
 """
 
-CAUSES = """Why the tools differ, in the cases below:
+CAUSES = """Why the tools differ, in the cases listed per version below (each line quotes the failing
+tool's error):
 
-- **Kubernetes 1.20 and server-side apply.** 1.20 rejects a server-side apply of a Service or
-  container port without `protocol` ("associative list with keys has an element that omits
-  key field"); most sets have such ports. syncer fills the default in, kubectl does not;
-  kpt, applying client-side, is not affected. Newer servers default the key themselves.
-- **Custom resources beside their CRD.** kubectl and kpt resolve every kind before writing, so
-  a set holding a CRD and resources of it fails ("no matches for kind ... ensure CRDs are
-  installed first"), and kpt writes nothing of it; syncer applies the CRDs first, waits until
-  they are established, and then the resources.
-- **Large objects and client-side apply.** kpt's client-side apply keeps a copy of each object
-  in the `last-applied-configuration` annotation; an object over 256 KiB cannot carry it
-  (the argo-cd and prometheus-operator v-new CRDs). Server-side apply (syncer, kubectl) has
-  no such copy.
-- **APIs the server does not serve, and invalid input.** All three refuse them; syncer refuses
-  before writing anything, kubectl writes what comes before the failing object, kpt checks
-  every kind first.
-- **Immutable fields.** All three fail an upgrade that changes a Job's `spec.template`;
-  syncer deletes and re-creates Jobs that opt in (`syncer.dev/recreate`).
+- **Custom resources beside their CRD** (pinniped, istio, knative, kube-prometheus, Flux
+  test5): kubectl resolves every kind before it writes the set's CRDs, fails with "no matches
+  for kind ... ensure CRDs are installed first", and leaves what it applied before that in the
+  cluster. syncer and kpt apply the CRDs first, wait until they are established, then the
+  resources of them.
+- **Namespace after its objects** (podinfo `deploy/webapp`): kubectl applies in file order, so
+  objects whose Namespace file comes later fail with `namespaces "webapp" not found`; syncer and
+  kpt apply Namespaces first.
+- **`-n` and objects naming another namespace** (kapp's simple-app `config-2`, a ConfigMap
+  without a namespace beside a Service in `default`): kubectl and kpt, given the namespace as
+  `-n`, refuse the object that names another one; syncer fills in only missing namespaces.
+- **Large objects and client-side apply** (the argo-cd and prometheus-operator upgrades): kpt
+  applies client-side and keeps a copy of each object in its `last-applied-configuration`
+  annotation; the v-new CRDs over 256 KiB cannot carry it ("Too long: must have at most 262144
+  bytes"). Server-side apply (syncer, kubectl) keeps no such copy.
+- **Cluster-scoped objects with a namespace** (Flux test5, test12): kpt refuses them ("resource
+  is cluster-scoped but has a non-empty namespace"); the API server ignores the namespace, and
+  so do syncer and kubectl.
+- **YAML 1.1 booleans** (Flux test7, `labeled: yes`): syncer refuses the label, as kubectl's
+  YAML 1.1 reader sees a boolean too; kpt's YAML 1.2 reader takes `yes` as the string and
+  applies it. Here kpt does better.
+- **Inventory writes on a resync**: kpt updates its ResourceGroup (the objects' status) on an
+  apply that changes nothing else; the count catches it when the write lands in another second
+  than the previous one (managed-fields times have 1 s resolution), so rows show 1 or 0.
+  kubectl's ApplySet parent and syncer's inventory ConfigMap are not written when nothing
+  changed.
+- **APIs the server does not serve, invalid input** (the expected failures): all three fail.
+  syncer validates the whole set first and writes nothing (its stated contract); kpt too
+  writes nothing when a kind is unknown; kubectl writes every object before the failing one
+  (108 of knative 1.1.0's on 1.37).
+- **Immutable fields** (ingress-nginx's admission Jobs change `spec.template`): all three fail
+  the upgrade; syncer re-creates Jobs that opt in (`syncer.dev/recreate`).
 """
 
 

@@ -173,7 +173,8 @@ SETS: tuple[RealWorldSet, ...] = (
     _flux(11, 1, Expected(("CustomResourceDefinition/webhooks.example.com", "must be spec.names.plural"),
                           "the fixture's CRD is invalid: its name is not `<plural>.<group>`")),
     _flux(7, 1, Expected(("test7.yaml:7: Deployment/flux-test7: metadata.labels.labeled must be a string",),
-                         "`labeled: yes` is a boolean in YAML 1.1, for kubectl and the API server too")),
+                         "`labeled: yes` is a boolean in YAML 1.1, as kubectl reads it too (kpt's YAML 1.2 reader "
+                         "takes it as a string)")),
     # -- kapp's examples ---------------------------------------------------------------------------
     *(_kapp(example, 1) for example in (
         "cassandra", "deployment-with-custom-wait", "gitops/guestbook", "gitops/nginx",
