@@ -158,24 +158,29 @@ class Kpt(Tool):
                         "--prune-timeout=60s"])
 
     def judge(self, exit_code: int, stdout: str, stderr: str) -> tuple[int, list[str]]:
-        """kpt exits 3 when only its wait for readiness timed out (`RECONCILE_TIMEOUT`): the
-        apply and prune succeeded, which is what is compared. Its errors are events on stdout."""
-        events = []
-        for line in stdout.splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                events.append(event)
-        errors = [f"{e.get('kind')}/{e.get('namespace') or ''}/{e.get('name')}: {e.get('error') or e.get('status')}"
-                  for e in events if e.get("type") in ("apply", "prune", "delete")
-                  and e.get("status") not in ("Successful", "Skipped", None)]
-        errors += [line.strip() for line in stderr.splitlines() if line.strip()]
-        failed = any(e.get("failed") for e in events if e.get("type") == "summary" and e.get("action") != "Wait")
-        only_wait_timed_out = exit_code == KPT_RECONCILE_TIMEOUT_EXIT and not failed and any(
-            e.get("type") == "summary" and e.get("action") == "Apply" for e in events)
-        return (0 if only_wait_timed_out else exit_code or (1 if failed else 0)), errors
+        return kpt_outcome(exit_code, stdout, stderr)
+
+
+def kpt_outcome(exit_code: int, stdout: str, stderr: str) -> tuple[int, list[str]]:
+    """kpt's exit code as what it did, and its errors. kpt exits 3 when only its wait for
+    readiness timed out (`RECONCILE_TIMEOUT`): the apply and prune succeeded, which is what is
+    compared. Its errors are events on stdout (`--output=json`), then its stderr."""
+    events = []
+    for line in stdout.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    errors = [f"{e.get('kind')}/{e.get('namespace') or ''}/{e.get('name')}: {e.get('error') or e.get('status')}"
+              for e in events if e.get("type") in ("apply", "prune", "delete")
+              and e.get("status") not in ("Successful", "Skipped", None)]
+    errors += [line.strip() for line in stderr.splitlines() if line.strip()]
+    failed = any(e.get("failed") for e in events if e.get("type") == "summary" and e.get("action") != "Wait")
+    only_wait_timed_out = exit_code == KPT_RECONCILE_TIMEOUT_EXIT and not failed and any(
+        e.get("type") == "summary" and e.get("action") == "Apply" for e in events)
+    return (0 if only_wait_timed_out else exit_code or (1 if failed else 0)), errors
 
 
 def run_tool(tool: Tool, rw: RealWorldSet, *, corpus: Path, workdir: Path) -> ToolResult:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conformance.others import kpt_outcome
 from conformance.report import differences, newest_first, render_report
 from conformance.results import Run, SetResult, ToolResult, VersionResults, load, results_path, save
 from conformance.sets import SETS, Expected, expected_on, minor
@@ -94,3 +95,21 @@ def test_the_report_shows_every_version_newest_first() -> None:
     assert "| 1.37.2 | 1 | 1 | 0 | 1 / 1 / 1 |" in text
     assert "| 1.20.2 | 1 | 1 | 0 | 1 / 0 / 1 |" in text
     assert "kubectl fails" in text.split("## Kubernetes 1.20.2")[1]
+
+
+APPLIED = '{"action":"Apply","count":5,"failed":0,"skipped":0,"successful":5,"type":"summary"}'
+WAITED = '{"action":"Wait","count":5,"failed":0,"successful":4,"timeout":1,"type":"summary"}'
+
+
+def test_kpt_timing_out_only_on_readiness_has_applied() -> None:
+    assert kpt_outcome(3, f"{APPLIED}\n{WAITED}\n", "") == (0, [])
+
+
+def test_kpt_failing_an_object_or_a_prune_has_failed_whatever_its_exit_code() -> None:
+    failed = ('{"group":"apiextensions.k8s.io","kind":"CustomResourceDefinition","name":"big","namespace":"",'
+              '"status":"Failed","error":"Too long","type":"apply"}\n'
+              '{"action":"Apply","count":5,"failed":1,"skipped":0,"successful":4,"type":"summary"}\n' + WAITED)
+    code, errors = kpt_outcome(3, failed, "")
+    assert code == 3 and errors == ["CustomResourceDefinition//big: Too long"]
+    assert kpt_outcome(0, failed, "")[0] == 1
+    assert kpt_outcome(1, "", "error: found namespace \"default\"\n") == (1, ['error: found namespace "default"'])
