@@ -43,6 +43,17 @@ new input no longer has were **pruned**. A step is not run after a failed one.
 CAUSES = """Why the tools differ, in the cases listed per version below (each line quotes the failing
 tool's error):
 
+- **Kubernetes 1.20, server-side apply and ports without `protocol`** (most sets): 1.20
+  rejects a server-side apply of a Service or container port that omits `protocol`
+  ("associative list with keys has an element that omits key field"), so kubectl fails on
+  1.20 where the set has one; syncer fills the default in; kpt, applying client-side, is not
+  affected. Newer servers default the key themselves.
+- **Fields the server does not know** (1.20: cert-manager's CRD validations, microservices-demo
+  v-new's `grpc` probes): a client-side apply sends them and the 1.20 server drops them
+  without a word, so kpt "succeeds" with cert-manager's CRDs stored without their
+  `selectableFields` and `x-kubernetes-validations`, and its Deployments with `grpc` probes fail
+  ("must specify a handler type") while kpt writes the set's other objects. syncer's
+  server-side dry run names the unknown field and writes nothing; kubectl fails too.
 - **Custom resources beside their CRD** (pinniped, istio, knative, kube-prometheus, Flux
   test5): kubectl resolves every kind before it writes the set's CRDs, fails with "no matches
   for kind ... ensure CRDs are installed first", and leaves what it applied before that in the
@@ -69,10 +80,13 @@ tool's error):
   than the previous one (managed-fields times have 1 s resolution), so rows show 1 or 0.
   kubectl's ApplySet parent and syncer's inventory ConfigMap are not written when nothing
   changed.
+- **Integer map keys** (knative 1.1.0): kpt cannot encode the YAML ("json: unsupported type:
+  map[interface {}]interface {}") and writes nothing; syncer and kubectl read the keys as
+  strings.
 - **APIs the server does not serve, invalid input** (the expected failures): all three fail.
-  syncer validates the whole set first and writes nothing (its stated contract); kpt too
-  writes nothing when a kind is unknown; kubectl writes every object before the failing one
-  (108 of knative 1.1.0's on 1.37).
+  syncer validates the whole set first and writes nothing (its stated contract); kpt writes
+  nothing when a kind is unknown, but applies the other objects when the server rejects some;
+  kubectl writes every object before the failing one (108 of knative 1.1.0's 127 on 1.37).
 - **Immutable fields** (ingress-nginx's admission Jobs change `spec.template`): all three fail
   the upgrade; syncer re-creates Jobs that opt in (`syncer.dev/recreate`).
 """
