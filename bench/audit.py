@@ -32,6 +32,7 @@ WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollectio
 COUNTED_STAGES = frozenset({"ResponseComplete", "Panic"})
 SYNCER_AGENT = "OpenAPI-Generator/"
 KUBECTL_AGENT = "kubectl"
+KPT_AGENT = "kpt"
 
 
 @dataclass(frozen=True)

@@ -233,12 +233,13 @@ def render_files(objects: Sequence[AppObject]) -> dict[str, str]:
     return {file: "---\n".join(texts) for file, texts in documents.items()}
 
 
-def write_tree(root: Path, objects: Sequence[AppObject]) -> None:
-    """Make `root` hold exactly the files of `objects` (files no longer wanted are removed)."""
+def write_tree(root: Path, objects: Sequence[AppObject], *, keep: frozenset[str] = frozenset()) -> None:
+    """Make `root` hold exactly the files of `objects` (files no longer wanted are removed),
+    and the files named in `keep` (kpt's inventory file in a kpt package)."""
     files = render_files(objects)
     root.mkdir(parents=True, exist_ok=True)
     for existing in root.rglob("*.yaml"):
-        if existing.relative_to(root).as_posix() not in files:
+        if existing.relative_to(root).as_posix() not in files.keys() | keep:
             existing.unlink()
     for name, text in files.items():
         path = root / name

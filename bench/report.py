@@ -32,19 +32,26 @@ LINEAR_REQUEST_SLACK = 1.1
 
 @dataclass(frozen=True)
 class Comparison:
-    """One scenario, both tools."""
+    """One scenario, every tool (kpt where it has the scenario: it has no diff)."""
 
     scenario: str
     title: str
     syncer: Measurement
     kubectl: Measurement | None
     note: str = ""
+    kpt: Measurement | None = None
 
     @property
     def ratio(self) -> float | None:
         if self.kubectl is None or self.kubectl.wall <= 0:
             return None
         return self.syncer.wall / self.kubectl.wall
+
+    @property
+    def kpt_ratio(self) -> float | None:
+        if self.kpt is None or self.kpt.wall <= 0:
+            return None
+        return self.syncer.wall / self.kpt.wall
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +60,8 @@ class Comparison:
             "syncer": self.syncer.to_dict(),
             "kubectl": self.kubectl.to_dict() if self.kubectl else None,
             "wall_ratio_syncer_to_kubectl": None if self.ratio is None else round(self.ratio, 3),
+            "kpt": self.kpt.to_dict() if self.kpt else None,
+            "wall_ratio_syncer_to_kpt": None if self.kpt_ratio is None else round(self.kpt_ratio, 3),
             "note": self.note,
         }
 
@@ -247,7 +256,8 @@ VERB_COLUMNS = (("disc", "discovery"), ("get", "get"), ("list", "list"), ("patch
 LEGEND = (
     "patch: server-side apply (a no-op apply is still a PATCH request; the server stores nothing). "
     "dry-run: PATCH with dryRun=All. obj wr: writes to the app's objects; bk wr: bookkeeping writes "
-    "(syncer: its Lease lock, ApplySet parent ConfigMap and Events; kubectl: its ApplySet parent). "
+    "(syncer: its Lease lock, ApplySet parent ConfigMap and Events; kubectl: its ApplySet parent; "
+    "kpt: its inventory ResourceGroup). kpt applies client-side (its default): a GET and a PATCH per object. "
     "server CPU: kube-apiserver + etcd during the command (kube-controller-manager's reactions included). "
     "CPU ms/req: the command's CPU time (start-up included) per API request it sent."
 )
@@ -268,20 +278,23 @@ def print_report(
 ) -> None:
     """The side-by-side table, the scaling table and the targets."""
     network = "" if latency_ms is None else f", through a proxy adding {latency_ms:g} ms each way"
-    table = Table(title=f"syncer vs kubectl apply --server-side (ratio = syncer / kubectl wall time){network}")
+    table = Table(title=f"syncer vs kubectl apply --server-side and kpt live apply "
+                        f"(ratio = syncer / that tool's wall time){network}")
     table.add_column("scenario")
     table.add_column("tool")
     for column in ("wall s", "ratio", "CPU s", "CPU ms/req", "peak MB", "server CPU s", "requests",
                    *(name for name, _ in VERB_COLUMNS), "obj wr", "bk wr"):
         table.add_column(column, justify="right")
     for comparison in comparisons:
-        rows = [("syncer", comparison.syncer), ("kubectl", comparison.kubectl)]
-        for index, (tool, measurement) in enumerate(rows):
+        rows = [("syncer", comparison.syncer, None), ("kubectl", comparison.kubectl, comparison.ratio),
+                ("kpt", comparison.kpt, comparison.kpt_ratio)]
+        for index, (tool, measurement, tool_ratio) in enumerate(rows):
             title = comparison.title if index == 0 else ""
             if measurement is None:
-                table.add_row(title, f"{tool}: {comparison.note or 'not run'}")
+                if tool == "kubectl":
+                    table.add_row(title, f"{tool}: {comparison.note or 'not run'}")
                 continue
-            ratio = f"{comparison.ratio:.2f}x" if index == 0 and comparison.ratio is not None else ""
+            ratio = f"{tool_ratio:.2f}x" if tool_ratio is not None else ""
             server = "" if measurement.server_cpu is None else f"{measurement.server_cpu:.2f}"
             requests = measurement.requests
             per_request = measurement.cpu_ms_per_request

@@ -1,13 +1,14 @@
 """`python -m bench.run` (or `scripts/bench`): syncer against `kubectl apply --server-side`
-on the same local control plane, with request counts from the API server's audit log.
+and `kpt live apply` on the same local control plane, with request counts from the API
+server's audit log.
 
     scripts/bench                          # everything, default sizes (about 8 minutes on 2 cores)
     scripts/bench --objects 200 --scale 100,200,400 --repeat 1     # a quick look
     scripts/bench --profile                # also profile syncer with py-spy
     scripts/bench --latency 1              # scenarios 1-3 through a proxy adding 1 ms each way
 
-Without `--kubeconfig`, a local control plane (etcd, kube-apiserver 1.20, kube-controller-
-manager) is started with its audit log on and stopped at the end. With `--kubeconfig` and
+Without `--kubeconfig`, a local control plane (etcd, kube-apiserver of
+`SYNCER_KUBERNETES_VERSION`, else the newest; kube-controller-manager) is started with its audit log on and stopped at the end. With `--kubeconfig` and
 `--audit-log`, a running cluster is used instead (its apiserver must write a JSON audit log at
 Metadata level to a file this machine can read; its CPU time is then not measured) and what
 the benchmark created there is deleted at the end.
@@ -137,7 +138,7 @@ def _first_line(argv: list[str]) -> str:
     return (result.stdout or result.stderr).strip().splitlines()[0] if (result.stdout or result.stderr).strip() else ""
 
 
-def machine(*, kubectl: str, kubeconfig: Path) -> dict[str, Any]:
+def machine(*, kubectl: str, kubeconfig: Path, kpt: str | None = None) -> dict[str, Any]:
     """What the numbers were measured on."""
     cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                       if line.startswith("model name")), platform.processor())
@@ -157,6 +158,7 @@ def machine(*, kubectl: str, kubeconfig: Path) -> dict[str, Any]:
         "cpu_model": cpu_model,
         "kubernetes_server": (versions.get("serverVersion") or {}).get("gitVersion"),
         "kubectl": (versions.get("clientVersion") or {}).get("gitVersion"),
+        "kpt": _first_line([kpt, "version"]) if kpt else None,
         "python": platform.python_version(),
         "syncer": syncer_version,
         "git": _first_line(["git", "--version"]),
@@ -231,6 +233,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 @click.option("--audit-log", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="The API server's JSON audit log (with --kubeconfig).")
 @click.option("--kubectl", default="kubectl", show_default=True, help="The kubectl to compare with.")
+@click.option("--kpt", default="kpt", show_default=True, help="The kpt to compare with ('' to leave kpt out).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Where to write the results [default: bench/results.json, with --latency "
                                  "bench/results-latency.json].")
@@ -239,14 +242,14 @@ def _sizes(text: str) -> tuple[int, ...]:
 def main(
     *, objects: int, scale: str, repeat: int, concurrency: int, latency_ms: float | None, with_profile: bool,
     kubeconfig: Path | None,
-    context: str | None, audit_log: Path | None, kubectl: str, json_path: Path | None, out: Path,
+    context: str | None, audit_log: Path | None, kubectl: str, kpt: str, json_path: Path | None, out: Path,
 ) -> None:
-    """Benchmark syncer against kubectl apply --server-side on the same cluster."""
+    """Benchmark syncer against kubectl apply --server-side and kpt live apply on the same cluster."""
     console = Console(stderr=True)
     sizes = _sizes(scale) if scale.strip() and latency_ms is None else ()
     settings = Settings(objects=objects, scale=sizes, repeat=repeat,
-                        concurrency=concurrency, kubectl=kubectl, context=context)
-    for tool in (kubectl, "git"):
+                        concurrency=concurrency, kubectl=kubectl, context=context, kpt=kpt or None)
+    for tool in (kubectl, "git", *([kpt] if kpt else [])):
         if shutil.which(tool) is None:
             raise click.ClickException(f"{tool}: not found on PATH")
     py_spy = find_py_spy() if with_profile else None
@@ -261,7 +264,7 @@ def main(
                         console=console) as (used_kubeconfig, network_info):
             bench = Bench(settings=settings, kubeconfig=used_kubeconfig, server=target.server, workdir=workdir,
                           logs=out / "logs", console=console, run_id=secrets.token_hex(2))
-            info = machine(kubectl=kubectl, kubeconfig=used_kubeconfig)
+            info = machine(kubectl=kubectl, kubeconfig=used_kubeconfig, kpt=kpt or None)
             _warm_up(bench, console)
             try:
                 comparisons = compare_tools(bench, prune=latency_ms is None)

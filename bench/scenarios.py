@@ -21,35 +21,17 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench.audit import KUBECTL_AGENT, SYNCER_AGENT, ObjectKey
+from bench.applyset import APPLYSET_CRD, APPLYSET_RESOURCE, PARENT_FIELD_MANAGER, applyset_parent
+from bench.audit import KPT_AGENT, KUBECTL_AGENT, SYNCER_AGENT, ObjectKey
 from bench.generate import AppObject, GitRepo, change_one, generate, home_namespace, remove_fraction, write_tree
 from bench.measure import Command, CommandFailed, Measurement, Server, median_run, run, wait_until_quiet
 from bench.profile import parse_collapsed, py_spy_argv, summary
 from bench.report import Comparison, ScalePoint
-from syncer.apply.applyset import applyset_id
+from conformance.others import KPT_RECONCILE_TIMEOUT_EXIT, RECONCILE_TIMEOUT as KPT_RECONCILE_TIMEOUT
 
 APP_NAME = "bench"
-APPLYSET_GROUP = "bench.syncer.dev"
-APPLYSET_RESOURCE = f"applysets.{APPLYSET_GROUP}"
-APPLYSET_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {
-        "name": APPLYSET_RESOURCE,
-        # kubectl accepts a custom resource as ApplySet parent only from a CRD so labelled.
-        "labels": {"applyset.kubernetes.io/is-parent-type": "true"},
-    },
-    "spec": {
-        "group": APPLYSET_GROUP,
-        "scope": "Cluster",
-        "names": {"kind": "ApplySet", "plural": "applysets", "singular": "applyset"},
-        "versions": [{"name": "v1", "served": True, "storage": True,
-                      "schema": {"openAPIV3Schema": {"type": "object"}}}],
-    },
-}
-"""Why a custom resource: kubectl's `-n` forces every object into the parent's namespace, so a
-ConfigMap or Secret parent cannot hold an app spread over ten namespaces; a cluster-scoped
-parent can, and kubectl supports those only as custom resources it does not create itself."""
+KPT_INVENTORY = frozenset({"resourcegroup.yaml"})
+"""The ResourceGroup file `kpt live init` writes into a kpt package."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +42,8 @@ class Settings:
     concurrency: int = 16
     kubectl: str = "kubectl"
     context: str | None = None
+    kpt: str | None = "kpt"
+    """The kpt to compare with; None to leave kpt out."""
 
 
 @dataclass
@@ -112,7 +96,7 @@ class Bench:
         return app
 
     def write(self, app: App) -> None:
-        write_tree(self.repo.root / app.prefix, app.objects)
+        write_tree(self.repo.root / app.prefix, app.objects, keep=KPT_INVENTORY)
 
     def commit(self, message: str) -> None:
         self.repo.commit(message)
@@ -156,6 +140,31 @@ class Bench:
             bookkeeping=bookkeeping,
             ok_exit_codes=frozenset({0, 1}) if verb == "diff" else frozenset({0}), env=env,
         )
+
+    def kpt(self, app: App, scenario: str) -> Command:
+        """`kpt live apply` of the app's folder, a kpt package whose inventory (a ResourceGroup in
+        the app's home namespace) `kpt_init` made. Client-side apply, kpt's default. kpt waits
+        for every object to become ready, forever unless given a timeout, and no Pod ever runs
+        on a control plane without nodes; the others do not wait, so kpt gets 1 ms and then
+        exits 3 ("reconcile timed out"), which here means applied."""
+        assert self.settings.kpt is not None
+        return Command(
+            tool="kpt", scenario=scenario, objects=app.count,
+            argv=[self.settings.kpt, "live", "apply", str(self.repo.root / app.prefix), "--install-resource-group=false",
+                  "--output=events", f"--reconcile-timeout={KPT_RECONCILE_TIMEOUT}", *self._cluster_args()],
+            user_agent=KPT_AGENT, bookkeeping=(ObjectKey("resourcegroups", app.home, APP_NAME),),
+            ok_exit_codes=frozenset({0, KPT_RECONCILE_TIMEOUT_EXIT}),
+        )
+
+    def kpt_init(self, app: App) -> None:
+        """Untimed: the ResourceGroup CRD (once per cluster) and the package's inventory."""
+        assert self.settings.kpt is not None
+        for argv in ([self.settings.kpt, "live", "install-resource-group", *self._cluster_args()],
+                     [self.settings.kpt, "live", "init", "--quiet", "--name", APP_NAME, "--namespace", app.home,
+                      "--inventory-id", app.prefix, str(self.repo.root / app.prefix)]):
+            result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
+            if result.returncode != 0:
+                raise CommandFailed(f"{' '.join(argv)}: {result.stderr.strip()}")
 
     def measure(self, command: Command, *, expect: Callable[[Measurement], str | None] | None = None) -> Measurement:
         measurement = run(command, server=self.server, logs=self.logs)
@@ -215,24 +224,37 @@ def _summary_is(**expected: int) -> Callable[[Measurement], str | None]:
 
 
 def compare_tools(bench: Bench, *, prune: bool = True) -> list[Comparison]:
-    """Scenarios 1-4 (1-3 without `prune`), both tools side by side on apps of
-    `settings.objects` objects."""
+    """Scenarios 1-4 (1-3 without `prune`), the tools side by side on apps of
+    `settings.objects` objects (kpt too unless `settings.kpt` is None)."""
     count = bench.settings.objects
-    bench.console.print(f"[bold]generating two apps of {count:,} objects + 10 Namespaces[/]")
+    with_kpt = bench.settings.kpt is not None
+    bench.console.print(f"[bold]generating {3 if with_kpt else 2} apps of {count:,} objects + 10 Namespaces[/]")
     ours, theirs = bench.new_app("sy", count), bench.new_app("kc", count)
-    bench.commit("both apps")
+    kpts = bench.new_app("kp", count) if with_kpt else None
+    if kpts is not None:
+        bench.kpt_init(kpts)
+    bench.commit("the apps")
     total = ours.total
     bench.settle()
+
+    def kpt_run(scenario: str) -> Measurement | None:
+        if kpts is None:
+            return None
+        measured = bench.measure(bench.kpt(kpts, scenario))
+        bench.settle()
+        return measured
 
     bench.console.print("[bold]1. fresh sync[/]")
     fresh_s = bench.measure(bench.syncer("sync", ours, "fresh"), expect=_summary_is(created=total))
     bench.settle()
     fresh_k = bench.measure(bench.kubectl("apply", theirs, "fresh"))
     bench.settle()
+    fresh_p = kpt_run("fresh")
 
     bench.console.print(f"[bold]2. no-op resync[/] (each command {bench.settings.repeat}x, median)")
     noop_s = bench.repeated(lambda: bench.syncer("sync", ours, "noop"))
     noop_k = bench.repeated(lambda: bench.kubectl("apply", theirs, "noop"))
+    noop_p = bench.repeated(lambda: bench.kpt(kpts, "noop")) if kpts is not None else None
     diff_s = bench.repeated(lambda: bench.syncer("diff", ours, "noop-diff"))
     diff_k = bench.repeated(lambda: bench.kubectl("diff", theirs, "noop-diff"))
     for measurement in (noop_s, diff_s):
@@ -241,31 +263,33 @@ def compare_tools(bench: Bench, *, prune: bool = True) -> list[Comparison]:
             measurement.notes.append(problem)
 
     bench.console.print("[bold]3. one ConfigMap value changed (committed)[/]")
-    ours.objects, changed = change_one(ours.objects)
-    theirs.objects, _ = change_one(theirs.objects)
-    bench.write(ours)
-    bench.write(theirs)
+    changed = None
+    for app in (ours, theirs, *([kpts] if kpts else [])):
+        app.objects, changed = change_one(app.objects)
+        bench.write(app)
+    assert changed is not None
     bench.commit(f"change {changed.name}")
     change_s = bench.measure(bench.syncer("sync", ours, "change-one"),
                              expect=_summary_is(configured=1, unchanged=total - 1))
     bench.settle()
     change_k = bench.measure(bench.kubectl("apply", theirs, "change-one"))
     bench.settle()
+    change_p = kpt_run("change-one")
     comparisons = [
-        Comparison("fresh", "1. fresh sync", fresh_s, fresh_k),
-        Comparison("noop", "2. no-op resync", noop_s, noop_k),
+        Comparison("fresh", "1. fresh sync", fresh_s, fresh_k, kpt=fresh_p),
+        Comparison("noop", "2. no-op resync", noop_s, noop_k, kpt=noop_p),
         Comparison("noop-diff", "2. no-op diff", diff_s, diff_k),
-        Comparison("change-one", "3. one object changed", change_s, change_k),
+        Comparison("change-one", "3. one object changed", change_s, change_k, kpt=change_p),
     ]
     if not prune:
         return comparisons
 
     bench.console.print("[bold]4. 10% of the objects removed (prune)[/]")
     applyset, refusal = _adopt_into_applyset(bench, theirs)
-    ours.objects, removed = remove_fraction(ours.objects)
-    theirs.objects, _ = remove_fraction(theirs.objects)
-    bench.write(ours)
-    bench.write(theirs)
+    removed: list[AppObject] = []
+    for app in (ours, theirs, *([kpts] if kpts else [])):
+        app.objects, removed = remove_fraction(app.objects)
+        bench.write(app)
     bench.commit(f"remove {len(removed)} objects")
     bench.settle()
     prune_s = bench.measure(bench.syncer("sync", ours, "prune"),
@@ -275,10 +299,11 @@ def compare_tools(bench: Bench, *, prune: bool = True) -> list[Comparison]:
     if applyset is not None:
         prune_k = bench.measure(bench.kubectl("apply", theirs, "prune", applyset=applyset))
         bench.settle()
+    prune_p = kpt_run("prune")
 
     return [
         *comparisons,
-        Comparison("prune", f"4. {len(removed)} removed (prune)", prune_s, prune_k,
+        Comparison("prune", f"4. {len(removed)} removed (prune)", prune_s, prune_k, kpt=prune_p,
                    note=refusal or "kubectl apply --server-side --prune --applyset (cluster-scoped custom resource parent)"),
     ]
 
@@ -292,19 +317,8 @@ def _adopt_into_applyset(bench: Bench, app: App) -> tuple[str | None, str | None
         bench.kubectl_run("apply", "--server-side", "-f", "-", stdin=json.dumps(APPLYSET_CRD))
         bench.kubectl_run("wait", "--for=condition=Established", f"crd/{APPLYSET_RESOURCE}", "--timeout=60s")
         version = json.loads(bench.kubectl_run("version", "--client", "-o", "json"))["clientVersion"]["gitVersion"]
-        parent = {
-            "apiVersion": f"{APPLYSET_GROUP}/v1", "kind": "ApplySet",
-            "metadata": {
-                "name": name,
-                "labels": {"applyset.kubernetes.io/id": applyset_id(name=name, namespace="", kind="ApplySet",
-                                                                    group=APPLYSET_GROUP)},
-                "annotations": {"applyset.kubernetes.io/tooling": f"kubectl/{version}",
-                                "applyset.kubernetes.io/contains-group-kinds": ""},
-            },
-        }
-        # kubectl's own field manager for the parent, so its updates take the fields over
-        # without conflicts.
-        bench.kubectl_run("apply", "--server-side", "--field-manager=kubectl-applyset", "-f", "-",
+        parent = applyset_parent(name, kubectl_version=version)
+        bench.kubectl_run("apply", "--server-side", f"--field-manager={PARENT_FIELD_MANAGER}", "-f", "-",
                           stdin=json.dumps(parent))
         adoption = bench.measure(bench.kubectl("apply", app, "applyset-adopt", applyset=name))
     except CommandFailed as error:

@@ -1,9 +1,12 @@
-"""The sets of `../shared/realworld` and what a careful user expects syncer to do with each.
+"""The sets of `../shared/realworld` and what a careful user expects syncer to do with each,
+on each Kubernetes version the suite runs (1.20, the oldest supported, and the current one).
 
-Every set is synced as its own app on a local control plane (Kubernetes 1.20.2). A set that
-uses what 1.20 lacks must fail validation, write nothing, and name each object and what is
-missing: `expect_failure` holds, per expected failure, a piece of text the error must contain
-(an object identity, the missing API or field). `reason` says why, for the report.
+Every set is synced as its own app on a local control plane. A set that uses what the
+server lacks (an API or a field newer than it, or one it no longer serves) must fail
+validation, write nothing, and name each object and what is missing: each `Expected` holds
+pieces of text the error must contain (an object identity, the missing API or field), why,
+and the versions it holds on. A set expected to fail on one version must sync, resync to
+nothing and upgrade on the others.
 
 Sets are grouped; each group runs on a fresh control plane, so that sets which define the same
 cluster-scoped objects (two Istio releases, the metrics APIService twice) or install webhooks
@@ -18,6 +21,45 @@ CORPUS_ENV = "SYNCER_REALWORLD"
 
 RECREATE = "syncer.dev/recreate"
 
+Version = tuple[int, int]
+"""A Kubernetes minor version, (1, 37)."""
+
+
+def minor(text: str) -> Version:
+    """`1.37`, `v1.37.2` -> (1, 37)."""
+    major, number, *_ = text.removeprefix("v").split(".")
+    return int(major), int(number)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A failure syncer must report on some Kubernetes versions."""
+
+    contains: tuple[str, ...]
+    """Pieces of text the error must contain: object identities, the missing API or field."""
+    reason: str
+    before: str | None = None
+    """Only on versions older than this one: the first that serves what the set uses."""
+    since: str | None = None
+    """Only on this version and newer: the first that no longer serves what the set uses."""
+    writes_first: bool = False
+    """The failure is found only once the set's CRDs exist (a deferred check), so those are
+    written before it."""
+
+    def holds_on(self, version: Version) -> bool:
+        return ((self.before is None or version < minor(self.before))
+                and (self.since is None or version >= minor(self.since)))
+
+
+def expected_on(expected: tuple[Expected, ...], version: Version) -> Expected | None:
+    """What must fail on `version`: every `Expected` that holds there, as one (None: must sync)."""
+    holding = [e for e in expected if e.holds_on(version)]
+    if not holding:
+        return None
+    return Expected(contains=tuple(text for e in holding for text in e.contains),
+                    reason="; ".join(e.reason for e in holding),
+                    writes_first=any(e.writes_first for e in holding))
+
 
 @dataclass(frozen=True)
 class Step:
@@ -26,12 +68,11 @@ class Step:
     kind: str
     """`upgrade` or `switch`."""
     path: str
-    expect_failure: tuple[str, ...] = ()
-    reason: str = ""
+    expect: tuple[Expected, ...] = ()
     recreate_jobs: bool = False
     """Sync once more with `syncer.dev/recreate: "true"` added to every Job (the opt-in)."""
     pruned: tuple[str, ...] = ()
-    """`Kind/name` of objects the step must delete (what the new path no longer has)."""
+    """`Kind/namespace/name` of objects the step must delete (what the new path no longer has)."""
 
 
 @dataclass(frozen=True)
@@ -44,48 +85,40 @@ class RealWorldSet:
     create_namespace: bool = False
     substitute: str | None = None
     """Replaces the Go placeholder `%[1]s` (Flux's fixtures) before use."""
-    expect_failure: tuple[str, ...] = ()
-    reason: str = ""
+    expect: tuple[Expected, ...] = ()
     then: tuple[Step, ...] = field(default_factory=tuple)
-    writes_crds_first: bool = False
-    """The expected failure is found only once the set's CRDs exist (a deferred check), so
-    those are written before it."""
     engine_issue: str = ""
     """A known failure of syncer's engine on this set (the test is an expected failure until it
     is fixed; strict, so the fix shows)."""
 
 
-ENGINE_NAMESPACE_AND_CRD = (
-    "custom resources in a namespace that the same sync creates, whose CRD it also creates, fail "
-    "their deferred check with `namespaces \"<ns>\" not found` (checked once the CRD is Established, "
-    "before the Namespace exists), after the CRDs and other objects were already written"
-)
-
-
-def _flux(number: int, group: int, **expected: object) -> RealWorldSet:
+def _flux(number: int, group: int, *expect: Expected) -> RealWorldSet:
     name = f"flux-test{number}"
     return RealWorldSet(name=f"fluxcd-ssa-testdata/test{number}", path=f"fluxcd-ssa-testdata/ssa/testdata/test{number}.yaml",
-                        group=group, namespace=name, create_namespace=True, substitute=name, **expected)  # type: ignore[arg-type]
+                        group=group, namespace=name, create_namespace=True, substitute=name, expect=expect)
 
 
-def _kapp(example: str, group: int, **expected: object) -> RealWorldSet:
+def _kapp(example: str, group: int, *expect: Expected) -> RealWorldSet:
     return RealWorldSet(name=f"kapp-examples/{example}", path=f"kapp-examples/examples/{example}", group=group,
                         namespace=f"kapp-{example.replace('/', '-').replace('.', '-')}"[:63], create_namespace=True,
-                        **expected)  # type: ignore[arg-type]
+                        expect=expect)
 
+
+HPA_V2 = "`autoscaling/v2` HorizontalPodAutoscalers (Kubernetes 1.23)"
+PDB_V1 = "`policy/v1` PodDisruptionBudgets (Kubernetes 1.21)"
 
 SETS: tuple[RealWorldSet, ...] = (
     # -- group 0: plain applications --------------------------------------------------------------
     RealWorldSet(
         "microservices-demo", "microservices-demo/v-old/release", group=0, namespace="demo", create_namespace=True,
-        then=(Step("upgrade", "microservices-demo/v-new/release",
-                   expect_failure=("Deployment/demo/adservice", "grpc"),
-                   reason="v-new's containers use `grpc` probes, a Kubernetes 1.24 field"),),
+        then=(Step("upgrade", "microservices-demo/v-new/release", expect=(Expected(
+            ("Deployment/demo/adservice", "grpc"), "v-new's containers use `grpc` probes, a Kubernetes 1.24 field",
+            before="1.24"),)),),
     ),
     RealWorldSet("microservices-demo/v-new/kustomize", "microservices-demo/v-new/kustomize/base", group=0,
-                 namespace="demo-kustomize", create_namespace=True,
-                 expect_failure=("Deployment/demo-kustomize/adservice", "grpc"),
-                 reason="containers use `grpc` probes, a Kubernetes 1.24 field"),
+                 namespace="demo-kustomize", create_namespace=True, expect=(Expected(
+                     ("Deployment/demo-kustomize/adservice", "grpc"),
+                     "containers use `grpc` probes, a Kubernetes 1.24 field", before="1.24"),)),
     RealWorldSet(
         "argo-cd", "argo-cd/v-old/manifests", group=0, namespace="argocd", create_namespace=True,
         then=(Step("upgrade", "argo-cd/v-new/manifests"),),
@@ -100,82 +133,96 @@ SETS: tuple[RealWorldSet, ...] = (
                    pruned=("Deployment/kube-system/kube-state-metrics",)),),
     ),
     RealWorldSet("podinfo/kustomize", "podinfo/kustomize", group=0, namespace="podinfo-kustomize", create_namespace=True,
-                 expect_failure=("HorizontalPodAutoscaler/podinfo-kustomize/podinfo", "autoscaling/v2"),
-                 reason="its HorizontalPodAutoscaler is `autoscaling/v2` (Kubernetes 1.23)"),
+                 expect=(Expected(("HorizontalPodAutoscaler/podinfo-kustomize/podinfo", "autoscaling/v2"), HPA_V2,
+                                  before="1.23"),)),
     RealWorldSet("podinfo/deploy/webapp", "podinfo/deploy/webapp", group=0,
-                 expect_failure=("HorizontalPodAutoscaler/webapp/backend", "HorizontalPodAutoscaler/webapp/frontend",
-                                 "autoscaling/v2"),
-                 reason="its HorizontalPodAutoscalers are `autoscaling/v2` (Kubernetes 1.23)"),
-    RealWorldSet("podinfo/deploy/secure", "podinfo/deploy/secure", group=0,
-                 expect_failure=("ClusterIssuer", "Certificate", "autoscaling/v2"),
-                 reason="cert-manager resources whose CRDs are not in the set; `autoscaling/v2` HPAs"),
-    RealWorldSet("cert-manager", "cert-manager/deploy/crds", group=0,
-                 expect_failure=("CustomResourceDefinition/certificates.cert-manager.io", "selectableFields"),
-                 reason="CRD fields `selectableFields` (1.30) and `x-kubernetes-validations` (1.25)"),
+                 expect=(Expected(("HorizontalPodAutoscaler/webapp/backend", "HorizontalPodAutoscaler/webapp/frontend",
+                                   "autoscaling/v2"), HPA_V2, before="1.23"),)),
+    RealWorldSet("podinfo/deploy/secure", "podinfo/deploy/secure", group=0, expect=(
+        Expected(("ClusterIssuer", "Certificate"), "cert-manager resources whose CRDs are not in the set"),
+        Expected(("autoscaling/v2",), HPA_V2, before="1.23"))),
+    RealWorldSet("cert-manager", "cert-manager/deploy/crds", group=0, expect=(Expected(
+        ("CustomResourceDefinition/certificates.cert-manager.io", "selectableFields"),
+        "CRD fields `selectableFields` (Kubernetes 1.30) and `x-kubernetes-validations` (1.25)", before="1.30"),)),
     RealWorldSet("prometheus-operator/example-crs/rbac", "prometheus-operator/example-crs/example/rbac/prometheus",
-                 group=0, expect_failure=("Prometheus/default/prometheus", "unknown kind Prometheus"),
-                 reason="a Prometheus custom resource whose CRD comes from another set (prometheus-operator)"),
+                 group=0, expect=(Expected(("Prometheus/default/prometheus", "unknown kind Prometheus"),
+                                           "a Prometheus custom resource whose CRD comes from another set "
+                                           "(prometheus-operator)"),)),
     RealWorldSet("prometheus-operator/example-crs/getting-started",
                  "prometheus-operator/example-crs/example/user-guides/getting-started", group=0,
-                 expect_failure=("Prometheus.monitoring.coreos.com/default/prometheus is defined twice",),
-                 reason="the folder defines four different Prometheus objects named `prometheus`"),
+                 expect=(Expected(("Prometheus.monitoring.coreos.com/default/prometheus is defined twice",),
+                                  "the folder defines four different Prometheus objects named `prometheus`"),)),
     # -- group 1: operators with CRDs and aggregated APIs -----------------------------------------
     RealWorldSet(
         "prometheus-operator", "prometheus-operator/v-old/bundle.yaml", group=1,
         then=(Step("upgrade", "prometheus-operator/v-new/bundle.yaml"),),
     ),
-    RealWorldSet("kube-prometheus", "kube-prometheus/manifests", group=2),
+    RealWorldSet("kube-prometheus", "kube-prometheus/manifests", group=2, expect=(Expected(
+        ("PodDisruptionBudget/monitoring/alertmanager-main", "policy/v1beta1"),
+        "`policy/v1beta1` PodDisruptionBudgets, no longer served since Kubernetes 1.25", since="1.25"),)),
     RealWorldSet("metrics-server", "metrics-server/manifests/base", group=1, namespace="kube-system"),
     RealWorldSet(
         "ingress-nginx", "ingress-nginx/v-old/deploy/static/provider/cloud", group=5,
-        then=(Step("upgrade", "ingress-nginx/v-new/deploy/static/provider/cloud",
-                   expect_failure=("Job/ingress-nginx/ingress-nginx-admission-create", "immutable", RECREATE),
-                   reason="both admission Jobs change their immutable `spec.template`", recreate_jobs=True),),
+        then=(Step("upgrade", "ingress-nginx/v-new/deploy/static/provider/cloud", recreate_jobs=True, expect=(Expected(
+            ("Job/ingress-nginx/ingress-nginx-admission-create", "immutable", RECREATE),
+            "both admission Jobs change their immutable `spec.template`"),)),),
     ),
     # -- Flux's fixtures ---------------------------------------------------------------------------
-    *(_flux(number, group=1) for number in (1, 2, 3, 4, 5, 8, 9, 10, 12, 13, 14)),
-    _flux(6, group=1, expect_failure=("HorizontalPodAutoscaler/flux-test6/flux-test6", "autoscaling/v2"),
-          reason="an `autoscaling/v2` HorizontalPodAutoscaler (Kubernetes 1.23)"),
-    _flux(11, group=1, expect_failure=("CustomResourceDefinition/webhooks.example.com", "must be spec.names.plural"),
-          reason="the fixture's CRD is invalid: its name is not `<plural>.<group>`"),
-    _flux(7, group=1, expect_failure=("test7.yaml:7: Deployment/flux-test7: metadata.labels.labeled must be a string",),
-          reason="`labeled: yes` is a boolean in YAML 1.1, for kubectl and the API server too"),
+    *(_flux(number, 1) for number in (1, 2, 3, 4, 5, 8, 9, 10, 12, 13, 14)),
+    _flux(6, 1, Expected(("HorizontalPodAutoscaler/flux-test6/flux-test6", "autoscaling/v2"), HPA_V2, before="1.23")),
+    _flux(11, 1, Expected(("CustomResourceDefinition/webhooks.example.com", "must be spec.names.plural"),
+                          "the fixture's CRD is invalid: its name is not `<plural>.<group>`")),
+    _flux(7, 1, Expected(("test7.yaml:7: Deployment/flux-test7: metadata.labels.labeled must be a string",),
+                         "`labeled: yes` is a boolean in YAML 1.1, as kubectl reads it too (kpt's YAML 1.2 reader "
+                         "takes it as a string)")),
     # -- kapp's examples ---------------------------------------------------------------------------
-    *(_kapp(example, group=1) for example in (
+    *(_kapp(example, 1) for example in (
         "cassandra", "deployment-with-custom-wait", "gitops/guestbook", "gitops/nginx",
-        "gitops/redis-with-configmap", "jobs", "mysql", "rebase-pod-calico",
+        "gitops/redis-with-configmap", "mysql", "rebase-pod-calico",
     )),
-    _kapp("resource-ordering", group=4),  # its redis Deployments share names with gitops/guestbook's
+    _kapp("jobs", 1, Expected(("CronJob/", "batch/v1beta1"),
+                              "a `batch/v1beta1` CronJob, no longer served since Kubernetes 1.25", since="1.25")),
+    _kapp("resource-ordering", 4),  # its redis Deployments share names with gitops/guestbook's
     RealWorldSet(
         "kapp-examples/simple-app-example", "kapp-examples/examples/simple-app-example/config-1.yml", group=1,
         namespace="kapp-simple-app", create_namespace=True,
         then=(Step("switch", "kapp-examples/examples/simple-app-example/config-2.yml",
-                   pruned=("Service/kapp-simple-app/simple-app",)),),
+                   pruned=("Service/default/simple-app",)),),
     ),
-    _kapp("knative-service", group=1, expect_failure=("Service/default/helloworld-go", "unknown kind Service in serving.knative.dev/v1"),
-          reason="a Knative Service whose CRD comes from another set (knative)"),
-    _kapp("cert-manager-v0.15.1", group=3, writes_crds_first=True,
-          expect_failure=("Issuer/kapp-cert-manager-v0-15-1/selfsigning-issuer", "conversion webhook"),
-          reason="its Issuer's CRD converts through cert-manager's webhook, which never runs on a control plane "
-                 "without nodes; checked once the CRD exists, so the CRDs are written first"),
-    _kapp("istio-v1.12.2", group=2),
+    _kapp("knative-service", 1, Expected(("Service/default/helloworld-go", "unknown kind Service in serving.knative.dev/v1"),
+                                         "a Knative Service whose CRD comes from another set (knative)")),
+    _kapp("cert-manager-v0.15.1", 3,
+          Expected(("Issuer/kapp-cert-manager-v0-15-1/selfsigning-issuer", "conversion webhook"),
+                   "its Issuer's CRD converts through cert-manager's webhook, which never runs on a control plane "
+                   "without nodes; checked once the CRD exists, so the CRDs are written first",
+                   before="1.22", writes_first=True),
+          Expected(("apiextensions.k8s.io/v1beta1",),
+                   "`apiextensions.k8s.io/v1beta1` CRDs (and `admissionregistration`/`rbac` `v1beta1`), no longer "
+                   "served since Kubernetes 1.22", since="1.22")),
+    _kapp("istio-v1.12.2", 2, Expected(("policy/v1beta1", "autoscaling/v2beta1"),
+                                       "`policy/v1beta1` PodDisruptionBudgets and `autoscaling/v2beta1` HPAs, no longer "
+                                       "served since Kubernetes 1.25", since="1.25")),
     # kapp's knative example bundles Istio: on the cluster of istio-v1.12.2 its 52 Istio objects
     # belong to that app, and syncer refuses to take them over (ownership), so it gets its own.
-    _kapp("knative-v1.1.0", group=6),
-    _kapp("pinniped-v0.13.0", group=2),
-    _kapp("gatekeeper-v3.7.0", group=2, expect_failure=(
-        "CustomResourceDefinition.apiextensions.k8s.io/k8srequiredlabels.constraints.gatekeeper.sh is defined twice",),
-        reason="exists.yml declares a CRD of config.yml again, differently, for kapp's `kapp.k14s.io/exists` "
-               "annotation (which only kapp understands)"),
-    _kapp("cert-manager-v1.6.1", group=4),
-    _kapp("istio-v1.16.0", group=3, expect_failure=("PodDisruptionBudget", "policy/v1", "autoscaling/v2"),
-          reason="`policy/v1` PodDisruptionBudgets (1.21) and `autoscaling/v2` HPAs (1.23)"),
-    _kapp("knative-v1.8.0", group=3, expect_failure=("policy/v1", "autoscaling/v2"),
-          reason="`policy/v1` PodDisruptionBudgets (1.21) and `autoscaling/v2` HPAs (1.23)"),
-    _kapp("gatekeeper-v3.10.0", group=4, expect_failure=(
-        "CustomResourceDefinition.apiextensions.k8s.io/k8srequiredlabels.constraints.gatekeeper.sh is defined twice",),
-        reason="exists.yml declares a CRD of config.yml again, differently, for kapp's `kapp.k14s.io/exists` "
-               "annotation (behind it: a `policy/v1` PodDisruptionBudget, 1.21)"),
+    _kapp("knative-v1.1.0", 6, Expected(("policy/v1beta1", "autoscaling/v2beta"),
+                                        "`policy/v1beta1` PodDisruptionBudgets and `autoscaling/v2beta1`/`v2beta2` HPAs, "
+                                        "no longer served since Kubernetes 1.25 and 1.26", since="1.25")),
+    _kapp("pinniped-v0.13.0", 2),
+    _kapp("gatekeeper-v3.7.0", 2, Expected(
+        ("CustomResourceDefinition.apiextensions.k8s.io/k8srequiredlabels.constraints.gatekeeper.sh is defined twice",),
+        "exists.yml declares a CRD of config.yml again, differently, for kapp's `kapp.k14s.io/exists` "
+        "annotation (which only kapp understands)")),
+    _kapp("cert-manager-v1.6.1", 4),
+    _kapp("istio-v1.16.0", 3, Expected(("PodDisruptionBudget", "policy/v1", "autoscaling/v2"), f"{PDB_V1} and {HPA_V2}",
+                                       before="1.23")),
+    _kapp("knative-v1.8.0", 3,
+          Expected(("policy/v1", "autoscaling/v2"), f"{PDB_V1} and {HPA_V2}", before="1.23"),
+          Expected(("autoscaling/v2beta2",), "an `autoscaling/v2beta2` HPA, no longer served since Kubernetes 1.26",
+                   since="1.26")),
+    _kapp("gatekeeper-v3.10.0", 4, Expected(
+        ("CustomResourceDefinition.apiextensions.k8s.io/k8srequiredlabels.constraints.gatekeeper.sh is defined twice",),
+        "exists.yml declares a CRD of config.yml again, differently, for kapp's `kapp.k14s.io/exists` "
+        "annotation (behind it on 1.20: a `policy/v1` PodDisruptionBudget, 1.21)")),
 )
 
 

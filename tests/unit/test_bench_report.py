@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from rich.console import Console
 
 from bench.audit import RequestCounts
 from bench.measure import Measurement, median_run
@@ -19,6 +20,7 @@ from bench.report import (
     linear_fit,
     memory_target,
     noop_target,
+    print_report,
     requests_grow_at_most_linearly,
 )
 
@@ -124,3 +126,17 @@ def test_profile_categories_and_top_frames() -> None:
     assert categorize(stacks) == {"start-up (imports)": 5, "render (Git export, YAML)": 3,
                                   "HTTP client (kubernetes, urllib3, ssl)": 2}
     assert top_frames(stacks)[0] == ("main (syncer/cli/__init__.py:37)", 5)
+
+
+def test_kpt_sits_beside_kubectl_with_its_own_ratio() -> None:
+    comparison = Comparison("fresh", "", measurement(1.0), measurement(4.0, tool="kubectl"),
+                            kpt=measurement(2.0, tool="kpt"))
+    data = comparison.to_dict()
+    assert data["wall_ratio_syncer_to_kubectl"] == 0.25
+    assert data["wall_ratio_syncer_to_kpt"] == 0.5
+    assert data["kpt"]["tool"] == "kpt"
+    console = Console(record=True, width=250)
+    print_report(console, comparisons=[comparison], points=[], targets=[])
+    rows = [line for line in console.export_text().splitlines() if "kpt" in line and "2.00" in line]
+    assert rows and "0.50x" in rows[0]
+    assert Comparison("noop-diff", "", measurement(1.0), None).to_dict()["kpt"] is None

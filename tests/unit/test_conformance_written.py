@@ -1,4 +1,4 @@
-"""`conformance.runner.written_by_syncer`: what counts as syncer writing an object between two
+"""`conformance.cluster.written_by`: what counts as syncer writing an object between two
 reads, on objects captured from a local Kubernetes 1.20.2 control plane.
 
 kapp-examples/cassandra once failed "resync: exit 0, 1 object(s) written" on a quiet machine.
@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conformance.runner import written_by_syncer
+from conformance.cluster import written_by as written_by_syncer
 
 CAPTURED = json.loads((Path(__file__).parent / "data" / "statefulset-status-takes-volumeclaimtemplates.json").read_text())
 
