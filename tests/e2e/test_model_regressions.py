@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,50 +70,49 @@ def uid(read: Callable[[], Any]) -> str | None:
         raise
 
 
-def test_two_ingresses_declared_in_two_api_groups_are_never_pruned(
-    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient, served_api_versions: frozenset[str]
+@dataclass(frozen=True)
+class ServedTwice:
+    """Two objects of one kind, "old" declared in one API group and "new" in another that
+    serves the same objects, and how to read one back."""
+
+    needs: tuple[str, ...]
+    declare: Callable[[str], dict[str, str]]
+    read: Callable[[client.ApiClient, str, str], Any]
+
+
+SERVED_TWICE = [
+    # Kubernetes 1.20 serves every Ingress under both groups (1.22 and later under neither).
+    pytest.param(ServedTwice(
+        needs=("extensions/v1beta1", "networking.k8s.io/v1beta1"),
+        declare=lambda namespace: {
+            "a.yaml": INGRESS_V1BETA1.format(api_version="extensions/v1beta1", name="old"),
+            "b.yaml": INGRESS_V1BETA1.format(api_version="networking.k8s.io/v1beta1", name="new")},
+        read=lambda api, namespace, name: client.NetworkingV1Api(api).read_namespaced_ingress(name, namespace),
+    ), id="Ingress"),
+    # Every supported version serves every Event under the core group and events.k8s.io.
+    pytest.param(ServedTwice(
+        needs=(),
+        declare=lambda namespace: {"a.yaml": core_event("old", namespace), "b.yaml": events_event("new", namespace)},
+        read=lambda api, namespace, name: client.CoreV1Api(api).read_namespaced_event(name, namespace),
+    ), id="Event"),
+]
+
+
+@pytest.mark.parametrize("served", SERVED_TWICE)
+def test_two_objects_declared_in_two_api_groups_are_never_pruned(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient, served_api_versions: frozenset[str],
+    served: ServedTwice,
 ) -> None:
-    skip_unless_served(served_api_versions, "extensions/v1beta1", "networking.k8s.io/v1beta1")
+    skip_unless_served(served_api_versions, *served.needs)
     # Invariants nothing-foreign-deleted and resync-writes-nothing. Not a move (report 3): two
-    # different Ingresses, one declared in extensions/v1beta1 and one in networking.k8s.io/v1beta1.
-    # The server serves each under both groups, so each group-kind's prune listing found the
-    # other Ingress, not desired under that group, and deleted it; every later sync created
-    # and deleted them again.
-    app = write_app(tmp_path / "app", {
-        "a.yaml": INGRESS_V1BETA1.format(api_version="extensions/v1beta1", name="old"),
-        "b.yaml": INGRESS_V1BETA1.format(api_version="networking.k8s.io/v1beta1", name="new"),
-    })
-    manifests = render_app(app, namespace=namespace)
-    settings = options("ingresses", namespace)
+    # different objects, declared in two groups. The server serves each under both groups, so
+    # each group-kind's prune listing found the other object, not desired under that group, and
+    # deleted it; every later sync created and deleted them again.
+    manifests = render_app(write_app(tmp_path / "app", served.declare(namespace)), namespace=namespace)
+    settings = options("aliases", namespace)
     first = sync(kube, manifests, options=settings, revision="r1")
     assert first.ok, first.error
-    networking = client.NetworkingV1Api(kube_api)
-    reads = {name: (lambda name=name: networking.read_namespaced_ingress(name, namespace)) for name in ("old", "new")}
-    uids = {name: uid(read) for name, read in reads.items()}
-    assert None not in uids.values()
-    for _ in range(2):
-        again = sync(kube, manifests, options=settings, revision="r1")
-        assert again.ok, again.error
-        assert changed(again) == []
-    assert {name: uid(read) for name, read in reads.items()} == uids
-    assert not plan_sync(kube, manifests, options=settings, revision="r1").has_changes
-
-
-def test_two_events_declared_in_two_api_groups_are_never_pruned(
-    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
-) -> None:
-    # The same invariants on every supported version: the server serves each Event under both
-    # the core group and events.k8s.io, as 1.20 served Ingresses under two groups.
-    app = write_app(tmp_path / "app", {
-        "a.yaml": core_event("old", namespace),
-        "b.yaml": events_event("new", namespace),
-    })
-    manifests = render_app(app, namespace=namespace)
-    settings = options("events", namespace)
-    first = sync(kube, manifests, options=settings, revision="r1")
-    assert first.ok, first.error
-    core = client.CoreV1Api(kube_api)
-    reads = {name: (lambda name=name: core.read_namespaced_event(name, namespace)) for name in ("old", "new")}
+    reads = {name: (lambda name=name: served.read(kube_api, namespace, name)) for name in ("old", "new")}
     uids = {name: uid(read) for name, read in reads.items()}
     assert None not in uids.values()
     for _ in range(2):

@@ -10,8 +10,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -232,38 +233,35 @@ spec:
 """
 
 
-def test_moving_an_ingress_to_another_api_group_keeps_it(
+MOVES = [
+    # Kubernetes 1.20 serves every Ingress under both groups (1.22 and later only the new one).
+    pytest.param(("extensions/v1beta1",), lambda namespace: INGRESS_OLD, lambda namespace: INGRESS_NEW,
+                 lambda api, namespace: client.NetworkingV1Api(api).read_namespaced_ingress("web", namespace),
+                 "Ingress.networking.k8s.io", id="Ingress"),
+    # Every supported version serves every Event under the core group and events.k8s.io.
+    pytest.param((), lambda namespace: core_event("web", namespace), lambda namespace: events_event("web", namespace),
+                 lambda api, namespace: client.CoreV1Api(api).read_namespaced_event("web", namespace),
+                 "Event.events.k8s.io", id="Event"),
+]
+
+
+@pytest.mark.parametrize(("needs", "old", "new", "read", "recorded"), MOVES)
+def test_moving_an_object_to_another_api_group_keeps_it(
     tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient, served_api_versions: frozenset[str],
+    needs: tuple[str, ...], old: Callable[[str], str], new: Callable[[str], str],
+    read: Callable[[client.ApiClient, str], Any], recorded: str,
 ) -> None:
-    skip_unless_served(served_api_versions, "extensions/v1beta1")
-    app = write_app(tmp_path / "app", {"ing.yaml": INGRESS_OLD})
+    skip_unless_served(served_api_versions, *needs)
+    app = write_app(tmp_path / "app", {"web.yaml": old(namespace)})
     assert sync(kube, render_app(app, namespace=namespace), options=options("move", namespace), revision="r1").ok
-    network = client.NetworkingV1Api(kube_api)
-    uid = network.read_namespaced_ingress("web", namespace).metadata.uid
-    write_app(app, {"ing.yaml": INGRESS_NEW})
+    uid = read(kube_api, namespace).metadata.uid
+    write_app(app, {"web.yaml": new(namespace)})
     changes = sync(kube, render_app(app, namespace=namespace), options=options("move", namespace), revision="r2")
     assert changes.ok, changes.error
-    assert network.read_namespaced_ingress("web", namespace).metadata.uid == uid, "the object itself was pruned"
+    assert read(kube_api, namespace).metadata.uid == uid, "the object itself was pruned"
     assert not any(c.action is Action.DELETED for c in changes.changes)
     parent = configmap(kube_api, namespace, "syncer-move")
-    assert parent.metadata.annotations["applyset.kubernetes.io/contains-group-kinds"] == "Ingress.networking.k8s.io"
-    assert_settled(kube, app, name="move", namespace=namespace)
-
-
-def test_moving_an_event_to_another_api_group_keeps_it(
-    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient,
-) -> None:
-    app = write_app(tmp_path / "app", {"ev.yaml": core_event("release", namespace)})
-    assert sync(kube, render_app(app, namespace=namespace), options=options("move", namespace), revision="r1").ok
-    core = client.CoreV1Api(kube_api)
-    uid = core.read_namespaced_event("release", namespace).metadata.uid
-    write_app(app, {"ev.yaml": events_event("release", namespace)})
-    changes = sync(kube, render_app(app, namespace=namespace), options=options("move", namespace), revision="r2")
-    assert changes.ok, changes.error
-    assert core.read_namespaced_event("release", namespace).metadata.uid == uid, "the object itself was pruned"
-    assert not any(c.action is Action.DELETED for c in changes.changes)
-    parent = configmap(kube_api, namespace, "syncer-move")
-    assert parent.metadata.annotations["applyset.kubernetes.io/contains-group-kinds"] == "Event.events.k8s.io"
+    assert parent.metadata.annotations["applyset.kubernetes.io/contains-group-kinds"] == recorded
     assert_settled(kube, app, name="move", namespace=namespace)
 
 
