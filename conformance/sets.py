@@ -145,7 +145,7 @@ SETS: tuple[RealWorldSet, ...] = (
         ("CustomResourceDefinition/certificates.cert-manager.io", "selectableFields"),
         "CRD fields `selectableFields` (Kubernetes 1.30) and `x-kubernetes-validations` (1.25)", before="1.30"),)),
     RealWorldSet("prometheus-operator/example-crs/rbac", "prometheus-operator/example-crs/example/rbac/prometheus",
-                 group=0, expect=(Expected(("Prometheus/default/prometheus", "unknown kind Prometheus"),
+                 group=0, expect=(Expected(("Prometheus/default/prometheus", "monitoring.coreos.com/v1 Prometheus is not served by this API server"),
                                            "a Prometheus custom resource whose CRD comes from another set "
                                            "(prometheus-operator)"),)),
     RealWorldSet("prometheus-operator/example-crs/getting-started",
@@ -189,7 +189,7 @@ SETS: tuple[RealWorldSet, ...] = (
         then=(Step("switch", "kapp-examples/examples/simple-app-example/config-2.yml",
                    pruned=("Service/default/simple-app",)),),
     ),
-    _kapp("knative-service", 1, Expected(("Service/default/helloworld-go", "unknown kind Service in serving.knative.dev/v1"),
+    _kapp("knative-service", 1, Expected(("Service/default/helloworld-go", "serving.knative.dev/v1 Service is not served by this API server"),
                                          "a Knative Service whose CRD comes from another set (knative)")),
     _kapp("cert-manager-v0.15.1", 3,
           Expected(("Issuer/kapp-cert-manager-v0-15-1/selfsigning-issuer", "conversion webhook"),

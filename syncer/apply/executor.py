@@ -43,7 +43,7 @@ from syncer.apply.tasks import (
 from syncer.apply.wait import WaitTarget, health, wait_healthy
 from syncer.errors import ClusterError, Conflict, NotFound
 from syncer.kube import Kube
-from syncer.model import CHANGING_ACTIONS, Action, ObjectRef
+from syncer.model import CHANGING_ACTIONS, Action, Object, ObjectRef
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +106,32 @@ def _wait_established(kube: Kube, planned: PlannedObject, *, timeout: float) -> 
     deadline = time.monotonic() + timeout
     while True:
         crd = kube.get(planned.resource, planned.ref.name)
-        if crd is not None and health(crd).state == "healthy":
+        if crd is not None and health(crd).state == "healthy" and _discovered(kube, crd):
             kube.forget_discovery()
             return None
         if time.monotonic() >= deadline:
             return ClusterError(str(planned.ref), f"not Established after {timeout:.0f}s; "
                                 "its custom resources cannot be applied")
         time.sleep(0.2)
+
+
+def _discovered(kube: Kube, crd: Object) -> bool:
+    """Whether discovery lists the CRD's kind in each version it serves. The API server sets
+    `Established` before its discovery serves the new kinds (a moment later on an idle 1.37
+    server, seconds under load): a custom resource checked in between would be refused as a
+    kind the server does not serve."""
+    spec = crd.get("spec") or {}
+    kind = str((spec.get("names") or {}).get("kind", ""))
+    for version in spec.get("versions") or []:
+        if not version.get("served"):
+            continue
+        api_version = f"{spec.get('group')}/{version.get('name')}"
+        kube.forget_discovery(api_version)
+        try:
+            kube.resource_for(api_version, kind)
+        except NotFound:
+            return False
+    return True
 
 
 def _recreate(kube: Kube, planned: PlannedObject, *, timeout: float, dry_run: bool) -> None:
