@@ -201,7 +201,10 @@ class AppReconciler:
         self._forgotten = False
         self._manifests = self._rendered_revision = self._rendered_tree = self._synced_revision = None
         self._head = self._target = self._seen_recorded = self._ours = self._gone = None
-        self._last_ok = self._drifted = self._news_expected = self._move_on = False
+        self._last_ok = self._drifted = self._move_on = False
+        # Git is asked afresh, not answered from the replicas' shared ls-remote: that answer may
+        # be as old as the interval, older than what the replica that held the app meanwhile saw.
+        self._news_expected = True
         self._recorder = self._new_recorder()
 
     def _new_recorder(self) -> OutcomeRecorder:
