@@ -29,7 +29,7 @@ export GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}"
 cd "$MODULE_DIR"
 # The one import of tools.go is the command's main package; its module's version names the build.
 pkg="$(sed -n 's/^import _ "\(.*\)"$/\1/p' tools.go)"
-module="$(sed -n 's/^require \([^ ]*\) v.*/\1/p; /^require (/,/^)/ { /indirect/! s/^\t\([^ ]*\) v.*/\1/p }' go.mod | head -n1)"
+module="$(sed -n 's/^require \([^ ]*\) v.*/\1/p; /^require (/,/^)/ { /indirect/! s/^\t\([^ ]*\) v.*/\1/p }' go.mod | sed -n 1p)"
 [[ -n "$pkg" && -n "$module" ]] || { log "$MODULE_DIR: tools.go or go.mod does not name a command"; exit 2; }
 command -v go >/dev/null || { log "go: not found; $name is built with Go 1.26 or newer from the Go module proxy"; exit 1; }
 version="$(go list -m -f '{{.Version}}' "$module")"

@@ -51,7 +51,7 @@ while (($#)); do
 done
 minor="${minor:-${SYNCER_KUBERNETES_VERSION:-}}"
 minor="${minor#v}"
-[[ -n "$minor" ]] || minor="$(known_minors | head -n1)"
+[[ -n "$minor" ]] || minor="$(known_minors | sed -n 1p)"
 # A patch version names its minor: 1.37.2 -> 1.37.
 if [[ "$minor" =~ ^([0-9]+\.[0-9]+)\.[0-9]+$ ]]; then minor="${BASH_REMATCH[1]}"; fi
 
@@ -93,7 +93,7 @@ if [[ ! -x "$DEST/etcd" ]]; then
   (cd "$WORK/debs-trixie" && apt-get "${APT_OPTS[@]}" download etcd-server >/dev/null)
   dpkg -x "$WORK"/debs-trixie/etcd-server_*.deb "$WORK/debs-trixie/root"
   install -m 0755 "$WORK/debs-trixie/root/usr/bin/etcd" "$DEST/etcd"
-  "$DEST/etcd" --version | head -n1 >&2
+  "$DEST/etcd" --version | sed -n 1p >&2
 fi
 
 if [[ ! -x "$DEST/kube-apiserver" || ! -x "$DEST/kube-controller-manager" ]]; then

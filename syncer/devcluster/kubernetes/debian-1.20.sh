@@ -54,7 +54,7 @@ if [[ ! -f "$SRC/Makefile" ]]; then
   log "fetching Debian's kubernetes source package"
   rm -rf "$WORK/src" && mkdir -p "$WORK/src"
   (cd "$WORK/src" && apt-get "${APT_OPTS[@]}" source --download-only kubernetes >/dev/null)
-  dsc=$(ls "$WORK"/src/kubernetes_*.dsc | head -n1)
+  dsc=$(ls "$WORK"/src/kubernetes_*.dsc | sed -n 1p)
   rm -rf "$SRC"
   dpkg-source --no-check --skip-patches -x "$dsc" "$SRC" >/dev/null
 fi
