@@ -39,6 +39,15 @@ RUN version="$(go list -m -f '{{.Version}}' helm.sh/helm/v3)" \
     go build -ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=${version}" -o /out/helm helm.sh/helm/v3/cmd/helm \
  && /out/helm version --short
 
+# sops decrypts SOPS-encrypted manifests (an App's spec.decryption): built the same way from
+# the Go module pinned in tools/sops.
+FROM ${GO_IMAGE} AS sops
+WORKDIR /src/tools/sops
+COPY tools/sops/ ./
+RUN CGO_ENABLED=0 GOFLAGS="-mod=readonly -trimpath -buildvcs=false" \
+    go build -ldflags="-s -w" -o /out/sops github.com/getsops/sops/v3/cmd/sops \
+ && /out/sops --version --disable-version-check
+
 FROM ${PYTHON_IMAGE}
 
 # git fetches the sources; openssh-client serves ssh:// and git@host:path repositories.
@@ -47,6 +56,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=kustomize /tmp/kustomize/kustomize /usr/local/bin/kustomize
 COPY --from=helm /out/helm /usr/local/bin/helm
+COPY --from=sops /out/sops /usr/local/bin/sops
 
 # Dependencies at the versions and hashes pinned in requirements/runtime.txt (scripts/lock),
 # the build backend included, so the project's own build downloads nothing unpinned.
