@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 from syncer.errors import Problem
 from syncer.sources.limits import Budget, RenderLimits, show_bytes
-from syncer.sources.tool import ToolFailed, run_bounded
+from syncer.sources.tool import ToolFailed, find_tool, run_bounded
 from syncer.sources.yamlload import load_yaml
 
 HELM_VERSION = "v3.22.0"
@@ -106,19 +106,14 @@ def is_chart(directory: Path) -> bool:
 
 def helm_binary() -> str:
     """`SYNCER_HELM`, else `helm` on PATH, else the build `tools/build.sh helm` caches."""
-    configured = os.environ.get("SYNCER_HELM")
-    if configured:
-        if not os.access(configured, os.X_OK):
-            raise HelmError(f"SYNCER_HELM={configured}: not an executable file")
-        return configured
-    found = shutil.which("helm")
-    if found is not None:
-        return found
-    cached = Path.home() / ".cache" / "syncer" / "tools" / f"helm-{HELM_VERSION}" / "helm"
-    if os.access(cached, os.X_OK):
-        return str(cached)
-    raise HelmError(f"this path is a Helm chart, which needs helm: set SYNCER_HELM, put `helm` on PATH, or build "
-                    f"helm {HELM_VERSION} with `tools/build.sh helm`")
+    try:
+        found = find_tool("helm", version=HELM_VERSION)
+    except ValueError as error:
+        raise HelmError(str(error)) from None
+    if found is None:
+        raise HelmError(f"this path is a Helm chart, which needs helm: set SYNCER_HELM, put `helm` on PATH, or "
+                        f"build helm {HELM_VERSION} with `tools/build.sh helm`")
+    return found
 
 
 def template_command(

@@ -19,19 +19,19 @@ MAC covers the values, not the list of recipients, so removing the others change
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from syncer.errors import Problem, RenderError
 from syncer.model import Manifest, Object
+from syncer.sources.tool import find_tool
 
 SOPS_ENV = "SYNCER_SOPS"
+SOPS_VERSION = "v3.13.3"
+"""The sops syncer is tested with, pinned in tools/sops and built by `tools/build.sh sops`."""
 TIMEOUT_SECONDS = 30.0
 EXIT_NO_MATCHING_KEY = 128
 """sops' exit status when no identity given can open the file's data key."""
@@ -106,18 +106,16 @@ def as_written(manifest: Manifest) -> Object:
 
 
 def sops_command() -> str:
-    """`SYNCER_SOPS`, else `sops` on PATH, else the build tools/build.sh keeps in the cache."""
-    configured = os.environ.get(SOPS_ENV)
-    if configured:
-        return configured
-    found = shutil.which("sops")
-    if found:
-        return found
-    cached = sorted(Path.home().glob(".cache/syncer/tools/sops-v*/sops"))
-    if cached:
-        return str(cached[-1])
-    raise RenderError([Problem("sops", "the manifests hold SOPS-encrypted documents, which need the `sops` command: "
-                               f"put it on PATH, set {SOPS_ENV}, or build the pinned one with tools/build.sh sops")])
+    """`SYNCER_SOPS`, else `sops` on PATH, else the build `tools/build.sh sops` caches."""
+    try:
+        found = find_tool("sops", version=SOPS_VERSION)
+    except ValueError as error:
+        raise RenderError([Problem("sops", str(error))]) from None
+    if found is None:
+        raise RenderError([Problem("sops", "the manifests hold SOPS-encrypted documents, which need the `sops` command: "
+                                   f"put it on PATH, set {SOPS_ENV}, or build sops {SOPS_VERSION} with "
+                                   "tools/build.sh sops")])
+    return found
 
 
 class _Failed(Exception):

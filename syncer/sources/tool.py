@@ -1,4 +1,5 @@
-"""Running a rendering tool (Kustomize, Helm) with its output counted and its time bounded.
+"""Finding and running a rendering tool (Kustomize, Helm, sops), its output counted and its
+time bounded.
 
 The tool's stdout is counted against the render's byte budget as it arrives: past the bound
 the tool is killed and nothing more is read (LimitExceeded), so a kustomization that
@@ -8,6 +9,8 @@ killed too. Its stderr is kept for the error message (the last 64 KiB of a flood
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import threading
 from collections.abc import Mapping
@@ -19,6 +22,23 @@ from syncer.sources.limits import Budget
 CHUNK = 1024 * 1024
 STDERR_KEPT = 64 * 1024
 """Tools' messages are short; a flood of them is cut to its last 64 KiB."""
+
+
+def find_tool(name: str, *, version: str) -> str | None:
+    """`SYNCER_<NAME>`, else `name` on PATH, else the pinned build that `tools/build.sh NAME`
+    keeps in ~/.cache/syncer/tools/NAME-VERSION/; None when there is none. ValueError names the
+    variable when it is set to something that is not an executable file."""
+    variable = f"SYNCER_{name.upper()}"
+    configured = os.environ.get(variable)
+    if configured:
+        if not os.access(configured, os.X_OK):
+            raise ValueError(f"{variable}={configured}: not an executable file")
+        return configured
+    found = shutil.which(name)
+    if found is not None:
+        return found
+    cached = Path.home() / ".cache" / "syncer" / "tools" / f"{name}-{version}" / name
+    return str(cached) if os.access(cached, os.X_OK) else None
 
 
 class ToolFailed(Exception):
