@@ -22,8 +22,8 @@ Fixtures
     syncer did without going through syncer's own cluster code.
 
 `served_api_versions` (session)
-    Every apiVersion the server serves; `skip_unless_served(served, "group/version")` skips a
-    test about APIs this server no longer (or not yet) serves, naming them.
+    Every apiVersion the server serves; `tests.e2e.versions.skip_unless_served` skips a test
+    about APIs this server no longer (or not yet) serves, naming them.
 
 `namespace` (function)
     A fresh namespace `t-<test name>-<random>`, deleted (without waiting) after the test.
@@ -164,15 +164,6 @@ def served_api_versions(kube_api: client.ApiClient) -> frozenset[str]:
     what a test about one version's APIs checks before it runs."""
     groups = client.ApisApi(kube_api).get_api_versions().groups
     return frozenset({"v1", *(version.group_version for group in groups for version in group.versions)})
-
-
-def skip_unless_served(served: frozenset[str], *api_versions: str) -> None:
-    """Skips the calling test, naming the versions, on a server that serves none of them
-    (Kubernetes 1.22 stopped serving Ingress in extensions/v1beta1 and networking.k8s.io/v1beta1)."""
-    missing = [version for version in api_versions if version not in served]
-    if missing:
-        pytest.skip(f"this server does not serve {', '.join(missing)} (Kubernetes 1.20 does: "
-                    "the oldest leg of scripts/test runs this test)")
 
 
 def namespace_name(test_name: str, *, suffix: str | None = None) -> str:

@@ -18,8 +18,9 @@ from syncer.apply.status import OutcomeRecorder
 from syncer.cli import cli
 from syncer.errors import ClusterError, ValidationFailed
 from syncer.kube import Kube
-from tests.conftest import ClusterAccess, skip_unless_served
+from tests.conftest import ClusterAccess
 from tests.e2e.apps import configmap, connect, core_event, events_event, options, render_app, write_app
+from tests.e2e.versions import skip_unless_served
 
 pytestmark = pytest.mark.oldest
 

@@ -25,8 +25,9 @@ from syncer.cli import cli
 from syncer.errors import LockLost, ValidationFailed
 from syncer.kube import Kube
 from syncer.model import Action
-from tests.conftest import ClusterAccess, skip_unless_served
+from tests.conftest import ClusterAccess
 from tests.e2e.apps import configmap, core_event, events_event, options, render_app, write_app
+from tests.e2e.versions import skip_unless_served
 
 pytestmark = pytest.mark.oldest
 
