@@ -286,12 +286,8 @@ class SyncModel(RuleBasedStateMachine):
         plan: Plan = planned.value
         predicted, done = checks.planned_actions(plan), checks.change_actions(changes)
         changed = sorted(ref.qualified() for ref, action in done.items() if action in checks.CHANGING)
-        def settled_meanwhile(later: Snapshot) -> set[ObjectRef]:
-            """Objects terminating when diff ran and gone since: there was nothing to predict."""
-            return {checks.ref_of(i) for i in before.objects.values() if i.terminating and i.key not in later.objects}
-
         def compare(expected: dict[ObjectRef, str], got: dict[ObjectRef, str], later: Snapshot) -> list[str]:
-            gone = settled_meanwhile(later)
+            gone = checks.departed(before, later)  # nothing to predict for them
             return checks.differing_actions({r: a for r, a in expected.items() if r not in gone},
                                             {r: a for r, a in got.items() if r not in gone})
 
@@ -360,10 +356,9 @@ class SyncModel(RuleBasedStateMachine):
         problems += [str(w) for w in writes(before, after)] + changed
         if plan.refused is not None:
             problems.append(f"syncer diff refused: {plan.refused}")
-        elif plan.value.has_changes:
-            problems.append("syncer diff still has changes: " + ", ".join(
-                f"{ref.qualified()}: {a}" for ref, a in checks.planned_actions(plan.value).items()
-                if a in checks.CHANGING))
+        elif plan.value.has_changes and not checks.only_finished_departures(
+                plan.value, checks.departed(after, self.observer.snapshot())):
+            problems.append("syncer diff still has changes: " + ", ".join(checks.pending_writes(plan.value)))
             problems += [d.diff for d in plan.value.diffs() if str(d.action) in checks.CHANGING]
         self.world.verdicts.check("resync-writes-nothing", problems, f"{context}: the second sync")
         self.check_cache_agrees(manifests, sync_options, revision, plan, context)

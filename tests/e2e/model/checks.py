@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from syncer.apply import ChangeSet, Plan
+from syncer.apply.tasks import WRITING_TASKS, PruneStep
 from syncer.model import Object, ObjectRef
 from tests.e2e.model.world import APPLYSET_ID, PART_OF, Key, Seen, Snapshot, Write
 
@@ -39,6 +40,29 @@ WRITE_VERBS = frozenset({"apply", "delete", "create", "update", "patch"})
 def planned_actions(plan: Plan) -> dict[ObjectRef, str]:
     """{ref: action} as `syncer diff` reports it, in `syncer.model.Action` words."""
     return {ref: str(action) for ref, action in plan.decisions()}
+
+
+def departed(before: Snapshot, later: Snapshot) -> set[ObjectRef]:
+    """Objects terminating in the first snapshot and gone in the later one."""
+    return {ref_of(item) for item in before.objects.values() if item.terminating and item.key not in later.objects}
+
+
+def pending_writes(plan: Plan) -> list[str]:
+    """The writes a plan would make, object actions first, then its inventory and namespace
+    tasks, in words for a failure message."""
+    return [*(f"{ref.qualified()}: {action}" for ref, action in planned_actions(plan).items() if action in CHANGING),
+            *(f"{type(task).__name__}({getattr(task, 'stage', '')})" for task in plan.tasks
+              if isinstance(task, WRITING_TASKS) and not isinstance(task, PruneStep))]
+
+
+def only_finished_departures(plan: Plan, departed: Iterable[ObjectRef]) -> bool:
+    """The plan's one write narrows the inventory by objects that were terminating when the
+    sync ran and are gone now: the cluster finished a deletion after the sync, which had
+    rightly kept them recorded, so there was nothing for that sync to do."""
+    writes = pending_writes(plan)
+    narrowing = plan.inventory_writes()
+    return (len(writes) == len(narrowing) == 1 and narrowing[0].stage == "narrow"
+            and narrowing[0].inventory.including(list(departed)).records_same(plan.inventory))
 
 
 def change_actions(changes: ChangeSet) -> dict[ObjectRef, str]:
