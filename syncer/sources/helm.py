@@ -36,7 +36,8 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ from urllib.parse import urlsplit
 from syncer.errors import Problem
 from syncer.sources.limits import Budget, RenderLimits, show_bytes
 from syncer.sources.tool import ToolFailed, find_tool, run_bounded
-from syncer.sources.yamlload import load_yaml
+from syncer.sources.yamlload import Document, load_yaml
 
 HELM_VERSION = "v3.22.0"
 """The helm syncer is tested with, pinned in tools/helm and built by `tools/build.sh helm`."""
@@ -191,6 +192,29 @@ def source_at(marks: list[tuple[int, str]], line: int) -> str:
     return template
 
 
+def template_file(chart: str, template: str) -> str:
+    """`charts/web` and helm's `web/templates/x.yaml` -> `charts/web/templates/x.yaml`."""
+    inside = template.partition("/")[2]
+    return f"{chart}/{inside}" if inside else chart
+
+
+def without_hooks(output: bytes, documents: list[Document], *, chart: str) -> tuple[list[tuple[Document, str]], list[Hook]]:
+    """Each document of helm's output that is no hook, with the repository file it came from
+    (`chart` is the chart's path in the repository), and the hooks left out."""
+    marks = sources(output)
+    kept: list[tuple[Document, str]] = []
+    hooks: list[Hook] = []
+    for document in documents:
+        file = template_file(chart, source_at(marks, document.line))
+        hook = hook_of(document.obj)
+        if hook is None:
+            kept.append((document, file))
+            continue
+        metadata = document.obj.get("metadata") or {}
+        hooks.append(Hook(kind=str(document.obj.get("kind")), name=str(metadata.get("name")), hook=hook, source=file))
+    return kept, hooks
+
+
 # -- dependencies ----------------------------------------------------------------------------
 
 def dependencies(chart: Mapping[str, Any]) -> list[Dependency]:
@@ -269,11 +293,30 @@ def pull_command(helm: str, dependency: Dependency, *, destination: Path) -> lis
 
 # -- rendering -------------------------------------------------------------------------------
 
-def template(
-    chart: Path, *, root: Path, relative: str, namespace: str, settings: HelmSettings, budget: Budget,
-) -> bytes:
-    """helm's output for the chart at `chart` (inside `root`), counted against `budget`."""
-    limits = budget.limits
+@dataclass(frozen=True)
+class Workspace:
+    """A chart copied into a private work directory, with the helm and the environment that
+    render it (see the module docstring)."""
+
+    work: Path
+    chart: Path
+    """The staged copy, dependencies included."""
+    helm: str
+    environment: dict[str, str]
+    relative: str
+
+    def run(self, arguments: list[str], *, budget: Budget, timeout: float) -> bytes:
+        """helm's output for `helm ARGUMENTS`, counted against `budget`."""
+        try:
+            return run_bounded([self.helm, *arguments], cwd=self.work, budget=budget, timeout=timeout,
+                               where=f"{self.relative} (helm template output)", env=self.environment)
+        except ToolFailed as failed:
+            raise HelmError(_readable(failed, work=self.work, relative=self.relative)) from None
+
+
+@contextmanager
+def workspace(chart: Path, *, root: Path, relative: str, limits: RenderLimits) -> Iterator[Workspace]:
+    """The chart at `chart` (inside `root`) staged for helm; removed afterwards."""
     helm = helm_binary()
     with tempfile.TemporaryDirectory(prefix="syncer-helm-") as work_dir:
         work = Path(work_dir)
@@ -283,21 +326,26 @@ def template(
         environment = helm_environment(work / "home")
         _stage_dependencies(chart, staged, root=root, relative=relative, helm=helm, environment=environment,
                             limits=limits, copied=copied)
+        yield Workspace(work=work, chart=staged, helm=helm, environment=environment, relative=relative)
+
+
+def template(
+    chart: Path, *, root: Path, relative: str, namespace: str, settings: HelmSettings, budget: Budget,
+) -> bytes:
+    """helm's output for the chart at `chart` (inside `root`), counted against `budget`."""
+    limits = budget.limits
+    with workspace(chart, root=root, relative=relative, limits=limits) as staged:
         values_files = [_values_file(chart, entry, root=root, relative=relative) for entry in settings.values_files]
         for index, document in enumerate(settings.values):
-            path = work / f"values-{index}.yaml"
+            path = staged.work / f"values-{index}.yaml"
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w") as file:
                 file.write(document)
             values_files.append(path)
         release = settings.release_name or str(_read_mapping(chart / CHART_FILE).get("name") or chart.name)
-        command = template_command(helm, chart=staged, release=release, namespace=namespace,
+        command = template_command(staged.helm, chart=staged.chart, release=release, namespace=namespace,
                                    values_files=values_files, settings=settings)
-        try:
-            return run_bounded(command, cwd=work, budget=budget, where=f"{relative} (helm template output)",
-                               timeout=limits.helm_timeout, env=environment)
-        except ToolFailed as failed:
-            raise HelmError(_readable(failed, work=work, relative=relative)) from None
+        return staged.run(command[1:], budget=budget, timeout=limits.helm_timeout)
 
 
 def inline_values(values: Mapping[str, Any]) -> str:

@@ -2,8 +2,8 @@
 
 `kustomize build` is preferred when on PATH, else `kubectl kustomize` (which embeds it).
 Neither gets flags that widen what it may read or run (no `--load-restrictor
-LoadRestrictionsNone`, no plugins, no exec functions, no Helm: `helmCharts` is refused
-with a pointer to syncer's own chart rendering). Kustomize itself restricts
+LoadRestrictionsNone`, no plugins, no exec functions; `helmCharts` is inflated through
+syncer's own chart rendering, see syncer.sources.kustomizehelm). Kustomize itself restricts
 files (patches, generators) to the kustomization's directory, but follows `resources` into
 any directory on the machine and fetches URLs (`https://`, `file://`, Git repositories,
 `github.com/org/repo`): a repository could make it read the machine's files, another app's
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from syncer.errors import Problem
+from syncer.sources import kustomizehelm
 from syncer.sources.limits import Budget, RenderLimits
 from syncer.sources.tool import ToolFailed, run_bounded
 from syncer.sources.yamlload import load_yaml
@@ -53,27 +54,32 @@ def kustomization_file(directory: Path) -> Path | None:
     return None
 
 
-def kustomize_command(directory: Path) -> list[str]:
+def kustomize_command(directory: Path, *, helm_command: Path | None = None) -> list[str]:
+    """The build command; with `helm_command`, Kustomize inflates `helmCharts` by running it."""
+    helm = ["--enable-helm", "--helm-command", str(helm_command)] if helm_command is not None else []
     kustomize = shutil.which("kustomize")
     if kustomize is not None:
-        return [kustomize, "build", str(directory)]
+        return [kustomize, "build", *helm, str(directory)]
     kubectl = shutil.which("kubectl")
     if kubectl is not None:
-        return [kubectl, "kustomize", str(directory)]
+        return [kubectl, "kustomize", *helm, str(directory)]
     raise KustomizeError(
         "this directory holds a kustomization, which needs Kustomize: install `kustomize` "
         "or `kubectl` (which includes it) on PATH"
     )
 
 
-def build(directory: Path, *, root: Path, budget: Budget, where: str) -> bytes:
+def build(directory: Path, *, root: Path, budget: Budget, where: str, helm_command: Path | None = None) -> bytes:
     """The multi-document YAML Kustomize produces for `directory`, counted against `budget`
     as it arrives: past the byte bound, Kustomize is killed and nothing more is read
     (LimitExceeded), so a kustomization that multiplies its bases cannot fill memory."""
-    command = kustomize_command(directory)
+    command = kustomize_command(directory, helm_command=helm_command)
     try:
         return run_bounded(command, cwd=root, budget=budget, where=where, timeout=budget.limits.kustomize_timeout)
     except ToolFailed as failed:
+        refused = kustomizehelm.refusal(helm_command.parent) if helm_command is not None else None
+        if refused is not None:
+            raise KustomizeError(refused) from None
         if failed.timed_out or failed.returncode is None:
             raise KustomizeError(str(failed)) from None
         message = _readable(failed.stderr, root=root)
@@ -148,11 +154,8 @@ def _references(kustomization: Path, *, where: str, problems: list[Problem]) -> 
     if not documents or not isinstance(documents[0].obj, dict):
         return []
     spec: dict[str, Any] = documents[0].obj
-    if spec.get("helmCharts") or spec.get("helmChartInflationGenerator"):
-        problems.append(Problem(where, "helmCharts: Kustomize's Helm inflation is not supported (it would run helm "
-                                       "outside syncer's confinement); render the chart itself (--path to the "
-                                       "directory with its Chart.yaml, or an App's spec.helm)"))
-    entries: list[tuple[str, str]] = []
+    problems += [Problem(where, problem) for problem in helm_chart_problems(spec, directory=kustomization.parent)]
+    entries: list[tuple[str, str]] = helm_chart_references(spec)
     for field in (*_BASE_FIELDS, *_FILE_LIST_FIELDS):
         entries += [(field, item) for item in _strings(spec.get(field)) if "\n" not in item]
     for field in _PATH_ITEM_FIELDS:
@@ -168,6 +171,69 @@ def _references(kustomization: Path, *, where: str, problems: list[Problem]) -> 
             if isinstance(generator.get("env"), str):
                 entries.append((f"{field}[].env", generator["env"]))
     return entries
+
+
+def uses_helm(directories: list[Path]) -> bool:
+    """Whether any of the kustomizations inflates Helm charts (`helmCharts`)."""
+    for directory in directories:
+        kustomization = kustomization_file(directory)
+        if kustomization is not None and _read_spec(kustomization).get("helmCharts"):
+            return True
+    return False
+
+
+def chart_home(spec: dict[str, Any], *, directory: Path) -> Path:
+    """Where Kustomize looks for the kustomization's charts: `helmGlobals.chartHome`, else `charts`."""
+    globals_ = spec.get("helmGlobals")
+    home = globals_.get("chartHome") if isinstance(globals_, dict) else None
+    return directory / (home if isinstance(home, str) and home else "charts")
+
+
+def helm_chart_references(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """The files and directories `helmCharts` reads: chart home, values files."""
+    entries: list[tuple[str, str]] = []
+    globals_ = spec.get("helmGlobals")
+    if isinstance(globals_, dict) and isinstance(globals_.get("chartHome"), str):
+        entries.append(("helmGlobals.chartHome", globals_["chartHome"]))
+    for chart in _mappings(spec.get("helmCharts")):
+        if isinstance(chart.get("valuesFile"), str):
+            entries.append(("helmCharts[].valuesFile", chart["valuesFile"]))
+        entries += [("helmCharts[].additionalValuesFiles", item) for item in _strings(chart.get("additionalValuesFiles"))]
+    return entries
+
+
+def helm_chart_problems(spec: dict[str, Any], *, directory: Path) -> list[str]:
+    """What in `helmCharts` syncer does not let Kustomize do: download a chart into the
+    checkout, keep helm's configuration in the repository, or the old generator field."""
+    problems = []
+    if spec.get("helmChartInflationGenerator"):
+        problems.append("helmChartInflationGenerator: the old form of Helm inflation; use helmCharts")
+    globals_ = spec.get("helmGlobals")
+    if isinstance(globals_, dict) and globals_.get("configHome"):
+        problems.append("helmGlobals.configHome: syncer gives helm a private, empty home; leave it out")
+    home = chart_home(spec, directory=directory)
+    for chart in _mappings(spec.get("helmCharts")):
+        name, version = str(chart.get("name") or ""), str(chart.get("version") or "")
+        if not name:
+            problems.append("helmCharts: an entry without a name")
+            continue
+        vendored = home / f"{name}-{version}" / name if version else home / name
+        if not (vendored / "Chart.yaml").is_file():
+            where = f"{home.name}/{vendored.relative_to(home).as_posix()}"
+            source = f" from {chart['repo']}" if chart.get("repo") else ""
+            problems.append(
+                f"helmCharts {name} {version}".rstrip() + f": not vendored at {where}{source}; Kustomize would "
+                f"download it into the checkout, which syncer does not let it do: vendor the chart there "
+                f"(helm pull --untar --untardir {where.rpartition('/')[0]} ...) and commit it")
+    return problems
+
+
+def _read_spec(kustomization: Path) -> dict[str, Any]:
+    limits = RenderLimits()
+    documents, _ = load_yaml(kustomization.read_bytes()[: limits.max_file_bytes], file=kustomization.name,
+                             budget=Budget(limits))
+    obj = documents[0].obj if documents else None
+    return obj if isinstance(obj, dict) else {}
 
 
 def _strings(value: Any) -> list[str]:

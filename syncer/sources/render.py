@@ -14,12 +14,13 @@ show in a diff) files from the machine it runs on.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from syncer.errors import Problem, RenderError, RenderTooLarge, SourceError
 from syncer.model import Manifest, ObjectRef, Origin
-from syncer.sources import helm, kustomize, rendercache
+from syncer.sources import helm, kustomize, kustomizehelm, rendercache
 from syncer.sources.helm import HelmSettings
 from syncer.sources.snapshot import Snapshot
 from syncer.sources.validate import RenderedDocument, validate
@@ -81,7 +82,8 @@ def render(
                                           budget=budget, problems=problems, warnings=warnings)
             elif unit.kustomization:
                 kustomized = True
-                documents += _build_kustomization(unit.path, root=root, budget=budget, problems=problems)
+                documents += _build_kustomization(unit.path, root=root, budget=budget, problems=problems,
+                                                  settings=helm_settings, warnings=warnings)
             else:
                 documents += _read_file(unit.path, root=root, budget=budget, problems=problems)
     except LimitExceeded as exceeded:
@@ -266,7 +268,8 @@ def _read_file(path: Path, *, root: Path, budget: Budget, problems: list[Problem
 
 
 def _build_kustomization(
-    directory: Path, *, root: Path, budget: Budget, problems: list[Problem]
+    directory: Path, *, root: Path, budget: Budget, problems: list[Problem], settings: HelmSettings,
+    warnings: list[str] | None,
 ) -> list[RenderedDocument]:
     relative = _relative(directory, root)
     bases, found = kustomize.local_bases(directory, root=root, relative=relative)
@@ -275,11 +278,22 @@ def _build_kustomization(
     if found:
         problems += found
         return []
-    try:
-        output = kustomize.build(directory, root=root, budget=budget, where=f"{relative} (kustomize output)")
-    except kustomize.KustomizeError as error:
-        problems.append(Problem(relative, str(error)))
-        return []
+    with tempfile.TemporaryDirectory(prefix="syncer-kustomize-helm-") as work_dir:
+        work = Path(work_dir)
+        os.chmod(work, 0o700)
+        shim = (kustomizehelm.install_shim(work, root=root, settings=settings, limits=budget.limits)
+                if kustomize.uses_helm(bases) else None)
+        try:
+            output = kustomize.build(directory, root=root, budget=budget, where=f"{relative} (kustomize output)",
+                                     helm_command=shim)
+        except kustomize.KustomizeError as error:
+            problems.append(Problem(relative, str(error)))
+            return []
+        hooks = kustomizehelm.hooks_left_out(work)
+    if warnings is not None:
+        for chart in sorted({chart for chart, _ in hooks}):
+            warnings.append(helm.hooks_warning(f"{relative}: helmCharts {chart}",
+                                               [hook for of, hook in hooks if of == chart]))
     loaded, found = load_yaml(output, file=f"{relative} (kustomize output)", budget=budget)
     problems += found
     return [
@@ -305,31 +319,17 @@ def _build_chart(
         return []
     loaded, found = load_yaml(output, file=f"{relative} (helm template output)", budget=budget)
     problems += found
-    marks = helm.sources(output)
-    documents: list[RenderedDocument] = []
-    hooks: list[helm.Hook] = []
-    for document in loaded:
-        file = _template_file(relative, helm.source_at(marks, document.line))
-        hook = helm.hook_of(document.obj)
-        if hook is not None:
-            metadata = document.obj.get("metadata") or {}
-            hooks.append(helm.Hook(kind=str(document.obj.get("kind")), name=str(metadata.get("name")), hook=hook,
-                                   source=file))
-            continue
-        documents.append(RenderedDocument(
+    kept, hooks = helm.without_hooks(output, loaded, chart=relative)
+    if hooks and warnings is not None:
+        warnings.append(helm.hooks_warning(relative, hooks))
+    return [
+        RenderedDocument(
             obj=document.obj,
             origin=Origin(file=file, document=document.index),
             where=f"{file} (helm template output, document {document.index + 1})",
-        ))
-    if hooks and warnings is not None:
-        warnings.append(helm.hooks_warning(relative, hooks))
-    return documents
-
-
-def _template_file(chart: str, template: str) -> str:
-    """`charts/web` and helm's `web/templates/x.yaml` -> `charts/web/templates/x.yaml`."""
-    inside = template.partition("/")[2]
-    return f"{chart}/{inside}" if inside else chart
+        )
+        for document, file in kept
+    ]
 
 
 def _size(path: Path) -> int:

@@ -125,3 +125,49 @@ def test_an_app_renders_its_chart_with_values_from_its_namespace(
                what="the last commit to be recorded")
     diff = syncer(cluster, "diff", "--app", "web", "-n", namespace)
     assert diff.returncode == 0, diff.stdout + diff.stderr
+
+
+KUSTOMIZED_CHART = """\
+helmCharts:
+- name: podinfo
+  releaseName: web
+  valuesInline: {replicaCount: 1}
+patches:
+- target: {kind: Deployment, name: web-podinfo}
+  patch: |
+    - op: add
+      path: /metadata/labels/team
+      value: shop
+"""
+
+
+def test_an_app_syncs_a_kustomization_that_patches_a_chart(
+    installed: Kubectl, cluster: ClusterAccess, kube_api: client.ApiClient, namespace: str, repo: Path,  # noqa: F811
+    run_daemon: Callable[..., subprocess.Popen[str]],  # noqa: F811
+) -> None:
+    """Kustomize's helmCharts (Flux's post-render): the chart renders under syncer's rules,
+    hooks left out, the patch applied; a changed value upgrades it, a resync writes nothing."""
+    kubectl = installed
+    shutil.copytree(PODINFO, repo / "web" / "charts" / "podinfo")
+    commit(repo, {"web/kustomization.yaml": KUSTOMIZED_CHART}, "podinfo through kustomize")
+    grant_service_account(kube_api, namespace, "deployer")
+    run_daemon("--watch-namespace", namespace, "--require-service-account")
+    kubectl("apply", "-f", "-", stdin=app_yaml(namespace, "web", repo=repo, path="web", serviceAccountName="deployer"))
+    head = git(repo, "rev-parse", "HEAD")
+    eventually(lambda: kubectl.status(namespace, "web").get("lastAppliedRevision") == head, timeout=SLACK,
+               what="the kustomized chart to be synced")
+    created = deployment(kube_api, namespace)
+    assert created.metadata.labels["team"] == "shop" and created.spec.replicas == 1
+    assert services(kube_api, namespace) == ["web-podinfo"]
+    pods = [pod.metadata.name for pod in client.CoreV1Api(kube_api).list_namespaced_pod(namespace).items]
+    assert not [name for name in pods if "-test-" in name], f"a test hook was applied: {pods}"
+
+    commit(repo, {"web/kustomization.yaml": KUSTOMIZED_CHART.replace("replicaCount: 1", "replicaCount: 2")})
+    eventually(lambda: deployment(kube_api, namespace).spec.replicas == 2, timeout=SLACK,
+               what="the new value to be applied")
+    assert deployment(kube_api, namespace).metadata.uid == created.metadata.uid
+    last = git(repo, "rev-parse", "HEAD")
+    eventually(lambda: kubectl.status(namespace, "web").get("lastAppliedRevision") == last, timeout=SLACK,
+               what="the last commit to be recorded")
+    diff = syncer(cluster, "diff", "--app", "web", "-n", namespace)
+    assert diff.returncode == 0, diff.stdout + diff.stderr

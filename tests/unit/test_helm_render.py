@@ -273,10 +273,85 @@ def test_helm_settings_need_a_chart(repo: Path) -> None:
     assert "the path holds no Chart.yaml" in refused(repo, "deploy", settings=HelmSettings(required=True))
 
 
-def test_kustomize_helm_charts_are_refused_with_a_pointer(repo: Path) -> None:
-    write(repo, "k/kustomization.yaml", "helmCharts:\n- name: podinfo\n  repo: https://stefanprodan.github.io/podinfo\n")
+PATCHED_CHART = """\
+namespace: web
+helmCharts:
+- name: podinfo
+  releaseName: front
+  valuesInline: {replicaCount: 3}
+patches:
+- target: {kind: Deployment, name: front-podinfo}
+  patch: |
+    - op: add
+      path: /metadata/labels/patched
+      value: "yes"
+"""
+
+
+def test_kustomize_helm_charts_render_as_charts_do_then_take_the_patches(repo: Path) -> None:
+    """Flux's post-render: a kustomization patches what a chart renders. The chart goes
+    through syncer's chart rendering (capabilities, hooks left out and listed)."""
+    shutil.copytree(CHARTS / "podinfo", repo / "k" / "charts" / "podinfo")
+    write(repo, "k/kustomization.yaml", PATCHED_CHART)
+    manifests, warnings = rendered(repo, "k")
+    assert names(manifests) == ["Service/web/front-podinfo", "Deployment/web/front-podinfo"]
+    deployment = manifests[1].obj
+    assert deployment["metadata"]["labels"]["patched"] == "yes"
+    assert deployment["spec"]["replicas"] == 3
+    [warning] = warnings
+    assert warning.startswith("k: helmCharts k/charts/podinfo: 3 Helm hook(s) left out")
+    assert "Pod/front-podinfo-grpc-test" in warning
+
+
+def test_kustomize_helm_charts_get_the_live_servers_capabilities(repo: Path) -> None:
+    chart(repo, "k/charts/caps")
+    write(repo, "k/charts/caps/values.yaml", "{}\n")  # Kustomize reads a local chart's values.yaml
+    write(repo, "k/charts/caps/templates/cm.yaml", """\
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: caps}
+        data:
+          version: "{{ .Capabilities.KubeVersion.Version }}"
+          widgets: "{{ .Capabilities.APIVersions.Has "example.com/v1" }}"
+        """)
+    write(repo, "k/kustomization.yaml", "helmCharts:\n- name: caps\n")
+    manifests, _ = rendered(repo, "k", settings=HelmSettings(kube_version="1.37.2", api_versions=("example.com/v1",)))
+    assert manifests[0].obj["data"] == {"version": "v1.37.2", "widgets": "true"}
+
+
+def test_kustomize_helm_charts_must_be_vendored(repo: Path) -> None:
+    write(repo, "k/kustomization.yaml",
+          "helmCharts:\n- name: podinfo\n  version: 6.5.0\n  repo: https://stefanprodan.github.io/podinfo\n")
     message = refused(repo, "k")
-    assert "helmCharts: Kustomize's Helm inflation is not supported" in message
+    assert ("k/kustomization.yaml: helmCharts podinfo 6.5.0: not vendored at charts/podinfo-6.5.0/podinfo from "
+            "https://stefanprodan.github.io/podinfo") in message
+    assert "helm pull --untar --untardir charts/podinfo-6.5.0" in message
+
+
+def test_kustomize_helm_charts_read_no_values_or_charts_outside_the_repository(repo: Path, tmp_path: Path) -> None:
+    outside = write(tmp_path, "secret-values.yaml", "password: hunter2\n")
+    chart(repo, "k/charts/web")
+    write(repo, "k/kustomization.yaml", f"helmCharts:\n- name: web\n  valuesFile: {outside}\n"
+                                        f"  additionalValuesFiles: [../../secret-values.yaml]\n"
+                                        f"helmGlobals:\n  configHome: /tmp/helm\n")
+    message = refused(repo, "k")
+    assert f"helmCharts[].valuesFile entry '{outside}': an absolute path" in message
+    assert "helmCharts[].additionalValuesFiles entry '../../secret-values.yaml'" in message
+    assert "helmGlobals.configHome: syncer gives helm a private, empty home" in message
+
+
+def test_a_chart_inflated_by_kustomize_may_not_link_out_of_the_repository(repo: Path, tmp_path: Path) -> None:
+    write(tmp_path, "host/passwd", "root:x:0:0\n")
+    chart(repo, "k/charts/web")
+    write(repo, "k/charts/web/values.yaml", "{}\n")
+    write(repo, "k/charts/web/templates/cm.yaml",
+          'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: leak}\ndata: {x: {{ .Files.Get "files/passwd" | quote }}}\n')
+    (repo / "k/charts/web/files").mkdir()
+    (repo / "k/charts/web/files/passwd").symlink_to(tmp_path / "host/passwd")
+    write(repo, "k/kustomization.yaml", "helmCharts:\n- name: web\n")
+    message = refused(repo, "k")
+    assert "symlink leads outside the repository" in message
+    assert "root:x" not in message
 
 
 def test_syncer_render_prints_a_chart_and_lists_its_hooks_on_stderr(vendored: Path) -> None:
