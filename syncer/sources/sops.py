@@ -28,6 +28,7 @@ from typing import Any
 from syncer.errors import Problem, RenderError
 from syncer.model import Manifest, Object
 from syncer.sources.tool import find_tool
+from syncer.sources.validate import decrypted_secret_problems, is_encrypted
 
 SOPS_ENV = "SYNCER_SOPS"
 SOPS_VERSION = "v3.13.3"
@@ -59,11 +60,6 @@ class AgeIdentities:
         return bool(self.text)
 
 
-def is_encrypted(obj: Object) -> bool:
-    metadata = obj.get("sops")
-    return isinstance(metadata, dict) and "mac" in metadata
-
-
 def encrypted_manifests(manifests: Sequence[Manifest]) -> list[Manifest]:
     return [m for m in manifests if is_encrypted(m.obj)]
 
@@ -90,6 +86,10 @@ def decrypt(manifests: Sequence[Manifest], *, identities: AgeIdentities | None) 
                 continue
             if manifest.namespace_defaulted:
                 obj = {**obj, "metadata": {**obj["metadata"], "namespace": manifest.obj["metadata"]["namespace"]}}
+            found = decrypted_secret_problems(obj, ref=manifest.ref.qualified(), where=str(manifest.origin))
+            if found:
+                problems += found
+                continue
             decrypted[id(manifest)] = replace(manifest, obj=obj)
     if problems:
         raise RenderError(problems)

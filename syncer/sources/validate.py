@@ -164,26 +164,50 @@ def secret_problems(obj: dict[str, Any], *, ref: str, document: RenderedDocument
     `data` base64 strings. YAML turns unquoted `true`, `1.50`, `null` and `0755` into a
     boolean, a float, nothing and the octal number 493; sending them as text would change the
     value (`kubectl` refuses them too), and invalid base64 makes Kubernetes 1.20 answer with a
-    500 that looks transient. Messages name the key, never the value."""
+    500 that looks transient. Messages name the key, never the value. A SOPS-encrypted
+    Secret's values are ciphertext until it is decrypted (`decrypted_secret_problems`)."""
+    if obj.get("kind") != "Secret" or obj.get("apiVersion") != "v1" or is_encrypted(obj):
+        return []
+    problems = []
+    for field_name, key, problem in _secret_value_problems(obj):
+        line = document.value_lines.get((None, field_name, key)) if key is not None else None
+        where = f"{document.origin.file}:{line}" if line is not None else document.where
+        problems.append(Problem(where, f"{ref}: {field_name}{'.' + key if key is not None else ''} {problem}"))
+    return problems
+
+
+def decrypted_secret_problems(obj: dict[str, Any], *, ref: str, where: str) -> list[Problem]:
+    """`secret_problems` for a Secret SOPS has just decrypted."""
     if obj.get("kind") != "Secret" or obj.get("apiVersion") != "v1":
         return []
-    problems: list[Problem] = []
+    return [Problem(where, f"{ref}: {field_name}{'.' + key if key is not None else ''} {problem}")
+            for field_name, key, problem in _secret_value_problems(obj)]
+
+
+def is_encrypted(obj: dict[str, Any]) -> bool:
+    """Whether the document is SOPS-encrypted (a top-level `sops` mapping with a `mac`)."""
+    metadata = obj.get("sops")
+    return isinstance(metadata, dict) and "mac" in metadata
+
+
+def _secret_value_problems(obj: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+    """(field, key, problem) for each value of `stringData` and `data` the server would not
+    take; key None: the field itself is wrong."""
+    found: list[tuple[str, str | None, str]] = []
     for field_name in ("stringData", "data"):
         values = obj.get(field_name)
         if values is None:
             continue
         if not isinstance(values, dict):
-            problems.append(Problem(document.where, f"{ref}: {field_name} must be a mapping of keys to "
-                                    f"{'strings' if field_name == 'stringData' else 'base64 strings'}, "
-                                    f"not a {_type_name(values)}"))
+            found.append((field_name, None, f"must be a mapping of keys to "
+                                            f"{'strings' if field_name == 'stringData' else 'base64 strings'}, "
+                                            f"not a {_type_name(values)}"))
             continue
         for key, value in values.items():
-            line = document.value_lines.get((None, field_name, str(key)))
-            where = f"{document.origin.file}:{line}" if line is not None else document.where
             problem = _secret_value_problem(field_name, value)
             if problem is not None:
-                problems.append(Problem(where, f"{ref}: {field_name}.{key} {problem}"))
-    return problems
+                found.append((field_name, str(key), problem))
+    return found
 
 
 def _secret_value_problem(field_name: str, value: Any) -> str | None:

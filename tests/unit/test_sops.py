@@ -188,3 +188,30 @@ def test_the_cli_decrypts_with_a_key_file_and_keeps_no_plaintext_on_disk(sops_bi
     assert "<secret sha256:" in json.dumps(json.loads(masked.stdout)["items"][1])
     on_disk = [f for f in cache.rglob("*") if f.is_file() and b"hunter2" in f.read_bytes()]
     assert on_disk == []
+
+
+def test_a_data_secret_is_checked_once_decrypted_not_before(sops_binary: str, tmp_path: Path) -> None:
+    """Flux's usual layout encrypts `data`: its ciphertext is no base64, so validation waits
+    for the decrypted values, and then names a bad key without quoting it."""
+    import base64
+
+    from syncer.sources import RenderLimits, Snapshot, render
+
+    good = {**SECRET, "stringData": None, "data": {"password": base64.b64encode(b"hunter2").decode()}}
+    del good["stringData"]
+    bad = {**good, "metadata": {"name": "bad", "namespace": "shop"}, "data": {"password": "hunter2!"}}
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "good.yaml").write_text(yaml.safe_dump(encrypt(sops_binary, good, tmp_path)))
+    rendered = render(Snapshot(revision="working-tree", root=repo, repo=str(repo)), ".", namespace="shop",
+                      limits=RenderLimits())
+    [decrypted] = sops.decrypt(rendered, identities=identities(KEY_FILE.read_text()))
+    assert decrypted.obj == good
+
+    (repo / "bad.yaml").write_text(yaml.safe_dump(encrypt(sops_binary, bad, tmp_path)))
+    rendered = render(Snapshot(revision="working-tree", root=repo, repo=str(repo)), ".", namespace="shop",
+                      limits=RenderLimits())
+    with pytest.raises(RenderError) as refused:
+        sops.decrypt(rendered, identities=identities(KEY_FILE.read_text()))
+    assert "Secret/shop/bad: data.password is not valid base64" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
