@@ -39,6 +39,8 @@ spec:
   versions: [{name: v1, served: true, storage: true,
               schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]
 """
+NAMESPACED_CRD = CRD.replace("widgets", "gizmos").replace("Widget", "Gizmo").replace("widget", "gizmo").replace(
+    "scope: Cluster", "scope: Namespaced")
 FIRST = {
     "settings.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {color: blue}\n",
     "same.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: same}\ndata: {a: '1'}\n",
@@ -46,6 +48,8 @@ FIRST = {
     "secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: hunter2}\n",
     "role.yaml": "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: reader}\nrules: []\n",
     "crd.yaml": CRD,
+    "gizmo-crd.yaml": NAMESPACED_CRD,
+    "gizmo.yaml": "apiVersion: example.com/v1\nkind: Gizmo\nmetadata: {name: small}\nspec: {size: 1}\n",
     "widget.yaml": "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: big}\nspec: {size: 1}\n",
     "gadget.yaml": "apiVersion: gadgets.example.org/v1\nkind: Gadget\nmetadata: {name: g}\nspec: {on: true}\n",
 }
@@ -55,7 +59,8 @@ SECOND = {
     "new.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: new}\ndata: {a: '1'}\n",
     "secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: swordfish}\n",
     "old.yaml": None,
-    "crd.yaml": None,  # the CRD goes; its Widget stays, and stays cluster-scoped
+    "crd.yaml": None,  # the CRDs go; their Widget stays cluster-scoped and their Gizmo namespaced
+    "gizmo-crd.yaml": None,
 }
 PLAINTEXTS = ("hunter2", "swordfish", base64.b64encode(b"hunter2").decode(), base64.b64encode(b"swordfish").decode())
 
@@ -123,14 +128,14 @@ def test_a_change_diffs_object_by_object_as_the_installed_command(repo: Path, tm
     assert "ConfigMap shop/same" not in out and "ClusterRole" not in out and "Widget big" not in out
     assert "<secret sha256:" in out and not any(text in out for text in PLAINTEXTS)
     assert out.splitlines()[-1] == (f"diff: {repo} path ., v1 ({first[:12]}) to main ({git(repo, 'rev-parse', 'HEAD')[:12]}), "
-                                    "namespace shop: 1 created, 2 configured, 4 unchanged, 2 deleted")
+                                    "namespace shop: 1 created, 2 configured, 5 unchanged, 3 deleted")
 
 
 def test_the_same_revision_twice_exits_0(repo: Path) -> None:
     commit(repo, FIRST, "first")
     code, out, err = invoke("--repo", str(repo), "--from", "main", "--to", "main")
     assert (code, err) == (0, "")
-    assert out.endswith("namespace default: 0 created, 0 configured, 8 unchanged, 0 deleted\n")
+    assert out.endswith("namespace default: 0 created, 0 configured, 10 unchanged, 0 deleted\n")
 
 
 def test_json_is_a_revision_diff_document(repo: Path) -> None:
@@ -142,27 +147,32 @@ def test_json_is_a_revision_diff_document(repo: Path) -> None:
     assert_valid(document, kind="RevisionDiff")
     assert document["from"] == {"revision": first[:10], "sha": first}
     assert document["to"] == {"revision": second, "sha": second}
-    assert document["summary"] == {"created": 1, "configured": 2, "unchanged": 4, "deleted": 2}
+    assert document["summary"] == {"created": 1, "configured": 2, "unchanged": 5, "deleted": 3}
     changes = {(c["action"], c["kind"], c["namespace"], c["name"]): c for c in document["changes"]}
     assert set(changes) == {("created", "ConfigMap", "default", "new"), ("configured", "ConfigMap", "default", "settings"),
                             ("configured", "Secret", "default", "db"), ("deleted", "ConfigMap", "legacy", "old"),
-                            ("deleted", "CustomResourceDefinition", None, "widgets.example.com")}
+                            ("deleted", "CustomResourceDefinition", None, "widgets.example.com"),
+                            ("deleted", "CustomResourceDefinition", None, "gizmos.example.com")}
     assert changes["configured", "ConfigMap", "default", "settings"]["changedFields"] == [".data.color"]
+    assert changes["configured", "ConfigMap", "default", "settings"]["diff"].startswith(
+        f"--- ConfigMap/default/settings ({first[:10]})\n+++ ConfigMap/default/settings ({second})\n")
     assert changes["configured", "Secret", "default", "db"]["changedFields"] == [".data.password"]
     assert not any(text in out for text in PLAINTEXTS)
 
 
 def test_scopes_come_from_built_in_kinds_and_crds_of_either_revision(repo: Path) -> None:
     first = commit(repo, FIRST, "first")
-    commit(repo, {**SECOND, "widget.yaml": FIRST["widget.yaml"].replace("size: 1", "size: 2")}, "second")
+    commit(repo, {**SECOND, "widget.yaml": FIRST["widget.yaml"].replace("size: 1", "size: 2"),
+                  "gizmo.yaml": FIRST["gizmo.yaml"].replace("size: 1", "size: 2")}, "second")
     code, out, _ = invoke("--repo", str(repo), "--from", first, "--to", "main", "-n", "shop", "-o", "yaml")
     assert code == 1
     document = yaml.safe_load(out)
     changes = {(c["action"], c["kind"]): c["namespace"] for c in document["changes"]}
     # The CRD is gone at --to, yet its Widget is the same cluster-scoped object at both.
     assert changes["configured", "Widget"] is None
+    assert changes["configured", "Gizmo"] == "shop"
     assert changes["deleted", "CustomResourceDefinition"] is None
-    assert ("created", "Widget") not in changes and ("deleted", "Widget") not in changes
+    assert not {("created", "Widget"), ("deleted", "Widget"), ("created", "Gizmo"), ("deleted", "Gizmo")} & set(changes)
     assert [note for note in document["notes"] if "Gadget.gadgets.example.org" in note]
     code, out, _ = invoke("--repo", str(repo), "--from", first, "--to", "main", "-n", "shop")
     assert "note: Gadget.gadgets.example.org: not a built-in kind and no CRD in either revision" in out
