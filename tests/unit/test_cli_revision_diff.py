@@ -111,7 +111,7 @@ def test_a_change_diffs_object_by_object_as_the_installed_command(repo: Path, tm
     """The installed `syncer` in a process of its own, with no kubeconfig and no cluster."""
     first = commit(repo, FIRST, "first")
     git(repo, "tag", "v1")
-    commit(repo, SECOND, "second")
+    second = commit(repo, SECOND, "second")
     env = {**os.environ, "KUBECONFIG": str(tmp_path / "no-kubeconfig"), "HOME": str(tmp_path / "home")}
     done = subprocess.run([str(SYNCER), "diff", "--repo", str(repo), "--from", "v1", "--to", "main", "-n", "shop"],
                           capture_output=True, text=True, env=env, check=False)
@@ -127,7 +127,7 @@ def test_a_change_diffs_object_by_object_as_the_installed_command(repo: Path, tm
     assert "- apiextensions.k8s.io/v1 CustomResourceDefinition widgets.example.com  (crd.yaml:1)" in out
     assert "ConfigMap shop/same" not in out and "ClusterRole" not in out and "Widget big" not in out
     assert "<secret sha256:" in out and not any(text in out for text in PLAINTEXTS)
-    assert out.splitlines()[-1] == (f"diff: {repo} path ., v1 ({first[:12]}) to main ({git(repo, 'rev-parse', 'HEAD')[:12]}), "
+    assert out.splitlines()[-1] == (f"diff: {repo} path ., v1 ({first[:12]}) to main ({second[:12]}), "
                                     "namespace shop: 1 created, 2 configured, 5 unchanged, 3 deleted")
 
 
@@ -149,7 +149,8 @@ def test_json_is_a_revision_diff_document(repo: Path) -> None:
     assert document["to"] == {"revision": second, "sha": second}
     assert document["summary"] == {"created": 1, "configured": 2, "unchanged": 5, "deleted": 3}
     changes = {(c["action"], c["kind"], c["namespace"], c["name"]): c for c in document["changes"]}
-    assert set(changes) == {("created", "ConfigMap", "default", "new"), ("configured", "ConfigMap", "default", "settings"),
+    assert set(changes) == {("created", "ConfigMap", "default", "new"),
+                            ("configured", "ConfigMap", "default", "settings"),
                             ("configured", "Secret", "default", "db"), ("deleted", "ConfigMap", "legacy", "old"),
                             ("deleted", "CustomResourceDefinition", None, "widgets.example.com"),
                             ("deleted", "CustomResourceDefinition", None, "gizmos.example.com")}
