@@ -138,13 +138,14 @@ def test_the_same_revision_twice_exits_0(repo: Path) -> None:
     assert out.endswith("namespace default: 0 created, 0 configured, 10 unchanged, 0 deleted\n")
 
 
-def test_json_is_a_revision_diff_document(repo: Path) -> None:
+def test_json_is_a_revision_diff_document_for_a_repository_url(repo: Path) -> None:
     first = commit(repo, FIRST, "first")
     second = commit(repo, SECOND, "second")
-    code, out, _ = invoke("--repo", str(repo), "--from", first[:10], "--to", second, "-o", "json")
+    code, out, _ = invoke("--repo", repo.as_uri(), "--from", first[:10], "--to", second, "-o", "json")
     assert code == 1
     document = json.loads(out)
     assert_valid(document, kind="RevisionDiff")
+    assert document["repo"] == repo.as_uri()
     assert document["from"] == {"revision": first[:10], "sha": first}
     assert document["to"] == {"revision": second, "sha": second}
     assert document["summary"] == {"created": 1, "configured": 2, "unchanged": 5, "deleted": 3}
