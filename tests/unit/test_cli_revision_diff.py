@@ -138,6 +138,21 @@ def test_the_same_revision_twice_exits_0(repo: Path) -> None:
     assert out.endswith("namespace default: 0 created, 0 configured, 10 unchanged, 0 deleted\n")
 
 
+def test_the_namespace_is_n_or_default_never_the_kubeconfig_context(repo: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+                          "users: [{name: u, user: {token: x}}]\n"
+                          "contexts: [{name: dev, context: {cluster: c, user: u, namespace: team}}]\n"
+                          "current-context: dev\n")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    first = commit(repo, FIRST, "first")
+    commit(repo, SECOND, "second")
+    code, out, err = invoke("--repo", str(repo), "--from", first, "--to", "main")
+    assert (code, err) == (1, "")
+    assert "~ v1 ConfigMap default/settings" in out and "team" not in out
+
+
 def test_json_is_a_revision_diff_document_for_a_repository_url(repo: Path) -> None:
     first = commit(repo, FIRST, "first")
     second = commit(repo, SECOND, "second")
@@ -287,6 +302,9 @@ def test_a_helm_chart(repo: Path) -> None:
     assert [(c["action"], c["kind"], c["namespace"], c["name"], c["changedFields"]) for c in document["changes"]] == [
         ("configured", "Deployment", "shop", "web-podinfo", [".spec.replicas"])]
     assert document["changes"][0]["origin"] == "chart/templates/deployment.yaml:1"
+    # The chart's test hooks are left out at both revisions, each said with its revision.
+    assert [warning.split(": ")[0] for warning in document["warnings"]] == [f"--from {first}", "--to main"]
+    assert all("Helm hook(s) left out" in warning for warning in document["warnings"])
 
 
 @pytest.fixture
