@@ -1,5 +1,7 @@
 """`syncer diff`: what a sync would change, exactly. Exit 0 no changes, 1 changes, 2 error
-(the `kubectl diff` convention), so CI can gate on it. Needs only read and dry-run access."""
+(the `kubectl diff` convention), so CI can gate on it. Needs only read and dry-run access.
+With --from and --to, what a change to the source changes, with no cluster at all
+(`syncer.cli.revisiondiff`)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from syncer.cli.common import (
     resolve_namespace,
 )
 from syncer.cli.options import render_from_options, source_options
+from syncer.cli.revisiondiff import offline_diff
 from syncer.cli.output import (
     StepProgress,
     diff_json,
@@ -38,13 +41,23 @@ from syncer.cli.output import (
 @output_option
 @click.option("--no-prune", "prune", flag_value=False, default=True,
               help="Do not show objects that a sync would prune.")
+@click.option("--from", "from_revision", default=None, metavar="REV",
+              help="With --to: compare the rendered path at two revisions (branch, tag or commit SHA), with no "
+                   "cluster and no kubeconfig; instead of --revision, --working-tree and --app.")
+@click.option("--to", "to_revision", default=None, metavar="REV", help="See --from.")
 def diff_command(
     *, app: str | None, app_object: str | None, field_manager: str, concurrency: int, qps: float,
-    ignore_file: str | None, kubeconfig: str | None, context: str | None, output: str, prune: bool, **source: Any,
+    ignore_file: str | None, kubeconfig: str | None, context: str | None, output: str, prune: bool,
+    from_revision: str | None, to_revision: str | None, **source: Any,
 ) -> None:
     """Show what `syncer sync` would change: a three-way diff of Git, the live cluster and what
     syncer applied last. Secret values are never shown. With --app, what the daemon's next
-    sync of that App would change, seen with the App's service account."""
+    sync of that App would change, seen with the App's service account. With --from and --to,
+    what changes between two revisions of the source, object by object, without a cluster."""
+    if from_revision is not None or to_revision is not None:
+        offline_diff(source, app=app, from_revision=from_revision, to_revision=to_revision, output=output,
+                     prune=prune)
+        return
     namespace_from = resolve_namespace(source, kubeconfig=kubeconfig, context=context)
     rendering: list[str] = []
     with command_target(source, app=app, app_object=app_object, field_manager=field_manager, ignore_file=ignore_file,

@@ -141,6 +141,16 @@ def render_from_options(
         click.echo(f"warning: {options.repo} has uncommitted changes ({shown}); syncer reads its last commit. "
                    "Pass --working-tree to use the files on disk.", err=True)
     snapshot = options.open().fetch()
+    return snapshot, render_snapshot(options, snapshot, capabilities=capabilities, warnings=warnings)
+
+
+def render_snapshot(
+    options: SourceOptions, snapshot: Snapshot, *, capabilities: Capabilities | None = None,
+    warnings: list[str] | None = None, keep_encrypted: bool = False,
+) -> list[Manifest]:
+    """The manifests of the options' path in `snapshot`, as `render_from_options` renders them.
+    With `keep_encrypted` and no age identities, SOPS-encrypted documents stay as written
+    instead of being refused: the offline diff compares them encrypted."""
     settings = options.helm
     if capabilities is not None and chart_at(snapshot, options.path):
         version, api_versions = capabilities()
@@ -152,10 +162,12 @@ def render_from_options(
         warnings.extend(found)
     for warning in found if warnings is None else ():
         click.echo(f"warning: {warning}", err=True)
-    manifests = sops.decrypt(manifests, identities=options.age_identities())
+    identities = options.age_identities()
+    if identities or not keep_encrypted:
+        manifests = sops.decrypt(manifests, identities=identities)
     if options.create_namespace:
         manifests = with_created_namespace(manifests, options.namespace)
-    return snapshot, manifests
+    return manifests
 
 
 def render_limits(values: Mapping[str, Any]) -> RenderLimits:

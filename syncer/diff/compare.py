@@ -89,6 +89,7 @@ def compare(
     salt: bytes = PROCESS_SALT,
     removed: Sequence[str] = (),
     text: bool = True,
+    sides: tuple[str, str] = ("live", "desired"),
 ) -> ObjectDiff:
     """Compare `live` with `predicted` (what the object will be after the sync).
 
@@ -98,7 +99,8 @@ def compare(
     - both: unchanged when equal after normalising, masking and ignoring, else configured.
 
     With `text=False` the unified diff is left empty: rendering YAML is most of the cost of
-    comparing, and a sync that prints no diff needs only the action.
+    comparing, and a sync that prints no diff needs only the action. `sides` names the two
+    objects in the diff's headers.
     """
     label = ref.qualified()
     if live is None and predicted is None:
@@ -108,12 +110,12 @@ def compare(
         if not text:
             return ObjectDiff(ref, api_version, Action.CREATED, "")
         after = _prepared(predicted, live=None, ignore=(), salt=salt)
-        return ObjectDiff(ref, api_version, Action.CREATED, unified_yaml_diff(None, after, label=label))
+        return ObjectDiff(ref, api_version, Action.CREATED, unified_yaml_diff(None, after, label=label, sides=sides))
     if predicted is None:
         if not text:
             return ObjectDiff(ref, api_version, Action.DELETED, "")
         before = _prepared(live, live=None, ignore=(), salt=salt)
-        return ObjectDiff(ref, api_version, Action.DELETED, unified_yaml_diff(before, None, label=label))
+        return ObjectDiff(ref, api_version, Action.DELETED, unified_yaml_diff(before, None, label=label, sides=sides))
     before = _prepared(live, live=live, ignore=ignore, salt=salt)
     after = _prepared(predicted, live=live, ignore=ignore, salt=salt)
     if values_equal(before, after):
@@ -122,7 +124,7 @@ def compare(
         ref,
         api_version,
         Action.CONFIGURED,
-        unified_yaml_diff(before, after, label=label) if text else "",
+        unified_yaml_diff(before, after, label=label, sides=sides) if text else "",
         removed=tuple(removed),
         changed=changed_paths(before, after),
     )

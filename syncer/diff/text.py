@@ -69,14 +69,16 @@ def to_yaml(obj: Object) -> str:
     return text
 
 
-def unified_yaml_diff(before: Object | None, after: Object | None, *, label: str) -> str:
+def unified_yaml_diff(
+    before: Object | None, after: Object | None, *, label: str, sides: tuple[str, str] = ("live", "desired"),
+) -> str:
     """A unified diff (3 lines of context) from live `before` to desired `after`; "" if equal.
 
     None stands for "does not exist", so a create shows every line added and a delete every
-    line removed.
+    line removed. `sides` names the two in the file headers (two revisions, offline).
     """
     old = to_yaml(before).splitlines(keepends=True) if before is not None else []
     new = to_yaml(after).splitlines(keepends=True) if after is not None else []
     return "".join(
-        difflib.unified_diff(old, new, fromfile=f"{label} (live)", tofile=f"{label} (desired)", n=3)
+        difflib.unified_diff(old, new, fromfile=f"{label} ({sides[0]})", tofile=f"{label} ({sides[1]})", n=3)
     )

@@ -22,6 +22,11 @@ DOCUMENTS: dict[str, dict[str, Any]] = {
     "Diff": {"schemaVersion": "v1", "kind": "Diff", "app": "shop", "inventory": INVENTORY, "revision": "abc",
              "hasChanges": True, "warnings": [], "summary": {"configured": 1},
              "changes": [{**CHANGE, "diff": "--- a\n+++ b\n", "removedFields": []}]},
+    "RevisionDiff": {"schemaVersion": "v1", "kind": "RevisionDiff", "repo": ".", "path": "deploy", "namespace": "shop",
+                     "from": {"revision": "main", "sha": "abc"}, "to": {"revision": "pr-7", "sha": "def"},
+                     "hasChanges": True, "warnings": [], "notes": [], "summary": {"configured": 1},
+                     "changes": [{**CHANGE, "origin": "web.yaml:1", "diff": "--- a\n+++ b\n",
+                                  "changedFields": [".spec.replicas"]}]},
     "Sync": {"schemaVersion": "v1", "kind": "Sync", "app": "shop", "inventory": INVENTORY, "revision": "abc",
              "dryRun": False, "ok": True, "result": "Succeeded", "error": None, "warnings": [],
              "summary": {"configured": 1}, "changes": [CHANGE]},
@@ -31,7 +36,8 @@ DOCUMENTS: dict[str, dict[str, Any]] = {
               "error": {"type": "RenderError", "message": "invalid manifests", "exitCode": 2,
                         "problems": [{"where": "a.yaml:1", "message": "metadata.name is missing"}]}},
 }
-NESTED = {"Diff": ("changes", 0), "Sync": ("changes", 0), "AppStatusList": ("items", 0), "Error": ("error", "problems", 0)}
+NESTED = {"Diff": ("changes", 0), "RevisionDiff": ("changes", 0), "Sync": ("changes", 0),
+          "AppStatusList": ("items", 0), "Error": ("error", "problems", 0)}
 """Where each kind has an object entry nested inside it."""
 
 
@@ -87,7 +93,7 @@ def test_a_document_missing_a_required_field_fails(kind: str, field: str) -> Non
 
 
 @pytest.mark.parametrize(("kind", "field"), [
-    ("Diff", "diff"), ("Diff", "action"), ("Sync", "name"), ("AppStatusList", "result"), ("Error", "where"),
+    ("Diff", "diff"), ("Diff", "action"), ("RevisionDiff", "origin"), ("Sync", "name"), ("AppStatusList", "result"), ("Error", "where"),
 ])
 def test_an_entry_missing_a_required_field_fails(kind: str, field: str) -> None:
     doc = document(kind)
@@ -97,6 +103,7 @@ def test_an_entry_missing_a_required_field_fails(kind: str, field: str) -> None:
 
 @pytest.mark.parametrize(("kind", "path", "value"), [
     ("Diff", ("hasChanges",), "yes"),
+    ("RevisionDiff", ("from", "sha"), 7),
     ("Sync", ("changes", 0, "action"), "exploded"),
     ("Sync", ("result",), "Partly"),
     ("AppStatus", ("summary",), {"unchanged": -1}),
