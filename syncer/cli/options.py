@@ -33,9 +33,9 @@ from syncer.sources import (
     RenderLimits,
     Snapshot,
     Source,
-    chart_at,
     open_source,
     render,
+    runs_helm,
     uncommitted_changes,
     with_created_namespace,
 )
@@ -152,7 +152,7 @@ def render_snapshot(
     With `keep_encrypted` and no age identities, SOPS-encrypted documents stay as written
     instead of being refused: the offline diff compares them encrypted."""
     settings = options.helm
-    if capabilities is not None and chart_at(snapshot, options.path):
+    if capabilities is not None and runs_helm(snapshot, options.path):
         version, api_versions = capabilities()
         settings = with_capabilities(settings, version=version, api_versions=api_versions)
     found: list[str] = []

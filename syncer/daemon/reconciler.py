@@ -55,6 +55,7 @@ from syncer.sources import (
     Source,
     chart_at,
     open_source,
+    runs_helm,
     with_created_namespace,
 )
 from syncer.sources import sops
@@ -394,7 +395,7 @@ class AppReconciler:
         tree = snapshot.tree_of(self.app.path) if snapshot.tree_of is not None else None
         if tree is None or tree != self._rendered_tree or self._manifests is None or self._uses_kustomize(snapshot):
             settings = self.app.chart
-            if chart_at(snapshot, self.app.path):
+            if runs_helm(snapshot, self.app.path):
                 settings = with_capabilities(settings, version=self._kube.server_version(),
                                              api_versions=self._kube.served_group_versions())
             warnings: list[str] = []

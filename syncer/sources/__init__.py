@@ -17,7 +17,7 @@ from syncer.sources.git import DEFAULT_CACHE_DIR, GitSource, SharedLsRemote
 from syncer.sources.giturl import local_url, looks_like_url, parse_url, reject_unsafe
 from syncer.sources.local import LocalSource
 from syncer.sources.helm import HelmSettings
-from syncer.sources.render import chart_at, render, with_created_namespace
+from syncer.sources.render import chart_at, render, runs_helm, with_created_namespace
 from syncer.sources.snapshot import WORKING_TREE, Snapshot, Source
 from syncer.sources.worktree import is_work_tree, uncommitted_changes
 from syncer.sources.limits import RenderLimits
@@ -34,6 +34,7 @@ __all__ = [
     "SharedLsRemote",
     "Source",
     "chart_at",
+    "runs_helm",
     "is_git_repository",
     "is_work_tree",
     "open_source",

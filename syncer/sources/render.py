@@ -131,6 +131,24 @@ def chart_at(snapshot: Snapshot, path: str) -> bool:
         return False
 
 
+def runs_helm(snapshot: Snapshot, path: str) -> bool:
+    """Whether rendering `path` runs helm: it is a chart, or a kustomization there (or one of
+    its bases) inflates `helmCharts`. Such a render is given the server's capabilities."""
+    try:
+        target = resolve_path(snapshot, path)
+    except SourceError:
+        return False
+    if helm.is_chart(target):
+        return True
+    root = snapshot.root.resolve()
+    for unit in _units(target, root=root, problems=[]):
+        if unit.kustomization:
+            bases, _ = kustomize.local_bases(unit.path, root=root, relative=_relative(unit.path, root))
+            if kustomize.uses_helm(bases):
+                return True
+    return False
+
+
 def resolve_path(snapshot: Snapshot, path: str) -> Path:
     """The absolute, symlink-free location of `path`, checked to be inside the repository."""
     relative = PurePosixPath(path or ".")

@@ -393,3 +393,17 @@ def test_a_chart_past_the_byte_bound_is_refused_before_helm_reads_it(repo: Path)
     assert "chart/files/big.bin: the chart's files add up to more than the limit per app of 1048576 bytes" in message
     manifests, _ = rendered(repo)
     assert manifests == []
+
+
+def test_a_path_runs_helm_when_a_base_of_its_kustomization_inflates_charts(repo: Path) -> None:
+    """Such a path is given the live server's capabilities, as a chart path is."""
+    from syncer.sources import runs_helm
+
+    write(repo, "base/kustomization.yaml", "helmCharts:\n- name: web\n")
+    write(repo, "overlay/kustomization.yaml", "resources: [../base]\n")
+    write(repo, "plain/kustomization.yaml", "resources: [cm.yaml]\n")
+    write(repo, "plain/cm.yaml", "kind: ConfigMap\napiVersion: v1\nmetadata: {name: plain}\n")
+    chart(repo, "chart")
+    snapshot = Snapshot(revision="working-tree", root=repo, repo=str(repo))
+    assert [runs_helm(snapshot, path) for path in ("overlay", "base", "chart", "plain", "missing")] == [
+        True, True, True, False, False]
