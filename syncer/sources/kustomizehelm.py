@@ -45,6 +45,8 @@ class ShimConfig:
     """What the shim needs from the render that started Kustomize."""
 
     root: str
+    namespace: str
+    """`.Release.Namespace` when the entry names none: the app's namespace, as for a chart path."""
     kube_version: str | None
     api_versions: tuple[str, ...]
     helm_hosts: tuple[str, ...]
@@ -52,10 +54,10 @@ class ShimConfig:
     max_total_bytes: int
 
 
-def install_shim(work: Path, *, root: Path, settings: helm.HelmSettings, limits: RenderLimits) -> Path:
+def install_shim(work: Path, *, root: Path, namespace: str, settings: helm.HelmSettings, limits: RenderLimits) -> Path:
     """Write the shim and its configuration into the private directory `work`; the path to
     give Kustomize as `--helm-command`."""
-    config = ShimConfig(root=str(root), kube_version=settings.kube_version, api_versions=settings.api_versions,
+    config = ShimConfig(root=str(root), namespace=namespace, kube_version=settings.kube_version, api_versions=settings.api_versions,
                         helm_hosts=limits.helm_hosts, helm_timeout=limits.helm_timeout,
                         max_total_bytes=limits.max_total_bytes)
     (work / "config.json").write_text(json.dumps(asdict(config)))
@@ -167,6 +169,8 @@ def render_template(work: Path, config: ShimConfig, arguments: list[str]) -> byt
     kustomize_temp = Path(os.environ.get("HELM_CONFIG_HOME", str(root))).resolve().parent
     values = [_inside(path, allowed=[root, kustomize_temp], what="values file") for path in request.values_files]
     flags = list(request.flags)
+    if "--namespace" not in flags and "-n" not in flags:
+        flags += ["--namespace", config.namespace]
     if "--kube-version" not in flags and config.kube_version:
         flags += ["--kube-version", config.kube_version]
     if "--api-versions" not in flags and "-a" not in flags:

@@ -82,8 +82,8 @@ def render(
                                           budget=budget, problems=problems, warnings=warnings)
             elif unit.kustomization:
                 kustomized = True
-                documents += _build_kustomization(unit.path, root=root, budget=budget, problems=problems,
-                                                  settings=helm_settings, warnings=warnings)
+                documents += _build_kustomization(unit.path, root=root, namespace=namespace, budget=budget,
+                                                  problems=problems, settings=helm_settings, warnings=warnings)
             else:
                 documents += _read_file(unit.path, root=root, budget=budget, problems=problems)
     except LimitExceeded as exceeded:
@@ -286,7 +286,7 @@ def _read_file(path: Path, *, root: Path, budget: Budget, problems: list[Problem
 
 
 def _build_kustomization(
-    directory: Path, *, root: Path, budget: Budget, problems: list[Problem], settings: HelmSettings,
+    directory: Path, *, root: Path, namespace: str, budget: Budget, problems: list[Problem], settings: HelmSettings,
     warnings: list[str] | None,
 ) -> list[RenderedDocument]:
     relative = _relative(directory, root)
@@ -299,7 +299,7 @@ def _build_kustomization(
     with tempfile.TemporaryDirectory(prefix="syncer-kustomize-helm-") as work_dir:
         work = Path(work_dir)
         os.chmod(work, 0o700)
-        shim = (kustomizehelm.install_shim(work, root=root, settings=settings, limits=budget.limits)
+        shim = (kustomizehelm.install_shim(work, root=root, namespace=namespace, settings=settings, limits=budget.limits)
                 if kustomize.uses_helm(bases) else None)
         try:
             output = kustomize.build(directory, root=root, budget=budget, where=f"{relative} (kustomize output)",

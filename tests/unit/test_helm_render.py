@@ -303,13 +303,14 @@ def test_kustomize_helm_charts_render_as_charts_do_then_take_the_patches(repo: P
     assert "Pod/front-podinfo-grpc-test" in warning
 
 
-def test_kustomize_helm_charts_get_the_live_servers_capabilities(repo: Path) -> None:
+def test_kustomize_helm_charts_get_the_live_servers_capabilities_and_the_apps_namespace(repo: Path) -> None:
+    """As a chart path is rendered: the entry names no namespace, so the release's is the app's."""
     chart(repo, "k/charts/caps")
     write(repo, "k/charts/caps/values.yaml", "{}\n")  # Kustomize reads a local chart's values.yaml
     write(repo, "k/charts/caps/templates/cm.yaml", """\
         apiVersion: v1
         kind: ConfigMap
-        metadata: {name: caps}
+        metadata: {name: caps, namespace: "{{ .Release.Namespace }}"}
         data:
           version: "{{ .Capabilities.KubeVersion.Version }}"
           widgets: "{{ .Capabilities.APIVersions.Has "example.com/v1" }}"
@@ -317,6 +318,7 @@ def test_kustomize_helm_charts_get_the_live_servers_capabilities(repo: Path) -> 
     write(repo, "k/kustomization.yaml", "helmCharts:\n- name: caps\n")
     manifests, _ = rendered(repo, "k", settings=HelmSettings(kube_version="1.37.2", api_versions=("example.com/v1",)))
     assert manifests[0].obj["data"] == {"version": "v1.37.2", "widgets": "true"}
+    assert names(manifests) == ["ConfigMap/shop/caps"]
 
 
 def test_kustomize_helm_charts_must_be_vendored(repo: Path) -> None:
