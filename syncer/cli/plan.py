@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from syncer.apply import Plan, plan_sync
+from syncer.apply import Plan
 from syncer.apply.planfile import Context, now_text, plan_document, sign
 from syncer.cli import OUTPUT_KEY, cli
 from syncer.cli.appselect import Target, command_target
@@ -21,11 +21,12 @@ from syncer.cli.common import (
     app_options,
     cluster_options,
     connect,
+    dry_run_plan,
     live_capabilities,
     resolve_namespace,
 )
 from syncer.cli.options import render_from_options, source_options
-from syncer.cli.output import StepProgress, message_console, print_diff_text, print_document, result_console
+from syncer.cli.output import message_console, print_diff_text, print_document, result_console
 from syncer.cli.planoutput import plan_markdown, read_key_file
 from syncer.errors import ClusterError
 from syncer.model import Manifest
@@ -117,14 +118,8 @@ def plan_command(
     options = replace(target.options, concurrency=concurrency, prune=target.options.prune and prune, dry_run=True,
                       diff_text=True)
     err = message_console()
-    progress = StepProgress(err, total=len(manifests), label="checking")
-    kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps,
-                   impersonate=target.impersonate)
-    try:
-        with progress.running(kube.stats):
-            plan = plan_sync(kube, manifests, options=options, revision=revision)
-    finally:
-        kube.close()
+    plan = dry_run_plan(manifests, options=options, revision=revision, kubeconfig=kubeconfig, context=context,
+                        qps=qps, impersonate=target.impersonate, err=err)
     plan = replace(plan, warnings=(*rendering, *plan.warnings))
     context_of_plan = Context(source=recorded, cluster_uid=cluster.uid, server_version=cluster.version,
                               salt=os.urandom(16).hex(), created=now_text(datetime.now(timezone.utc)))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +25,9 @@ from tests.e2e.test_apps import (  # noqa: F401 - fixtures
     installed,
     syncer,
 )
-from tests.e2e.test_daemon import commit, configmap_yaml, git
-from tests.e2e.test_sync import _make_pods_ready, _needs_controllers
+from tests.e2e.test_daemon import commit, configmap_yaml
+from tests.e2e.test_daemon import repo  # noqa: F401 - the fixture: a Git repository
+from tests.e2e.test_sync import ONE_REPLICA, _make_pods_ready, _needs_controllers
 
 KEY = "0123456789abcdef0123456789abcdef"
 
@@ -37,15 +37,11 @@ def configmaps(**colors: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "deploy"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.email", "test@example.com")
-    git(path, "config", "user.name", "test")
-    git(path, "config", "commit.gpgsign", "false")
-    commit(path, configmaps(web="blue", old="red", same="white"), "first")
-    return path
+def shop(repo: Path) -> Path:
+    """The daemon tests' repository, with three ConfigMaps in shop/ instead of its one."""
+    (repo / "shop/config.yaml").unlink()
+    commit(repo, configmaps(web="blue", old="red", same="white"))
+    return repo
 
 
 def versions(api: client.ApiClient, namespace: str) -> dict[str, tuple[str, str]]:
@@ -90,14 +86,14 @@ def cli_app(repo: Path, namespace: str) -> list[str]:
 
 
 def test_apply_writes_exactly_the_plan_and_refuses_it_the_second_time(
-    cluster: ClusterAccess, repo: Path, namespace: str, kube_api: client.ApiClient, tmp_path: Path,
+    cluster: ClusterAccess, shop: Path, namespace: str, kube_api: client.ApiClient, tmp_path: Path,
 ) -> None:
-    first = syncer(cluster, "sync", *cli_app(repo, namespace))
+    first = syncer(cluster, "sync", *cli_app(shop, namespace))
     assert first.returncode == 0, first.stdout + first.stderr
-    head = commit(repo, {"shop/web.yaml": configmap_yaml("web", "green"), "shop/new.yaml": configmap_yaml("new", "x")})
-    (repo / "shop/old.yaml").unlink()
-    head = commit(repo, {})
-    reviewed = plan(cluster, tmp_path, *cli_app(repo, namespace))
+    head = commit(shop, {"shop/web.yaml": configmap_yaml("web", "green"), "shop/new.yaml": configmap_yaml("new", "x")})
+    (shop / "shop/old.yaml").unlink()
+    head = commit(shop, {})
+    reviewed = plan(cluster, tmp_path, *cli_app(shop, namespace))
     document = json.loads(reviewed.read_text())
     assert document["revision"] == head
     actions = {o["name"]: o["action"] for o in document["objects"]}
@@ -122,11 +118,11 @@ def test_apply_writes_exactly_the_plan_and_refuses_it_the_second_time(
 
 
 def test_a_hand_edit_of_a_planned_field_is_refused_and_nothing_is_written(
-    cluster: ClusterAccess, repo: Path, namespace: str, kube_api: client.ApiClient, tmp_path: Path,
+    cluster: ClusterAccess, shop: Path, namespace: str, kube_api: client.ApiClient, tmp_path: Path,
 ) -> None:
-    assert syncer(cluster, "sync", *cli_app(repo, namespace)).returncode == 0
-    commit(repo, configmaps(web="green", same="black"))
-    reviewed = plan(cluster, tmp_path, *cli_app(repo, namespace))
+    assert syncer(cluster, "sync", *cli_app(shop, namespace)).returncode == 0
+    commit(shop, configmaps(web="green", same="black"))
+    reviewed = plan(cluster, tmp_path, *cli_app(shop, namespace))
     client.CoreV1Api(kube_api).patch_namespaced_config_map("web", namespace, {"data": {"color": "purple"}})
     before = versions(kube_api, namespace)
 
@@ -139,11 +135,11 @@ def test_a_hand_edit_of_a_planned_field_is_refused_and_nothing_is_written(
 
 
 def test_an_altered_plan_another_cluster_or_an_old_plan_is_refused(
-    cluster: ClusterAccess, repo: Path, namespace: str, kube_api: client.ApiClient, tmp_path: Path,
+    cluster: ClusterAccess, shop: Path, namespace: str, kube_api: client.ApiClient, tmp_path: Path,
 ) -> None:
-    commit(repo, configmaps(web="green"))
-    signed = plan(cluster, tmp_path, *cli_app(repo, namespace), "--plan-key-file", str(_key(tmp_path)))
-    unsigned = plan(cluster, tmp_path, *cli_app(repo, namespace))
+    commit(shop, configmaps(web="green"))
+    signed = plan(cluster, tmp_path, *cli_app(shop, namespace), "--plan-key-file", str(_key(tmp_path)))
+    unsigned = plan(cluster, tmp_path, *cli_app(shop, namespace))
     key = ["--plan-key-file", str(_key(tmp_path))]
 
     def set_action(document: dict[str, Any]) -> None:
@@ -184,31 +180,17 @@ def _key(tmp_path: Path) -> Path:
     return path
 
 
-DEPLOYMENT = textwrap.dedent("""\
-    apiVersion: apps/v1
-    kind: Deployment
-    metadata: {name: web}
-    spec:
-      replicas: 1
-      selector: {matchLabels: {app: web}}
-      template:
-        metadata: {labels: {app: web}}
-        spec:
-          containers: [{name: web, image: nginx:COLOR}]
-    """)
-
-
 def test_a_controllers_status_write_does_not_make_a_plan_stale(
-    cluster: ClusterAccess, repo: Path, namespace: str, kube_api: client.ApiClient, tmp_path: Path,
+    cluster: ClusterAccess, shop: Path, namespace: str, kube_api: client.ApiClient, tmp_path: Path,
 ) -> None:
     _needs_controllers(cluster)
-    commit(repo, {"shop/deployment.yaml": DEPLOYMENT.replace("COLOR", "1.27")})
-    assert syncer(cluster, "sync", *cli_app(repo, namespace)).returncode == 0
+    commit(shop, {"shop/deployment.yaml": ONE_REPLICA.replace("image: nginx", "image: nginx:1.27")})
+    assert syncer(cluster, "sync", *cli_app(shop, namespace)).returncode == 0
     apps = client.AppsV1Api(kube_api)
     eventually(lambda: client.CoreV1Api(kube_api).list_namespaced_pod(namespace, label_selector="app=web").items,
                timeout=30, what="the Deployment's pod")
-    commit(repo, {"shop/deployment.yaml": DEPLOYMENT.replace("COLOR", "1.28")})
-    reviewed = plan(cluster, tmp_path, *cli_app(repo, namespace))
+    commit(shop, {"shop/deployment.yaml": ONE_REPLICA.replace("image: nginx", "image: nginx:1.28")})
+    reviewed = plan(cluster, tmp_path, *cli_app(shop, namespace))
     planned = apps.read_namespaced_deployment("web", namespace).metadata.resource_version
 
     _make_pods_ready(kube_api, namespace)  # the controllers then report the Deployment's new status
@@ -222,11 +204,11 @@ def test_a_controllers_status_write_does_not_make_a_plan_stale(
 
 
 def test_plan_and_apply_an_app_as_its_service_account(
-    installed: Kubectl, cluster: ClusterAccess, repo: Path, namespace: str, kube_api: client.ApiClient,
+    installed: Kubectl, cluster: ClusterAccess, shop: Path, namespace: str, kube_api: client.ApiClient,
     tmp_path: Path,
 ) -> None:
     grant_service_account(kube_api, namespace, "deployer")
-    apply_app(installed, namespace, "shop", repo=repo, serviceAccountName="deployer")
+    apply_app(installed, namespace, "shop", repo=shop, serviceAccountName="deployer")
     reviewed = plan(cluster, tmp_path, "--app", "shop", "-n", namespace)
     document = json.loads(reviewed.read_text())
     assert document["inventory"]["parent"] == f"ConfigMap/{namespace}/syncer-shop"
