@@ -17,6 +17,7 @@ from kubernetes import client
 
 from syncer.apply.planfile import document_digest
 from tests.conftest import ClusterAccess
+from tests.schema import undocumented_fields, validation_errors
 from tests.e2e.apps import eventually
 from tests.e2e.test_app_cli import apply_app
 from tests.e2e.test_apps import (  # noqa: F401 - fixtures
@@ -95,6 +96,7 @@ def test_apply_writes_exactly_the_plan_and_refuses_it_the_second_time(
     head = commit(shop, {})
     reviewed = plan(cluster, tmp_path, *cli_app(shop, namespace))
     document = json.loads(reviewed.read_text())
+    assert validation_errors(document) == [] and undocumented_fields(document) == []
     assert document["revision"] == head
     actions = {o["name"]: o["action"] for o in document["objects"]}
     assert actions == {"web": "configured", "new": "created", "same": "unchanged"}
@@ -213,6 +215,12 @@ def test_plan_and_apply_an_app_as_its_service_account(
     document = json.loads(reviewed.read_text())
     assert document["inventory"]["parent"] == f"ConfigMap/{namespace}/syncer-shop"
     assert document["source"]["appObject"] == "shop"
+    text = syncer(cluster, "plan", "--app", "shop", "-n", namespace)
+    assert text.returncode == 1 and "plan: digest sha256:" in text.stdout, text.stdout + text.stderr
+    markdown = syncer(cluster, "plan", "--app", "shop", "-n", namespace, "-o", "markdown")
+    assert markdown.returncode == 1, markdown.stdout + markdown.stderr
+    assert markdown.stdout.startswith("### syncer plan: app `shop`")
+    assert f"<summary><code>+ created v1 ConfigMap/{namespace}/web</code>" in markdown.stdout
 
     applied = syncer(cluster, "apply", str(reviewed))
     assert applied.returncode == 0, applied.stdout + applied.stderr
