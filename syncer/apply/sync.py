@@ -42,6 +42,13 @@ class EmptySourceRefused(SyncerError):
     """The source rendered nothing while the app owns objects: pruning would delete them all."""
 
 
+class PlanRefused(SyncerError):
+    """`syncer apply`: the reviewed plan is not the one the cluster needs now (or is not the
+    one `syncer plan` wrote). Exit 3: nothing was written."""
+
+    exit_code = 3
+
+
 class RecordMoved(SyncerError):
     """A heal's expectation failed: the app's parent records another applied revision than the
     one the heal restores (someone else's sync recorded it since the heal decided)."""
@@ -104,6 +111,8 @@ def _current_fingerprint(kube: Kube, plan: Plan) -> dict[ObjectRef, str]:
 
 Recorder = Callable[[Kube, ChangeSet], None]
 """Writes a sync's outcome with the client it is given (see `sync`)."""
+Acceptance = Callable[[Plan], None]
+"""Raises to refuse a plan before anything of it is written (see `sync`)."""
 
 
 def sync(
@@ -116,6 +125,7 @@ def sync(
     on_step: StepReporter = lambda index, total, size: None,
     cache: MemberReads | None = None,
     record: Recorder | None = None,
+    accept: Acceptance | None = None,
 ) -> ChangeSet:
     """Make the cluster match the manifests. Raises for failures before the first write
     (validation, guard rails, lock) and for a lost lock; returns a ChangeSet (possibly with an
@@ -124,8 +134,14 @@ def sync(
 
     `record(kube, changes)` writes the outcome (the status on the parent) while the lock is
     still held, through the lock-guarded client: recorded after the release, a sync paused
-    there could write its older status over a newer sync's."""
+    there could write its older status over a newer sync's.
+
+    `accept(plan)` (`syncer apply` of a reviewed plan) sees the plan before its first write,
+    and again the plan made under the lock when the cluster moved in between; it raises to
+    refuse, and then nothing stays written (the app's new namespace is deleted again)."""
     plan = plan_sync(kube, manifests, options=options, revision=revision, cache=cache)
+    if accept is not None:
+        accept(plan)
     if options.dry_run or not plan.writes:
         changes = execute(kube, plan, dry_run=options.dry_run, report=report, on_step=on_step)
         if record is not None and not options.dry_run:
@@ -155,7 +171,9 @@ def sync(
                 # The parent is written before any member, under this lock: if it is still
                 # missing, no member appeared since the first plan's label scan.
                 plan = plan_sync(kube, manifests, options=options, revision=revision, recovery=plan.recovery)
-            except ValidationFailed:
+                if accept is not None:
+                    accept(plan)
+            except (ValidationFailed, PlanRefused):
                 undo_bootstrap(guarded, bootstrap)
                 raise
         changes = execute(guarded, plan, dry_run=False, bootstrap=bootstrap, report=report, on_step=on_step,

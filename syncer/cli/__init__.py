@@ -21,10 +21,12 @@ OUTPUT_KEY = "syncer.output"
 # Each command's module, imported only when the command runs (or help lists it): a sync
 # should not pay for importing the daemon's scheduler or the control plane's code.
 _COMMAND_MODULES = {
+    "apply": "syncer.cli.applyplan",
     "completion": "syncer.cli.completion",
     "dev-cluster": "syncer.cli.devcluster",
     "diff": "syncer.cli.diff",
     "install": "syncer.cli.install",
+    "plan": "syncer.cli.plan",
     "reconcile": "syncer.cli.apps",
     "render": "syncer.cli.render",
     "resume": "syncer.cli.apps",

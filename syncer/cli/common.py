@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import yaml
+from rich.console import Console
 
-from syncer.apply.options import DEFAULT_FIELD_MANAGER
+from syncer.apply.options import DEFAULT_FIELD_MANAGER, SyncOptions
+from syncer.apply.planned import Plan
 from syncer.cli import OUTPUT_KEY
 from syncer.config import MAX_DURATION, DurationBounds, format_duration, parse_duration
 from syncer.diff import IgnoreRule, parse_ignore_rules
 from syncer.errors import ConfigError
 from syncer.kube import ClientOptions, Kube, default_namespace
+from syncer.model import Manifest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -133,6 +136,24 @@ def live_capabilities(
             kube.close()
 
     return read
+
+
+def dry_run_plan(
+    manifests: Sequence[Manifest], *, options: SyncOptions, revision: str, kubeconfig: str | None,
+    context: str | None, qps: float, impersonate: str | None, err: Console,
+) -> Plan:
+    """The plan `diff` prints and `plan` records (options with dry_run), with progress on `err`."""
+    from syncer.apply import plan_sync
+    from syncer.cli.output import StepProgress
+
+    progress = StepProgress(err, total=len(manifests), label="checking")
+    kube = connect(kubeconfig=kubeconfig, context=context, concurrency=options.concurrency, qps=qps,
+                   impersonate=impersonate)
+    try:
+        with progress.running(kube.stats):
+            return plan_sync(kube, manifests, options=options, revision=revision)
+    finally:
+        kube.close()
 
 
 def load_ignore_rules(path: str | None) -> tuple[IgnoreRule, ...]:

@@ -11,13 +11,12 @@ from typing import Any
 
 import click
 
-from syncer.apply import plan_sync
 from syncer.cli import cli
 from syncer.cli.appselect import command_target
 from syncer.cli.common import (
     app_options,
     cluster_options,
-    connect,
+    dry_run_plan,
     live_capabilities,
     output_option,
     resolve_namespace,
@@ -25,7 +24,6 @@ from syncer.cli.common import (
 from syncer.cli.options import render_from_options, source_options
 from syncer.cli.revisiondiff import offline_diff
 from syncer.cli.output import (
-    StepProgress,
     diff_json,
     message_console,
     print_diff_text,
@@ -67,14 +65,8 @@ def diff_command(
     options = replace(target.options, concurrency=concurrency, prune=target.options.prune and prune, dry_run=True,
                       diff_text=True)
     err = message_console()
-    progress = StepProgress(err, total=len(manifests), label="checking")
-    kube = connect(kubeconfig=kubeconfig, context=context, concurrency=concurrency, qps=qps,
-                   impersonate=target.impersonate)
-    try:
-        with progress.running(kube.stats):
-            plan = plan_sync(kube, manifests, options=options, revision=snapshot.revision)
-    finally:
-        kube.close()
+    plan = dry_run_plan(manifests, options=options, revision=snapshot.revision, kubeconfig=kubeconfig,
+                        context=context, qps=qps, impersonate=target.impersonate, err=err)
     plan = replace(plan, warnings=(*rendering, *plan.warnings))
     if output == "text":
         print_diff_text(plan, out=result_console(), err=err, namespace_from=namespace_from)

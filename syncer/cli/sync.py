@@ -13,6 +13,7 @@ import click
 
 from syncer.apply import ChangeSet, SyncOptions, sync
 from syncer.apply.status import OutcomeRecorder
+from syncer.apply.sync import Acceptance, PlanRefused
 from syncer.cli import cli
 from syncer.cli.appselect import command_target
 from syncer.cli.common import (
@@ -94,11 +95,12 @@ def sync_command(
 def run_sync(
     manifests: list[Manifest], *, options: SyncOptions, revision: str, kubeconfig: str | None, context: str | None,
     qps: float, impersonate: str | None, output: str, namespace_from: str, verbose: bool,
-    rendering: Sequence[str] = (),
+    rendering: Sequence[str] = (), accept: Acceptance | None = None,
 ) -> NoReturn:
     """Sync the manifests, record the outcome as `syncer run` does, print the result and exit
     (0, or 2 on any failure): `syncer sync` and `syncer install` alike. `rendering` holds the
-    render's warnings (a chart's left-out hooks), shown first among the result's."""
+    render's warnings (a chart's left-out hooks), shown first among the result's. `accept`:
+    `syncer apply`'s check of the plan before its first write (`syncer.apply.sync.sync`)."""
     app = options.app
     err = message_console()
     progress = StepProgress(err, total=len(manifests))
@@ -115,9 +117,9 @@ def run_sync(
         try:
             with progress.running(kube.stats):
                 changes = sync(kube, manifests, options=options, revision=revision,
-                               report=progress.on_change, on_step=progress.on_step, record=record)
-        except LockLost:
-            raise  # the sync that took the lock over records the app's status, not this one
+                               report=progress.on_change, on_step=progress.on_step, record=record, accept=accept)
+        except (LockLost, PlanRefused):
+            raise  # the sync that took the lock over records the app's status; a refused plan writes nothing
         except SyncerError as error:
             if not options.dry_run:
                 _record(lambda: recorder.record_failure(revision=revision, error=error), warnings=None)
