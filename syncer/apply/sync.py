@@ -21,8 +21,9 @@ import logging
 from collections.abc import Callable, Sequence
 
 from syncer.apply.applyset import is_member
+from syncer.apply.budget import PruneBudgetExceeded
 from syncer.apply.changeset import ChangeSet
-from syncer.apply.executor import Reporter, StepReporter, execute, execute_bootstrap, undo_bootstrap
+from syncer.apply.executor import Reporter, StepReporter, execute, execute_bootstrap, refuse_blocked, undo_bootstrap
 from syncer.apply.live import ListKey, Recovery
 from syncer.apply.lock import AppLock
 from syncer.apply.membercache import MemberReads
@@ -126,6 +127,7 @@ def sync(
     still held, through the lock-guarded client: recorded after the release, a sync paused
     there could write its older status over a newer sync's."""
     plan = plan_sync(kube, manifests, options=options, revision=revision, cache=cache)
+    refuse_blocked(plan)
     if options.dry_run or not plan.writes:
         changes = execute(kube, plan, dry_run=options.dry_run, report=report, on_step=on_step)
         if record is not None and not options.dry_run:
@@ -155,7 +157,8 @@ def sync(
                 # The parent is written before any member, under this lock: if it is still
                 # missing, no member appeared since the first plan's label scan.
                 plan = plan_sync(kube, manifests, options=options, revision=revision, recovery=plan.recovery)
-            except ValidationFailed:
+                refuse_blocked(plan)
+            except (ValidationFailed, PruneBudgetExceeded):
                 undo_bootstrap(guarded, bootstrap)
                 raise
         changes = execute(guarded, plan, dry_run=False, bootstrap=bootstrap, report=report, on_step=on_step,

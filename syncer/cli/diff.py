@@ -18,7 +18,9 @@ from syncer.cli.common import (
     connect,
     live_capabilities,
     output_option,
+    prune_options,
     resolve_namespace,
+    with_prune_options,
 )
 from syncer.cli.options import render_from_options, source_options
 from syncer.cli.output import (
@@ -38,6 +40,7 @@ from syncer.cli.output import (
 @output_option
 @click.option("--no-prune", "prune", flag_value=False, default=True,
               help="Do not show objects that a sync would prune.")
+@prune_options
 def diff_command(
     *, app: str | None, app_object: str | None, field_manager: str, concurrency: int, qps: float,
     ignore_file: str | None, kubeconfig: str | None, context: str | None, output: str, prune: bool, **source: Any,
@@ -51,7 +54,7 @@ def diff_command(
                         kubeconfig=kubeconfig, context=context) as target:
         snapshot, manifests = render_from_options(target.source, warnings=rendering, capabilities=live_capabilities(
             kubeconfig=kubeconfig, context=context, impersonate=target.impersonate))
-    options = replace(target.options, concurrency=concurrency, prune=target.options.prune and prune, dry_run=True,
+    options = replace(with_prune_options(target.options, source), concurrency=concurrency, prune=target.options.prune and prune, dry_run=True,
                       diff_text=True)
     err = message_console()
     progress = StepProgress(err, total=len(manifests), label="checking")
