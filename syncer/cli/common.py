@@ -16,7 +16,7 @@ from syncer.config import MAX_DURATION, DurationBounds, format_duration, parse_d
 from syncer.diff import IgnoreRule, parse_ignore_rules
 from syncer.errors import ConfigError
 from syncer.kube import ClientOptions, Kube, default_namespace
-from syncer.model import ObjectRef, PruneBudget, parse_confirmation, parse_prune_budget
+from syncer.model import parse_confirmation, parse_prune_budget
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,26 +64,18 @@ def app_options(fn: F) -> F:
     return fn
 
 
-class _Confirmation(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
-    name = "KIND/NAME"
+class _Parsed(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """A flag's value through the parser an app's spec uses too (its ValueError is the message)."""
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> ObjectRef:
-        if isinstance(value, ObjectRef):
-            return value
+    def __init__(self, name: str, parse: Callable[[str], object]) -> None:
+        self.name = name
+        self._parse = parse
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value  # converted already
         try:
-            return parse_confirmation(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-
-
-class _Budget(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
-    name = "N|P%"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> PruneBudget:
-        if isinstance(value, PruneBudget):
-            return value
-        try:
-            return parse_prune_budget(value)
+            return self._parse(value)
         except ValueError as error:
             self.fail(str(error), param, ctx)
 
@@ -93,11 +85,11 @@ def prune_options(fn: F) -> F:
     command that plans a sync (`with_prune_options` puts them into its SyncOptions)."""
     fn = click.option("--confirm-prune-all", is_flag=True,
                       help="Let this sync past the prune budget (protected kinds still need --confirm-prune).")(fn)
-    fn = click.option("--max-prune", type=_Budget(), default=None,
+    fn = click.option("--max-prune", type=_Parsed("N|P%", parse_prune_budget), default=None,
                       help="The prune budget: a sync that would delete more of the app's members than N objects or "
                            "P% of them stops before its first write (default 50%; a percentage never stops fewer "
                            "than 5 deletions); with --app, the App's spec.maxPrune unless given.")(fn)
-    fn = click.option("--confirm-prune", "confirm_prune", type=_Confirmation(), multiple=True, metavar="KIND/NAME",
+    fn = click.option("--confirm-prune", "confirm_prune", type=_Parsed("KIND/NAME", parse_confirmation), multiple=True, metavar="KIND/NAME",
                       help="Let prune delete this Namespace, CustomResourceDefinition, PersistentVolume "
                            "(KIND/NAME) or PersistentVolumeClaim (KIND/NAMESPACE/NAME); repeatable. Without it "
                            "they are kept (protected).")(fn)

@@ -14,14 +14,11 @@ from pathlib import Path
 from kubernetes import client
 
 from tests.e2e.apps import SLACK
+from tests.e2e.test_app_bounds import configmaps
 from tests.e2e.test_apps import Kubectl, app_yaml, condition
 from tests.e2e.test_apps import installed, run_daemon  # noqa: F401 - fixtures
 from tests.e2e.test_daemon import commit, configmap_yaml, eventually
 from tests.e2e.test_daemon import repo  # noqa: F401 - the fixture: a Git repository with shop/config.yaml
-
-
-def configmaps(count: int) -> str:
-    return "".join("---\n" + configmap_yaml(f"part-{n}", "blue") for n in range(count))
 
 
 def test_an_app_whose_commit_removes_most_of_it_is_stalled_until_its_budget_is_raised(
@@ -38,7 +35,7 @@ def test_an_app_whose_commit_removes_most_of_it_is_stalled_until_its_budget_is_r
 
     def members() -> dict[str, tuple[str, str]]:
         return {c.metadata.name: (c.metadata.uid, c.metadata.resource_version)
-                for c in core.list_namespaced_config_map(namespace).items if c.metadata.name.startswith("part-")}
+                for c in core.list_namespaced_config_map(namespace).items if c.metadata.name.startswith("big-")}
 
     before = members()
     assert len(before) == 10
@@ -70,4 +67,4 @@ def test_an_app_whose_commit_removes_most_of_it_is_stalled_until_its_budget_is_r
     eventually(lambda: kubectl.status(namespace, "parts").get("lastAppliedRevision") == most, timeout=SLACK,
                what="the App to apply the commit within its raised budget")
     kubectl("wait", "--for=condition=Ready", "app/parts", "-n", namespace, "--timeout=60s")
-    assert sorted(members()) == ["part-0", "part-1", "part-2"]
+    assert sorted(members()) == ["big-0", "big-1", "big-2"]

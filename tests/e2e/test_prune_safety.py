@@ -8,8 +8,6 @@ and resourceVersion, and the inventory the parent records."""
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from syncer.kube import Kube
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import options, render_app, write_app
 from tests.e2e.test_safety import CRD, Snapshot, cm, namespace_doc, quiet_snapshot, snapshot
+from tests.e2e.test_safety import crd_group, extra_namespace  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.oldest
 
@@ -45,26 +44,6 @@ def inventory(api: client.ApiClient, namespace: str, app: str) -> dict[str, str]
 
 def identity(obj: Any) -> Identity:
     return obj.metadata.uid, obj.metadata.resource_version
-
-
-@pytest.fixture
-def extra_namespace(namespace: str, kube_api: client.ApiClient) -> Iterator[str]:
-    name = f"{namespace}-x"
-    yield name
-    try:
-        client.CoreV1Api(kube_api).delete_namespace(name)
-    except client.ApiException:
-        pass
-
-
-@pytest.fixture
-def crd_group(kube_api: client.ApiClient) -> Iterator[str]:
-    group = f"p{secrets.token_hex(3)}.example.com"
-    yield group
-    try:
-        client.ApiextensionsV1Api(kube_api).delete_custom_resource_definition(f"widgets.{group}")
-    except client.ApiException:
-        pass
 
 
 def test_a_namespace_that_left_the_source_is_kept_until_confirmed(
