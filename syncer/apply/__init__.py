@@ -7,4 +7,5 @@ from syncer.apply.plan import build_plan
 from syncer.apply.planned import Plan
 from syncer.apply.sync import EmptySourceRefused, plan_sync, sync
 
-__all__ = ["Change", "ChangeSet", "EmptySourceRefused", "Plan", "PruneBudgetExceeded", "SyncOptions", "build_plan", "plan_sync", "sync"]
+__all__ = ["Change", "ChangeSet", "EmptySourceRefused", "Plan", "PruneBudgetExceeded", "SyncOptions", "build_plan",
+           "plan_sync", "sync"]

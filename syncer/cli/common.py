@@ -89,7 +89,8 @@ def prune_options(fn: F) -> F:
                       help="The prune budget: a sync that would delete more of the app's members than N objects or "
                            "P% of them stops before its first write (default 50%; a percentage never stops fewer "
                            "than 5 deletions); with --app, the App's spec.maxPrune unless given.")(fn)
-    fn = click.option("--confirm-prune", "confirm_prune", type=_Parsed("KIND/NAME", parse_confirmation), multiple=True, metavar="KIND/NAME",
+    fn = click.option("--confirm-prune", "confirm_prune", type=_Parsed("KIND/NAME", parse_confirmation),
+                      multiple=True, metavar="KIND/NAME",
                       help="Let prune delete this Namespace, CustomResourceDefinition, PersistentVolume "
                            "(KIND/NAME) or PersistentVolumeClaim (KIND/NAMESPACE/NAME); repeatable. Without it "
                            "they are kept (protected).")(fn)

@@ -142,7 +142,8 @@ def test_a_volume_and_its_claim_that_left_the_source_are_kept_until_confirmed(
     core = client.CoreV1Api(kube_api)
     try:
         quiet_snapshot(kube, [namespace])  # the binder has done with them
-        before = objects(quiet_snapshot(kube, [namespace]), parent="syncer-pvp"), identity(core.read_persistent_volume(volume))
+        settled = quiet_snapshot(kube, [namespace])
+        before = objects(settled, parent="syncer-pvp"), identity(core.read_persistent_volume(volume))
         recorded = inventory(kube_api, namespace, "pvp")
         write_app(app, {"home.yaml": cm("home")})
 
@@ -217,7 +218,8 @@ def test_a_sync_that_would_delete_most_of_an_app_stops_before_its_first_write(
     # Nothing was written: no member, no new object, the inventory as it was.
     assert objects(snapshot(kube, [namespace]), parent="syncer-big") == objects(before, parent="syncer-big")
     assert inventory(kube_api, namespace, "big") == recorded
-    assert client.CoreV1Api(kube_api).list_namespaced_config_map(namespace, field_selector="metadata.name=new").items == []
+    assert not client.CoreV1Api(kube_api).list_namespaced_config_map(
+        namespace, field_selector="metadata.name=new").items
 
     through = run(cluster, "sync", app, "big", namespace, "--confirm-prune-all", "-o", "json")
     assert through.exit_code == 0, through.output
