@@ -29,7 +29,7 @@ import yaml
 
 from syncer.diff import IgnoreRule, parse_ignore_rules
 from syncer.errors import ConfigError, Problem
-from syncer.model import AppId
+from syncer.model import AppId, ObjectRef, PruneBudget, parse_confirmation, parse_prune_budget
 from syncer.sources.auth import GitAuth
 from syncer.sources.git import check_revision
 from syncer.sources.giturl import looks_like_url, parse_url, reject_unsafe
@@ -52,7 +52,7 @@ _DURATION_HINT = "use e.g. 30s, 5m, 1h, 1h30m or plain seconds (90)"
 
 APP_FIELDS = (
     "name", "repo", "revision", "path", "namespace", "createNamespace", "interval", "prune", "wait",
-    "timeout", "selfHeal", "ignoreDifferences", "auth",
+    "timeout", "selfHeal", "ignoreDifferences", "auth", "pruneConfirmations", "maxPrune",
 )
 AUTH_FIELDS = ("sshKeyFile", "knownHostsFile", "username", "tokenFile", "tokenEnv")
 TOP_LEVEL_FIELDS = ("apps",)
@@ -148,6 +148,10 @@ class AppConfig:
     timeout: float = DEFAULT_TIMEOUT
     self_heal: bool = True
     """Re-apply the last render on every tick, so live drift is reverted even without a commit."""
+    prune_confirmations: tuple[ObjectRef, ...] = ()
+    """Objects of a protected kind prune may delete (`pruneConfirmations`)."""
+    max_prune: PruneBudget | None = None
+    """The app's prune budget (`maxPrune`); None: the default (`DEFAULT_PRUNE_BUDGET`)."""
     ignore: tuple[IgnoreRule, ...] = ()
     auth: GitAuth | None = None
     where: str = ""
@@ -282,7 +286,16 @@ def shared_fields(get: FieldGetter) -> dict[str, Any]:
         "wait": get("wait", _boolean, False),
         "timeout": get("timeout", bounded_duration(TIMEOUT_BOUNDS), DEFAULT_TIMEOUT),
         "self_heal": get("selfHeal", _boolean, True),
+        "prune_confirmations": get("pruneConfirmations", _confirmations, ()),
+        "max_prune": get("maxPrune", parse_prune_budget, None),
     }
+
+
+def _confirmations(value: object) -> tuple[ObjectRef, ...]:
+    """`pruneConfirmations`: a list of `KIND/NAME` or `KIND/NAMESPACE/NAME`."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("must be a list of KIND/NAME or KIND/NAMESPACE/NAME (e.g. Namespace/shop)")
+    return tuple(parse_confirmation(item) for item in value)
 
 
 class _LineIndex:

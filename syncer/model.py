@@ -142,3 +142,85 @@ class Manifest:
     @property
     def annotations(self) -> dict[str, str]:
         return dict((self.obj.get("metadata") or {}).get("annotations") or {})
+
+
+PROTECTED_KINDS: dict[str, tuple[str, bool]] = {
+    "Namespace": ("", False),
+    "CustomResourceDefinition": ("apiextensions.k8s.io", False),
+    "PersistentVolumeClaim": ("", True),
+    "PersistentVolume": ("", False),
+}
+"""Kinds prune deletes only with a confirmation naming the object: kind -> (group, namespaced).
+Deleting one takes more with it than the object: a Namespace everything in it, a CRD every
+object of its kind, a PersistentVolumeClaim or PersistentVolume the data on the volume."""
+
+
+def is_protected(ref: ObjectRef) -> bool:
+    expected = PROTECTED_KINDS.get(ref.kind)
+    return expected is not None and expected[0] == ref.group
+
+
+def parse_confirmation(text: str) -> ObjectRef:
+    """`KIND/NAME` (cluster-scoped) or `KIND/NAMESPACE/NAME` (a PersistentVolumeClaim): the
+    protected object a `--confirm-prune` or an app's `pruneConfirmations` entry lets prune
+    delete. The kind is matched without regard to case; ValueError says what is wrong."""
+    parts = text.strip().split("/")
+    kinds = {kind.lower(): kind for kind in PROTECTED_KINDS}
+    kind = kinds.get(parts[0].lower()) if parts else None
+    if kind is None:
+        raise ValueError(f"{text!r}: {parts[0] or '(empty)'} is not a protected kind; only "
+                         f"{', '.join(PROTECTED_KINDS)} need a confirmation to be pruned")
+    group, namespaced = PROTECTED_KINDS[kind]
+    shape = f"{kind}/NAMESPACE/NAME" if namespaced else f"{kind}/NAME"
+    if len(parts) != (3 if namespaced else 2) or not all(parts[1:]):
+        raise ValueError(f"{text!r}: write it as {shape}")
+    return ObjectRef(group=group, kind=kind, namespace=parts[1] if namespaced else None, name=parts[-1])
+
+
+@dataclass(frozen=True)
+class PruneBudget:
+    """How many of an app's members one sync may prune: `count` objects, or `percent` of the
+    members. A percentage never stops a prune of fewer than `PERCENT_FLOOR` objects (one
+    removal from a small app is already half of it); a count is exact (`0`: no prune at all
+    without a confirmation)."""
+
+    count: int | None = None
+    percent: float | None = None
+
+    PERCENT_FLOOR = 5
+
+    def allowed(self, members: int) -> int:
+        """The most objects a sync of an app of `members` members may prune."""
+        if self.count is not None:
+            return self.count
+        return int(members * (self.percent or 0.0) / 100)
+
+    def exceeded(self, *, deletions: int, members: int) -> bool:
+        if self.count is not None:
+            return deletions > self.count
+        return deletions > self.allowed(members) and deletions >= self.PERCENT_FLOOR
+
+    def __str__(self) -> str:
+        return str(self.count) if self.count is not None else f"{self.percent:g}%"
+
+
+DEFAULT_PRUNE_BUDGET = PruneBudget(percent=50.0)
+"""More than half of the app's members, and at least 5 objects: a sync stops and asks."""
+
+
+def parse_prune_budget(value: object) -> PruneBudget:
+    """`N` (objects) or `P%` (of the app's members, 0 to 100); ValueError says what is wrong."""
+    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    try:
+        if text.endswith("%"):
+            percent = float(text[:-1])
+            if not 0 <= percent <= 100:
+                raise ValueError
+            return PruneBudget(percent=percent)
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return PruneBudget(count=count)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a prune budget: a number of objects (10) or a percentage of "
+                         "the app's members (50%, 0 to 100)") from None

@@ -14,6 +14,9 @@ what the bootstrap created, so that the ChangeSet reports the namespace `created
 happened. When the plan made under the lock fails validation, `undo_bootstrap` deletes the
 new, empty namespace again.
 
+A plan blocked by the prune budget is refused before its first write (`refuse_blocked`), by
+both entry points: the executor carries out only plans a sync may carry out.
+
 A failed write stops the tasks: what was applied and what was skipped is reported, nothing is
 pruned, and the next run converges.
 """
@@ -25,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from syncer.apply.budget import PruneBudgetExceeded
 from syncer.apply.changeset import Change, ChangeSet
 from syncer.apply.check import check_object
 from syncer.apply.planned import Plan, PlannedObject, PruneDecision
@@ -78,9 +82,17 @@ def _ensure_namespace(kube: Kube, plan: Plan, task: EnsureNamespace, *, dry_run:
     return str((written.get("metadata") or {}).get("uid", ""))
 
 
+def refuse_blocked(plan: Plan) -> None:
+    """Raise PruneBudgetExceeded for a plan past the prune budget (`Plan.blocked`)."""
+    if plan.budget is not None and plan.budget.exceeded:
+        raise PruneBudgetExceeded(plan.options.app, plan.budget)
+
+
 def execute_bootstrap(kube: Kube, plan: Plan) -> Bootstrap:
     """Run the plan's tasks that come before the lock (`Plan.bootstrap`), for real. Raises
-    ClusterError when the namespace cannot be created (then nothing was written)."""
+    ClusterError when the namespace cannot be created (then nothing was written), and
+    PruneBudgetExceeded for a blocked plan."""
+    refuse_blocked(plan)
     created: list[Change] = []
     undo: list[UndoNamespace] = []
     for task in plan.bootstrap:
@@ -239,7 +251,9 @@ def execute(
     write: the ChangeSet says what was done, what failed and what was skipped.
     `bootstrap`: what this sync created before its lock, reported as created.
     `confirm_lock` runs before every prune step: it raises when the sync no longer holds
-    its app's lock (LockLost)."""
+    its app's lock (LockLost). A blocked plan raises PruneBudgetExceeded, dry run or not,
+    before anything is sent: a dry run says what the sync would do, and it would refuse."""
+    refuse_blocked(plan)
     changes = ChangeSet(app=plan.options.app, revision=plan.revision, dry_run=dry_run,
                         warnings=list(plan.warnings), inventory_annotations=dict(plan.parent_annotations))
     earlier: Mapping[ObjectRef, Change] = {c.ref: c for c in bootstrap.created}

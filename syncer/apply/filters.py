@@ -8,7 +8,10 @@ again (its only guard at delete time is the UID precondition).
 
 Namespaces and CustomResourceDefinitions are the dangerous candidates: deleting either
 deletes everything inside it, so they are kept while they hold anything Git still wants or
-anything this app does not own.
+anything this app does not own. Even empty, they (and PersistentVolumeClaims and
+PersistentVolumes, which hold data) are deleted only when the sync names them in a
+confirmation: the `protected` filter, last, so that its advice to confirm is given only where
+a confirmation would let the deletion happen.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from syncer.apply.crds import crd_group_kind, crd_resource, is_crd, is_namespace
 from syncer.apply.lock import lock_name
 from syncer.errors import ClusterError
 from syncer.kube import Kube, Resource
-from syncer.model import Object, ObjectRef
+from syncer.model import Object, ObjectRef, is_protected
 
 PRUNE_ANNOTATION = "syncer.dev/prune"
 _SYSTEM_MADE_CONFIGMAPS = frozenset({"kube-root-ca.crt"})
@@ -54,6 +57,8 @@ class PruneContext:
     under two API groups: an Ingress in extensions/v1beta1 and networking.k8s.io/v1)."""
     home: str = ""
     """The namespace that holds the app's inventory (its ApplySet parent) and its lock."""
+    confirmed: frozenset[ObjectRef] = frozenset()
+    """Objects of a protected kind the sync may delete (`SyncOptions.confirm_prune`)."""
     _namespace_contents: dict[str, list[str]] = field(default_factory=dict)
 
     def foreign_in_namespace(self, namespace: str, *, limit: int = 5) -> list[str]:
@@ -137,6 +142,30 @@ def foreign_inside(candidate: Candidate, context: PruneContext) -> str | None:
     return None
 
 
+_PROTECTED_WHY = {
+    "Namespace": "deleting a Namespace deletes everything in it",
+    "CustomResourceDefinition": "deleting a CustomResourceDefinition deletes every object of its kind, "
+                                "in every namespace",
+    "PersistentVolumeClaim": "deleting a PersistentVolumeClaim may delete its volume and the data on it",
+    "PersistentVolume": "deleting a PersistentVolume may delete the data on it",
+}
+
+
+def confirmation_hint(ref: ObjectRef) -> str:
+    """How to confirm the prune of one protected object, in the words of the flag and the field."""
+    return f"--confirm-prune {ref}, or pruneConfirmations: [{ref}] in the app's spec"
+
+
+def protected(candidate: Candidate, context: PruneContext) -> str | None:
+    """A protected kind is deleted only when the sync names it: the deletion takes more than
+    the object (a hold-out upgrade that dropped a CRD from a public install deleted every
+    object of its kind)."""
+    ref = candidate.ref
+    if not is_protected(ref) or ref in context.confirmed:
+        return None
+    return f"a protected kind: {_PROTECTED_WHY[ref.kind]}; to delete it, confirm it: {confirmation_hint(ref)}"
+
+
 PRUNE_FILTERS: tuple[tuple[str, PruneFilter], ...] = (
     ("never-applied", never_applied),
     ("prune-disabled", prune_disabled),
@@ -145,6 +174,7 @@ PRUNE_FILTERS: tuple[tuple[str, PruneFilter], ...] = (
     ("inventory-home", inventory_home),
     ("desired-inside", desired_inside),
     ("foreign-inside", foreign_inside),
+    ("protected", protected),
 )
 """(name, filter), cheapest first: the first that keeps a candidate decides."""
 

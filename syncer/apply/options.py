@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from syncer.config import AppConfig
 from syncer.diff import IgnoreRule
+from syncer.model import DEFAULT_PRUNE_BUDGET, ObjectRef, PruneBudget
 
 DEFAULT_FIELD_MANAGER = "syncer"
 """The field manager of `syncer sync` and `syncer run` alike: a hand sync under another name
@@ -31,6 +32,15 @@ class SyncOptions:
     """Git is the source of truth: take fields other managers own, and report it."""
     prune: bool = True
     allow_empty: bool = False
+    confirm_prune: frozenset[ObjectRef] = frozenset()
+    """Objects of a protected kind (Namespace, CustomResourceDefinition, PersistentVolumeClaim,
+    PersistentVolume) that prune may delete (`--confirm-prune`, an app's `pruneConfirmations`);
+    any other is kept by the `protected` filter."""
+    max_prune: PruneBudget = DEFAULT_PRUNE_BUDGET
+    """The prune budget: a plan that would delete more is blocked (`--max-prune`, `maxPrune`)."""
+    confirm_prune_all: bool = False
+    """Let a plan past the prune budget (`--confirm-prune-all`); protected kinds still need
+    their own confirmation."""
     dry_run: bool = False
     wait: bool = False
     timeout: float = 300.0
@@ -59,7 +69,8 @@ class SyncOptions:
         return cls(
             app=app.name, namespace=app.namespace, home=app.home, adopt_from=app.adopt_from,
             field_manager=field_manager, prune=app.prune, wait=app.wait, timeout=app.timeout, ignore=app.ignore,
-            lock_timeout=lock_timeout, diff_text=False,
+            lock_timeout=lock_timeout, diff_text=False, confirm_prune=frozenset(app.prune_confirmations),
+            max_prune=app.max_prune or DEFAULT_PRUNE_BUDGET,
         )
 
     @property

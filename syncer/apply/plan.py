@@ -16,10 +16,11 @@ recreated, kept or deleted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from syncer.apply.applyset import TOOLING_ANNOTATION, Inventory, foreign_tooling
+from syncer.apply.applyset import TOOLING_ANNOTATION, Inventory, foreign_tooling, is_member
+from syncer.apply.budget import BudgetCheck, check_budget
 from syncer.apply.check import assumed_created, check_object
 from syncer.apply.crds import crd_group_kind, crd_resource, is_crd, is_namespace
 from syncer.apply.live import ListKey, Recovery, members, read_live, read_parent, recover_inventory
@@ -27,10 +28,11 @@ from syncer.apply.membercache import MemberReads
 from syncer.apply.options import SyncOptions
 from syncer.apply.order import OrderInfo, order_info, plan_steps
 from syncer.apply.ownership import ownership_failures
-from syncer.apply.planned import Check, Desired, Plan, PlannedObject
+from syncer.apply.planned import Check, Desired, Plan, PlannedObject, PruneDecision
 from syncer.apply.pool import run_concurrently
 from syncer.apply.prepare import prepare_body
-from syncer.apply.prune import decide_prune
+from syncer.apply.filters import NOT_THE_APPS
+from syncer.apply.prune import decide_prune, unused_confirmations
 from syncer.apply.solver import solve
 from syncer.apply.updateapply import fallback_reason
 from syncer.apply.upgrade import legacy_inventory
@@ -196,16 +198,33 @@ def build_plan(
                        crd_kinds=crds)
     found, unserved = members(kube, inventory, listed, cache=cache)
     warnings.extend(unserved)
+    prune = decide_prune(kube, found, desired=desired, inventory=inventory, options=options)
+    warnings.extend(unused_confirmations(options.confirm_prune, prune))
     plan = Plan(
         options=options, revision=revision, inventory=inventory, objects=objects,
-        steps=tuple(tuple(step) for step in steps),
-        prune=decide_prune(kube, found, desired=desired, inventory=inventory, options=options),
+        steps=tuple(tuple(step) for step in steps), prune=prune,
+        budget=_budget(desired.values(), prune, inventory=inventory, options=options, empty=not manifests),
         failures=tuple(failures), warnings=tuple(warnings),
         parent_version=parent["metadata"]["resourceVersion"] if parent else None,
         parent_annotations=dict((parent or {}).get("metadata", {}).get("annotations") or {}),
         recovery=recovery,
     )
     return replace(plan, tasks=solve(plan))
+
+
+def _budget(
+    desired: Iterable[Desired], prune: Sequence[PruneDecision], *, inventory: Inventory, options: SyncOptions,
+    empty: bool,
+) -> BudgetCheck | None:
+    """The plan's deletions against the app's members: its live members Git still has and
+    those it no longer has (kept ones included; not a controller's copy of the label). Not
+    counted when the user let every prune through: `--confirm-prune-all`, or `--allow-empty`
+    for a source that renders nothing (deleting the whole app is what it asks for)."""
+    if not options.prune or options.confirm_prune_all or (empty and options.allow_empty):
+        return None
+    members = sum(1 for d in desired if d.live is not None and is_member(d.live, inventory.id))
+    members += sum(1 for d in prune if d.reason not in NOT_THE_APPS)
+    return check_budget((d.action for d in prune), members=members, budget=options.max_prune)
 
 
 def _with_ref(info: OrderInfo, ref: ObjectRef) -> OrderInfo:

@@ -141,7 +141,8 @@ def plan_document(plan: Plan, *, manifests: Sequence[Manifest], context: Context
         "source": dict(context.source), "revision": plan.revision,
         "manifestsDigest": manifests_digest(manifests, salt=context.salt), "salt": context.salt,
         "cluster": {"uid": context.cluster_uid, "serverVersion": context.server_version},
-        "hasChanges": plan.has_changes, "objects": objects, "prune": prune, "warnings": list(plan.warnings),
+        "hasChanges": plan.has_changes, "blocked": plan.blocked, "objects": objects, "prune": prune,
+        "warnings": list(plan.warnings),
     }
     return {**body, "digest": document_digest(body)}
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from syncer.apply.applyset import Inventory
+from syncer.apply.budget import BudgetCheck
 from syncer.apply.live import Recovery
 from syncer.apply.options import SyncOptions
 from syncer.apply.tasks import WRITING_TASKS, ApplyStep, EnsureNamespace, Task, WriteInventory
@@ -167,6 +168,14 @@ class Plan:
     parent_annotations: Mapping[str, str] = field(default_factory=dict)
     recovery: Recovery | None = None
     """What the label scan found when the parent was missing (None: the parent was read)."""
+    budget: BudgetCheck | None = None
+    """The deletions counted against the app's prune budget (None: not checked, as with
+    `--confirm-prune-all`)."""
+
+    @property
+    def blocked(self) -> str | None:
+        """Why no sync may execute this plan ("blocked by the prune budget: ..."), or None."""
+        return str(self.budget) if self.budget is not None and self.budget.exceeded else None
 
     @property
     def bootstrap(self) -> tuple[EnsureNamespace, ...]:

@@ -35,7 +35,7 @@ def decide_prune(
         kube=kube, applyset=inventory.id, app=options.app, field_manager=options.field_manager,
         desired=frozenset(desired),
         desired_uids=desired_uids((ref, d.live) for ref, d in desired.items() if d.live is not None),
-        home=inventory.parent.namespace or "",
+        home=inventory.parent.namespace or "", confirmed=options.confirm_prune,
     )
     decisions = []
     for resource, live in members:
@@ -48,3 +48,16 @@ def decide_prune(
         decisions.append(PruneDecision(ref=ref, api_version=candidate.api_version, resource=resource, live=live,
                                        action=action, reason=reason, message=message, diff=diff))
     return tuple(sorted(decisions, key=lambda d: d.ref))
+
+
+def unused_confirmations(confirmed: Iterable[ObjectRef], decisions: Iterable[PruneDecision]) -> list[str]:
+    """Warnings for the confirmations that name nothing this plan deletes: harmless, but
+    likely a typo or an object the source still has (or another filter keeps)."""
+    deleted = {d.ref for d in decisions if d.action is Action.DELETED}
+    kept = {d.ref: d.reason for d in decisions if d.action is not Action.DELETED}
+    warnings = []
+    for ref in sorted(set(confirmed) - deleted):
+        why = f"it is kept by the {kept[ref]} filter" if ref in kept else "the app has no such member to prune"
+        warnings.append(f"--confirm-prune {ref}: this sync deletes no such object ({why}); the confirmation "
+                        "changes nothing")
+    return warnings

@@ -21,8 +21,9 @@ import logging
 from collections.abc import Callable, Sequence
 
 from syncer.apply.applyset import is_member
+from syncer.apply.budget import PruneBudgetExceeded
 from syncer.apply.changeset import ChangeSet
-from syncer.apply.executor import Reporter, StepReporter, execute, execute_bootstrap, undo_bootstrap
+from syncer.apply.executor import Reporter, StepReporter, execute, execute_bootstrap, refuse_blocked, undo_bootstrap
 from syncer.apply.live import ListKey, Recovery
 from syncer.apply.lock import AppLock
 from syncer.apply.membercache import MemberReads
@@ -140,6 +141,7 @@ def sync(
     and again the plan made under the lock when the cluster moved in between; it raises to
     refuse, and then nothing stays written (the app's new namespace is deleted again)."""
     plan = plan_sync(kube, manifests, options=options, revision=revision, cache=cache)
+    refuse_blocked(plan)
     if accept is not None:
         accept(plan)
     if options.dry_run or not plan.writes:
@@ -171,9 +173,10 @@ def sync(
                 # The parent is written before any member, under this lock: if it is still
                 # missing, no member appeared since the first plan's label scan.
                 plan = plan_sync(kube, manifests, options=options, revision=revision, recovery=plan.recovery)
+                refuse_blocked(plan)
                 if accept is not None:
                     accept(plan)
-            except (ValidationFailed, PlanRefused):
+            except (ValidationFailed, PlanRefused, PruneBudgetExceeded):
                 undo_bootstrap(guarded, bootstrap)
                 raise
         changes = execute(guarded, plan, dry_run=False, bootstrap=bootstrap, report=report, on_step=on_step,

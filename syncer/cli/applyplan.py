@@ -26,9 +26,9 @@ from syncer.apply.planned import Plan
 from syncer.apply.sync import PlanRefused
 from syncer.cli import cli
 from syncer.cli.appselect import command_target, given
-from syncer.cli.common import Duration, cluster_options, output_option
+from syncer.cli.common import Duration, cluster_options, output_option, with_prune_options
 from syncer.cli.options import source_options
-from syncer.cli.plan import RECORDED_SOURCE, cluster_identity, render_target
+from syncer.cli.plan import RECORDED_SOURCE, cluster_identity, recorded_prune_options, render_target
 from syncer.cli.planoutput import read_key_file, read_plan_file
 from syncer.cli.sync import run_sync
 
@@ -107,7 +107,7 @@ def apply_command(
         if moved:
             raise refused(plan_file, ["the cluster or the source moved since the plan was made", *moved])
 
-    base = target.options
+    base = with_prune_options(target.options, recorded_prune_options(recorded))
     options = replace(base, concurrency=concurrency, prune=base.prune and bool(recorded["prune"]), dry_run=False,
                       wait=wait or base.wait, timeout=target.flag_or_app("timeout", timeout, base.timeout),
                       lock_timeout=lock_timeout, lock_duration=int(lock_duration), diff_text=False)

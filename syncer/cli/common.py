@@ -18,7 +18,7 @@ from syncer.config import MAX_DURATION, DurationBounds, format_duration, parse_d
 from syncer.diff import IgnoreRule, parse_ignore_rules
 from syncer.errors import ConfigError
 from syncer.kube import ClientOptions, Kube, default_namespace
-from syncer.model import Manifest
+from syncer.model import Manifest, parse_confirmation, parse_prune_budget
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,6 +64,49 @@ def app_options(fn: F) -> F:
     fn = click.option("--name", "app", default=None,
                       help="The app's name: names its ApplySet inventory and lock (or --app).")(fn)
     return fn
+
+
+class _Parsed(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """A flag's value through the parser an app's spec uses too (its ValueError is the message)."""
+
+    def __init__(self, name: str, parse: Callable[[str], object]) -> None:
+        self.name = name
+        self._parse = parse
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value  # converted already
+        try:
+            return self._parse(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+def prune_options(fn: F) -> F:
+    """--confirm-prune, --max-prune and --confirm-prune-all: what prune may delete, for every
+    command that plans a sync (`with_prune_options` puts them into its SyncOptions)."""
+    fn = click.option("--confirm-prune-all", is_flag=True,
+                      help="Let this sync past the prune budget (protected kinds still need --confirm-prune).")(fn)
+    fn = click.option("--max-prune", type=_Parsed("N|P%", parse_prune_budget), default=None,
+                      help="The prune budget: a sync that would delete more of the app's members than N objects or "
+                           "P% of them stops before its first write (default 50%; a percentage never stops fewer "
+                           "than 5 deletions); with --app, the App's spec.maxPrune unless given.")(fn)
+    fn = click.option("--confirm-prune", "confirm_prune", type=_Parsed("KIND/NAME", parse_confirmation),
+                      multiple=True, metavar="KIND/NAME",
+                      help="Let prune delete this Namespace, CustomResourceDefinition, PersistentVolume "
+                           "(KIND/NAME) or PersistentVolumeClaim (KIND/NAMESPACE/NAME); repeatable. Without it "
+                           "they are kept (protected).")(fn)
+    return fn
+
+
+def with_prune_options(options: SyncOptions, values: dict[str, Any]) -> SyncOptions:
+    """The options with the prune flags of `prune_options` applied (and removed from `values`):
+    confirmations add to the App's, --max-prune replaces its budget."""
+    confirmations = tuple(values.pop("confirm_prune", None) or ())
+    budget = values.pop("max_prune", None)
+    return replace(options, confirm_prune=options.confirm_prune | frozenset(confirmations),
+                   max_prune=budget if budget is not None else options.max_prune,
+                   confirm_prune_all=bool(values.pop("confirm_prune_all", False)))
 
 
 def _remember_output(ctx: click.Context, param: click.Parameter, value: str) -> str:

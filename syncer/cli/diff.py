@@ -19,7 +19,9 @@ from syncer.cli.common import (
     dry_run_plan,
     live_capabilities,
     output_option,
+    prune_options,
     resolve_namespace,
+    with_prune_options,
 )
 from syncer.cli.options import render_from_options, source_options
 from syncer.cli.revisiondiff import offline_diff
@@ -43,6 +45,7 @@ from syncer.cli.output import (
               help="With --to: compare the rendered path at two revisions (branch, tag or commit SHA), with no "
                    "cluster and no kubeconfig; instead of --revision, --working-tree and --app.")
 @click.option("--to", "to_revision", default=None, metavar="REV", help="See --from.")
+@prune_options
 def diff_command(
     *, app: str | None, app_object: str | None, field_manager: str, concurrency: int, qps: float,
     ignore_file: str | None, kubeconfig: str | None, context: str | None, output: str, prune: bool,
@@ -62,8 +65,8 @@ def diff_command(
                         kubeconfig=kubeconfig, context=context) as target:
         snapshot, manifests = render_from_options(target.source, warnings=rendering, capabilities=live_capabilities(
             kubeconfig=kubeconfig, context=context, impersonate=target.impersonate))
-    options = replace(target.options, concurrency=concurrency, prune=target.options.prune and prune, dry_run=True,
-                      diff_text=True)
+    options = replace(with_prune_options(target.options, source), concurrency=concurrency,
+                      prune=target.options.prune and prune, dry_run=True, diff_text=True)
     err = message_console()
     plan = dry_run_plan(manifests, options=options, revision=snapshot.revision, kubeconfig=kubeconfig,
                         context=context, qps=qps, impersonate=target.impersonate, err=err)

@@ -137,6 +137,7 @@ def diff_json(plan: Plan) -> dict[str, Any]:
         "inventory": inventory_of(plan.options.app, plan.options.inventory_namespace),
         "revision": plan.revision,
         "hasChanges": plan.has_changes,
+        "blocked": plan.blocked,
         "warnings": list(plan.warnings),
         "summary": diff_summary(plan),
         "changes": changes,
@@ -201,6 +202,8 @@ def print_diff_text(plan: Plan, *, out: Console, err: Console, namespace_from: s
         f"{summary_text(diff_summary(plan), always=SUMMARY_ALWAYS)}",
         style="bold",
     ))
+    if plan.blocked:
+        out.print(Text(f"diff: a sync would refuse this plan: {plan.blocked}", style="bold red"))
 
 
 def _where(app: str, namespace: str, namespace_from: str) -> str:

@@ -23,13 +23,15 @@ from syncer.cli.common import (
     connect,
     dry_run_plan,
     live_capabilities,
+    prune_options,
     resolve_namespace,
+    with_prune_options,
 )
 from syncer.cli.options import render_from_options, source_options
 from syncer.cli.output import message_console, print_diff_text, print_document, result_console
 from syncer.cli.planoutput import plan_markdown, read_key_file
 from syncer.errors import ClusterError
-from syncer.model import Manifest
+from syncer.model import Manifest, parse_confirmation, parse_prune_budget
 
 RECORDED_SOURCE = ("repo", "revision", "path", "namespace", "create_namespace", "working_tree", "helm_values",
                    "helm_set", "release_name", "kube_version", "api_versions", "max_render_bytes", "max_objects",
@@ -71,11 +73,23 @@ def recorded_source(
     ignore_file: str | None, prune: bool,
 ) -> dict[str, Any]:
     """What the plan records of the command line: the selection, the render's options and
-    the sync options that change the plan."""
+    the sync options that change the plan (prune's confirmations and budget as given)."""
     recorded = {key: source.get(key) for key in RECORDED_SOURCE}
     recorded = {key: list(value) if isinstance(value, tuple) else value for key, value in recorded.items()}
+    budget = source.get("max_prune")
     return {**recorded, "name": app, "appObject": app_object, "fieldManager": field_manager,
-            "ignoreDifferences": os.path.abspath(ignore_file) if ignore_file else None, "prune": prune}
+            "ignoreDifferences": os.path.abspath(ignore_file) if ignore_file else None, "prune": prune,
+            "confirmPrune": sorted(str(ref) for ref in source.get("confirm_prune") or ()),
+            "maxPrune": str(budget) if budget is not None else None,
+            "confirmPruneAll": bool(source.get("confirm_prune_all"))}
+
+
+def recorded_prune_options(recorded: dict[str, Any]) -> dict[str, Any]:
+    """The prune flags a plan recorded, as `with_prune_options` takes them."""
+    budget = recorded.get("maxPrune")
+    return {"confirm_prune": tuple(parse_confirmation(text) for text in recorded.get("confirmPrune") or ()),
+            "max_prune": parse_prune_budget(budget) if budget is not None else None,
+            "confirm_prune_all": bool(recorded.get("confirmPruneAll"))}
 
 
 def _output_option(fn: Any) -> Any:
@@ -95,6 +109,7 @@ def _output_option(fn: Any) -> Any:
 @cluster_options
 @_output_option
 @click.option("--no-prune", "prune", flag_value=False, default=True, help="Plan no prune.")
+@prune_options
 @click.option("--plan-key-file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Sign the plan with this key (HMAC-SHA256); `syncer apply --plan-key-file` then refuses an "
                    "altered plan.")
@@ -115,8 +130,8 @@ def plan_command(
                         kubeconfig=kubeconfig, context=context) as target:
         revision, manifests = render_target(target, kubeconfig=kubeconfig, context=context, rendering=rendering)
     cluster = cluster_identity(kubeconfig=kubeconfig, context=context)
-    options = replace(target.options, concurrency=concurrency, prune=target.options.prune and prune, dry_run=True,
-                      diff_text=True)
+    options = replace(with_prune_options(target.options, source), concurrency=concurrency,
+                      prune=target.options.prune and prune, dry_run=True, diff_text=True)
     err = message_console()
     plan = dry_run_plan(manifests, options=options, revision=revision, kubeconfig=kubeconfig, context=context,
                         qps=qps, impersonate=target.impersonate, err=err)

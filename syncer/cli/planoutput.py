@@ -37,6 +37,7 @@ def plan_markdown(document: Mapping[str, Any], *, diffs: Mapping[str, str]) -> s
         "",
         f"**{summary}** ({'changes' if document.get('hasChanges') else 'no changes'})",
         "",
+        *([f"> **A sync would refuse this plan:** {document['blocked']}", ""] if document.get("blocked") else []),
         f"- inventory: `{document['inventory']['parent']}`",
         f"- cluster: kube-system uid `{cluster.get('uid')}`, Kubernetes {cluster.get('serverVersion')}",
         f"- plan digest: `{document['digest']}`" + (" (signed)" if document.get("signature") else ""),

@@ -23,7 +23,9 @@ from syncer.cli.common import (
     connect,
     live_capabilities,
     output_option,
+    prune_options,
     resolve_namespace,
+    with_prune_options,
 )
 from syncer.cli.options import render_from_options, source_options
 from syncer.cli.output import (
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
               help="Keep objects that are no longer in the source.")
 @click.option("--allow-empty", is_flag=True,
               help="Allow a source with no objects to prune everything the app owns.")
+@prune_options
 @click.option("--dry-run", is_flag=True, help="Run everything server-side with dryRun=All; change nothing.")
 @click.option("--wait", is_flag=True, help="Wait until the applied objects are healthy (with --app, also when "
                                             "the App says spec.wait).")
@@ -83,7 +86,7 @@ def sync_command(
             kubeconfig=kubeconfig, context=context, impersonate=target.impersonate))
     base = target.options
     options = replace(
-        base, concurrency=concurrency, prune=base.prune and prune, allow_empty=allow_empty, dry_run=dry_run,
+        with_prune_options(base, source), concurrency=concurrency, prune=base.prune and prune, allow_empty=allow_empty, dry_run=dry_run,
         wait=wait or base.wait, timeout=target.flag_or_app("timeout", timeout, base.timeout),
         force_conflicts=force_conflicts, lock_timeout=lock_timeout, lock_duration=int(lock_duration), diff_text=False,
     )

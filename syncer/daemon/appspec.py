@@ -48,7 +48,7 @@ DEFAULT_SECRET_KEY = "secret"
 SPEC_FIELDS = (
     "repo", "revision", "path", "secretRef", "targetNamespace", "createNamespace", "prune", "selfHeal",
     "wait", "timeout", "interval", "suspend", "serviceAccountName", "ignoreDifferences", "notification", "helm",
-    "decryption",
+    "decryption", "pruneConfirmations", "maxPrune",
 )
 HELM_FIELDS = ("releaseName", "valuesFiles", "values", "valuesFrom")
 VALUES_FROM_FIELDS = ("kind", "name", "valuesKey", "optional")

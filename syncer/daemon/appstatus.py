@@ -7,7 +7,8 @@ and Argo CD's tooling and cli-utils read it without knowing syncer:
     Reconciling  True while a sync runs, is retried, or objects are still progressing
     Stalled      True when nothing gets better without a change: an invalid spec, an App
                  refused (no service account), a render past the daemon's bounds per App
-                 (RenderTooLarge), or objects that failed (health Degraded)
+                 (RenderTooLarge), a sync past its prune budget (PruneBudget), or objects
+                 that failed (health Degraded)
 
 Each has a reason and a message. `lastTransitionTime` changes only when a condition's status
 does, and `lastSync.time` only when the outcome does, so an idle resync computes the same

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from syncer.apply import ChangeSet, SyncOptions, sync
+from syncer.apply import ChangeSet, PruneBudgetExceeded, SyncOptions, sync
 from syncer.apply.applyset import Inventory
 from syncer.apply.changeset import summary_text
 from syncer.apply.membercache import MemberReads
@@ -458,7 +458,7 @@ class AppReconciler:
         log.error("app %s sync of %s failed: %s", self.app.id, revision[:12], error,
                   extra={**self._app_fields, "revision": revision, "result": "Failed", "error": str(error),
                          "duration": round(seconds, 3)})
-        stalled = error.condition if isinstance(error, RenderTooLarge) else None
+        stalled = error.condition if isinstance(error, (RenderTooLarge, PruneBudgetExceeded)) else None
         text = f"{self.app.where or self.app.name}: revision {revision[:12]}: {error}" if stalled else str(error)
         attempt = self.last_attempt = SyncAttempt(revision=revision, changes=None, error=text, seconds=seconds,
                                                   cause=failure_cause(error), stalled=stalled)

@@ -19,6 +19,12 @@ The default run is derandomized (the same histories every time) and takes 2-3 mi
     SYNCER_MODEL_SHRINK=0|1                          shrink a failing history (default: only on
                                                      demand; the default suite reports it as is)
 A counterexample becomes a plain test in tests/e2e/test_model_regressions.py.
+
+Prune safety is part of every history: each commit the model makes either confirms the prune
+of every protected object (Namespace, CRD) its app owns and Git no longer has, or does not,
+and either lets the sync past the prune budget or does not. Unconfirmed, such an object is
+never deleted (`kept (protected)` unless another filter keeps it first); a sync past the
+budget is refused by diff, dry run and sync alike, before any write.
 """
 
 from __future__ import annotations
@@ -40,14 +46,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 from kubernetes import client
 
-from syncer.apply import ChangeSet, EmptySourceRefused, Plan, SyncOptions, plan_sync, sync
+from syncer.apply import ChangeSet, EmptySourceRefused, Plan, PruneBudgetExceeded, SyncOptions, plan_sync, sync
 from syncer.apply.applyset import applyset_id
 from syncer.apply.filters import NOT_THE_APPS
 from syncer.apply.membercache import MemberCache
 from syncer.apply.status import PREFIX as STATUS_PREFIX, STATUS_MANAGER, OutcomeRecorder
 from syncer.errors import NotFound, RenderError, SyncerError, ValidationFailed
 from syncer.kube import Kube, Resource
-from syncer.model import Manifest, Object, ObjectRef
+from syncer.model import Manifest, Object, ObjectRef, is_protected
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import connect, options, render_app, write_app
 from tests.e2e.model import checks
@@ -118,8 +124,13 @@ class Attempt:
 def attempt(call: Callable[[], T]) -> Attempt:
     try:
         return Attempt(value=call())
-    except (ValidationFailed, EmptySourceRefused, RenderError) as refusal:
+    except (ValidationFailed, EmptySourceRefused, PruneBudgetExceeded, RenderError) as refusal:
         return Attempt(refused=refusal)
+
+
+def refused(outcome: Attempt) -> bool:
+    """Whether a command refuses: a diff does so by marking its plan blocked."""
+    return outcome.refused is not None or (isinstance(outcome.value, Plan) and outcome.value.blocked is not None)
 
 
 def status_only(before: Seen | None, after: Seen) -> bool:
@@ -148,6 +159,10 @@ class SyncModel(RuleBasedStateMachine):
         self.home = f"{self.prefix}-home"
         self.git = Git(prefix=self.prefix, home=self.home, ingress_versions=self.world.ingress_versions)
         self.other_git: list[Object] = []
+        self.confirm_protected = True
+        """Whether the next commits confirm the prune of the protected objects Git dropped."""
+        self.confirm_all = False
+        """Whether the next commits let their sync past the prune budget."""
         self.by_hand: set[str] = set()
         self.held: list[tuple[Resource, str | None, str]] = []
         self.observer_kube = self.world.connect()
@@ -223,7 +238,10 @@ class SyncModel(RuleBasedStateMachine):
         return lambda options: data.draw(st.sampled_from(list(options)))
 
     def change(self, git: Git, changes: Sequence[Change], data: st.DataObject) -> str:
-        done = []
+        choose = self.choose(data)
+        self.confirm_protected, self.confirm_all = choose([True, False]), choose([False, True])
+        done = [f"confirming {'protected objects' if self.confirm_protected else 'no protected object'}"
+                f"{', past the budget' if self.confirm_all else ''}"]
         for change in changes:
             done.append(change(git, self.choose(data)) or add_leaf(git, self.choose(data)))
         if not git.objects:
@@ -243,12 +261,16 @@ class SyncModel(RuleBasedStateMachine):
         verdicts, applyset = self.world.verdicts, (self.applyset if app == APP else self.other_applyset)
         manifests = self.render(app, objects)
         revision = hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()[:8]
-        sync_options = self.options(app)
         context = f"{app} {revision}: {what}"
         if VERBOSE:
             print(f"{self.prefix} {context}", flush=True)
 
         before = self.observer.snapshot()
+        dropped = {checks.ref_of(i) for i in before.objects.values()
+                   if i.labels.get("applyset.kubernetes.io/part-of") == applyset and is_protected(checks.ref_of(i))
+                   } - desired_refs(manifests)
+        confirmed = frozenset(dropped) if self.confirm_protected else frozenset()
+        sync_options = self.options(app, confirm_prune=confirmed, confirm_prune_all=self.confirm_all)
         kube = self.world.connect()
         planned = attempt(lambda: plan_sync(kube, manifests, options=sync_options, revision=revision))
         sent = checks.written({}, kube.stats.by_verb)
@@ -266,11 +288,15 @@ class SyncModel(RuleBasedStateMachine):
 
         outcomes = [("syncer diff", planned), ("syncer sync --dry-run", dry), ("syncer sync", real)]
         verdicts.check("diff-predicts-sync", [
-            f"{name}: {'refused: ' + str(outcome.refused) if outcome.refused else 'accepted'}" for name, outcome in outcomes
-        ] if len({outcome.refused is None for _, outcome in outcomes}) > 1 else [], f"{context}: they disagree")
+            f"{name}: {'refused: ' + str(outcome.refused or outcome.value.blocked) if refused(outcome) else 'accepted'}"
+            for name, outcome in outcomes
+        ] if len({refused(outcome) for _, outcome in outcomes}) > 1 else [], f"{context}: they disagree")
         if real.refused is not None:
             problems = [str(w) for w in self.engine_writes(after_dry, after, app=app)]
-            if expect_refusal is None:
+            if isinstance(real.refused, PruneBudgetExceeded):
+                problems += checks.budget_problems(real.refused.check, before=before, applyset=applyset,
+                                                   desired=desired_refs(manifests), confirmed_all=self.confirm_all)
+            elif expect_refusal is None:
                 problems.insert(0, f"refused a valid commit: {real.refused}")
             elif expect_refusal not in str(real.refused):
                 problems.insert(0, f"refused without naming {expect_refusal!r}: {real.refused}")
@@ -327,6 +353,10 @@ class SyncModel(RuleBasedStateMachine):
         mismatches = [f"{m.ref.qualified()}: {problem}" for m in manifests
                       for problem in checks.live_mismatches(m.obj, self.live(m.obj))]
         verdicts.check("live-matches-git", mismatches, context)
+        verdicts.check("protected-needs-confirmation", checks.protected_problems(changes, confirmed=confirmed), context)
+        if plan.budget is not None:
+            verdicts.check("budget-holds", [f"accepted past its budget: {plan.budget}"] if plan.budget.exceeded else [],
+                           context)
         parent = self.observer_kube.get(self.observer_kube.resource_for("v1", "ConfigMap"), f"syncer-{app}",
                                         namespace=self.home)
         terminating = {checks.ref_of(i) for i in after.objects.values()

@@ -24,7 +24,7 @@ from syncer.apply.status import read_app_status
 from syncer.cli import cli
 from syncer.errors import LockLost, ValidationFailed
 from syncer.kube import Kube
-from syncer.model import Action
+from syncer.model import Action, ObjectRef
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import configmap, core_event, events_event, options, render_app, write_app
 from tests.e2e.versions import skip_unless_served
@@ -349,7 +349,9 @@ def test_namespace_holding_only_the_apps_own_workload_is_pruned(
         time.sleep(0.1)
     assert apps.list_namespaced_replica_set(extra_namespace).items, "the controller made no ReplicaSet"
     write_app(app, {"home.yaml": cm("home")})
-    changes = sync(kube, render_app(app, namespace=namespace), options=options("rs", namespace), revision="r2")
+    confirmed = frozenset({ObjectRef(group="", kind="Namespace", namespace=None, name=extra_namespace)})
+    changes = sync(kube, render_app(app, namespace=namespace), options=options("rs", namespace, confirm_prune=confirmed),
+                   revision="r2")
     assert actions(changes)[f"Namespace/{extra_namespace}"] == "deleted", changes.to_dict()
     assert client.CoreV1Api(kube_api).read_namespace(extra_namespace).metadata.deletion_timestamp is not None
 

@@ -36,6 +36,9 @@ RESOURCES = {
     ("", "ConfigMap"): Resource("", "v1", "ConfigMap", "configmaps", namespaced=True),
     ("", "Secret"): Resource("", "v1", "Secret", "secrets", namespaced=True),
     ("", "Service"): Resource("", "v1", "Service", "services", namespaced=True),
+    ("", "PersistentVolumeClaim"): Resource("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims",
+                                            namespaced=True),
+    ("", "PersistentVolume"): Resource("", "v1", "PersistentVolume", "persistentvolumes", namespaced=False),
     ("apps", "Deployment"): Resource("apps", "v1", "Deployment", "deployments", namespaced=True),
     ("apiextensions.k8s.io", "CustomResourceDefinition"): Resource(
         "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False),

@@ -5,6 +5,7 @@ a resource (`crds.crd_resource`). No server: `FakeKube` holds what a namespace o
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -53,10 +54,12 @@ def candidate(obj: Object) -> Candidate:
 
 
 def context(kube: FakeKube | None = None, *, desired: tuple[str, ...] = (),
-            desired_uids: dict[str, str] | None = None, home: str = "shop") -> PruneContext:
+            desired_uids: dict[str, str] | None = None, home: str = "shop",
+            confirmed: tuple[str, ...] = ()) -> PruneContext:
     return PruneContext(kube=kube or FakeKube(), applyset=APPLYSET, app="shop", field_manager="syncer",
                         desired=frozenset(ref(d) for d in desired),
-                        desired_uids={uid: ref(d) for uid, d in (desired_uids or {}).items()}, home=home)
+                        desired_uids={uid: ref(d) for uid, d in (desired_uids or {}).items()}, home=home,
+                        confirmed=frozenset(ref(c) for c in confirmed))
 
 
 def world(*objects: Object) -> FakeKube:
@@ -98,6 +101,17 @@ KEPT = [
                  "custom resources of it are not managed by this app (Widget/other/theirs)", id="foreign-inside-crd"),
     pytest.param("foreign-inside", WIDGETS_CRD, context(unreadable_widgets()),
                  "Widget.example.com (cannot list: widgets is forbidden)", id="foreign-inside-crd-unreadable"),
+    pytest.param("protected", live("Namespace/old"), context(),
+                 "deleting a Namespace deletes everything in it; to delete it, confirm it: --confirm-prune "
+                 "Namespace/old, or pruneConfirmations: [Namespace/old] in the app's spec", id="protected-namespace"),
+    pytest.param("protected", WIDGETS_CRD, context(confirmed=("Namespace/widgets.example.com",)),
+                 "deletes every object of its kind, in every namespace; to delete it, confirm it: --confirm-prune "
+                 "CustomResourceDefinition/widgets.example.com", id="protected-crd-other-kind-confirmed"),
+    pytest.param("protected", live("PersistentVolumeClaim/shop/data"), context(confirmed=("PersistentVolumeClaim/other/data",)),
+                 "--confirm-prune PersistentVolumeClaim/shop/data, or pruneConfirmations: "
+                 "[PersistentVolumeClaim/shop/data]", id="protected-pvc-other-namespace-confirmed"),
+    pytest.param("protected", live("PersistentVolume/pv-1"), context(),
+                 "the data on it; to delete it, confirm it: --confirm-prune PersistentVolume/pv-1", id="protected-pv"),
 ]
 
 
@@ -132,6 +146,13 @@ LET_GO = [
     pytest.param("foreign-inside", WIDGETS_CRD, context(world(live("Widget.example.com/shop/mine"))),
                  id="foreign-inside-crd-only-members"),
     pytest.param("foreign-inside", live("ConfigMap/shop/a"), context(), id="foreign-inside-not-a-container"),
+    pytest.param("protected", live("Namespace/old"), context(confirmed=("Namespace/old",)),
+                 id="protected-namespace-confirmed"),
+    pytest.param("protected", WIDGETS_CRD, context(confirmed=("CustomResourceDefinition/widgets.example.com",)),
+                 id="protected-crd-confirmed"),
+    pytest.param("protected", live("PersistentVolumeClaim/shop/data"),
+                 context(confirmed=("PersistentVolumeClaim/shop/data",)), id="protected-pvc-confirmed"),
+    pytest.param("protected", live("ConfigMap/shop/old"), context(), id="protected-not-a-protected-kind"),
 ]
 
 
@@ -139,6 +160,7 @@ LET_GO = [
 def test_filter_lets_go(name: str, obj: Object, ctx: PruneContext) -> None:
     keep = dict(PRUNE_FILTERS)[name]
     assert keep(candidate(obj), ctx) is None
+    ctx = replace(ctx, confirmed=ctx.confirmed | {candidate(obj).ref})  # the protected kinds, confirmed
     assert keep_reason(candidate(obj), ctx) is None
     assert decide(candidate(obj), ctx, prune=True) == (Action.DELETED, "", "pruned: no longer in the source")
 

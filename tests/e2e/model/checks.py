@@ -16,7 +16,11 @@ The invariants (issue 10, "Proof: invariants, not examples"):
                          manifest says `syncer.dev/adopt: "true"`; an ApplySet parent is never
                          a member
   sync-succeeds          a valid commit syncs without error; an invalid one is refused before
-                         anything is written
+                         anything is written; so is one past the prune budget, and only when
+                         it is past it (more than half of the app's members and at least 5)
+  protected-needs-confirmation  a protected object (Namespace, CRD) is deleted only when the
+                         sync confirmed it, and kept by `protected` only when it did not
+  budget-holds           an accepted sync that did not confirm past the budget is within it
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from syncer.apply import ChangeSet, Plan
+from syncer.apply.budget import BudgetCheck
 from syncer.apply.tasks import WRITING_TASKS, PruneStep
-from syncer.model import Object, ObjectRef
+from syncer.model import Action, Object, ObjectRef, is_protected
 from tests.e2e.model.world import APPLYSET_ID, PART_OF, Key, Seen, Snapshot, Write
 
 CHANGING = frozenset({"created", "configured", "recreated", "deleted"})
@@ -257,4 +262,34 @@ def unexplained_deletions(
                 problem = deletable(content, doomed)
                 if problem:
                     problems.append(f"{deletion}, with {problem}")
+    return problems
+
+
+def protected_problems(changes: ChangeSet, *, confirmed: frozenset[ObjectRef]) -> list[str]:
+    """A protected object deleted without a confirmation, or kept as `protected` with one."""
+    problems = []
+    for change in changes.changes:
+        if not is_protected(change.ref):
+            continue
+        if change.action is Action.DELETED and change.ref not in confirmed:
+            problems.append(f"{change.ref}: deleted without a confirmation")
+        if change.reason == "protected" and change.ref in confirmed:
+            problems.append(f"{change.ref}: kept as protected though the sync confirmed it")
+    return problems
+
+
+def budget_problems(
+    check: BudgetCheck, *, before: Snapshot, applyset: str, desired: set[ObjectRef], confirmed_all: bool,
+) -> list[str]:
+    """A refusal by the prune budget that the rule does not explain: the sync confirmed past
+    it, it counts more deletions than the app has members Git dropped, or they are within it."""
+    dropped = [i for i in before.objects.values()
+               if i.labels.get(PART_OF) == applyset and ref_of(i) not in desired and not i.terminating]
+    problems = []
+    if confirmed_all:
+        problems.append("refused by the budget, though the sync confirmed past it")
+    if check.deletions > len(dropped):
+        problems.append(f"counts {check.deletions} deletions, but only {len(dropped)} members left Git")
+    if not (check.deletions >= 5 and check.deletions * 2 > check.members):
+        problems.append(f"refused within the budget: {check}")
     return problems
