@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from syncer.apply import plan_sync
-from syncer.cli import cli
+from syncer.cli import cli, verbosity
 from syncer.cli.appselect import command_target
 from syncer.cli.common import (
     app_options,
@@ -64,7 +64,8 @@ def diff_command(
         kube.close()
     plan = replace(plan, warnings=(*rendering, *plan.warnings))
     if output == "text":
-        print_diff_text(plan, out=result_console(), err=err, namespace_from=namespace_from)
+        print_diff_text(plan, out=result_console(), err=err, namespace_from=namespace_from,
+                        not_changes=verbosity(click.get_current_context()) > 0)
     else:
         print_document(diff_json(plan), output=output)
     sys.exit(1 if plan.has_changes else 0)

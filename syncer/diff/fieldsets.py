@@ -130,7 +130,7 @@ def _key_matches(item: Any, key: dict[str, Any]) -> bool:
     return all(values_equal(item.get(f, LIST_KEY_DEFAULTS.get(f)), want) for f, want in key.items())
 
 
-def _resolve(value: Any, element: str) -> tuple[str | int, Any] | None:
+def resolve_element(value: Any, element: str) -> tuple[str | int, Any] | None:
     """The (key or index, child value) `element` names inside `value`, or None if absent."""
     prefix, _, raw = element.partition(":")
     if prefix == "f":
@@ -184,7 +184,7 @@ def _missing(
         if element == "." or element in implied:
             continue
         here = readable + describe(element)
-        found = _resolve(value, element)
+        found = resolve_element(value, element)
         if found is None:
             yield from _units(element, child, here)
         elif _children(child):
@@ -215,7 +215,7 @@ def _present(node: FieldSet, value: Any, path: Path) -> Iterator[Path]:
     for element, child in node.items():
         if element == ".":
             continue
-        found = _resolve(value, element)
+        found = resolve_element(value, element)
         if found is None:
             continue
         key, sub = found
