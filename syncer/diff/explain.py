@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from syncer.diff.fieldsets import FieldSet, resolve_element
+from syncer.diff.fieldsets import FieldSet, resolved
 from syncer.diff.normalize import Path
 from syncer.model import Object
 
@@ -166,14 +166,7 @@ def owned_paths(obj: Any, fields: FieldSet) -> tuple[list[Path], list[Path]]:
 
 
 def _walk_owned(node: FieldSet, value: Any, path: Path) -> Iterator[tuple[Path, bool]]:
-    for element, child in node.items():
-        if element == ".":
-            continue
-        found = resolve_element(value, element)
-        if found is None:
-            continue
-        key, sub = found
-        here = (*path, key)
+    for element, child, here, sub in resolved(node, value, path):
         if not isinstance(child, dict) or not child:
             yield here, False
             continue

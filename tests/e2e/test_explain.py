@@ -19,30 +19,13 @@ from click.testing import CliRunner
 from syncer.cli import cli
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import write_app
+from tests.e2e.test_diff import deployment
 from tests.schema import assert_valid
 
 pytestmark = pytest.mark.oldest
 
-MANIFEST = """
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  labels: {{app: web{label}}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      containers:
-      - name: web
-        image: {image}
-"""
-
-
 def manifest(*, image: str = "nginx:1.25", label: str = ", tier: frontend") -> str:
-    return MANIFEST.format(image=image, label=label)
+    return deployment(image=image, extra_label=label)
 
 
 class Cluster:
