@@ -112,10 +112,12 @@ class Ownership:
 
     `whole`: fields owned outright (fieldsV1 leaves: a scalar, or an atomic map or list,
     everything below included); `items`: list items a manager created (`.`), whose own
-    fields are listed separately, so they do not own what is below them."""
+    fields are listed separately, so they do not own what is below them; `below`: for each
+    path above an owned one, everyone owning something under it."""
 
     whole: Mapping[Path, frozenset[Owner]]
     items: Mapping[Path, frozenset[Owner]]
+    below: Mapping[Path, frozenset[Owner]]
 
     def owners(self, path: Path) -> frozenset[Owner]:
         """The owners of `path`: of the path itself, else of the nearest ancestor owned
@@ -127,12 +129,7 @@ class Ownership:
             above = self.whole.get(path[:depth])
             if above:
                 return above
-        below: set[Owner] = set()
-        for table in (self.whole, self.items):
-            for owned, owners in table.items():
-                if len(owned) > len(path) and owned[: len(path)] == path:
-                    below |= owners
-        return frozenset(below)
+        return self.below.get(path, frozenset())
 
 
 def parse_entries(obj: Object) -> list[tuple[Owner, FieldSet]]:
@@ -179,13 +176,15 @@ def ownership(obj: Object) -> Ownership:
     """Every manager's fields in `obj`, resolved to concrete paths."""
     whole: dict[Path, set[Owner]] = {}
     items: dict[Path, set[Owner]] = {}
+    below: dict[Path, set[Owner]] = {}
     for owner, fields in parse_entries(obj):
         owned, created = owned_paths(obj, fields)
-        for path in owned:
-            whole.setdefault(path, set()).add(owner)
-        for path in created:
-            items.setdefault(path, set()).add(owner)
-    return Ownership({p: frozenset(o) for p, o in whole.items()}, {p: frozenset(o) for p, o in items.items()})
+        for table, paths in ((whole, owned), (items, created)):
+            for path in paths:
+                table.setdefault(path, set()).add(owner)
+                for depth in range(1, len(path)):
+                    below.setdefault(path[:depth], set()).add(owner)
+    return Ownership(*({p: frozenset(o) for p, o in table.items()} for table in (whole, items, below)))
 
 
 def _is_syncer(owner: Owner, manager: str) -> bool:
