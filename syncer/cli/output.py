@@ -199,8 +199,6 @@ def print_diff_text(
             out.print(text)
         for line in diff.diff.splitlines():
             out.print(Text(line, style=_diff_line_style(line)))
-        if diff.removed:
-            out.print(Text(f"  removes fields syncer set before: {', '.join(diff.removed)}", style="yellow"))
     for planned in plan.objects.values():
         if planned.blocked_by:
             out.print(Text(f"note: {planned.ref} is not checked by the server yet: {planned.waiting_for}", style="dim"))
