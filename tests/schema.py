@@ -68,7 +68,8 @@ def _undocumented(value: Any, node: dict[str, Any], where: str) -> list[str]:
         if extra:  # open by design (true), or a map whose values all have one schema
             return [problem for item in value.values() if isinstance(extra[0], dict)
                     for problem in _undocumented(item, extra[0], where)]
-        properties = {name: sub for p in parts for name, sub in p.get("properties", {}).items()}
+        # the node's own description of a property refines what its allOf parts say
+        properties = {name: sub for p in reversed(parts) for name, sub in p.get("properties", {}).items()}
         problems = [f"{where}/{key}" for key in value if key not in properties]
         for key, item in value.items():
             if key in properties:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from syncer.diff import FieldChange
 from syncer.model import CHANGING_ACTIONS, Action, ObjectRef
 
 ACTIONS: tuple[Action, ...] = tuple(Action)
@@ -31,6 +32,8 @@ class Change:
     message: str = ""
     reason: str = ""
     """For a kept object, the name of the prune filter that keeps it."""
+    fields: tuple[FieldChange, ...] = ()
+    """For an updated object, each field that differs and why (`ObjectDiff.fields`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +44,7 @@ class Change:
             "namespace": self.ref.namespace,
             "name": self.ref.name,
             "message": self.message,
+            "fields": [f.to_dict() for f in self.fields],
         }
 
 

@@ -79,9 +79,10 @@ def check_object(kube: Kube, desired: Desired, *, options: SyncOptions) -> Check
     except Invalid as error:
         if live is not None and error.immutable_fields() and opted_in(desired.body, RECREATE_ANNOTATION):
             diff = compare(ref=desired.ref, api_version=desired.api_version, live=project(live, desired.body),
-                           predicted=desired.body, ignore=rules, text=options.diff_text)
+                           predicted=desired.body, ignore=rules, text=options.diff_text,
+                           manager=options.field_manager, desired=desired.body)
             return Check(Action.RECREATED, ObjectDiff(desired.ref, desired.api_version, Action.RECREATED,
-                                                      diff.diff, changed=diff.changed))
+                                                      diff.diff, fields=diff.fields))
         return _explain_immutable(error, desired)
     except ClusterError as error:
         return error.about_manifest(desired.origin)
@@ -92,7 +93,8 @@ def check_object(kube: Kube, desired: Desired, *, options: SyncOptions) -> Check
         owned = owned_fields(live, options.field_manager)
         removed = removed_paths(desired.body, owned) if owned is not None else []
         diff = compare(ref=desired.ref, api_version=desired.api_version, live=live,
-                       predicted=predicted, ignore=rules, removed=removed, text=options.diff_text)
+                       predicted=predicted, ignore=rules, removed=removed, text=options.diff_text,
+                       manager=options.field_manager, desired=desired.body)
     return Check(diff.action, diff, conflicts)
 
 

@@ -188,15 +188,18 @@ def _apply_one(kube: Kube, planned: PlannedObject, plan: Plan, *, dry_run: bool,
     }.get(planned.action, "")
     if planned.conflicts:
         message = (message + "; " if message else "") + f"took over fields from other managers ({planned.conflicts})"
-    return Change(ref=planned.ref, api_version=planned.api_version, action=planned.action, message=message)
+    return Change(ref=planned.ref, api_version=planned.api_version, action=planned.action, message=message,
+                  fields=planned.diff.fields)
 
 
 def _changed_summary(planned: PlannedObject, *, limit: int = 4) -> str:
-    changed = list(planned.diff.changed)
+    """`changed .spec.replicas (drift: kubectl-scale), .data.v (git)`: the logs' and Events' line."""
+    changed = [f for f in planned.diff.fields if f.is_change]
     if not changed:
         return ""
     more = f" and {len(changed) - limit} more" if len(changed) > limit else ""
-    return "changed " + ", ".join(changed[:limit]) + more
+    return "changed " + ", ".join(f"{f.path} ({f.cause}{': ' + f.manager if f.manager else ''})"
+                                  for f in changed[:limit]) + more
 
 
 def _check_blocked(kube: Kube, plan: Plan, refs: tuple[ObjectRef, ...]) -> list[tuple[PlannedObject, ClusterError]]:

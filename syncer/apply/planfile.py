@@ -23,6 +23,7 @@ from typing import Any
 
 from syncer.apply.planned import Plan, PlannedObject
 from syncer.diff import is_secret, normalize
+from syncer.diff.explain import Cause, FieldChange
 from syncer.model import Action, Manifest, Object, ObjectRef
 
 KIND = "Plan"
@@ -86,18 +87,21 @@ def value_at(obj: Any, path: str) -> Any:
 
 
 def plan_fields(planned: PlannedObject) -> list[dict[str, Any]]:
-    """The fields of one planned object that enter the plan document: each changed or removed
-    path, with a digest of the live value it replaces (a hand edit of the field changes it;
-    a Secret's fields carry none). The one place fields enter a plan."""
+    """The fields of one planned object that enter the plan document: each field the apply
+    changes, with its cause (`syncer.diff.explain`) and a digest of the live value it
+    replaces (a hand edit of the field changes it; a Secret's fields carry none). The one
+    place fields enter a plan."""
     live = normalize(planned.live) if planned.live is not None else None
     secret = is_secret(planned.body)
+    changes = [field for field in planned.diff.fields if field.is_change]
+    explained = {field.path for field in changes}
+    changes += [FieldChange(path=path, cause=Cause.REMOVED) for path in planned.diff.removed if path not in explained]
     fields: list[dict[str, Any]] = []
-    for change, paths in (("changed", planned.diff.changed), ("removed", planned.diff.removed)):
-        for path in paths:
-            entry: dict[str, Any] = {"path": path, "change": change}
-            if live is not None and not secret:
-                entry["live"] = sha256(canonical_json(value_at(live, path)))
-            fields.append(entry)
+    for change in changes:
+        entry = change.to_dict()
+        if live is not None and not secret:
+            entry["live"] = sha256(canonical_json(value_at(live, change.path)))
+        fields.append(entry)
     return fields
 
 
@@ -216,7 +220,8 @@ def _identity(entry: Mapping[str, Any]) -> str:
 
 
 def _fields_text(fields: Sequence[Mapping[str, Any]]) -> str:
-    return ", ".join(str(f.get("path")) for f in fields) or "no fields"
+    return ", ".join(f"{f.get('path')} ({f.get('cause')}" + (f" from {f['manager']}" if f.get("manager") else "") + ")"
+                     for f in fields) or "no fields"
 
 
 def moved_objects(reviewed: Mapping[str, Any], fresh: Mapping[str, Any]) -> list[str]:
@@ -250,11 +255,18 @@ def moved_objects(reviewed: Mapping[str, Any], fresh: Mapping[str, Any]) -> list
     return moved
 
 
-def _field_set(entry: Mapping[str, Any]) -> set[tuple[str, str, str]]:
-    return {(str(f.get("path")), str(f.get("change")), str(f.get("live", ""))) for f in entry.get("fields", [])}
+def _field_key(field: Mapping[str, Any]) -> tuple[str, ...]:
+    """What of a planned field must hold at apply time: the path, its cause, the manager it is
+    taken from, and the live value (the time of a manager's entry moves with its other fields)."""
+    return (str(field.get("path")), str(field.get("cause")), str(field.get("manager", "")),
+            str(field.get("takesOver", False)), str(field.get("live", "")))
+
+
+def _field_set(entry: Mapping[str, Any]) -> set[tuple[str, ...]]:
+    return {_field_key(f) for f in entry.get("fields", [])}
 
 
 def _differing(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     shared = _field_set(old) & _field_set(new)
     return [f for f in [*old.get("fields", []), *new.get("fields", [])]
-            if (str(f.get("path")), str(f.get("change")), str(f.get("live", ""))) not in shared]
+            if _field_key(f) not in shared]

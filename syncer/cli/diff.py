@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from syncer.cli import cli
+from syncer.cli import cli, verbosity
 from syncer.cli.appselect import command_target
 from syncer.cli.common import (
     app_options,
@@ -72,7 +72,8 @@ def diff_command(
                         context=context, qps=qps, impersonate=target.impersonate, err=err)
     plan = replace(plan, warnings=(*rendering, *plan.warnings))
     if output == "text":
-        print_diff_text(plan, out=result_console(), err=err, namespace_from=namespace_from)
+        print_diff_text(plan, out=result_console(), err=err, namespace_from=namespace_from,
+                        not_changes=verbosity(click.get_current_context()) > 0)
     else:
         print_document(diff_json(plan), output=output)
     sys.exit(1 if plan.has_changes else 0)

@@ -19,7 +19,7 @@ from collections import Counter
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
@@ -32,7 +32,7 @@ from rich.text import Text
 from syncer import SCHEMA_VERSION
 from syncer.apply.changeset import ACTIONS, Change, ChangeSet, summary_text
 from syncer.apply.planned import Plan
-from syncer.diff import ObjectDiff
+from syncer.diff import Cause, FieldChange, ObjectDiff
 from syncer.errors import ClusterError, RenderError, SyncerError, ValidationFailed
 from syncer.kube import RequestStats
 from syncer.model import Action
@@ -43,6 +43,8 @@ _ACTION_STYLES = {
     Action.CREATED: "green", Action.CONFIGURED: "yellow", Action.RECREATED: "magenta", Action.UNCHANGED: "dim",
     Action.DELETED: "red", Action.KEPT: "cyan", Action.SKIPPED: "cyan", Action.FAILED: "bold red",
 }
+_CAUSE_STYLES = {Cause.GIT: "green", Cause.DRIFT: "yellow", Cause.REMOVED: "red", Cause.DEFAULT: "dim",
+                 Cause.FOREIGN: "dim"}
 SUMMARY_ALWAYS = (Action.CREATED, Action.CONFIGURED, Action.UNCHANGED, Action.DELETED)
 """The counts a summary line always shows; the rarer actions only when they occur."""
 PLAIN_PROGRESS_INTERVAL = 5.0
@@ -131,6 +133,7 @@ def diff_json(plan: Plan) -> dict[str, Any]:
             "message": decision.message if decision else "",
             "diff": diff.diff if diff else "",
             "removedFields": list(diff.removed) if diff else [],
+            "fields": [f.to_dict() for f in diff.fields] if diff else [],
         })
     return document("Diff", {
         "app": plan.options.app,
@@ -174,16 +177,29 @@ def _diff_line_style(line: str) -> str:
     return ""
 
 
-def print_diff_text(plan: Plan, *, out: Console, err: Console, namespace_from: str = "") -> None:
-    """The diff, its notes and its summary line on `out`; warnings on `err`."""
+def field_lines(fields: Sequence[FieldChange], *, not_changes: bool) -> list[Text]:
+    """`  .spec.replicas  drift: kubectl-scale at 2026-12-02T13:10:00Z`: one line per changed
+    field with its cause; with `not_changes` (`-v`), also the differences that are not
+    changes (defaults, other managers' fields)."""
+    shown = [f for f in fields if f.is_change or not_changes]
+    width = max((len(f.path) for f in shown), default=0)
+    return [Text(f"  {f.path:<{width}}  {f.describe()}", style=_CAUSE_STYLES.get(f.cause, ""))
+            for f in shown]
+
+
+def print_diff_text(
+    plan: Plan, *, out: Console, err: Console, namespace_from: str = "", not_changes: bool = False,
+) -> None:
+    """The diff (each object's changed fields with their causes, then its unified diff), its
+    notes and its summary line on `out`; warnings on `err`."""
     for diff in plan.diffs():
         if diff.action is Action.UNCHANGED:
             continue
         out.print(Text(header(diff), style="bold"))
+        for text in field_lines(diff.fields, not_changes=not_changes):
+            out.print(text)
         for line in diff.diff.splitlines():
             out.print(Text(line, style=_diff_line_style(line)))
-        if diff.removed:
-            out.print(Text(f"  removes fields syncer set before: {', '.join(diff.removed)}", style="yellow"))
     for planned in plan.objects.values():
         if planned.blocked_by:
             out.print(Text(f"note: {planned.ref} is not checked by the server yet: {planned.waiting_for}", style="dim"))
@@ -222,13 +238,16 @@ def change_line(change: Change) -> Text:
 
 def print_changeset(
     changes: ChangeSet, *, out: Console, err: Console, namespace: str, namespace_from: str = "",
-    verbose: bool = False,
+    verbose: bool = False, not_changes: bool = False,
 ) -> None:
-    """Per-object lines and the summary on `out`; warnings and the error that stopped the sync
-    on `err`."""
+    """Per-object lines (each followed by its changed fields and their causes) and the summary
+    on `out`; warnings and the error that stopped the sync on `err`. `verbose`: unchanged
+    objects too; `not_changes`: the fields that differ but are not changes too."""
     for change in changes.changes:
         if change.action is not Action.UNCHANGED or verbose:
             out.print(change_line(change))
+            for text in field_lines(change.fields, not_changes=not_changes):
+                out.print(text)
     for warning in changes.warnings:
         err.print(Text(f"warning: {warning}", style="yellow"))
     prefix = "dry run: " if changes.dry_run else ""

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from syncer.apply.changeset import ACTIONS
+from syncer.diff.explain import Cause, FieldChange
 from syncer.errors import ConfigError
 
 _SIGNS = {"created": "+", "configured": "~", "recreated": "±", "deleted": "-"}
@@ -58,7 +59,7 @@ def plan_markdown(document: Mapping[str, Any], *, diffs: Mapping[str, str]) -> s
         if entry.get("message"):
             lines += [str(entry["message"]), ""]
         if fields:
-            lines += [f"- `{f['path']}` ({f['change']})" for f in fields] + [""]
+            lines += [f"- `{f['path']}` {_cause(f)}" for f in fields] + [""]
         diff = diffs.get(name, "")
         if diff:
             lines += ["```diff", diff.rstrip("\n").replace("```", "` ` `"), "```", ""]
@@ -90,3 +91,9 @@ def read_key_file(path: str | None) -> bytes | None:
         raise ConfigError(f"--plan-key-file {path}: a key of {len(key)} bytes is too short; use at least 16 "
                           "(e.g. `openssl rand -hex 32`)")
     return key
+
+
+def _cause(field: Mapping[str, Any]) -> str:
+    """A planned field's cause as the diff text says it (`syncer.diff.explain.FieldChange.describe`)."""
+    return FieldChange(path=str(field["path"]), cause=Cause(str(field["cause"])), manager=field.get("manager"),
+                       time=field.get("time"), takes_over=bool(field.get("takesOver"))).describe()

@@ -14,7 +14,7 @@ import click
 from syncer.apply import ChangeSet, SyncOptions, sync
 from syncer.apply.status import OutcomeRecorder
 from syncer.apply.sync import Acceptance, PlanRefused
-from syncer.cli import cli
+from syncer.cli import cli, verbosity
 from syncer.cli.appselect import command_target
 from syncer.cli.common import (
     Duration,
@@ -132,7 +132,8 @@ def run_sync(
     changes.warnings[:0] = rendering
     if output == "text":
         print_changeset(changes, out=result_console(), err=err, namespace=options.inventory_namespace,
-                        namespace_from=namespace_from, verbose=verbose)
+                        namespace_from=namespace_from, verbose=verbose,
+                        not_changes=verbosity(click.get_current_context()) > 0)
     else:
         print_document(sync_json(changes, namespace=options.inventory_namespace), output=output)
     sys.exit(0 if changes.ok else 2)

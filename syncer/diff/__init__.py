@@ -5,6 +5,7 @@ planner fetches live objects and dry-run predictions and hands them in.
 """
 
 from syncer.diff.compare import ObjectDiff, compare
+from syncer.diff.explain import CHANGE_CAUSES, Cause, FieldChange, explain
 from syncer.diff.fieldsets import (
     FieldSet,
     is_subset,
@@ -28,6 +29,10 @@ from syncer.diff.secrets import PROCESS_SALT, is_secret, mask_secret, scrub, sec
 from syncer.diff.text import to_yaml, unified_yaml_diff
 
 __all__ = [
+    "CHANGE_CAUSES",
+    "Cause",
+    "FieldChange",
+    "explain",
     "FieldSet",
     "IGNORE_ANNOTATION",
     "IgnoreRule",

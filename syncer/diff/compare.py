@@ -8,20 +8,19 @@ before any text is produced, so they cannot reach a diff, a log line or an error
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from syncer.diff.explain import FieldChange, explain, render_path
 from syncer.diff.fieldsets import values_equal
 from syncer.diff.ignore import IgnoreRule, apply_ignores
-from syncer.diff.normalize import normalize
+from syncer.diff.normalize import Path, normalize
 from syncer.diff.secrets import PROCESS_SALT, mask_secret
 from syncer.diff.text import unified_yaml_diff
 from syncer.model import Action, Object, ObjectRef
 
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _DEEPDIFF_LOCK = threading.Lock()
 """deepdiff parses path parts with ast.literal_eval, and CPython 3.11 before 3.11.8 can fail
 compile() run from several threads at once ("AST constructor recursion depth mismatch",
@@ -39,37 +38,35 @@ class ObjectDiff:
     """Unified diff of the masked, normalised YAML; "" when unchanged."""
     removed: tuple[str, ...] = ()
     """Readable paths the apply removes (see `removed_paths`); only set for updates."""
-    changed: tuple[str, ...] = ()
-    """Readable paths whose values differ (`.spec.replicas`), for one-line summaries in
-    change sets, logs and Events; only set for updates. Masked values, like the diff."""
+    fields: tuple[FieldChange, ...] = ()
+    """Every field that differs between Git and the cluster, with its cause (`explain`): the
+    changes first, then what is not a change (defaults, other managers' fields). Only set for
+    updates and re-creations; paths as `changed_paths` renders them, values masked."""
+
+    @property
+    def changed(self) -> tuple[str, ...]:
+        """The paths of the fields that change (`.spec.replicas`), for one-line summaries in
+        change sets, logs and Events."""
+        return tuple(f.path for f in self.fields if f.is_change)
 
 
 def changed_paths(before: Object, after: Object) -> tuple[str, ...]:
     """The differing leaves of two objects (`.spec.replicas`, `.spec.containers[0].image`,
     `.metadata.labels["app.kubernetes.io/name"]`), found by deepdiff."""
+    return tuple(sorted({render_path(path) for path in differing(before, after)}))
+
+
+def differing(before: Object, after: Object) -> list[Path]:
+    """Where two objects differ, as concrete paths: a changed value, or the root of a subtree
+    or list item only one of them has (an item's index is in the object that has it)."""
     # Imported here: deepdiff (with pydantic) takes a tenth of a second to import, and a
     # resync that changes nothing never gets here.
     from deepdiff import DeepDiff
 
     with _DEEPDIFF_LOCK:
         tree = DeepDiff(before, after, view="tree")
-        return _readable_paths(tree)
-
-
-def _readable_paths(tree: Any) -> tuple[str, ...]:
-    paths = set()
-    for changes in tree.values():
-        for change in changes:
-            readable = ""
-            for step in change.path(output_format="list"):
-                if isinstance(step, int):
-                    readable += f"[{step}]"
-                elif _PLAIN_KEY.fullmatch(str(step)):
-                    readable += f".{step}"
-                else:
-                    readable += f'["{step}"]'
-            paths.add(readable)
-    return tuple(sorted(paths))
+        return sorted({tuple(change.path(output_format="list")) for changes in tree.values() for change in changes},
+                      key=render_path)
 
 
 def _prepared(obj: Object, *, live: Object | None, ignore: Sequence[IgnoreRule], salt: bytes) -> Object:
@@ -90,13 +87,18 @@ def compare(
     removed: Sequence[str] = (),
     text: bool = True,
     sides: tuple[str, str] = ("live", "desired"),
+    manager: str = "syncer",
+    desired: Object | None = None,
 ) -> ObjectDiff:
     """Compare `live` with `predicted` (what the object will be after the sync).
 
     - no live object: created; pass the desired manifest as `predicted`, so server defaults
       do not pollute the diff; ignore rules do not apply, the whole object is new;
     - no predicted object: deleted, the whole live object shown as removed;
-    - both: unchanged when equal after normalising, masking and ignoring, else configured.
+    - both: unchanged when equal after normalising, masking and ignoring, else configured,
+      each differing field explained (`explain`; `manager` is syncer's field manager and
+      `desired` the manifest). An object whose only differences the server made (defaults)
+      is unchanged: the apply would not change a field the source sets.
 
     With `text=False` the unified diff is left empty: rendering YAML is most of the cost of
     comparing, and a sync that prints no diff needs only the action. `sides` names the two
@@ -120,11 +122,15 @@ def compare(
     after = _prepared(predicted, live=live, ignore=ignore, salt=salt)
     if values_equal(before, after):
         return ObjectDiff(ref, api_version, Action.UNCHANGED, "")
+    fields = explain(live=live, predicted=predicted, after=after, changed=differing(before, after),
+                     manager=manager, desired=desired)
+    if not any(f.is_change for f in fields):
+        return ObjectDiff(ref, api_version, Action.UNCHANGED, "")
     return ObjectDiff(
         ref,
         api_version,
         Action.CONFIGURED,
         unified_yaml_diff(before, after, label=label, sides=sides) if text else "",
         removed=tuple(removed),
-        changed=changed_paths(before, after),
+        fields=fields,
     )

@@ -130,7 +130,7 @@ def _key_matches(item: Any, key: dict[str, Any]) -> bool:
     return all(values_equal(item.get(f, LIST_KEY_DEFAULTS.get(f)), want) for f, want in key.items())
 
 
-def _resolve(value: Any, element: str) -> tuple[str | int, Any] | None:
+def resolve_element(value: Any, element: str) -> tuple[str | int, Any] | None:
     """The (key or index, child value) `element` names inside `value`, or None if absent."""
     prefix, _, raw = element.partition(":")
     if prefix == "f":
@@ -184,7 +184,7 @@ def _missing(
         if element == "." or element in implied:
             continue
         here = readable + describe(element)
-        found = _resolve(value, element)
+        found = resolve_element(value, element)
         if found is None:
             yield from _units(element, child, here)
         elif _children(child):
@@ -211,21 +211,26 @@ def present_paths(obj: Object, fields: FieldSet) -> list[Path]:
     return list(_present(fields, obj, ()))
 
 
-def _present(node: FieldSet, value: Any, path: Path) -> Iterator[Path]:
+def resolved(node: FieldSet, value: Any, path: Path) -> Iterator[tuple[str, Any, Path, Any]]:
+    """Each element of the field set `node` that `value` (found at `path`) has: the element,
+    its own field set, its concrete path and its value."""
     for element, child in node.items():
         if element == ".":
             continue
-        found = _resolve(value, element)
-        if found is None:
-            continue
-        key, sub = found
+        found = resolve_element(value, element)
+        if found is not None:
+            yield element, child, (*path, found[0]), found[1]
+
+
+def _present(node: FieldSet, value: Any, path: Path) -> Iterator[Path]:
+    for element, child, here, sub in resolved(node, value, path):
         if _children(child):
             if element.startswith("f:") or "." not in child:
-                yield from _present(child, sub, (*path, key))
+                yield from _present(child, sub, here)
             else:
-                yield (*path, key)
+                yield here
         elif not element.startswith("f:") or not child:
-            yield (*path, key)
+            yield here
         # else: a map owned only as `.` (created, keys since taken over by others): the keys
         # are not this manager's, so nothing of it is removed.
 

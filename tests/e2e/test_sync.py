@@ -569,7 +569,7 @@ def test_sync_command_exit_codes_and_json_change_set(
     assert_valid(report, kind="Sync")
     assert report["ok"] is True and report["result"] == "Succeeded" and report["summary"]["created"] == 1
     assert report["changes"] == [{"action": "created", "reason": "", "apiVersion": "v1", "kind": "ConfigMap",
-                                  "namespace": namespace, "name": "cli", "message": ""}]
+                                  "namespace": namespace, "name": "cli", "message": "", "fields": []}]
     assert report["inventory"] == f"ConfigMap/{namespace}/syncer-cli"
     text = CliRunner().invoke(cli, args)
     assert text.exit_code == 0 and text.stderr == ""

@@ -23,7 +23,7 @@ from syncer.apply.applyset import Inventory
 from syncer.apply.options import SyncOptions
 from syncer.apply.planned import Check, Desired, Plan, PlannedObject, PruneDecision
 from syncer.apply.solver import solve
-from syncer.diff import ObjectDiff
+from syncer.diff import Cause, FieldChange, ObjectDiff
 from syncer.errors import ClusterError, Conflict, NotFound
 from syncer.kube import Kube, Resource
 from syncer.model import Action, Object, ObjectRef, Origin
@@ -207,7 +207,7 @@ def planned(text: str, action: Action = Action.CREATED, *, live: bool | None = N
                       origin=Origin("app.yaml"), live=body_of(r, metadata={"name": r.name, "namespace": r.namespace,
                                                                            "uid": f"live-{r.name}"}) if exists else None,
                       blocked_by=frozenset(ref(b) for b in blocked_by), update_instead=update_instead)
-    return PlannedObject(desired, Check(action, ObjectDiff(r, res.api_version, action, "", changed=("data.v",))))
+    return PlannedObject(desired, Check(action, ObjectDiff(r, res.api_version, action, "", fields=(FieldChange(".data.v", Cause.GIT),))))
 
 
 def pruned(text: str, action: Action = Action.DELETED, reason: str = "", *, live: Object | None = None) -> PruneDecision:

@@ -25,6 +25,7 @@ from syncer.apply.status import AppStatus, AppStatusRow
 from syncer.cli import cli
 from syncer.cli.output import StepProgress, console, print_changeset
 from syncer.cli.status import detail_lines
+from syncer.diff import Cause, FieldChange
 from syncer.kube import RequestStats
 from syncer.model import Action, ObjectRef
 from tests.schema import assert_valid
@@ -297,3 +298,24 @@ def test_render_puts_the_manifests_alone_on_stdout(checkout: Path) -> None:
     code, stdout, stderr = invoke("render", "--repo", str(checkout), "-n", "shop")
     assert code == 0 and list(yaml.safe_load_all(stdout))[0]["kind"] == "ConfigMap"
     assert stderr.startswith("rendered 1 object from ") and "rendered" not in stdout
+
+
+def test_a_sync_names_each_changed_fields_cause_under_its_object() -> None:
+    web = Change(ref=ObjectRef(group="apps", kind="Deployment", namespace="shop", name="web"), api_version="apps/v1",
+                 action=Action.CONFIGURED, message="changed .spec.replicas (drift: kubectl)", fields=(
+                     FieldChange(".spec.replicas", Cause.DRIFT, manager="kubectl", takes_over=True),
+                     FieldChange(".spec.template.spec.containers[0].image", Cause.GIT),
+                     FieldChange(".spec.strategy", Cause.DEFAULT)))
+    changes = ChangeSet(app="shop", revision="abc", changes=[web])
+
+    def printed(*, not_changes: bool) -> list[str]:
+        out = io.StringIO()
+        print_changeset(changes, out=console(out), err=console(io.StringIO()), namespace="shop",
+                        not_changes=not_changes)
+        return out.getvalue().splitlines()[1:-1]
+
+    assert printed(not_changes=False) == [
+        "  .spec.replicas                           drift: kubectl, takes over .spec.replicas from kubectl",
+        "  .spec.template.spec.containers[0].image  git",
+    ]
+    assert printed(not_changes=True)[-1] == "  .spec.strategy                           default (not a change)"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from syncer.diff import IgnoreRule, ObjectDiff, compare
+from syncer.diff import Cause, FieldChange, IgnoreRule, ObjectDiff, compare
 from syncer.model import Action, ObjectRef
 
 SALT = b"fixed-salt-for-tests"
@@ -32,19 +32,24 @@ def deployment(*, image: str = "nginx:1.25", replicas: Any = 3) -> dict[str, Any
     }
 
 
-def as_live(obj: dict[str, Any]) -> dict[str, Any]:
-    """What the server returns for `obj`: bookkeeping and status added."""
+def as_live(obj: dict[str, Any], *, replicas_by: str = "kube-controller-manager") -> dict[str, Any]:
+    """What the server returns for `obj`: bookkeeping and status added. syncer owns the
+    container; `replicas_by` owns `.spec.replicas` (syncer: the manifest sets it)."""
     live = copy.deepcopy(obj)
+    syncer_fields: dict[str, Any] = {"f:template": {"f:spec": {"f:containers": {
+        'k:{"name":"web"}': {".": {}, "f:image": {}, "f:name": {}}}}}}
+    if replicas_by == "syncer":
+        syncer_fields["f:replicas"] = {}
     live["metadata"].update(
         uid="6d0c3f7e-2a4b-4f0e-9d3c-1b2a3c4d5e6f", resourceVersion="48213", generation=2,
         creationTimestamp="2024-03-01T10:00:00Z",
         annotations={"kubectl.kubernetes.io/last-applied-configuration": "{}"},
         managedFields=[
             {"manager": "syncer", "operation": "Apply", "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
-             "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {
-                 'k:{"name":"web"}': {".": {}, "f:image": {}, "f:name": {}}}}}}}},
-            {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "autoscaling/v1",
-             "subresource": "scale", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+             "fieldsV1": {"f:spec": syncer_fields}},
+            *([{"manager": replicas_by, "operation": "Update", "apiVersion": "autoscaling/v1",
+                "subresource": "scale", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]
+              if replicas_by != "syncer" else []),
         ],
     )
     live["status"] = {"replicas": 3, "availableReplicas": 3}
@@ -74,7 +79,8 @@ def test_delete_shows_the_live_object_removed_without_server_noise() -> None:
         pytest.param(as_live(deployment()), (), "unchanged", id="server-noise-only"),
         pytest.param(deployment(), (), "unchanged", id="prediction-without-status"),
         pytest.param(as_live(deployment(replicas=3.0)), (), "unchanged", id="int-float-equal"),
-        pytest.param(as_live(deployment(replicas="3")), (), "configured", id="string-is-not-int"),
+        pytest.param(as_live(deployment(replicas="3"), replicas_by="syncer"), (), "configured", id="string-is-not-int"),
+        pytest.param(as_live(deployment(replicas="3")), (), "unchanged", id="only-a-field-the-source-does-not-set"),
         pytest.param(as_live(deployment(image="nginx:1.26")), (), "configured", id="image-changed"),
         pytest.param(as_live(deployment(replicas=5)),
                      (IgnoreRule(kind="Deployment", group="apps", json_pointers=("/spec/replicas",)),),
@@ -116,8 +122,16 @@ def test_update_diff_shows_the_changed_line_in_context() -> None:
             "           protocol: TCP\n"
         ),
         removed=tuple(removed),
-        changed=(".spec.template.spec.containers[0].image",),
+        fields=(
+            FieldChange(".spec.template.spec.containers[0].image", Cause.GIT),
+            FieldChange(".metadata.labels", Cause.DEFAULT),
+            FieldChange(".spec.replicas", Cause.FOREIGN, manager="kube-controller-manager"),
+            FieldChange(".spec.selector", Cause.DEFAULT),
+            FieldChange(".spec.template.metadata", Cause.DEFAULT),
+            FieldChange(".spec.template.spec.containers[0].ports", Cause.DEFAULT),
+        ),
     )
+    assert result.changed == (".spec.template.spec.containers[0].image",)
 
 
 def test_removed_is_only_reported_for_updates() -> None:

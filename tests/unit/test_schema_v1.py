@@ -15,7 +15,11 @@ from tests.schema import undocumented_fields, validation_errors
 
 INVENTORY = "ConfigMap/shop/syncer-shop"
 CHANGE = {"action": "configured", "reason": "", "apiVersion": "apps/v1", "kind": "Deployment", "namespace": "shop",
-          "name": "web", "message": ""}
+          "name": "web", "message": "",
+          "fields": [{"path": ".spec.replicas", "cause": "drift", "manager": "kubectl-scale",
+                      "time": "2026-12-02T13:10:00Z", "takesOver": True},
+                     {"path": ".spec.template.spec.containers[0].image", "cause": "git"},
+                     {"path": ".spec.strategy", "cause": "default"}]}
 STATUS = {"app": "shop", "namespace": "shop", "inventory": INVENTORY, "revision": "abc", "appliedRevision": "abc",
           "time": "2024-05-01T10:00:00Z", "result": "Succeeded", "error": None, "summary": {"unchanged": 3}}
 DOCUMENTS: dict[str, dict[str, Any]] = {
@@ -106,6 +110,8 @@ def test_an_entry_missing_a_required_field_fails(kind: str, field: str) -> None:
     ("RevisionDiff", ("from", "sha"), 7),
     ("Sync", ("changes", 0, "action"), "exploded"),
     ("Sync", ("result",), "Partly"),
+    ("Sync", ("changes", 0, "fields", 0, "cause"), "someone"),
+    ("Diff", ("changes", 0, "fields", 1), {"cause": "git"}),
     ("AppStatus", ("summary",), {"unchanged": -1}),
     ("Error", ("error", "exitCode"), "2"),
 ])
@@ -132,7 +138,8 @@ def test_syncer_itself_writes_only_documented_fields() -> None:
     diff = document("Diff")
     diff["newField"] = 1
     diff["changes"][0]["typo"] = 2
-    assert undocumented_fields(diff) == ["/newField", "/changes/0/typo"]
+    diff["changes"][0]["fields"][0]["why"] = 3
+    assert undocumented_fields(diff) == ["/newField", "/changes/0/typo", "/changes/0/fields/0/why"]
     version = {"schemaVersion": "v1", "kind": "Version", "clientVersion": "1.0",
                "serverVersion": {"gitVersion": "v1.20.2", "major": "1"}}
     assert undocumented_fields(version) == []
