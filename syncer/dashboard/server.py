@@ -406,7 +406,8 @@ class _DashboardHandler(LimitedHandler):
             self.send_header("Connection", "close")
             self.send_header("X-Accel-Buffering", "no")
             self.end_headers()
-            self._follow(session, render)
+            if self.command != "HEAD":
+                self._follow(session, render)
         except OSError:
             pass  # the page was closed
         finally:
