@@ -18,6 +18,7 @@ from syncer.cli.common import Duration, cluster_options
 from syncer.cli.options import limit_options, render_limits
 from syncer.config import load_config
 from syncer.daemon import AppSource, AppsOptions, ClusterApps, Daemon, DaemonOptions, ElectionOptions, FileApps
+from syncer.dashboard import DashboardOptions, check_options, serve
 from syncer.daemon.http import DEFAULT_LISTEN, parse_listen
 from syncer.daemon.logs import configure_logging
 from syncer.daemon.notify import Receiver
@@ -90,6 +91,19 @@ def notify_receiver(url: str | None, secret_file: str | None) -> Receiver | None
 @click.option("--listen", default=DEFAULT_LISTEN, show_default=True,
               help="HOST:PORT for /healthz, /readyz, /metrics and /webhook; the default listens on all "
                    "interfaces (probes reach the pod's IP), 127.0.0.1:8080 keeps it local.")
+# -- the dashboard (syncer.dashboard) --------------------------------------------------------
+@click.option("--ui", "ui", is_flag=True,
+              help="Serve the web dashboard (the Apps, their objects and Events, live) on --ui-listen.")
+@click.option("--ui-listen", default="127.0.0.1:8081", show_default=True,
+              help="HOST:PORT of the dashboard; reach the default with kubectl port-forward. Beyond loopback only "
+                   "with --ui-auth kubernetes.")
+@click.option("--ui-auth", type=click.Choice(["none", "kubernetes"]), default="none", show_default=True,
+              help="kubernetes: users sign in with a bearer token (TokenReview) and see the Apps of the namespaces "
+                   "where they may get Apps (SubjectAccessReview). none: everyone who reaches the port sees every App.")
+@click.option("--ui-actions", is_flag=True,
+              help="Reconcile, suspend and resume buttons, for users who may patch the App (sent with their own "
+                   "token). Off: the dashboard is read-only.")
+# -------------------------------------------------------------------------------------------
 @click.option("--leader-elect", is_flag=True,
               help="Elect a leader among replicas through a Lease; only the leader syncs.")
 @click.option("--shard", is_flag=True,
@@ -123,7 +137,7 @@ def run_command(
     relist_interval: float, log_format: str, kubeconfig: str | None, context: str | None, request_timeout: float,
     cache_dir: str | None, webhook_secret_file: str | None, shutdown_timeout: float, allow_local_repos: bool,
     notify_allow: tuple[str, ...], max_render_bytes: int, max_objects: int, helm_allow_host: tuple[str, ...],
-    render_workers: int,
+    render_workers: int, ui: bool, ui_listen: str, ui_auth: str, ui_actions: bool,
 ) -> None:
     """Keep the cluster's Apps (or the apps of a configuration file) in sync: poll Git for each
     on its interval (or at once on a webhook or a reconcile request), apply new revisions, and
@@ -146,6 +160,19 @@ def run_command(
         address = parse_listen(listen)
     except ValueError as error:
         raise ConfigError(f"--listen: {error}") from None
+    dashboard_options = None
+    if ui:
+        if config is not None:
+            raise ConfigError("--ui shows App objects: it does not apply with --config")
+        try:
+            dashboard_address = parse_listen(ui_listen)
+        except ValueError as error:
+            raise ConfigError(f"--ui-listen: {error}") from None
+        dashboard_options = DashboardOptions(listen=dashboard_address, auth="kubernetes" if ui_auth == "kubernetes"
+                                             else "none", actions=ui_actions)
+        check_options(dashboard_options)
+    elif ui_actions or ui_auth != "none":
+        raise ConfigError("--ui-auth and --ui-actions configure the dashboard: add --ui")
     if leader_elect and shard:
         raise ConfigError("--leader-elect and --shard exclude each other: one replica syncs every app, or every "
                           "replica syncs its share")
@@ -180,8 +207,15 @@ def run_command(
                                          notify_allow=allowed_targets))
     daemon = Daemon(source, client=client, options=options)
     daemon.start()
+    try:
+        dashboard = serve(daemon, client=client, options=dashboard_options) if dashboard_options is not None else None
+    except BaseException:
+        daemon.stop(timeout=shutdown_timeout)
+        raise
     while not stop.wait(1.0):
         pass
+    if dashboard is not None:
+        dashboard.stop()
     still_running = daemon.stop(timeout=shutdown_timeout)
     if still_running:
         log.error("gave up waiting after %.0fs for the sync of %s; exiting while it runs",

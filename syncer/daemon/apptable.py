@@ -28,6 +28,8 @@ class AppTable:
         self._entries: dict[str, AppEntry] = {}
         self._states: dict[str, AppTickState] = {}
         self._lock = threading.Lock()
+        self._changes = threading.Condition()
+        self._version = 0
 
     def __len__(self) -> int:
         with self._lock:
@@ -46,6 +48,19 @@ class AppTable:
     def states(self) -> list[AppTickState]:
         with self._lock:
             return list(self._states.values())
+
+    def wait_for_change(self, seen: int, *, timeout: float) -> int:
+        """The table's version once it differs from `seen` (or `timeout` passed): every App
+        the watch adds, changes or forgets moves it on. For readers that follow the Apps
+        live (the dashboard's event streams)."""
+        with self._changes:
+            self._changes.wait_for(lambda: self._version != seen, timeout=timeout)
+            return self._version
+
+    def _changed(self) -> None:
+        with self._changes:
+            self._version += 1
+            self._changes.notify_all()
 
     def resync(self, namespace: str | None, objects: list[Object]) -> None:
         """A fresh list of the Apps in `namespace` (None: all): what it lacks is gone."""
@@ -69,6 +84,7 @@ class AppTable:
                 replaced, before = state, None
                 state = self._states[key] = AppTickState(status=dict(obj.get("status") or {}))
             self._entries[key] = entry
+        self._changed()
         if replaced is not None:
             replaced.remove()
         spec = entry.spec
@@ -87,6 +103,7 @@ class AppTable:
             state = self._states.pop(key, None)
         if entry is None:
             return
+        self._changed()
         self._schedule.remove(key)
         if state is not None:
             state.remove()

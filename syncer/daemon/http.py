@@ -2,7 +2,9 @@
 
 A stdlib ThreadingHTTPServer: four routes do not need a framework, and a slow client (or a
 webhook passed on to the leader) occupies only its own thread. The handlers only translate
-between HTTP and the `Endpoints` the daemon provides.
+between HTTP and the `Endpoints` the daemon provides. `LimitedHTTPServer` and
+`LimitedHandler` are the machinery without the routes: the dashboard (`syncer.dashboard`)
+serves its pages on them, under the same limits.
 
 The server faces whatever can reach the pod, so a client may not hold it:
 - every connection has a deadline for its request line and headers, and another for its
@@ -171,8 +173,10 @@ _REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nServer: syncer\r\nContent-Type
             b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s" % (len(_REFUSAL_BODY), _REFUSAL_BODY))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: DaemonHTTPServer
+class LimitedHandler(BaseHTTPRequestHandler):
+    """A request handler under the server's limits; subclasses add the routes."""
+
+    server: LimitedHTTPServer
     protocol_version = "HTTP/1.1"
     server_version = "syncer"
 
@@ -219,6 +223,30 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, data: dict[str, Any]) -> None:
         self._send(status, (json.dumps(data) + "\n").encode(), "application/json")
 
+    def read_body(self, max_bytes: int) -> bytes | None:
+        """The request's body, read under the body deadline; None when it was refused (411,
+        413: the answer is sent and the connection closes)."""
+        length_header = self.headers.get("Content-Length")
+        if length_header is None or not length_header.isdigit():
+            self.close_connection = True
+            self._text(HTTPStatus.LENGTH_REQUIRED, "a Content-Length is required")
+            return None
+        length = int(length_header)
+        if length > max_bytes:
+            self.close_connection = True
+            self._text(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is larger than {max_bytes} bytes")
+            return None
+        self.server.connections.waiting(self.request, "the request body", self.server.limits.body_timeout)
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise ConnectionAbortedError(f"the body ended after {len(body)} of {length} bytes")
+        self.server.connections.answering(self.request)
+        return body
+
+
+class _Handler(LimitedHandler):
+    server: DaemonHTTPServer
+
     def do_GET(self) -> None:
         self.server.connections.answering(self.request)
         endpoints = self.server.endpoints
@@ -242,37 +270,26 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._text(HTTPStatus.NOT_FOUND, "not found: only /webhook accepts POST")
             return
-        length_header = self.headers.get("Content-Length")
-        if length_header is None or not length_header.isdigit():
-            self.close_connection = True
-            self._text(HTTPStatus.LENGTH_REQUIRED, "a Content-Length is required")
+        body = self.read_body(MAX_BODY)
+        if body is None:
             return
-        length = int(length_header)
-        if length > MAX_BODY:
-            self.close_connection = True
-            self._text(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is larger than {MAX_BODY} bytes")
-            return
-        self.server.connections.waiting(self.request, "the request body", self.server.limits.body_timeout)
-        body = self.rfile.read(length)
-        if len(body) < length:
-            raise ConnectionAbortedError(f"the body ended after {len(body)} of {length} bytes")
-        self.server.connections.answering(self.request)
         headers = {name.lower(): value for name, value in self.headers.items()}
         status, data = self.server.endpoints.webhook(headers, body)
         self._json(status, data)
 
 
-class DaemonHTTPServer(ThreadingHTTPServer):
-    """Serves `endpoints` on its own thread; port 0 picks a free port (see `address`)."""
+class LimitedHTTPServer(ThreadingHTTPServer):
+    """Serves `handler` on its own thread under `limits`; port 0 picks a free port (see
+    `address`)."""
 
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], endpoints: Endpoints, *, limits: HTTPLimits = HTTPLimits()) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[LimitedHandler], *,
+                 limits: HTTPLimits = HTTPLimits()) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-        self.endpoints = endpoints
+        super().__init__(address, handler)
         self.limits = limits
         self.connections = _Connections(limits)
         self._thread: threading.Thread | None = None
@@ -323,3 +340,11 @@ class DaemonHTTPServer(ThreadingHTTPServer):
             if thread is not None:
                 thread.join()
         self._thread = self._reaper = None
+
+
+class DaemonHTTPServer(LimitedHTTPServer):
+    """Serves the daemon's `endpoints` (see the module docstring)."""
+
+    def __init__(self, address: tuple[str, int], endpoints: Endpoints, *, limits: HTTPLimits = HTTPLimits()) -> None:
+        super().__init__(address, _Handler, limits=limits)
+        self.endpoints = endpoints

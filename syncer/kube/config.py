@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,9 @@ class ClientOptions:
     impersonate: str | None = None
     """A user (e.g. `system:serviceaccount:team-a:deployer`) every request is made as, by
     Kubernetes impersonation: the daemon syncs an App with the rights of its service account."""
+    bearer_token: str | None = field(default=None, repr=False)
+    """Authenticate with this token instead of the kubeconfig's credentials (same server and
+    CA): the dashboard acts for a user with the user's own token, never the daemon's rights."""
 
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -157,6 +160,12 @@ def load_api_client(options: ClientOptions) -> k8s_client.ApiClient:
     configuration.connection_pool_maxsize = options.pool_size
     configuration.retries = False
     api = k8s_client.ApiClient(configuration)
+    if options.bearer_token is not None:
+        configuration.api_key = {"authorization": f"Bearer {options.bearer_token}"}
+        configuration.api_key_prefix = {}
+        configuration.refresh_api_key_hook = None
+        configuration.cert_file = configuration.key_file = None
+        configuration.username = configuration.password = ""
     if options.impersonate:
         api.set_default_header("Impersonate-User", options.impersonate)
     return api

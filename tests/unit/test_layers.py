@@ -41,6 +41,7 @@ LAYERS: list[set[str]] = [
     {"syncer.kube", "syncer.config"},
     {"syncer.apply"},
     {"syncer.daemon"},
+    {"syncer.dashboard"},
     {"syncer.cli"},
     {"syncer.__main__"},
 ]
