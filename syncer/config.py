@@ -168,6 +168,11 @@ class AppConfig:
     age_identities: AgeIdentities | None = None
     """Decrypt the render's SOPS-encrypted documents with these (an App's `spec.decryption`,
     read from its Secret with its identity at every tick)."""
+    manual_approval: bool = False
+    """An App's `spec.approval: manual`: each new revision is planned and waits for
+    `syncer approve` (`syncer.daemon.approval`)."""
+    approved_plan: str | None = None
+    """The digest of the plan a user approved (`spec.approvedPlan`)."""
 
     @property
     def chart(self) -> HelmSettings:

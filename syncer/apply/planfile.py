@@ -255,6 +255,17 @@ def moved_objects(reviewed: Mapping[str, Any], fresh: Mapping[str, Any]) -> list
     return moved
 
 
+def moved_since(reviewed: Mapping[str, Any], plan: Plan, *, manifests: Sequence[Manifest],
+                context: Context) -> list[str]:
+    """What keeps `plan` (made now, of `manifests`) from being the reviewed one: the objects
+    that moved (`moved_objects`), or other manifests from the same revision."""
+    fresh = plan_document(plan, manifests=manifests, context=context)
+    moved = moved_objects(reviewed, fresh)
+    if not moved and fresh["manifestsDigest"] != reviewed["manifestsDigest"]:
+        moved.append("the revision renders other manifests than the reviewed ones")
+    return moved
+
+
 def _field_key(field: Mapping[str, Any]) -> tuple[str, ...]:
     """What of a planned field must hold at apply time: the path, its cause, the manager it is
     taken from, and the live value (the time of a manager's entry moves with its other fields)."""

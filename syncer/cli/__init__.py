@@ -22,6 +22,7 @@ OUTPUT_KEY = "syncer.output"
 # should not pay for importing the daemon's scheduler or the control plane's code.
 _COMMAND_MODULES = {
     "apply": "syncer.cli.applyplan",
+    "approve": "syncer.cli.apps",
     "completion": "syncer.cli.completion",
     "dev-cluster": "syncer.cli.devcluster",
     "diff": "syncer.cli.diff",

@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from syncer.apply.planfile import Context, age_problem, integrity_problems, moved_objects, plan_document
+from syncer.apply.planfile import Context, age_problem, integrity_problems, moved_since
 from syncer.apply.planned import Plan
 from syncer.apply.sync import PlanRefused
 from syncer.cli import cli
@@ -100,10 +100,7 @@ def apply_command(
                     salt=document["salt"], created=document["created"])
 
     def accept(plan: Plan) -> None:
-        fresh = plan_document(plan, manifests=manifests, context=facts)
-        moved = moved_objects(document, fresh)
-        if not moved and fresh["manifestsDigest"] != document["manifestsDigest"]:
-            moved.append("the revision renders other manifests than the reviewed ones")
+        moved = moved_since(document, plan, manifests=manifests, context=facts)
         if moved:
             raise refused(plan_file, ["the cluster or the source moved since the plan was made", *moved])
 

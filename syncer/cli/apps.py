@@ -1,5 +1,6 @@
-"""`syncer reconcile|suspend|resume APP -n NS`: ask the daemon for a sync now, or stop and
-restart an App's syncs. They only change the App object; the daemon (`syncer run` without
+"""`syncer reconcile|suspend|resume|approve APP -n NS`: ask the daemon for a sync now, stop and
+restart an App's syncs, or approve the plan an App with `spec.approval: manual` waits on. They
+only change the App object, with the user's own rights; the daemon (`syncer run` without
 `--config`) acts on it within seconds through its watch.
 
 `reconcile --wait` follows the App's status until the daemon reports the sync it asked for
@@ -25,7 +26,9 @@ from syncer.cli.common import Duration, cluster_options, connect, output_option
 from syncer.cli.output import document, print_document
 from syncer.daemon.appclient import patch_app, read_app, request_reconcile, subject
 from syncer.daemon.appstatus import condition_status, sync_result
+from syncer.apply.sync import PlanRefused
 from syncer.errors import ConfigError
+from syncer.kube import Kube
 from syncer.model import Object
 
 POLL_SECONDS = 0.5
@@ -122,3 +125,66 @@ def resume_command(
     """Sync a suspended App again (spec.suspend: false); the daemon syncs it at once."""
     _set_suspend(app=app, namespace=namespace, suspend=False, kubeconfig=kubeconfig, context=context,
                  request_timeout=request_timeout)
+
+
+@cli.command("approve")
+@click.argument("app", required=False)
+@click.option("--app", "app_option", default=None, metavar="NAME", help="The App (instead of the argument).")
+@click.option("-n", "--namespace", default="default", show_default=True, help="The App's namespace.")
+@click.option("--digest", default=None, metavar="D",
+              help="The digest of the plan you reviewed (status.pendingPlan.digest): refused, exit 3, when the "
+                   "App now waits on another plan.")
+@click.option("--wait", is_flag=True, help="Follow the status until the approved plan is applied (or refused).")
+@click.option("--timeout", type=Duration(minimum=1), default="5m", show_default=True,
+              help="How long --wait waits for the daemon.")
+@cluster_options
+@output_option
+def approve_command(*, app: str | None, app_option: str | None, namespace: str, digest: str | None, wait: bool,
+                    timeout: float, kubeconfig: str | None, context: str | None, output: str,
+                    request_timeout: float) -> None:
+    """Approve the plan an App with spec.approval: manual waits on (spec.approvedPlan): the
+    daemon applies exactly that plan, or refuses it before any write when the cluster or the
+    source moved since, and plans again."""
+    name = app_option or app
+    if name is None or (app and app_option and app != app_option):
+        raise click.UsageError("name one App: syncer approve APP -n NS (or --app NAME)")
+    kube = connect(kubeconfig=kubeconfig, context=context, request_timeout=request_timeout)
+    try:
+        live = read_app(kube, namespace=namespace, name=name)
+        pending = (live.get("status") or {}).get("pendingPlan") or {}
+        if not (live.get("spec") or {}).get("approval") == "manual" or not pending.get("digest"):
+            raise ConfigError(f"{subject(namespace, name)}: no plan waits for approval (spec.approval must be manual, "
+                              "and status.pendingPlan set by the daemon)")
+        if digest is not None and digest != pending["digest"]:
+            raise PlanRefused(f"{subject(namespace, name)}: the App now waits on plan {pending['digest']} of revision "
+                              f"{str(pending.get('revision'))[:12]}, not {digest}; review it again")
+        patch_app(kube, live, {"spec": {"approvedPlan": pending["digest"]}})
+        revision = str(pending.get("revision"))
+        click.echo(f"{subject(namespace, name)}: approved plan {pending['digest']} of revision {revision[:12]}",
+                   err=wait or output != "text")
+        if not wait:
+            return
+        live = _follow_approval(kube, namespace=namespace, name=name, pending=pending, timeout=timeout)
+    finally:
+        kube.close()
+    sys.exit(_report(live, output=output))
+
+
+def _follow_approval(kube: Kube, *, namespace: str, name: str, pending: dict[str, Any], timeout: float) -> Object:
+    """The App once the daemon applied the approved revision; exit 3 when it planned again
+    instead (the plan moved), 2 when no daemon answered in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        live = read_app(kube, namespace=namespace, name=name)
+        status = live.get("status") or {}
+        now_pending = (status.get("pendingPlan") or {}).get("digest")
+        if status.get("lastAppliedRevision") == pending.get("revision") and not now_pending:
+            return live
+        if now_pending and now_pending != pending["digest"]:
+            raise PlanRefused(f"{subject(namespace, name)}: the plan moved since it was approved; nothing was "
+                              f"written, and the App now waits on plan {now_pending}: review it again")
+        if time.monotonic() >= deadline:
+            click.echo(f"{subject(namespace, name)}: the approved plan was not applied within {timeout:.0f}s; is "
+                       "`syncer run` running and serving this namespace?", err=True)
+            sys.exit(2)
+        time.sleep(POLL_SECONDS)

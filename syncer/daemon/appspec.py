@@ -48,7 +48,7 @@ DEFAULT_SECRET_KEY = "secret"
 SPEC_FIELDS = (
     "repo", "revision", "path", "secretRef", "targetNamespace", "createNamespace", "prune", "selfHeal",
     "wait", "timeout", "interval", "suspend", "serviceAccountName", "ignoreDifferences", "notification", "helm",
-    "decryption", "pruneConfirmations", "maxPrune",
+    "decryption", "pruneConfirmations", "maxPrune", "approval", "approvedPlan",
 )
 HELM_FIELDS = ("releaseName", "valuesFiles", "values", "valuesFrom")
 VALUES_FROM_FIELDS = ("kind", "name", "valuesKey", "optional")
@@ -193,6 +193,8 @@ class _SpecChecker:
             where=f"App/{self.namespace}/{self.name}",
             home=self.namespace,
             helm=self.get("helm", self._helm, HelmSettings()),
+            manual_approval=self.get("approval", _approval, False),
+            approved_plan=self.get("approvedPlan", _digest, None),
         )
         return AppSpec(
             config=config,
@@ -367,3 +369,17 @@ __all__ = [
     "API_VERSION", "AppSpec", "InvalidApp", "KIND", "Notification", "PRUNE_FINALIZER", "RECONCILE_ANNOTATION",
     "SecretKeyRef", "TenantPolicy", "ValuesReference", "app_ref", "app_spec",
 ]
+
+
+def _approval(value: object) -> bool:
+    """`spec.approval`: `auto` (the default) or `manual`; True for manual."""
+    if value not in ("auto", "manual"):
+        raise ValueError(f"{value!r}: must be auto or manual")
+    return value == "manual"
+
+
+def _digest(value: object) -> str:
+    """`spec.approvedPlan`: a plan's digest, as `syncer approve` writes it."""
+    if not isinstance(value, str) or not re.fullmatch(r"sha256:[0-9a-f]{64}", value):
+        raise ValueError(f"{value!r}: must be a plan digest (sha256:<64 hex digits>), as syncer approve writes it")
+    return value

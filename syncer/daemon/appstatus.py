@@ -29,8 +29,9 @@ from typing import Any, Literal
 from syncer.apply.status import now_rfc3339
 from syncer.apply.wait import health
 from syncer.daemon.appspec import InvalidApp
+from syncer.daemon.approval import PendingPlan, awaiting_message
 from syncer.daemon.reconciler import SyncAttempt
-from syncer.model import Object, ObjectRef
+from syncer.model import AppId, Object, ObjectRef
 
 AppHealthState = Literal["Healthy", "Progressing", "Degraded", "Missing"]
 MAX_LISTED = 20
@@ -38,6 +39,7 @@ MAX_LISTED = 20
 MAX_MESSAGE = 2000
 
 READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
+AWAITING_APPROVAL = "AwaitingApproval"
 OWNED_ACTIONS = ("created", "configured", "recreated", "unchanged", "skipped")
 """Actions after which an object is (still) in the app's inventory."""
 
@@ -86,6 +88,10 @@ class Observation:
     """Set (to what is being synced) while a sync the user waits for runs."""
     handled_request: str | None = None
     """The reconcile-requested-at value this observation answers."""
+    pending: PendingPlan | None = None
+    """A new revision planned and waiting for approval (`spec.approval: manual`)."""
+    app: AppId | None = None
+    """The App, for the message that says how to approve."""
 
 
 def _condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
@@ -111,6 +117,11 @@ def _conditions(previous: dict[str, Any], observed: Observation) -> list[dict[st
         return [_condition(READY, "Unknown", "Progressing", message),
                 _condition(RECONCILING, "True", "Progressing", message),
                 _condition(STALLED, "False", "Progressing", message)]
+    if observed.pending is not None and observed.app is not None:
+        message = awaiting_message(observed.pending, app=observed.app)
+        return [_condition(READY, "False", AWAITING_APPROVAL, message),
+                _condition(RECONCILING, "False", AWAITING_APPROVAL, message),
+                _condition(STALLED, "False", AWAITING_APPROVAL, message)]
     outcome = observed.outcome
     if outcome is None:
         message = "waiting for the first sync"
@@ -207,6 +218,10 @@ def app_status(previous: dict[str, Any], observed: Observation, *, now: str | No
         status["drift"] = {"count": len(observed.drift), "objects": list(observed.drift[:MAX_LISTED])}
     if observed.handled_request is not None:
         status["lastHandledReconcileAt"] = observed.handled_request
+    if observed.pending is not None:
+        status["pendingPlan"] = observed.pending.to_status()
+    elif observed.invalid is None and not observed.suspended and observed.syncing is None:
+        status.pop("pendingPlan", None)
     return status
 
 

@@ -39,7 +39,7 @@ from syncer.sources.auth import GitAuth
 log = logging.getLogger(__name__)
 
 EVENT_REASONS = {"failed": ("SyncFailed", True), "recovered": ("SyncRecovered", False),
-                 "health": ("HealthChanged", False)}
+                 "health": ("HealthChanged", False), "awaiting-approval": ("AwaitingApproval", False)}
 """Each transition worth a notification is also an Event on the App: (reason, is a warning)."""
 
 ReconcilerFactory = Callable[..., AppReconciler]
@@ -106,7 +106,8 @@ class AppTicker:
         state.last_attempt = outcome.current or state.last_attempt
         try:
             self._write(entry, state, Observation(entry.generation, outcome=state.last_attempt, health=outcome.health,
-                                                  drift=outcome.drift, handled_request=entry.requested))
+                                                  drift=outcome.drift, handled_request=entry.requested,
+                                                  pending=outcome.pending, app=entry.id))
         except ClusterError as error:  # the outcome still counts; the status is written at a later tick
             log.warning("App/%s: %s", entry.key, error)
             return replace(outcome, ok=False)

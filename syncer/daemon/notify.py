@@ -51,7 +51,8 @@ class NotificationFailed(Exception):
 def transitions(previous: dict[str, Any], status: dict[str, Any]) -> list[str]:
     """What is worth telling between two statuses of an App: a distinct failure (another
     revision, cause or set of failed objects; never another message text), a sync that
-    succeeds after failures, and a new health. The same failure again is not news."""
+    succeeds after failures, a new health, and a new plan waiting for approval. The same
+    failure again is not news."""
     events = []
     before = (previous.get("lastSync") or {}).get("result")
     after = (status.get("lastSync") or {}).get("result")
@@ -61,6 +62,9 @@ def transitions(previous: dict[str, Any], status: dict[str, Any]) -> list[str]:
         events.append("recovered")
     if previous.get("health") and status.get("health") and previous["health"] != status["health"]:
         events.append("health")
+    pending = (status.get("pendingPlan") or {}).get("digest")
+    if pending and pending != (previous.get("pendingPlan") or {}).get("digest"):
+        events.append("awaiting-approval")
     return events
 
 

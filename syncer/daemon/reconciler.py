@@ -36,13 +36,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from syncer.apply import ChangeSet, PruneBudgetExceeded, SyncOptions, sync
+from syncer.apply import ChangeSet, PruneBudgetExceeded, SyncOptions, plan_sync, sync
 from syncer.apply.applyset import Inventory
 from syncer.apply.changeset import summary_text
 from syncer.apply.membercache import MemberReads
 from syncer.apply.status import OutcomeRecorder
 from syncer.apply.sync import RecordMoved
 from syncer.config import AppConfig
+from syncer.daemon.approval import PendingPlan, approved, pending_plan
 from syncer.daemon.metrics import Metrics
 from syncer.daemon.recorded import Move, moved_by_others, next_move, read_recorded
 from syncer.errors import ClusterError, RenderTooLarge, SyncerError
@@ -169,6 +170,8 @@ class AppReconciler:
         """The latest sync attempt; a step that had nothing to do leaves it as it was."""
         self._head: str | None = None
         """The tracked ref's commit as last resolved: the app's current revision."""
+        self.pending: PendingPlan | None = None
+        """The new revision planned and waiting for approval (`spec.approval: manual`)."""
         self.current_attempt: SyncAttempt | None = None
         """The latest attempt at the current revision: what the app's status reports. A heal
         of an older render (the current revision failed to render or sync) is not one: the
@@ -271,8 +274,15 @@ class AppReconciler:
                 # Without selfHeal a member's change is reported (the tick's drift), not reverted.
                 return SyncStep(ok=True, member_changed=drifted)
             assert self._manifests is not None
+            accept = None
+            if move is Move.SYNC_HEAD and self.app.manual_approval and revision != WORKING_TREE:
+                pending = self._plan_for_approval(revision)
+                if pending.digest != self.app.approved_plan:
+                    self.pending = pending
+                    return SyncStep(ok=True, member_changed=drifted)
+                accept = approved(pending.digest, manifests=self._manifests, app=self.app.id)
             changes = sync(self._kube, self._manifests, options=replace(self.options, expect_applied=expect),
-                           revision=revision, cache=self.cache)
+                           revision=revision, cache=self.cache, accept=accept)
         except RecordMoved as moved:
             log.info("app %s: not healing to %s: %s", self.app.id, revision[:12], moved,
                      extra={**self._app_fields, "revision": revision, "recorded": moved.recorded})
@@ -286,9 +296,18 @@ class AppReconciler:
                                    started=started)
         else:
             attempt = self._synced(changes, started=started)
+            if attempt.ok and move is Move.SYNC_HEAD:
+                self.pending = None
             if attempt.ok and self._target is None and attempt.revision not in (self._head, WORKING_TREE):
                 self._runs_another(attempt.revision)
         return SyncStep(ok=attempt.ok, attempt=attempt, member_changed=drifted)
+
+    def _plan_for_approval(self, revision: str) -> PendingPlan:
+        """The plan of the held render, as `syncer plan` makes it, for `spec.approval: manual`."""
+        assert self._manifests is not None
+        plan = plan_sync(self._kube, self._manifests, options=replace(self.options, dry_run=True), revision=revision,
+                         cache=self.cache)
+        return pending_plan(plan, manifests=self._manifests, app=self.app.id)
 
     def _resolve_head(self, *, max_age: float) -> str:
         """Ask Git for the tracked ref's head; a head that differs from the one last resolved

@@ -28,6 +28,7 @@ from syncer.apply.applyset import Inventory
 from syncer.apply.membercache import MemberReads
 from syncer.daemon.appobserve import observe_drift, observe_health
 from syncer.daemon.appstatus import AppHealth
+from syncer.daemon.approval import PendingPlan
 from syncer.daemon.metrics import Metrics
 from syncer.daemon.reconciler import AppReconciler, SyncAttempt, SyncStep
 from syncer.kube import Kube
@@ -52,6 +53,8 @@ class TickOutcome:
     """The objects a sync would change; None: not known this tick."""
     health: AppHealth | None = None
     """The objects' health; None: not read (the file mode does not report it) or unreadable."""
+    pending: PendingPlan | None = None
+    """The new revision's plan, waiting for approval (`spec.approval: manual`)."""
 
 
 def run_tick(reconciler: AppReconciler, *, kube: Kube, cache: MemberReads | None, health: bool) -> TickOutcome:
@@ -71,7 +74,7 @@ def run_tick(reconciler: AppReconciler, *, kube: Kube, cache: MemberReads | None
         drift = observe_drift(kube, manifests, options=reconciler.options, revision=reconciler.rendered_revision,
                               cache=cache)
     return TickOutcome(app=app.id, ok=step.ok, attempt=step.attempt, current=reconciler.current_attempt,
-                       drift=drift, health=observed_health)
+                       drift=drift, health=observed_health, pending=reconciler.pending)
 
 
 def _drift_may_have_changed(step: SyncStep, *, cache: MemberReads | None) -> bool:

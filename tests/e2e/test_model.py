@@ -47,6 +47,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from kubernetes import client
 
 from syncer.apply import ChangeSet, EmptySourceRefused, Plan, PruneBudgetExceeded, SyncOptions, plan_sync, sync
+from syncer.apply.planfile import Context, moved_since, plan_document
+from syncer.apply.sync import Acceptance, PlanRefused
 from syncer.apply.applyset import applyset_id
 from syncer.apply.filters import NOT_THE_APPS
 from syncer.apply.membercache import MemberCache
@@ -124,8 +126,22 @@ class Attempt:
 def attempt(call: Callable[[], T]) -> Attempt:
     try:
         return Attempt(value=call())
-    except (ValidationFailed, EmptySourceRefused, PruneBudgetExceeded, RenderError) as refusal:
+    except (ValidationFailed, EmptySourceRefused, PruneBudgetExceeded, RenderError, PlanRefused) as refusal:
         return Attempt(refused=refusal)
+
+
+PLAN_CONTEXT = Context(source={}, cluster_uid="model", server_version="", salt="00", created="2026-12-02T00:00:00Z")
+"""What a plan file records besides the plan: the same for every plan of the test."""
+
+
+def applying(reviewed: dict[str, Any], manifests: Sequence[Manifest]) -> Acceptance:
+    """`syncer apply` of a reviewed plan: the sync refuses, before its first write, a plan that
+    moved since (the one comparison `syncer apply` makes)."""
+    def accept(plan: Plan) -> None:
+        moved = moved_since(reviewed, plan, manifests=manifests, context=PLAN_CONTEXT)
+        if moved:
+            raise PlanRefused("; ".join(moved))
+    return accept
 
 
 def refused(outcome: Attempt) -> bool:
@@ -190,14 +206,17 @@ class SyncModel(RuleBasedStateMachine):
         return render_app(write_app(folder, files), namespace=self.home)
 
     def sync_like_cli(self, manifests: Sequence[Manifest], sync_options: SyncOptions, revision: str,
-                      *, kube: Kube | None = None) -> ChangeSet:
-        """`syncer sync`: a sync, and its outcome recorded as the app's status (when it is news),
-        a refusal included."""
+                      *, kube: Kube | None = None, accept: Acceptance | None = None) -> ChangeSet:
+        """`syncer sync` (with `accept`: `syncer apply` of a reviewed plan): a sync, and its
+        outcome recorded as the app's status (when it is news), a refusal included, but a
+        refused plan file's, which writes nothing."""
         kube = kube or self.world.connect()
         recorder = OutcomeRecorder(kube, app=sync_options.app, namespace=sync_options.namespace)
         try:
             try:
-                changes = sync(kube, manifests, options=sync_options, revision=revision)
+                changes = sync(kube, manifests, options=sync_options, revision=revision, accept=accept)
+            except PlanRefused:
+                raise
             except SyncerError as error:
                 recorder.record_failure(revision=revision, error=error)
                 raise
@@ -283,7 +302,18 @@ class SyncModel(RuleBasedStateMachine):
         kube.close()
         after_dry = self.observer.snapshot()
         verdicts.check("dry-means-dry", [str(w) for w in writes(after_plan, after_dry)], f"{context}: syncer sync --dry-run")
-        real = attempt(lambda: self.sync_like_cli(manifests, sync_options, revision))
+        # `syncer apply` of the plan diff made: the same sync, unless the cluster moved between.
+        reviewed = (plan_document(planned.value, manifests=manifests, context=PLAN_CONTEXT)
+                    if planned.refused is None else None)
+        real = attempt(lambda: self.sync_like_cli(manifests, sync_options, revision,
+                                                  accept=applying(reviewed, manifests) if reviewed else None))
+        if isinstance(real.refused, PlanRefused):
+            # Only a controller may have moved it: a deletion that finished meanwhile.
+            departed = {str(ref) for ref in checks.departed(before, self.observer.snapshot())}
+            unexplained = [line for line in str(real.refused).split("; ") if line.partition(":")[0] not in departed]
+            verdicts.check("fresh-plan-applies", [f"apply of the fresh plan refused: {line}" for line in unexplained],
+                           context)
+            real = attempt(lambda: self.sync_like_cli(manifests, sync_options, revision))
         after = self.observer.snapshot()
 
         outcomes = [("syncer diff", planned), ("syncer sync --dry-run", dry), ("syncer sync", real)]
@@ -367,8 +397,24 @@ class SyncModel(RuleBasedStateMachine):
             *(f"{stray} is a member but neither in Git nor kept"
               for stray in checks.stray_members(after, applyset=applyset, desired=desired, kept=kept)),
         ], context)
+        if reviewed is not None:
+            self.check_stale_plan(reviewed, manifests, sync_options, revision, context, app=app)
         self.check_resync(app, manifests, sync_options, revision, after, context, applyset=applyset, desired=desired)
         return True
+
+    def check_stale_plan(self, reviewed: dict[str, Any], manifests: Sequence[Manifest], sync_options: SyncOptions,
+                         revision: str, context: str, *, app: str) -> None:
+        """`syncer apply` of the plan the sync already executed writes nothing: refused when it
+        planned object changes (they are `unchanged` now), else a resync of nothing."""
+        before = self.observer.snapshot()
+        stale = attempt(lambda: self.sync_like_cli(manifests, sync_options, revision,
+                                                   accept=applying(reviewed, manifests)))
+        after = self.observer.snapshot()
+        problems = [str(w) for w in self.engine_writes(before, after, app=app)]
+        planned_changes = any(entry["action"] in checks.CHANGING for entry in [*reviewed["objects"], *reviewed["prune"]])
+        if planned_changes and not isinstance(stale.refused, PlanRefused):
+            problems.append(f"a stale plan that changed objects was not refused ({stale.refused or 'applied'})")
+        self.world.verdicts.check("stale-plan-writes-nothing", problems, f"{context}: apply of the executed plan")
 
     def check_resync(self, app: str, manifests: Sequence[Manifest], sync_options: SyncOptions, revision: str,
                      before: Snapshot, context: str, *, applyset: str, desired: set[ObjectRef]) -> None:

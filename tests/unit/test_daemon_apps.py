@@ -250,3 +250,35 @@ def test_decryption_names_a_secret_of_age_keys_in_the_apps_namespace() -> None:
     with pytest.raises(InvalidApp) as raised:
         app_spec(app({"repo": "https://git.example.com/shop.git", "decryption": {"secretRef": {}}}))
     assert "spec.decryption: secretRef: must be {name:" in str(raised.value)
+
+
+def test_manual_approval_and_an_approved_digest_are_read_and_checked() -> None:
+    digest = "sha256:" + "ab" * 32
+    config = app_spec(app({"repo": "https://git.example.com/shop.git", "approval": "manual",
+                           "approvedPlan": digest})).config
+    assert (config.manual_approval, config.approved_plan) == (True, digest)
+    assert not app_spec(app({"repo": "https://git.example.com/shop.git"})).config.manual_approval
+    with pytest.raises(InvalidApp) as raised:
+        app_spec(app({"repo": "https://git.example.com/shop.git", "approval": "yes", "approvedPlan": "abc"}))
+    assert "spec.approval: 'yes': must be auto or manual" in str(raised.value)
+    assert "spec.approvedPlan: 'abc': must be a plan digest" in str(raised.value)
+
+
+def test_a_pending_plan_shows_in_the_status_with_one_event_per_plan() -> None:
+    from syncer.daemon.approval import PendingPlan
+    from syncer.model import AppId
+
+    applied = app_status({}, Observation(1, outcome=_outcome("a" * 40, "created"), health=HEALTHY), now="t1")
+    plan = PendingPlan(revision="b" * 40, digest="sha256:" + "1" * 64, summary={"configured": 2})
+    waiting = app_status(applied, Observation(2, outcome=_outcome("a" * 40, "created"), health=HEALTHY,
+                                              pending=plan, app=AppId(namespace="team-a", name="shop")), now="t2")
+    assert waiting["pendingPlan"] == {"revision": "b" * 40, "digest": plan.digest, "summary": {"configured": 2}}
+    ready = next(c for c in waiting["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "AwaitingApproval")
+    assert ready["message"] == (f"revision {'b' * 12} is planned (2 configured) and waits for approval: "
+                                f"syncer approve --app shop -n team-a --digest {plan.digest}")
+    assert waiting["lastAppliedRevision"] == "a" * 40
+    assert transitions(applied, waiting) == ["awaiting-approval"]
+    assert transitions(waiting, waiting) == []
+    done = app_status(waiting, Observation(2, outcome=_outcome("b" * 40, "configured"), health=HEALTHY), now="t3")
+    assert "pendingPlan" not in done and condition_status(done, "Ready") == "True"

@@ -46,7 +46,7 @@ class Cluster:
         return False
 
     def sync(self, kube: object, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str,
-             cache: object) -> ChangeSet:
+             cache: object, accept: object = None) -> ChangeSet:
         if self.moves_before_lock is not None:
             self.applied, self.moves_before_lock = self.moves_before_lock, None
         if options.expect_applied is not None and options.expect_applied != self.applied:

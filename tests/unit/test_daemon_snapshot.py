@@ -79,6 +79,7 @@ class FakeReconciler:
         self.manifests = None
         self.last_attempt: SyncAttempt | None = None
         self.current_attempt: SyncAttempt | None = None
+        self.pending = None
         self.rendered_revision = f"revision-of-{app.repo}"
 
     def step(self) -> SyncStep:

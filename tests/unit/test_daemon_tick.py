@@ -26,6 +26,7 @@ class StepOnly:
         self.options = None
         self._step = step
         self.current_attempt = step.attempt
+        self.pending = None
 
     def step(self) -> SyncStep:
         return self._step

@@ -10,6 +10,10 @@ The invariants (issue 10, "Proof: invariants, not examples"):
   inventory-exact        the ApplySet parent records exactly Git's objects plus the kept ones,
                          and every live member of the app is in Git, kept, or terminating
   resync-writes-nothing  an immediate second sync sends no write and the plan has no changes
+  fresh-plan-applies     the sync is `syncer apply` of the plan diff made: it is never refused,
+                         unless a controller finished a deletion in between
+  stale-plan-writes-nothing  applying that plan again after the sync writes nothing, and is
+                         refused when it planned object changes
   nothing-foreign-deleted  only the app's own members that Git no longer has are deleted (or
                          what the test's own actor deleted); never an object whose UID is desired
   ownership-stays        an object of one app never becomes another app's unless that app's
