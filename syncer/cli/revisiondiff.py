@@ -165,7 +165,7 @@ def revision_diff_json(result: RevisionDiff) -> dict[str, Any]:
             "message": "",
             "origin": result.origins[diff.ref],
             "diff": diff.diff,
-            "changedFields": list(diff.changed),
+            "fields": [field.to_dict() for field in diff.fields if field.is_change],
         } for diff in result.diffs if diff.action is not Action.UNCHANGED],
     })
 

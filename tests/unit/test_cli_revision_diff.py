@@ -170,10 +170,10 @@ def test_json_is_a_revision_diff_document_for_a_repository_url(repo: Path) -> No
                             ("configured", "Secret", "default", "db"), ("deleted", "ConfigMap", "legacy", "old"),
                             ("deleted", "CustomResourceDefinition", None, "widgets.example.com"),
                             ("deleted", "CustomResourceDefinition", None, "gizmos.example.com")}
-    assert changes["configured", "ConfigMap", "default", "settings"]["changedFields"] == [".data.color"]
+    assert changes["configured", "ConfigMap", "default", "settings"]["fields"] == [{"path": ".data.color", "cause": "git"}]
     assert changes["configured", "ConfigMap", "default", "settings"]["diff"].startswith(
         f"--- ConfigMap/default/settings ({first[:10]})\n+++ ConfigMap/default/settings ({second})\n")
-    assert changes["configured", "Secret", "default", "db"]["changedFields"] == [".data.password"]
+    assert changes["configured", "Secret", "default", "db"]["fields"] == [{"path": ".data.password", "cause": "git"}]
     assert not any(text in out for text in PLAINTEXTS)
 
 
@@ -299,8 +299,8 @@ def test_a_helm_chart(repo: Path) -> None:
     assert code == 1, err
     document = json.loads(out)
     assert_valid(document, kind="RevisionDiff")
-    assert [(c["action"], c["kind"], c["namespace"], c["name"], c["changedFields"]) for c in document["changes"]] == [
-        ("configured", "Deployment", "shop", "web-podinfo", [".spec.replicas"])]
+    assert [(c["action"], c["kind"], c["namespace"], c["name"], c["fields"]) for c in document["changes"]] == [
+        ("configured", "Deployment", "shop", "web-podinfo", [{"path": ".spec.replicas", "cause": "git"}])]
     assert document["changes"][0]["origin"] == "chart/templates/deployment.yaml:1"
     # The chart's test hooks are left out at both revisions, each said with its revision.
     assert [warning.split(": ")[0] for warning in document["warnings"]] == [f"--from {first}", "--to main"]

@@ -30,7 +30,7 @@ DOCUMENTS: dict[str, dict[str, Any]] = {
                      "from": {"revision": "main", "sha": "abc"}, "to": {"revision": "pr-7", "sha": "def"},
                      "hasChanges": True, "warnings": [], "notes": [], "summary": {"configured": 1},
                      "changes": [{**CHANGE, "origin": "web.yaml:1", "diff": "--- a\n+++ b\n",
-                                  "changedFields": [".spec.replicas"]}]},
+                                  "fields": [{"path": ".spec.replicas", "cause": "git"}]}]},
     "Sync": {"schemaVersion": "v1", "kind": "Sync", "app": "shop", "inventory": INVENTORY, "revision": "abc",
              "dryRun": False, "ok": True, "result": "Succeeded", "error": None, "warnings": [],
              "summary": {"configured": 1}, "changes": [CHANGE]},
