@@ -47,8 +47,13 @@ class Git:
     ingress_versions: tuple[str, ...] = INGRESS_VERSIONS
     """Those the server serves: a move between group-versions happens only where there are two."""
 
+    committed: frozenset[str] = frozenset()
+    """The ids of the Git this one was copied from: what the cluster has (a commit changes the copy)."""
+
     def copy(self) -> Git:
-        return copy.deepcopy(self)
+        copied = copy.deepcopy(self)
+        copied.committed = frozenset(self.objects)
+        return copied
 
     def fresh(self) -> int:
         self.counter += 1
@@ -383,8 +388,9 @@ def contents(git: Git, container: Object) -> list[str]:
 
 
 def remove_container_keep_contents(git: Git, choose: Choose[Any]) -> str | None:
-    """Drop a Namespace or CRD document while Git keeps objects in it (they must survive)."""
-    candidates = sorted(git.ids("Namespace", "CustomResourceDefinition"))
+    """Drop a Namespace or CRD document while Git keeps objects in it (they must survive). Only
+    one the cluster has: one this very commit declares would leave its contents nowhere to go."""
+    candidates = sorted(i for i in git.ids("Namespace", "CustomResourceDefinition") if i in git.committed)
     if not candidates:
         return None
     ident = choose(candidates)
