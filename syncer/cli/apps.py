@@ -158,31 +158,41 @@ def approve_command(*, app: str | None, app_option: str | None, namespace: str, 
         if digest is not None and digest != pending["digest"]:
             raise PlanRefused(f"{subject(namespace, name)}: the App now waits on plan {pending['digest']} of revision "
                               f"{str(pending.get('revision'))[:12]}, not {digest}; review it again")
-        patch_app(kube, live, {"spec": {"approvedPlan": pending["digest"]}})
+        patched = patch_app(kube, live, {"spec": {"approvedPlan": pending["digest"]}})
         revision = str(pending.get("revision"))
         click.echo(f"{subject(namespace, name)}: approved plan {pending['digest']} of revision {revision[:12]}",
                    err=wait or output != "text")
         if not wait:
             return
-        live = _follow_approval(kube, namespace=namespace, name=name, pending=pending, timeout=timeout)
+        live = _follow_approval(kube, namespace=namespace, name=name, pending=pending, timeout=timeout,
+                                generation=int(patched["metadata"].get("generation") or 0))
     finally:
         kube.close()
     sys.exit(_report(live, output=output))
 
 
-def _follow_approval(kube: Kube, *, namespace: str, name: str, pending: dict[str, Any], timeout: float) -> Object:
-    """The App once the daemon applied the approved revision; exit 3 when it planned again
-    instead (the plan moved), 2 when no daemon answered in time."""
+def _follow_approval(kube: Kube, *, namespace: str, name: str, pending: dict[str, Any], timeout: float,
+                     generation: int) -> Object:
+    """The App once the daemon synced the approved revision (applied, or failed); exit 3 when
+    it planned again instead (the plan moved), 2 when no daemon answered in time. Only a
+    status that answers the approval (`generation`, the App's with it) counts."""
     deadline = time.monotonic() + timeout
     while True:
         live = read_app(kube, namespace=namespace, name=name)
         status = live.get("status") or {}
+        if int(status.get("observedGeneration") or 0) < generation:
+            status = {}
         now_pending = (status.get("pendingPlan") or {}).get("digest")
-        if status.get("lastAppliedRevision") == pending.get("revision") and not now_pending:
-            return live
-        if now_pending and now_pending != pending["digest"]:
+        last_sync = status.get("lastSync") or {}
+        moved = (last_sync.get("revision") == pending.get("revision")
+                 and (last_sync.get("failure") or {}).get("cause") == "PlanRefused")
+        if moved or (now_pending and now_pending != pending["digest"]):
             raise PlanRefused(f"{subject(namespace, name)}: the plan moved since it was approved; nothing was "
-                              f"written, and the App now waits on plan {now_pending}: review it again")
+                              f"written, and the App plans it again: review it again")
+        if not now_pending and (status.get("lastAppliedRevision") == pending.get("revision")
+                                or (last_sync.get("revision") == pending.get("revision")
+                                    and last_sync.get("result") == "Failed")):
+            return live  # applied, or its sync failed: `_report` says which
         if time.monotonic() >= deadline:
             click.echo(f"{subject(namespace, name)}: the approved plan was not applied within {timeout:.0f}s; is "
                        "`syncer run` running and serving this namespace?", err=True)

@@ -280,6 +280,8 @@ class AppReconciler:
                 if pending.digest != self.app.approved_plan:
                     self.pending = pending
                     return SyncStep(ok=True, member_changed=drifted)
+                # Approved: what follows is this sync's outcome, reported as any sync's.
+                self.pending = None
                 accept = approved(pending.digest, manifests=self._manifests, app=self.app.id)
             changes = sync(self._kube, self._manifests, options=replace(self.options, expect_applied=expect),
                            revision=revision, cache=self.cache, accept=accept)
@@ -296,8 +298,6 @@ class AppReconciler:
                                    started=started)
         else:
             attempt = self._synced(changes, started=started)
-            if attempt.ok and move is Move.SYNC_HEAD:
-                self.pending = None
             if attempt.ok and self._target is None and attempt.revision not in (self._head, WORKING_TREE):
                 self._runs_another(attempt.revision)
         return SyncStep(ok=attempt.ok, attempt=attempt, member_changed=drifted)

@@ -166,8 +166,9 @@ def render_template(work: Path, config: ShimConfig, arguments: list[str]) -> byt
     relative = _relative(chart, root)
     # Kustomize writes the chart's merged values (valuesInline, valuesFile) into its own
     # temporary directory, whose helm home it passes as HELM_CONFIG_HOME.
-    kustomize_temp = Path(os.environ.get("HELM_CONFIG_HOME", str(root))).resolve().parent
-    values = [_inside(path, allowed=[root, kustomize_temp], what="values file") for path in request.values_files]
+    helm_home = os.environ.get("HELM_CONFIG_HOME")
+    allowed = [root, Path(helm_home).resolve().parent] if helm_home else [root]
+    values = [_inside(path, allowed=allowed, what="values file") for path in request.values_files]
     flags = list(request.flags)
     if "--namespace" not in flags and "-n" not in flags:
         flags += ["--namespace", config.namespace]
@@ -194,12 +195,11 @@ def render_template(work: Path, config: ShimConfig, arguments: list[str]) -> byt
     return yaml.safe_dump_all([document.obj for document, _ in kept], sort_keys=False).encode()
 
 
-def passthrough_version(arguments: list[str]) -> int:
+def passthrough_version(work: Path, arguments: list[str]) -> int:
     """`helm version`, which Kustomize asks before anything else."""
-    with_home = Path(os.environ.get("HELM_CONFIG_HOME", "/nonexistent")).parent / "syncer-home"
     try:
-        output = run_bounded([helm.helm_binary(), *arguments], cwd=Path.cwd(), budget=None, where="helm version",
-                             timeout=30, env=helm.helm_environment(with_home))
+        output = run_bounded([helm.helm_binary(), *arguments], cwd=work, budget=None, where="helm version",
+                             timeout=30, env=helm.helm_environment(work / "version-home"))
     except (ToolFailed, helm.HelmError) as failed:
         raise Refused(str(failed)) from None
     sys.stdout.buffer.write(output)
@@ -212,7 +212,7 @@ def main(argv: list[str]) -> int:
     command = arguments[0] if arguments else ""
     try:
         if command == "version":
-            return passthrough_version(arguments)
+            return passthrough_version(work, arguments)
         if command == "template":
             sys.stdout.buffer.write(render_template(work, config, arguments[1:]))
             return 0
