@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 from syncer.errors import Problem
 from syncer.sources.limits import Budget, RenderLimits, show_bytes
 from syncer.sources.tool import ToolFailed, find_tool, run_bounded
-from syncer.sources.yamlload import Document, load_yaml
+from syncer.sources.yamlload import Document, load_yaml, read_mapping
 
 HELM_VERSION = "v3.22.0"
 """The helm syncer is tested with, pinned in tools/helm and built by `tools/build.sh helm`."""
@@ -235,7 +235,7 @@ def vendored_names(charts_dir: Path) -> set[str]:
         return names
     for entry in charts_dir.iterdir():
         if entry.is_dir() and (entry / CHART_FILE).is_file():
-            name = _read_mapping(entry / CHART_FILE).get("name")
+            name = read_mapping(entry / CHART_FILE).get("name")
             names.add(str(name) if name else entry.name)
         elif entry.name.endswith(".tgz"):
             stem = entry.name[: -len(".tgz")]
@@ -342,7 +342,7 @@ def template(
             with os.fdopen(descriptor, "w") as file:
                 file.write(document)
             values_files.append(path)
-        release = settings.release_name or str(_read_mapping(chart / CHART_FILE).get("name") or chart.name)
+        release = settings.release_name or str(read_mapping(chart / CHART_FILE).get("name") or chart.name)
         command = template_command(staged.helm, chart=staged.chart, release=release, namespace=namespace,
                                    values_files=values_files, settings=settings)
         return staged.run(command[1:], budget=budget, timeout=limits.helm_timeout)
@@ -406,11 +406,11 @@ def _stage_dependencies(
     limits: RenderLimits, copied: _Copied,
 ) -> None:
     """Put every dependency helm needs into the staged chart's charts/, or fail naming it."""
-    manifest = _read_mapping(chart / CHART_FILE)
+    manifest = read_mapping(chart / CHART_FILE)
     name = str(manifest.get("name") or chart.name)
     declared = dependencies(manifest)
     if (chart / "requirements.yaml").is_file():
-        declared += dependencies(_read_mapping(chart / "requirements.yaml"))
+        declared += dependencies(read_mapping(chart / "requirements.yaml"))
     vendored = vendored_names(staged / "charts")
     missing = [dependency for dependency in declared if dependency.name not in vendored]
     if not missing:
@@ -474,17 +474,6 @@ def _inside(chart: Path, entry: str, *, root: Path) -> tuple[Path | None, str]:
     if not resolved.is_relative_to(root):
         return None, "leads outside the repository"
     return resolved, ""
-
-
-def _read_mapping(path: Path) -> dict[str, Any]:
-    """A small YAML file's top mapping ({} when it is not one: helm reports the real problem)."""
-    try:
-        data = path.read_bytes()[: RenderLimits.max_file_bytes]
-    except OSError:
-        return {}
-    documents, _ = load_yaml(data, file=path.name, budget=Budget(RenderLimits()))
-    obj = documents[0].obj if documents else None
-    return obj if isinstance(obj, dict) else {}
 
 
 def _readable(failed: ToolFailed, *, work: Path, relative: str) -> str:

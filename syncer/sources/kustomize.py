@@ -26,7 +26,7 @@ from syncer.errors import Problem
 from syncer.sources import kustomizehelm
 from syncer.sources.limits import Budget, RenderLimits
 from syncer.sources.tool import ToolFailed, run_bounded
-from syncer.sources.yamlload import load_yaml
+from syncer.sources.yamlload import load_yaml, read_mapping
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 _BASE_FIELDS = ("resources", "bases", "components")
@@ -177,7 +177,7 @@ def uses_helm(directories: list[Path]) -> bool:
     """Whether any of the kustomizations inflates Helm charts (`helmCharts`)."""
     for directory in directories:
         kustomization = kustomization_file(directory)
-        if kustomization is not None and _read_spec(kustomization).get("helmCharts"):
+        if kustomization is not None and read_mapping(kustomization).get("helmCharts"):
             return True
     return False
 
@@ -226,14 +226,6 @@ def helm_chart_problems(spec: dict[str, Any], *, directory: Path) -> list[str]:
                 f"download it into the checkout, which syncer does not let it do: vendor the chart there "
                 f"(helm pull --untar --untardir {where.rpartition('/')[0]} ...) and commit it")
     return problems
-
-
-def _read_spec(kustomization: Path) -> dict[str, Any]:
-    limits = RenderLimits()
-    documents, _ = load_yaml(kustomization.read_bytes()[: limits.max_file_bytes], file=kustomization.name,
-                             budget=Budget(limits))
-    obj = documents[0].obj if documents else None
-    return obj if isinstance(obj, dict) else {}
 
 
 def _strings(value: Any) -> list[str]:

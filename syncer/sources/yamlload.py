@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -385,3 +386,16 @@ def flow_depth(data: bytes, *, end: int) -> int:
 def _yaml_message(error: yaml.MarkedYAMLError) -> str:
     parts = [part for part in (error.context, error.problem) if part]
     return ", ".join(parts) or str(error)
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """A small YAML file's top mapping ({} when it is not one, or unreadable: the tool that
+    reads it for real reports the problem)."""
+    limits = RenderLimits()
+    try:
+        data = path.read_bytes()[: limits.max_file_bytes]
+    except OSError:
+        return {}
+    documents, _ = load_yaml(data, file=path.name, budget=Budget(limits))
+    obj = documents[0].obj if documents else None
+    return obj if isinstance(obj, dict) else {}
