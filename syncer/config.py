@@ -29,6 +29,7 @@ import yaml
 
 from syncer.diff import IgnoreRule, parse_ignore_rules
 from syncer.errors import ConfigError, Problem
+from syncer.hold import Hold
 from syncer.model import AppId, ObjectRef, PruneBudget, parse_confirmation, parse_prune_budget
 from syncer.sources.auth import GitAuth
 from syncer.sources.git import check_revision
@@ -173,6 +174,9 @@ class AppConfig:
     `syncer approve` (`syncer.daemon.approval`)."""
     approved_plan: str | None = None
     """The digest of the plan a user approved (`spec.approvedPlan`)."""
+    hold: Hold | None = None
+    """A rollback's hold (`spec.hold`, `syncer.hold`): the app stays at its revision while
+    the tracked ref renders as the revision rolled back from did."""
 
     @property
     def chart(self) -> HelmSettings:

@@ -31,6 +31,7 @@ _COMMAND_MODULES = {
     "reconcile": "syncer.cli.apps",
     "render": "syncer.cli.render",
     "resume": "syncer.cli.apps",
+    "rollback": "syncer.cli.rollback",
     "run": "syncer.cli.run",
     "status": "syncer.cli.status",
     "suspend": "syncer.cli.apps",

@@ -74,11 +74,12 @@ def reconcile_command(*, app: str, namespace: str, wait: bool, timeout: float, k
             time.sleep(POLL_SECONDS)
     finally:
         kube.close()
-    sys.exit(_report(live, output=output))
+    sys.exit(report_app(live, output=output))
 
 
-def _report(live: Object, *, output: str) -> int:
-    """Print the App's outcome; the exit code: 0 when the sync succeeded and it is not Stalled."""
+def report_app(live: Object, *, output: str) -> int:
+    """Print the App's outcome once a sync the user asked for ended (reconcile, approve,
+    rollback); the exit code: 0 when the sync succeeded and it is not Stalled."""
     status = live.get("status") or {}
     ok = sync_result(status) == "Succeeded" and condition_status(status, "Stalled") != "True"
     if output != "text":
@@ -168,7 +169,7 @@ def approve_command(*, app: str | None, app_option: str | None, namespace: str, 
                                 generation=int(patched["metadata"].get("generation") or 0))
     finally:
         kube.close()
-    sys.exit(_report(live, output=output))
+    sys.exit(report_app(live, output=output))
 
 
 def _follow_approval(kube: Kube, *, namespace: str, name: str, pending: dict[str, Any], timeout: float,

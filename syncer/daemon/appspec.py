@@ -29,6 +29,7 @@ from syncer.config import AppConfig, _boolean, _dns_label, checked_field, shared
 from syncer.daemon.notifytarget import AddressAllowList, TargetRefused, check_target
 from syncer.diff import IgnoreRule, parse_ignore_rules
 from syncer.errors import ConfigError, Problem
+from syncer.hold import parse_hold
 from syncer.model import Object
 from syncer.sources.giturl import looks_like_url, parse_url, reject_unsafe
 from syncer.sources.helm import HelmSettings, inline_values
@@ -48,7 +49,7 @@ DEFAULT_SECRET_KEY = "secret"
 SPEC_FIELDS = (
     "repo", "revision", "path", "secretRef", "targetNamespace", "createNamespace", "prune", "selfHeal",
     "wait", "timeout", "interval", "suspend", "serviceAccountName", "ignoreDifferences", "notification", "helm",
-    "decryption", "pruneConfirmations", "maxPrune", "approval", "approvedPlan",
+    "decryption", "pruneConfirmations", "maxPrune", "approval", "approvedPlan", "hold",
 )
 HELM_FIELDS = ("releaseName", "valuesFiles", "values", "valuesFrom")
 VALUES_FROM_FIELDS = ("kind", "name", "valuesKey", "optional")
@@ -195,6 +196,7 @@ class _SpecChecker:
             helm=self.get("helm", self._helm, HelmSettings()),
             manual_approval=self.get("approval", _approval, False),
             approved_plan=self.get("approvedPlan", _digest, None),
+            hold=self.get("hold", parse_hold, None),
         )
         return AppSpec(
             config=config,

@@ -38,7 +38,7 @@ MAX_LISTED = 20
 """Objects named in a message or in drift.objects at most; the count is always complete."""
 MAX_MESSAGE = 2000
 
-READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
+READY, RECONCILING, STALLED, ROLLED_BACK = "Ready", "Reconciling", "Stalled", "RolledBack"
 AWAITING_APPROVAL = "AwaitingApproval"
 OWNED_ACTIONS = ("created", "configured", "recreated", "unchanged", "skipped")
 """Actions after which an object is (still) in the app's inventory."""
@@ -92,6 +92,8 @@ class Observation:
     """A new revision planned and waiting for approval (`spec.approval: manual`)."""
     app: AppId | None = None
     """The App, for the message that says how to approve."""
+    hold: dict[str, Any] | None = None
+    """`status.hold`: the rollback's hold as the daemon applies it (None: the spec has none)."""
 
 
 def _condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
@@ -158,6 +160,23 @@ def _conditions(previous: dict[str, Any], observed: Observation) -> list[dict[st
             _condition(STALLED, "False", reason, message)]
 
 
+def _rolled_back(observed: Observation) -> dict[str, Any] | None:
+    """`RolledBack`: True while a rollback's hold keeps the App at an earlier revision, False
+    once a commit that changed its render ended it; absent without a hold (`spec.hold`)."""
+    hold = observed.hold
+    if hold is None or observed.invalid is not None:
+        return None
+    back = f"rolled back to {str(hold.get('revision'))[:12]} from {str(hold.get('from'))[:12]}"
+    who = f" by {hold['requestedBy']}" if hold.get("requestedBy") else ""
+    if hold.get("holding"):
+        return _condition(ROLLED_BACK, "True", "Held",
+                          f"{back}{who}; held until a commit changes the App's render or `syncer rollback "
+                          f"--release`")
+    return _condition(ROLLED_BACK, "False", "Released",
+                      f"{back}{who}; the hold ended: commit {str(hold.get('releasedBy'))[:12]} changed the App's "
+                      "render (`syncer rollback --release` removes spec.hold)")
+
+
 def _error(outcome: SyncAttempt) -> str:
     if outcome.error:
         return outcome.error
@@ -195,13 +214,13 @@ def app_status(previous: dict[str, Any], observed: Observation, *, now: str | No
     now = now or now_rfc3339()
     status = copy.deepcopy(previous)
     status["observedGeneration"] = observed.generation
-    conditions = []
-    for condition in _conditions(previous, observed):
+    rolled_back = _rolled_back(observed)
+    conditions = _conditions(previous, observed) + ([rolled_back] if rolled_back is not None else [])
+    for condition in conditions:
         before = _find(previous.get("conditions"), condition["type"])
         same = before is not None and before.get("status") == condition["status"]
         condition["observedGeneration"] = observed.generation
         condition["lastTransitionTime"] = before.get("lastTransitionTime", now) if same and before else now
-        conditions.append(condition)
     status["conditions"] = conditions
     outcome = observed.outcome
     if outcome is not None and observed.invalid is None:
@@ -218,6 +237,10 @@ def app_status(previous: dict[str, Any], observed: Observation, *, now: str | No
         status["drift"] = {"count": len(observed.drift), "objects": list(observed.drift[:MAX_LISTED])}
     if observed.handled_request is not None:
         status["lastHandledReconcileAt"] = observed.handled_request
+    if observed.hold is not None:
+        status["hold"] = observed.hold
+    elif observed.invalid is None:
+        status.pop("hold", None)
     if observed.pending is not None:
         status["pendingPlan"] = observed.pending.to_status()
     elif observed.invalid is None and not observed.suspended and observed.syncing is None:

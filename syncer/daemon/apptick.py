@@ -39,7 +39,8 @@ from syncer.sources.auth import GitAuth
 log = logging.getLogger(__name__)
 
 EVENT_REASONS = {"failed": ("SyncFailed", True), "recovered": ("SyncRecovered", False),
-                 "health": ("HealthChanged", False), "awaiting-approval": ("AwaitingApproval", False)}
+                 "health": ("HealthChanged", False), "awaiting-approval": ("AwaitingApproval", False),
+                 "rolled-back": ("RolledBack", False), "hold-released": ("HoldReleased", False)}
 """Each transition worth a notification is also an Event on the App: (reason, is a warning)."""
 
 ReconcilerFactory = Callable[..., AppReconciler]
@@ -87,12 +88,14 @@ class AppTicker:
                                                   handled_request=entry.requested))
             return TickOutcome(app=entry.id, ok=True)
         if spec.suspend:
-            self._write(entry, state, Observation(entry.generation, suspended=True, handled_request=entry.requested))
+            self._write(entry, state, Observation(entry.generation, suspended=True, handled_request=entry.requested,
+                                                  hold=state.status.get("hold")))
             return TickOutcome(app=entry.id, ok=True)
         waited_for = entry.requested is not None and entry.requested != state.status.get("lastHandledReconcileAt")
         if waited_for or state.status.get("observedGeneration") != entry.generation:
             what = f"{spec.config.repo} at {spec.config.revision or 'HEAD'}"
-            self._write(entry, state, Observation(entry.generation, outcome=state.last_attempt, syncing=what))
+            self._write(entry, state, Observation(entry.generation, outcome=state.last_attempt, syncing=what,
+                                                  hold=state.status.get("hold")))
         try:
             reconciler = self._reconciler(entry, state, spec)
         except SyncerError as error:
@@ -107,7 +110,7 @@ class AppTicker:
         try:
             self._write(entry, state, Observation(entry.generation, outcome=state.last_attempt, health=outcome.health,
                                                   drift=outcome.drift, handled_request=entry.requested,
-                                                  pending=outcome.pending, app=entry.id))
+                                                  pending=outcome.pending, app=entry.id, hold=outcome.hold))
         except ClusterError as error:  # the outcome still counts; the status is written at a later tick
             log.warning("App/%s: %s", entry.key, error)
             return replace(outcome, ok=False)

@@ -51,8 +51,8 @@ class NotificationFailed(Exception):
 def transitions(previous: dict[str, Any], status: dict[str, Any]) -> list[str]:
     """What is worth telling between two statuses of an App: a distinct failure (another
     revision, cause or set of failed objects; never another message text), a sync that
-    succeeds after failures, a new health, and a new plan waiting for approval. The same
-    failure again is not news."""
+    succeeds after failures, a new health, a new plan waiting for approval, a rollback
+    applied and held, and its hold ended. The same failure again is not news."""
     events = []
     before = (previous.get("lastSync") or {}).get("result")
     after = (status.get("lastSync") or {}).get("result")
@@ -65,7 +65,19 @@ def transitions(previous: dict[str, Any], status: dict[str, Any]) -> list[str]:
     pending = (status.get("pendingPlan") or {}).get("digest")
     if pending and pending != (previous.get("pendingPlan") or {}).get("digest"):
         events.append("awaiting-approval")
+    if _rolled_back(status) and _rolled_back(status) != _rolled_back(previous):
+        events.append("rolled-back")
+    if (previous.get("hold") or {}).get("holding") and (status.get("hold") or {}).get("holding") is False:
+        events.append("hold-released")
     return events
+
+
+def _rolled_back(status: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The hold a status shows applied (its revision is the applied one), or None."""
+    hold = status.get("hold") or {}
+    if not hold.get("holding") or status.get("lastAppliedRevision") != hold.get("revision"):
+        return None
+    return hold.get("revision"), hold.get("from"), hold.get("requestedAt")
 
 
 def _failure(status: dict[str, Any]) -> tuple[Any, Any, Any]:

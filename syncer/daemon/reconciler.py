@@ -34,6 +34,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 from pathlib import Path
 
 from syncer.apply import ChangeSet, PruneBudgetExceeded, SyncOptions, plan_sync, sync
@@ -47,6 +48,7 @@ from syncer.daemon.approval import PendingPlan, approved, pending_plan
 from syncer.daemon.metrics import Metrics
 from syncer.daemon.recorded import Move, moved_by_others, next_move, read_recorded
 from syncer.errors import ClusterError, RenderTooLarge, SyncerError
+from syncer.hold import hold_status, holds, render_digest
 from syncer.kube import Kube
 from syncer.model import Manifest
 from syncer.sources import (
@@ -189,6 +191,10 @@ class AppReconciler:
         """A recorded revision Git no longer has: not healed to, and said so once."""
         self._forgotten = False
         self._move_on = False
+        self._hold_judged: tuple[str, bool] | None = None
+        """(head, whether the hold stands with it): judged once per head the daemon sees."""
+        self._from_render: str | None = None
+        """The render digest of the revision the hold goes back from (None: not yet made)."""
 
     def note_drift(self) -> None:
         """A member changed: the next tick heals, without asking Git."""
@@ -206,6 +212,7 @@ class AppReconciler:
         self._manifests = self._rendered_revision = self._rendered_tree = self._synced_revision = None
         self._head = self._target = self._seen_recorded = self._ours = self._gone = None
         self._last_ok = self._drifted = self._move_on = False
+        self._hold_judged = None
         # Git is asked afresh, not answered from the replicas' shared ls-remote: that answer may
         # be as old as the interval, older than what the replica that held the app meanwhile saw.
         self._news_expected = True
@@ -264,7 +271,7 @@ class AppReconciler:
             if not fresh and self._settled(drifted=drifted):
                 return SyncStep(ok=True)
             move, recorded = self._next_move(asked=asked, move_on=move_on)
-            revision = (self._head or revision) if move is Move.SYNC_HEAD else (recorded or self.rendered_revision)
+            revision = (self._moving_to() or revision) if move is Move.SYNC_HEAD else (recorded or self.rendered_revision)
             rendered = self._render_for(move, recorded=recorded)
             if rendered is None:
                 return SyncStep(ok=True, member_changed=drifted)
@@ -298,7 +305,7 @@ class AppReconciler:
                                    started=started)
         else:
             attempt = self._synced(changes, started=started)
-            if attempt.ok and self._target is None and attempt.revision not in (self._head, WORKING_TREE):
+            if attempt.ok and self._target is None and attempt.revision not in (self._moving_to(), WORKING_TREE):
                 self._runs_another(attempt.revision)
         return SyncStep(ok=attempt.ok, attempt=attempt, member_changed=drifted)
 
@@ -334,7 +341,11 @@ class AppReconciler:
             self._resolve_head(max_age=0.0)
             asked = True
         self._seen_recorded = recorded
-        if move_on and asked:
+        hold = self.app.hold
+        if hold is not None and self.holding():
+            # The rollback's revision, not the head, is where the app moves (and stays).
+            self._target = hold.revision
+        elif move_on and asked:
             self._target = self._head
         if self._target is not None and self._target == recorded:
             self._target = None
@@ -350,6 +361,11 @@ class AppReconciler:
             return self._render_recorded(recorded)
         if move is Move.HEAL_HELD:
             return self.rendered_revision
+        hold = self.app.hold
+        if hold is not None and self._target == hold.revision:
+            if self._manifests is None or self._rendered_revision != hold.revision:
+                return self._render_commit(hold.revision, why=f"the app is {hold.describe()}")
+            return hold.revision
         head = self._head
         if self._manifests is None or head != self._rendered_revision or head == WORKING_TREE:
             return self._fetch_and_render()
@@ -358,16 +374,21 @@ class AppReconciler:
     def _render_recorded(self, recorded: str) -> str | None:
         """Render the revision the cluster records; None when Git no longer has it (then the
         objects are left as they are, and the app's status and log say so once)."""
+        return self._render_commit(recorded, why="the cluster runs it")
+
+    def _render_commit(self, recorded: str, *, why: str) -> str | None:
+        """Render exactly the commit `recorded` (`why` it is the one to apply); None when Git
+        no longer has it."""
         fetch_started = time.monotonic()
         try:
             snapshot = self.source.fetch_commit(recorded)
         except RevisionGone as gone:
             self._gone = recorded
-            message = (f"the cluster runs revision {recorded[:12]}, which the repository no longer has ({gone}); "
-                       "not healing until the next change in Git")
+            message = (f"revision {recorded[:12]} ({why}) is one the repository no longer has ({gone}); "
+                       "not syncing it until the next change in Git")
             log.warning("app %s: %s", self.app.id, message, extra={**self._app_fields, "recorded": recorded})
-            if self._target is None:  # else the head's own attempt (it failed) stays the status
-                self.current_attempt = SyncAttempt(revision=self._head or recorded, changes=None, error=message,
+            if self._target in (None, recorded):  # else the head's own attempt (it failed) stays the status
+                self.current_attempt = SyncAttempt(revision=self._moving_to() or recorded, changes=None, error=message,
                                                    cause="RevisionGone")
             return None
         self._metrics.observe_fetch(self.app.id, time.monotonic() - fetch_started)
@@ -413,22 +434,24 @@ class AppReconciler:
     def _render(self, snapshot: Snapshot) -> str:
         tree = snapshot.tree_of(self.app.path) if snapshot.tree_of is not None else None
         if tree is None or tree != self._rendered_tree or self._manifests is None or self._uses_kustomize(snapshot):
-            settings = self.app.chart
-            if runs_helm(snapshot, self.app.path):
-                settings = with_capabilities(settings, version=self._kube.server_version(),
-                                             api_versions=self._kube.served_group_versions())
-            warnings: list[str] = []
-            manifests = self._renderer.render(snapshot, self.app.path, namespace=self.app.namespace,
-                                              helm_settings=settings, warnings=warnings)
-            for warning in warnings:
-                log.warning("app %s: %s", self.app.id, warning, extra={**self._app_fields,
-                                                                        "revision": snapshot.revision})
-            manifests = sops.decrypt(manifests, identities=self.app.age_identities)
-            if self.app.create_namespace:
-                manifests = with_created_namespace(manifests, self.app.namespace)
-            self._manifests = manifests
+            self._manifests = self._render_manifests(snapshot)
         self._rendered_revision, self._rendered_tree = snapshot.revision, tree
         return snapshot.revision
+
+    def _render_manifests(self, snapshot: Snapshot) -> list[Manifest]:
+        settings = self.app.chart
+        if runs_helm(snapshot, self.app.path):
+            settings = with_capabilities(settings, version=self._kube.server_version(),
+                                         api_versions=self._kube.served_group_versions())
+        warnings: list[str] = []
+        manifests = self._renderer.render(snapshot, self.app.path, namespace=self.app.namespace,
+                                          helm_settings=settings, warnings=warnings)
+        for warning in warnings:
+            log.warning("app %s: %s", self.app.id, warning, extra={**self._app_fields, "revision": snapshot.revision})
+        manifests = sops.decrypt(manifests, identities=self.app.age_identities)
+        if self.app.create_namespace:
+            manifests = with_created_namespace(manifests, self.app.namespace)
+        return list(manifests)
 
     def _uses_kustomize(self, snapshot: Snapshot) -> bool:
         """Kustomize and Helm may read beyond the path (`../base`, components; values files,
@@ -467,8 +490,57 @@ class AppReconciler:
         return attempt
 
     def _is_current(self, attempt: SyncAttempt) -> bool:
-        """An attempt at the current revision, or at a working tree (which has no other)."""
-        return self._head is None or attempt.revision == self._head or attempt.revision == WORKING_TREE
+        """An attempt at the current revision (the head, or the rollback's while it holds), or
+        at a working tree (which has no other)."""
+        current = self._moving_to()
+        return current is None or attempt.revision == current or attempt.revision == WORKING_TREE
+
+    def _moving_to(self) -> str | None:
+        """The app's current revision: the revision rolled back to while the hold stands, else
+        the tracked ref's head as last resolved (None: not yet)."""
+        hold = self.app.hold
+        if hold is not None and self.holding():
+            return hold.revision
+        return self._head
+
+    def holding(self) -> bool:
+        """Whether the app's rollback hold stands with the head as last resolved (False: no
+        hold). Judged once per head: a head other than the revision rolled back from is
+        rendered, and the hold stands while it renders what that revision rendered."""
+        hold, head = self.app.hold, self._head
+        if hold is None:
+            return False
+        if head is None or head == hold.from_revision or head == WORKING_TREE:
+            return True
+        if self._hold_judged is None or self._hold_judged[0] != head:
+            standing = holds(hold, head=head, head_render=self._render_digest(head),
+                             from_render=self._render_digest(hold.from_revision))
+            if not standing:
+                log.info("app %s: the hold (%s) ends: commit %s changes the app's render", self.app.id,
+                         hold.describe(), head[:12], extra={**self._app_fields, "revision": head})
+            self._hold_judged = (head, standing)
+        return self._hold_judged[1]
+
+    def _render_digest(self, revision: str) -> str | None:
+        """The render digest of a commit (`syncer.hold.render_digest`); None when it cannot be
+        fetched or rendered. The hold's `from` is rendered once per reconciler."""
+        hold = self.app.hold
+        if hold is not None and revision == hold.from_revision and self._from_render is not None:
+            return self._from_render
+        try:
+            digest = render_digest(self._render_manifests(self.source.fetch_commit(revision)))
+        except SyncerError as error:
+            log.info("app %s: cannot render %s to compare it with the hold's: %s", self.app.id, revision[:12], error,
+                     extra=self._app_fields)
+            return None
+        if hold is not None and revision == hold.from_revision:
+            self._from_render = digest
+        return digest
+
+    @property
+    def hold_status(self) -> dict[str, Any] | None:
+        """`status.hold` (None: no hold in the spec)."""
+        return hold_status(self.app.hold, holding=self.holding(), head=self._head)
 
     def _failed(self, *, revision: str, error: Exception, started: float) -> SyncAttempt:
         seconds = time.monotonic() - started

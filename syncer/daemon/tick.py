@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from syncer.apply.applyset import Inventory
 from syncer.apply.membercache import MemberReads
@@ -55,6 +56,8 @@ class TickOutcome:
     """The objects' health; None: not read (the file mode does not report it) or unreadable."""
     pending: PendingPlan | None = None
     """The new revision's plan, waiting for approval (`spec.approval: manual`)."""
+    hold: dict[str, Any] | None = None
+    """The rollback's hold as applied (`status.hold`); None: the App has none."""
 
 
 def run_tick(reconciler: AppReconciler, *, kube: Kube, cache: MemberReads | None, health: bool) -> TickOutcome:
@@ -74,7 +77,8 @@ def run_tick(reconciler: AppReconciler, *, kube: Kube, cache: MemberReads | None
         drift = observe_drift(kube, manifests, options=reconciler.options, revision=reconciler.rendered_revision,
                               cache=cache)
     return TickOutcome(app=app.id, ok=step.ok, attempt=step.attempt, current=reconciler.current_attempt,
-                       drift=drift, health=observed_health, pending=reconciler.pending)
+                       drift=drift, health=observed_health, pending=reconciler.pending,
+                       hold=reconciler.hold_status)
 
 
 def _drift_may_have_changed(step: SyncStep, *, cache: MemberReads | None) -> bool:
