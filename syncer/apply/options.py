@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from syncer.config import AppConfig
 from syncer.diff import IgnoreRule
+from syncer.hold import Hold
 from syncer.model import DEFAULT_PRUNE_BUDGET, ObjectRef, PruneBudget
 
 DEFAULT_FIELD_MANAGER = "syncer"
@@ -60,6 +61,11 @@ class SyncOptions:
     checked on the plan made under the lock too. Someone else's sync that recorded another
     revision since is not undone (RecordMoved). None: no expectation (a sync that moves the
     app to a revision)."""
+    rollback: Hold | None = None
+    """This sync is `syncer rollback` of a CLI app: it goes back to `rollback.revision` and,
+    once applied, records the hold on the parent (`syncer.apply.holdrecord`)."""
+    release_hold: bool = False
+    """Sync although a rollback holds the app, and remove the hold (`--release-hold`)."""
 
     @classmethod
     def for_app(cls, app: AppConfig, *, field_manager: str, lock_timeout: float) -> SyncOptions:

@@ -25,6 +25,7 @@ from syncer.apply.budget import PruneBudgetExceeded
 from syncer.apply.changeset import ChangeSet
 from syncer.apply.executor import Reporter, StepReporter, execute, execute_bootstrap, refuse_blocked, undo_bootstrap
 from syncer.apply.live import ListKey, Recovery
+from syncer.apply.holdrecord import HeldByRollback, refuse_held
 from syncer.apply.lock import AppLock
 from syncer.apply.membercache import MemberReads
 from syncer.apply.options import SyncOptions
@@ -142,6 +143,7 @@ def sync(
     refuse, and then nothing stays written (the app's new namespace is deleted again)."""
     plan = plan_sync(kube, manifests, options=options, revision=revision, cache=cache)
     refuse_blocked(plan)
+    refuse_held(plan, options)
     if accept is not None:
         accept(plan)
     if options.dry_run or not plan.writes:
@@ -174,9 +176,10 @@ def sync(
                 # missing, no member appeared since the first plan's label scan.
                 plan = plan_sync(kube, manifests, options=options, revision=revision, recovery=plan.recovery)
                 refuse_blocked(plan)
+                refuse_held(plan, options)
                 if accept is not None:
                     accept(plan)
-            except (ValidationFailed, PlanRefused, PruneBudgetExceeded):
+            except (ValidationFailed, PlanRefused, PruneBudgetExceeded, HeldByRollback):
                 undo_bootstrap(guarded, bootstrap)
                 raise
         changes = execute(guarded, plan, dry_run=False, bootstrap=bootstrap, report=report, on_step=on_step,

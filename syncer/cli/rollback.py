@@ -1,4 +1,4 @@
-"""`syncer rollback APP -n NS --to REV | --steps N | --release`: go back to a revision the App's
+"""`syncer rollback APP -n NS --to REV | --steps N | --release`: go back to a revision the app's
 history applied, and hold it there.
 
 The command changes only the App, with the user's own rights: it sets `spec.hold`
@@ -19,14 +19,22 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import click
 
-from syncer.apply.status import now_rfc3339
+from syncer.apply.applyset import Inventory
+from syncer.apply.holdrecord import recorded_hold, write_hold
+from syncer.apply.status import now_rfc3339, status_from_annotations
 from syncer.cli import cli
-from syncer.cli.common import Duration, cluster_options, connect, output_option
+from syncer.cli.appselect import command_target
 from syncer.cli.apps import report_app
+from syncer.cli.common import (
+    Duration, app_options, cluster_options, connect, live_capabilities, output_option, resolve_namespace,
+)
+from syncer.cli.options import render_from_options, source_options
+from syncer.cli.sync import run_sync
 from syncer.daemon.appclient import patch_app, read_app, subject, whoami
 from syncer.errors import ConfigError
 from syncer.hold import Hold, parse_hold, pick_revision
@@ -37,29 +45,49 @@ POLL_SECONDS = 0.5
 
 
 @cli.command("rollback")
-@click.argument("app", required=False)
-@click.option("--app", "app_option", default=None, metavar="NAME", help="The App (instead of the argument).")
-@click.option("-n", "--namespace", default="default", show_default=True, help="The App's namespace.")
-@click.option("--to", "to", default=None, metavar="REV",
-              help="A revision from the App's history (`syncer history`): a full or abbreviated commit SHA.")
-@click.option("--steps", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Go back N distinct revisions in the App's history (1: the one before the current).")
-@click.option("--release", is_flag=True, help="End the hold: the App moves to the tracked ref's head again.")
-@click.option("--wait", is_flag=True, help="Follow the status until the daemon applied the revision (or failed).")
-@click.option("--timeout", type=Duration(minimum=1), default="5m", show_default=True,
-              help="How long --wait waits for the daemon.")
+@click.argument("app_argument", metavar="[APP]", required=False)
+@source_options
+@app_options
 @cluster_options
 @output_option
-def rollback_command(*, app: str | None, app_option: str | None, namespace: str, to: str | None, steps: int | None,
-                     release: bool, wait: bool, timeout: float, kubeconfig: str | None, context: str | None,
-                     output: str, request_timeout: float) -> None:
-    """Sync an earlier revision of an App from its history, and hold it there (spec.hold) until
-    a commit changes the App's render or --release."""
-    name = app_option or app
-    if name is None or (app and app_option and app != app_option):
-        raise click.UsageError("name one App: syncer rollback APP -n NS (or --app NAME)")
+@click.option("--to", "to", default=None, metavar="REV",
+              help="A revision from the app's history (`syncer history`): a full or abbreviated commit SHA.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Go back N distinct revisions in the app's history (1: the one before the current).")
+@click.option("--release", is_flag=True, help="End the hold: the App moves to the tracked ref's head again (a CLI "
+                                              "app's next plain `syncer sync` is no longer refused).")
+@click.option("--wait", is_flag=True, help="An App: follow its status until the daemon applied the revision (or "
+                                           "failed).")
+@click.option("--timeout", type=Duration(minimum=1), default="5m", show_default=True,
+              help="How long --wait waits for the daemon.")
+@click.option("--lock-timeout", type=Duration(), default="2m", show_default=True,
+              help="A CLI app: how long to wait while another sync of the same app runs.")
+def rollback_command(*, app_argument: str | None, app: str | None, app_object: str | None, to: str | None,
+                     steps: int | None, release: bool, wait: bool, timeout: float, lock_timeout: float,
+                     field_manager: str, concurrency: int, qps: float, ignore_file: str | None,
+                     kubeconfig: str | None, context: str | None, output: str, request_timeout: float,
+                     **source: Any) -> None:
+    """Go back to an earlier revision from the app's history and hold it there, until a commit
+    changes the app's render or --release. An App (APP or --app NAME, -n its namespace): sets
+    spec.hold with your rights, and the daemon syncs the revision with the App's identity. A
+    CLI app (--name, with the source flags of `syncer sync`): syncs the revision now, as
+    `syncer sync --revision` would, and records the hold on its parent."""
     if sum(choice is not None and choice is not False for choice in (to, steps, release or None)) != 1:
         raise click.UsageError("give one of --to REV, --steps N or --release")
+    resolve_namespace(source, kubeconfig=kubeconfig, context=context)
+    namespace = str(source["namespace"])
+    if app is not None:
+        if app_argument or app_object:
+            raise click.UsageError("name one app: an App (APP or --app NAME) or a CLI app (--name)")
+        if wait:
+            raise click.UsageError("--wait follows an App's daemon; a CLI app's rollback syncs before it exits")
+        _roll_back_cli_app(app=app, namespace=namespace, to=to, steps=steps, release=release, source=source,
+                           field_manager=field_manager, concurrency=concurrency, qps=qps, ignore_file=ignore_file,
+                           lock_timeout=lock_timeout, kubeconfig=kubeconfig, context=context, output=output)
+        return
+    name = app_object or app_argument
+    if name is None or (app_argument and app_object and app_argument != app_object):
+        raise click.UsageError("name one app: syncer rollback APP -n NS (or --app NAME), or --name for a CLI app")
     kube = connect(kubeconfig=kubeconfig, context=context, request_timeout=request_timeout)
     try:
         live = read_app(kube, namespace=namespace, name=name)
@@ -68,17 +96,72 @@ def rollback_command(*, app: str | None, app_option: str | None, namespace: str,
             target = None
         else:
             hold = rollback_hold(live, to=to, steps=steps, requested_by=whoami(kube))
-            patched = patch_app(kube, live, {"spec": {"hold": hold.to_spec()}})
+            live = patch_app(kube, live, {"spec": {"hold": hold.to_spec()}})
             click.echo(f"{subject(namespace, name)}: {hold.describe()}, held until a commit changes the App's render "
                        f"or `syncer rollback {name} -n {namespace} --release`", err=wait or output != "text")
             target = hold.revision
-            live = patched
         if not wait:
             return
         live = _follow(kube, live, target=target, timeout=timeout)
     finally:
         kube.close()
     sys.exit(report_app(live, output=output))
+
+
+def _roll_back_cli_app(
+    *, app: str, namespace: str, to: str | None, steps: int | None, release: bool, source: dict[str, Any],
+    field_manager: str, concurrency: int, qps: float, ignore_file: str | None, lock_timeout: float,
+    kubeconfig: str | None, context: str | None, output: str,
+) -> None:
+    """A CLI app: release the hold its parent records, or sync the revision picked from its
+    history with the hold recorded once applied (exits as `syncer sync` does)."""
+    kube = connect(kubeconfig=kubeconfig, context=context)
+    try:
+        parent_ref = Inventory.for_app(app=app, namespace=namespace).parent
+        parent = kube.get(kube.resource_for("v1", "ConfigMap"), parent_ref.name, namespace=namespace)
+        if parent is None:
+            raise ConfigError(f"app {app}: no {parent_ref}: it was never synced in namespace {namespace}")
+        annotations = dict((parent.get("metadata") or {}).get("annotations") or {})
+        held = recorded_hold(annotations, parent=str(parent_ref))
+        if release:
+            if held is None:
+                raise ConfigError(f"app {app}: {parent_ref} records no hold; nothing to release")
+            write_hold(kube, app=app, namespace=namespace, hold=None)
+            click.echo(f"app {app}: hold released ({held.describe()}); a plain `syncer sync` moves it again",
+                       err=output != "text")
+            return
+        recorded = status_from_annotations(annotations)
+        current = recorded.applied_revision if recorded is not None else ""
+        if not current:
+            raise ConfigError(f"app {app}: {parent_ref} records no applied revision, so there is nothing to go back from")
+        try:
+            choice = pick_revision(cli_history_revisions(kube, app=app, namespace=namespace), current=current, to=to,
+                                   steps=steps)
+        except ValueError as error:
+            raise ConfigError(f"app {app}: {error}") from None
+        hold = Hold(revision=choice.revision, from_revision=held.from_revision if held else current,
+                    requested_at=now_rfc3339(), requested_by=whoami(kube))
+    finally:
+        kube.close()
+    click.echo(f"app {app}: {hold.describe()}; syncing it", err=True)
+    rendering: list[str] = []
+    values = {**source, "revision": hold.revision}
+    with command_target(values, app=app, app_object=None, field_manager=field_manager, ignore_file=ignore_file,
+                        kubeconfig=kubeconfig, context=context) as target:
+        snapshot, manifests = render_from_options(target.source, warnings=rendering, capabilities=live_capabilities(
+            kubeconfig=kubeconfig, context=context, impersonate=target.impersonate))
+    if snapshot.revision != hold.revision:
+        raise ConfigError(f"app {app}: --repo {source.get('repo')} gave {snapshot.revision[:12]} for "
+                          f"{hold.revision[:12]}: roll back from the app's Git repository")
+    options = replace(target.options, concurrency=concurrency, lock_timeout=lock_timeout, diff_text=False,
+                      rollback=hold)
+    run_sync(manifests, options=options, revision=snapshot.revision, kubeconfig=kubeconfig, context=context,
+             qps=qps, impersonate=None, output=output, namespace_from="", verbose=False, rendering=rendering)
+
+
+def cli_history_revisions(kube: Kube, *, app: str, namespace: str) -> list[str]:
+    """The revisions a CLI app's history applied successfully, newest first."""
+    raise ConfigError(f"app {app}: no history in namespace {namespace}")
 
 
 def rollback_hold(live: Object, *, to: str | None, steps: int | None, requested_by: str) -> Hold:

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from syncer.apply import ChangeSet, SyncOptions, sync
+from syncer.apply.holdrecord import HeldByRollback, write_hold
 from syncer.apply.status import OutcomeRecorder
 from syncer.apply.sync import Acceptance, PlanRefused
 from syncer.cli import cli, verbosity
@@ -68,11 +69,13 @@ log = logging.getLogger(__name__)
               help="How long the app's lock lasts without renewal; a sync that cannot renew it in time "
                    "stops writing (exit 2).")
 @click.option("--show-unchanged", "verbose", is_flag=True, help="List unchanged objects too.")
+@click.option("--release-hold", is_flag=True,
+              help="Sync although `syncer rollback` holds the app at an earlier revision, and end the hold.")
 def sync_command(
     *, app: str | None, app_object: str | None, field_manager: str, concurrency: int, qps: float,
     ignore_file: str | None, kubeconfig: str | None, context: str | None, output: str, prune: bool,
     allow_empty: bool, dry_run: bool, wait: bool, timeout: float, force_conflicts: bool, lock_timeout: float,
-    lock_duration: float, verbose: bool, **source: Any,
+    lock_duration: float, verbose: bool, release_hold: bool, **source: Any,
 ) -> None:
     """Apply the source to the cluster with server-side apply, in dependency order, and prune
     what it no longer has. Every object is validated by the server before the first write.
@@ -84,11 +87,17 @@ def sync_command(
                         kubeconfig=kubeconfig, context=context) as target:
         snapshot, manifests = render_from_options(target.source, warnings=rendering, capabilities=live_capabilities(
             kubeconfig=kubeconfig, context=context, impersonate=target.impersonate))
+    held = target.app.config.hold if target.app is not None else None
+    if held is not None and not dry_run:
+        raise HeldByRollback(f"App/{source['namespace']}/{app_object}: a rollback holds it ({held.describe()}): this sync would "
+                             f"undo it, so nothing was written; `syncer rollback --release --app {app_object}` ends "
+                             "the hold, and the daemon then moves the App to its head")
     base = target.options
     options = replace(
         with_prune_options(base, source), concurrency=concurrency, prune=base.prune and prune, allow_empty=allow_empty, dry_run=dry_run,
         wait=wait or base.wait, timeout=target.flag_or_app("timeout", timeout, base.timeout),
         force_conflicts=force_conflicts, lock_timeout=lock_timeout, lock_duration=int(lock_duration), diff_text=False,
+        release_hold=release_hold,
     )
     run_sync(manifests, options=options, revision=snapshot.revision, kubeconfig=kubeconfig, context=context,
              qps=qps, impersonate=target.impersonate, output=output, namespace_from=namespace_from, verbose=verbose,
@@ -112,16 +121,20 @@ def run_sync(
     recorder = OutcomeRecorder(kube, app=app, namespace=options.inventory_namespace, create_parent=False)
 
     def record(client: Kube, changes: ChangeSet) -> None:
-        """Under the app's lock (`syncer.apply.sync`), with the lock-guarded client."""
+        """Under the app's lock (`syncer.apply.sync`), with the lock-guarded client; a
+        rollback's hold (or its release) once the revision is applied."""
         recorder = OutcomeRecorder(client, app=app, namespace=options.inventory_namespace, create_parent=False)
         _record(lambda: recorder.record_changes(changes), warnings=changes.warnings)
+        if changes.applied and (options.rollback is not None or options.release_hold):
+            _record(lambda: write_hold(client, app=app, namespace=options.inventory_namespace, hold=options.rollback),
+                    warnings=changes.warnings)
 
     try:
         try:
             with progress.running(kube.stats):
                 changes = sync(kube, manifests, options=options, revision=revision,
                                report=progress.on_change, on_step=progress.on_step, record=record, accept=accept)
-        except (LockLost, PlanRefused):
+        except (LockLost, PlanRefused, HeldByRollback):
             raise  # the sync that took the lock over records the app's status; a refused plan writes nothing
         except SyncerError as error:
             if not options.dry_run:
@@ -139,7 +152,7 @@ def run_sync(
     sys.exit(0 if changes.ok else 2)
 
 
-def _record(write: Callable[[], bool], *, warnings: list[str] | None) -> None:
+def _record(write: Callable[[], object], *, warnings: list[str] | None) -> None:
     """Record the outcome as `syncer run` does; a status that cannot be written is a warning,
     not a failure of the sync."""
     try:

@@ -20,6 +20,7 @@ FORBIDDEN = {
     "syncer.sources": ["kubernetes", "syncer.kube", "syncer.apply"],
     "syncer.diff": ["kubernetes", "syncer.kube", "syncer.apply", "git", "syncer.sources"],
     "syncer.model": ["kubernetes", "git"],
+    "syncer.hold": ["kubernetes", "git", "syncer.kube", "syncer.apply", "syncer.sources"],
 }
 
 
@@ -37,7 +38,7 @@ SYNCER = Path(__file__).resolve().parents[2] / "syncer"
 
 LAYERS: list[set[str]] = [
     {"syncer", "syncer.model", "syncer.errors"},
-    {"syncer.diff", "syncer.sources", "syncer.devcluster"},
+    {"syncer.diff", "syncer.sources", "syncer.devcluster", "syncer.hold"},
     {"syncer.kube", "syncer.config"},
     {"syncer.apply"},
     {"syncer.daemon"},
