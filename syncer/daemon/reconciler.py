@@ -195,6 +195,11 @@ class AppReconciler:
         """(head, whether the hold stands with it): judged once per head the daemon sees."""
         self._from_render: str | None = None
         """The render digest of the revision the hold goes back from (None: not yet made)."""
+        self._synced_manifests: Sequence[Manifest] | None = None
+        """The render the last successful sync applied."""
+        self._head_renders_as: str | None = None
+        """The applied revision the head renders exactly as (a commit elsewhere in the
+        repository): the app's current revision, not synced again (None: none such)."""
 
     def note_drift(self) -> None:
         """A member changed: the next tick heals, without asking Git."""
@@ -212,7 +217,7 @@ class AppReconciler:
         self._manifests = self._rendered_revision = self._rendered_tree = self._synced_revision = None
         self._head = self._target = self._seen_recorded = self._ours = self._gone = None
         self._last_ok = self._drifted = self._move_on = False
-        self._hold_judged = None
+        self._hold_judged = self._synced_manifests = self._head_renders_as = None
         # Git is asked afresh, not answered from the replicas' shared ls-remote: that answer may
         # be as old as the interval, older than what the replica that held the app meanwhile saw.
         self._news_expected = True
@@ -268,13 +273,17 @@ class AppReconciler:
             asked = fresh or not (drifted and self._manifests is not None and revision != WORKING_TREE)
             if asked:
                 revision = self._resolve_head(max_age=0.0 if fresh else self.app.interval)
-            if not fresh and self._settled(drifted=drifted):
+            # A push that finds the head where it was, with nothing drifted, has nothing to do
+            # either; an explicit request (`syncer reconcile`) syncs all the same.
+            if not move_on and self._settled(drifted=drifted):
                 return SyncStep(ok=True)
             move, recorded = self._next_move(asked=asked, move_on=move_on)
             revision = (self._moving_to() or revision) if move is Move.SYNC_HEAD else (recorded or self.rendered_revision)
             rendered = self._render_for(move, recorded=recorded)
             if rendered is None:
                 return SyncStep(ok=True, member_changed=drifted)
+            if move is Move.SYNC_HEAD and not drifted and self._renders_as_applied(recorded):
+                return SyncStep(ok=True)
             revision = rendered
             expect = None if move is Move.SYNC_HEAD else recorded
             if expect is not None and not self.app.self_heal and self._last_ok:
@@ -321,7 +330,7 @@ class AppReconciler:
         is a change in Git: the app moves to it."""
         head = self.source.remote_revision(max_age=max_age)
         if head != self._head:
-            self._target, self._gone = head, None
+            self._target, self._gone, self._head_renders_as = head, None, None
         self._head = head
         return head
 
@@ -465,6 +474,7 @@ class AppReconciler:
         ok = changes.ok
         self._last_ok = ok
         self._synced_revision = changes.revision if ok else None
+        self._synced_manifests = self._manifests if ok else None
         summary = changes.summary()
         counts = summary_text(summary)
         extra = {**self._app_fields, "revision": changes.revision, "result": "Succeeded" if ok else "Failed",
@@ -497,11 +507,36 @@ class AppReconciler:
 
     def _moving_to(self) -> str | None:
         """The app's current revision: the revision rolled back to while the hold stands, else
-        the tracked ref's head as last resolved (None: not yet)."""
+        the tracked ref's head as last resolved, or the applied revision it renders exactly as
+        (None: not yet)."""
         hold = self.app.hold
         if hold is not None and self.holding():
             return hold.revision
-        return self._head
+        return self._head_renders_as or self._head
+
+    def _renders_as_applied(self, recorded: str) -> bool:
+        """The new head renders exactly what the last sync applied, the cluster still records
+        that sync's revision, and the watches would have reported any change since: nothing
+        to write, so nothing is asked of the API server. In a monorepo most commits are to
+        other paths; syncing each App anyway cost about seven requests and an Event per App
+        per commit. The App keeps reporting the revision it applied: the last commit that
+        changed what it renders."""
+        synced, head = self._synced_manifests, self._head
+        if (synced is None or self._manifests is None or head is None or head == WORKING_TREE or not self._last_ok
+                or self._synced_revision != recorded or not recorded or self.cache is None):
+            return False
+        if self._manifests is not synced and render_digest(self._manifests) != render_digest(synced):
+            return False
+        try:
+            resources = {self._kube.resource_for(m.api_version, m.kind) for m in self._manifests}
+        except SyncerError:
+            return False
+        if not self.cache.watching(resources):
+            return False
+        log.debug("app %s: commit %s renders as the applied %s: nothing to sync", self.app.id, head[:12],
+                  recorded[:12], extra={**self._app_fields, "revision": head})
+        self._target, self._head_renders_as, self._rendered_revision = None, recorded, recorded
+        return True
 
     def holding(self) -> bool:
         """Whether the app's rollback hold stands with the head as last resolved (False: no

@@ -27,6 +27,7 @@ class StepOnly:
         self._step = step
         self.current_attempt = step.attempt
         self.pending = None
+        self.hold_status = None
 
     def step(self) -> SyncStep:
         return self._step
