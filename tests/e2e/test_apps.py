@@ -192,7 +192,7 @@ def test_app_lifecycle_with_kubectl_and_the_cli(
     assert status["lastSync"]["result"] == "Succeeded" and status["lastSync"]["summary"] == {"created": 1}
     assert configmap(kube_api, namespace, "web-config").data == {"color": "blue"}
     table = kubectl("get", "apps", "-n", namespace).stdout.splitlines()
-    assert table[0].split() == ["NAME", "READY", "REVISION", "HEALTH", "DRIFT", "AGE"]
+    assert table[0].split() == ["NAME", "READY", "REVISION", "HEALTH", "DRIFT", "ROLLEDBACK", "AGE"]
     assert table[1].split()[:5] == ["shop", "True", first, "Healthy", "0"]
 
     # A commit is picked up on the interval.
