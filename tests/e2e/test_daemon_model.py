@@ -3,7 +3,8 @@
 A hypothesis state machine against a real API server (a control plane of its own, with an
 audit log) and real `syncer run --shard` processes: two replicas, serving the Apps of two
 teams, each App synced with its team's service account (impersonated). Rules: commit a good
-revision, commit a broken one, sync a newer revision by hand from the CLI (as the team), edit
+revision, commit a broken one, sync a newer revision by hand from the CLI (as the team), roll an
+App back to a revision of its history with `syncer rollback` (as the team), edit
 a member by hand, delete a member, delete the Widget CRD by hand (and put it back), pause the
 replica that owns an App past its Lease while Git moves, create an App in team B that collides
 with team A's, restart a replica, and stay idle.
@@ -94,8 +95,8 @@ class Move:
     """Which member, replica or pause delay, modulo how many there are."""
 
 
-ACTIONS = ("commit_good", "commit_broken", "sync_by_hand", "edit_by_hand", "delete_member", "delete_crd",
-           "pause_owner_past_its_lease", "create_colliding_app", "restart_replica", "stay_idle")
+ACTIONS = ("commit_good", "commit_broken", "sync_by_hand", "roll_back", "edit_by_hand", "delete_member",
+           "delete_crd", "pause_owner_past_its_lease", "create_colliding_app", "restart_replica", "stay_idle")
 MOVES = st.builds(Move, action=st.sampled_from(ACTIONS), team=st.sampled_from(["a", "b"]),
                   change=st.sampled_from(CHANGES), choice=st.integers(0, 7))
 DEFAULT_SCRIPT = (
@@ -105,6 +106,7 @@ DEFAULT_SCRIPT = (
     Move("stay_idle"),
     Move("commit_good", change="widget"),
     Move("sync_by_hand", change="value"),
+    Move("roll_back"),
     Move("delete_member", choice=1),
     Move("pause_owner_past_its_lease", choice=1),
     Move("delete_crd"),
@@ -359,6 +361,8 @@ class DaemonModel(RuleBasedStateMachine):
         """A newer revision, on another branch, synced by the team with `syncer sync`; two
         intervals later (the daemon must keep it: no Git change), the branch is merged."""
         app = self.apps[move.team]
+        if app.held:
+            return self.commit_good(move)
         self.edits += 1
         content = with_change(app.content, change=move.change, n=self.edits)
         sha = app.repo.commit_aside(app.path, content.files(), f"hand {self.edits}", branch="hotfix")
@@ -380,6 +384,32 @@ class DaemonModel(RuleBasedStateMachine):
         app.committed(sha, content=content)
         self.also_for_collider(app)
         self.step(f"{app.ref}: {sha[:8]} merged")
+
+    def roll_back(self, move: Move) -> None:
+        """`syncer rollback --to` (as the team) a revision the App's history applied: the App goes
+        back and stays there, through heals, idle intervals and restarts, until a commit that
+        changes it. A held App is not synced by hand here: `syncer sync --app` refuses it
+        (tests/e2e/test_rollback.py)."""
+        app = self.apps[move.team]
+        if app.by_hand:
+            return self.commit_good(move)
+        latest = self.sampler.latest(app.ref)
+        status = (latest.status if latest else None) or {}
+        applied = list(dict.fromkeys(str(e.get("revision")) for e in status.get("history") or []
+                                     if e.get("result") == "Succeeded" and e.get("revision") != app.expected))
+        if not applied:
+            return self.commit_good(move)
+        sha = applied[move.choice % len(applied)]
+        result = subprocess.run(
+            [str(SYNCER), "rollback", app.ref.name, "-n", app.ref.namespace, "--to", sha, "--wait", "--timeout", "90s",
+             "--kubeconfig", str(self.kubeconfigs[app.ref.namespace])],
+            capture_output=True, text=True, timeout=180, env={k: v for k, v in os.environ.items() if k != "KUBECONFIG"})
+        self.steps.append(f"{app.ref}: syncer rollback --to {sha[:8]}")
+        if result.returncode != 0:
+            raise AssertionError(f"{self.context}: syncer rollback exited {result.returncode}: "
+                                 f"{result.stdout[-2000:]}{result.stderr[-3000:]}")
+        app.rolled_back(sha)
+        self.step("rolled back")
 
     def edit_by_hand(self, move: Move) -> None:
         app = self.apps[move.team]
@@ -471,7 +501,7 @@ class DaemonModel(RuleBasedStateMachine):
         self.collider = ModelApp(ref=AppRef(self.team_b, self.shop.ref.name, self.team_a), repo=self.web.repo,
                                  path="collide", content=self.shop.content)
         sha = self.web.repo.commit(self.collider.path, self.shop.content.files(), "collide")
-        self.web.committed(sha, content=None if self.web.broken_head else self.web.content)
+        self.web.committed_elsewhere(sha)
         self.collider.committed(sha, content=self.collider.content)
         self.collider.failures[sha] += 1  # refused: its identity may not touch team A's namespace
         self.sampler.track(self.collider.ref)

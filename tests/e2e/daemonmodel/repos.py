@@ -69,9 +69,10 @@ class Ledger:
         self.revisions.append(revision)
 
     def index(self, sha: str | None) -> int:
-        """The revision's place in the order of introduction; -1 for none or an unknown one."""
-        for position, revision in enumerate(self.revisions):
-            if revision.sha == sha:
+        """The revision's latest place in the order of introduction (a rollback introduces an
+        earlier revision again); -1 for none or an unknown one."""
+        for position in range(len(self.revisions) - 1, -1, -1):
+            if self.revisions[position].sha == sha:
                 return position
         return -1
 

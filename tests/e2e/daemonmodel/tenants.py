@@ -33,6 +33,8 @@ class ModelApp:
     broken_head: bool = False
     by_hand: bool = False
     """The recorded revision was synced by hand and is not yet the branch's head."""
+    held: bool = False
+    """`syncer rollback` holds the App at `expected`, an earlier revision than the head's."""
     deleted_by_hand: list[tuple[Key, float]] = field(default_factory=list)
     """Members the test deleted, and when (time.monotonic())."""
     failures: Counter[str] = field(default_factory=Counter)
@@ -51,14 +53,31 @@ class ModelApp:
             "syncer.dev", "v1alpha1", self.ref.namespace, "apps", self.body())
 
     def committed(self, sha: str, *, content: Content | None) -> None:
-        """A commit to the tracked branch: the app's new head."""
-        if self.ledger.get(sha) is None:
+        """A commit to the tracked branch that changes the app: its new head (ending a hold)."""
+        if self.ledger.get(sha) is None or self.held:
             self.ledger.add(Revision(sha=sha, content=content, how="commit"))
-        self.head, self.broken_head, self.by_hand = sha, content is None, False
+        self.head, self.broken_head, self.by_hand, self.held = sha, content is None, False, False
         if content is not None:
             self.content, self.expected = content, sha
         else:
             self.failures[sha] += 1
+
+    def committed_elsewhere(self, sha: str) -> None:
+        """A commit to another path of the app's repository: its head moves, its render does
+        not, so the App is not synced and keeps reporting the revision it applied. A broken
+        head is tried again (the App's last sync failed), and fails again."""
+        head = self.ledger.get(self.head)
+        if self.broken_head or head is None or head.content is None:
+            return self.committed(sha, content=None)
+        self.ledger.add(Revision(sha=sha, content=head.content, how="elsewhere"))
+        self.head = sha
+
+    def rolled_back(self, sha: str) -> None:
+        """`syncer rollback --to sha`: the App goes back to an earlier revision and stays."""
+        revision = self.ledger.get(sha)
+        assert revision is not None and revision.content is not None, sha
+        self.ledger.add(Revision(sha=sha, content=revision.content, how="rollback"))
+        self.content, self.expected, self.held = revision.content, sha, True
 
     def commit(self, content: Content, message: str) -> str:
         sha = self.repo.commit(self.path, content.files(), message)
@@ -93,15 +112,21 @@ class ModelApp:
         shown = f"Ready={ready.get('status')} ({ready.get('reason')}: {str(ready.get('message'))[:300]}), " \
                 f"applied {str(status.get('lastAppliedRevision'))[:12]}, attempted " \
                 f"{str(status.get('lastAttemptedRevision'))[:12]}"
-        if self.by_hand:
+        if self.held:
+            if ready.get("status") != "True" or status.get("lastAppliedRevision") != self.expected:
+                problems.append(f"{shown}; expected Ready=True for the revision rolled back to {self.expected[:12]}")
+            if condition(status, "RolledBack").get("status") != "True":
+                problems.append(f"{shown}; expected RolledBack=True, held at {self.expected[:12]}")
+        elif self.by_hand:
             if ready.get("status") == "True":
                 problems.append(f"{shown}: Ready while the cluster runs {self.expected[:12]}, synced by hand, and "
                                 f"the branch's head is {self.head[:12]}")
         elif self.broken_head:
             if ready.get("status") != "False" or status.get("lastAttemptedRevision") != self.head:
                 problems.append(f"{shown}; expected Ready=False for the broken head {self.head[:12]}")
-        elif ready.get("status") != "True" or status.get("lastAppliedRevision") != self.head:
-            problems.append(f"{shown}; expected Ready=True for the head {self.head[:12]}")
+        elif ready.get("status") != "True" or status.get("lastAppliedRevision") != self.expected:
+            what = "the head" if self.expected == self.head else "the last commit that changed it"
+            problems.append(f"{shown}; expected Ready=True for {what} {self.expected[:12]}")
         return [f"{self.ref}: {p}" for p in problems]
 
 
