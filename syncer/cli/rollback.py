@@ -36,8 +36,9 @@ from syncer.cli.common import (
 from syncer.cli.options import render_from_options, source_options
 from syncer.cli.sync import run_sync
 from syncer.daemon.appclient import patch_app, read_app, subject, whoami
+from syncer.daemon.rollback import rollback_hold
 from syncer.errors import ConfigError
-from syncer.hold import Hold, parse_hold, pick_revision
+from syncer.hold import Hold, pick_revision
 from syncer.kube import Kube
 from syncer.model import Object
 
@@ -162,31 +163,6 @@ def _roll_back_cli_app(
 def cli_history_revisions(kube: Kube, *, app: str, namespace: str) -> list[str]:
     """The revisions a CLI app's history applied successfully, newest first."""
     raise ConfigError(f"app {app}: no history in namespace {namespace}")
-
-
-def rollback_hold(live: Object, *, to: str | None, steps: int | None, requested_by: str) -> Hold:
-    """The hold `syncer rollback` sets: the revision picked from the App's history, and the
-    revision it goes back from (the one the App is at, or the current hold's `from`, so that
-    going back further still ends at the same commit)."""
-    where = subject(live["metadata"]["namespace"], live["metadata"]["name"])
-    status = live.get("status") or {}
-    spec_hold = (live.get("spec") or {}).get("hold")
-    current = str(status.get("lastAppliedRevision") or "")
-    if not current:
-        raise ConfigError(f"{where}: nothing applied yet, so there is nothing to go back from")
-    revisions = [str(entry.get("revision")) for entry in status.get("history") or []
-                 if isinstance(entry, dict) and entry.get("result") == "Succeeded" and entry.get("revision")]
-    try:
-        choice = pick_revision(revisions, current=current, to=to, steps=steps)
-        from_revision = (parse_hold(spec_hold).from_revision if spec_hold
-                         else str(status.get("lastAttemptedRevision") or current))
-    except ValueError as error:
-        raise ConfigError(f"{where}: {error}") from None
-    if choice.revision == from_revision:
-        raise ConfigError(f"{where}: {choice.revision[:12]} is the revision the hold goes back from; "
-                          f"`syncer rollback --release` returns to it")
-    return Hold(revision=choice.revision, from_revision=from_revision, requested_at=now_rfc3339(),
-                requested_by=requested_by)
 
 
 def _release(kube: Kube, live: Object, *, progress: bool) -> Object:
