@@ -6,6 +6,7 @@ and reaper as /healthz and /webhook).
     GET  /apps/NS/NAME               one App (404 when the user may not see it)
     GET  /stream, /stream/apps/NS/NAME   the same `<main>`, as server-sent events
     POST /apps/NS/NAME/reconcile|suspend|resume   with --ui-actions, and `patch` on the App
+    POST /apps/NS/NAME/rollback (revision=SHA)|release
     GET|POST /login, POST /logout    --ui-auth kubernetes: the token cookie
     GET  /static/dashboard.css|js
 
@@ -41,6 +42,7 @@ from syncer.dashboard.auth import (
 )
 from syncer.dashboard.reader import AppsReader
 from syncer.daemon.appclient import patch_app, read_app, request_reconcile
+from syncer.daemon.rollback import rollback_hold
 from syncer.daemon.http import HTTPLimits, LimitedHandler, LimitedHTTPServer
 from syncer.errors import ClusterError, ConfigError, Forbidden, NotFound
 from syncer.kube import ClientOptions, Kube
@@ -52,8 +54,8 @@ SESSION_COOKIE = "syncer-session"
 MAX_FORM = 16 * 1024
 """A login token or an action's form; anything bigger is refused."""
 KEEPALIVE_SECONDS = 15.0
-Action = Literal["reconcile", "suspend", "resume"]
-ACTIONS: tuple[Action, ...] = ("reconcile", "suspend", "resume")
+Action = Literal["reconcile", "suspend", "resume", "rollback", "release"]
+ACTIONS: tuple[Action, ...] = ("reconcile", "suspend", "resume", "rollback", "release")
 SECURITY_HEADERS = (
     ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
                                 "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
@@ -138,13 +140,22 @@ class Dashboard:
 
     # -- what a user does -----------------------------------------------------------------
 
-    def act(self, user: User, *, namespace: str, name: str, action: Action) -> str:
-        """Patch the App as `syncer reconcile|suspend|resume` do, with the user's own token;
-        returns what happened. ClusterError (the API server's refusal) and ConfigError (a
-        suspended App asked to reconcile) propagate."""
+    def act(self, user: User, *, namespace: str, name: str, action: Action, revision: str = "") -> str:
+        """Patch the App as `syncer reconcile|suspend|resume|rollback` do, with the user's own
+        token; returns what happened. ClusterError (the API server's refusal) and ConfigError
+        (a suspended App asked to reconcile, a revision not in its history) propagate."""
         kube = self._act_as(user)
         try:
             live = read_app(kube, namespace=namespace, name=name)
+            if action == "rollback":
+                hold = rollback_hold(live, to=revision, steps=None, requested_by=user.name)
+                patch_app(kube, live, {"spec": {"hold": hold.to_spec()}})
+                return hold.describe()
+            if action == "release":
+                if not (live.get("spec") or {}).get("hold"):
+                    raise ConfigError(f"App/{namespace}/{name}: not held; nothing to release")
+                patch_app(kube, live, {"spec": {"hold": None}})
+                return "hold released"
             if action == "reconcile":
                 if (live.get("spec") or {}).get("suspend"):
                     raise ConfigError(f"App/{namespace}/{name}: suspended; resume it first")
@@ -314,7 +325,7 @@ class _DashboardHandler(LimitedHandler):
         checked = self._checked_post()
         if checked is None:
             return
-        session, _ = checked
+        session, form = checked
         if path == "/logout":
             self._respond(HTTPStatus.SEE_OTHER, "", location="/login",
                           cookies=(f"{TOKEN_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",))
@@ -336,7 +347,8 @@ class _DashboardHandler(LimitedHandler):
             self._error(HTTPStatus.FORBIDDEN, f"you may not patch App/{namespace}/{name}", session)
             return
         try:
-            done = dashboard.act(session.user, namespace=namespace, name=name, action=action)
+            done = dashboard.act(session.user, namespace=namespace, name=name, action=action,
+                                 revision=form.get("revision", ""))
         except (Forbidden, NotFound) as error:
             self._error(HTTPStatus.FORBIDDEN, f"the API server refused: {error}", session)
             return

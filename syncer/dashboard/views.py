@@ -70,6 +70,10 @@ class AppRow:
     last_sync: str
     """When the last sync's outcome was recorded (RFC 3339), "" when none was."""
     result: str
+    held: bool = False
+    """A rollback holds the App at `revision` (`status.hold.holding`)."""
+    hold_set: bool = False
+    """`spec.hold` is set (holding, or ended by a commit but not yet released)."""
 
 
 def app_row(app: Object) -> AppRow:
@@ -84,7 +88,8 @@ def app_row(app: Object) -> AppRow:
         message=str(ready.get("message") or ""), revision=str(status.get("lastAppliedRevision") or "")[:12],
         health=str(status.get("health") or "-"), drift=str(drift.get("count", "-")),
         suspended=bool((app.get("spec") or {}).get("suspend")), last_sync=str(last.get("time") or ""),
-        result=str(last.get("result") or ""),
+        result=str(last.get("result") or ""), held=bool((status.get("hold") or {}).get("holding")),
+        hold_set=bool((app.get("spec") or {}).get("hold")),
     )
 
 
@@ -105,7 +110,8 @@ def apps_main(rows: Sequence[AppRow], *, now: datetime) -> str:
         f'<th scope="row" data-label="App"><a href="{esc(app_path(row.namespace, row.name))}">{esc(row.name)}</a></th>'
         f'<td data-label="Ready" title="{esc(row.message)}">{_badge(row.ready)}'
         f'{" <small>" + esc(row.reason) + "</small>" if row.reason else ""}</td>'
-        f'<td data-label="Revision"><code>{esc(row.revision or "-")}</code></td>'
+        f'<td data-label="Revision"><code>{esc(row.revision or "-")}</code>'
+        f'{" <small>held (rolled back)</small>" if row.held else ""}</td>'
         f'<td data-label="Health">{_badge(row.health)}</td>'
         f'<td data-label="Drift">{esc(row.drift)}</td>'
         f'<td data-label="Suspended">{"yes" if row.suspended else "no"}</td>'
@@ -180,6 +186,9 @@ def _actions(app: AppRow, actions: Actions) -> str:
         "Reconcile now</button></form>"]
     buttons.append(f'<form method="post" action="{base}/{toggle}">{csrf}<button type="submit" id="action-{toggle}">'
                    f'{toggle.capitalize()}</button></form>')
+    if app.hold_set:
+        buttons.append(f'<form method="post" action="{base}/release">{csrf}<button type="submit" id="action-release">'
+                       "Release the hold</button></form>")
     return '<section aria-label="Actions" class="actions">' + "".join(buttons) + "</section>"
 
 
@@ -205,6 +214,9 @@ def app_main(app: Object, *, objects: Sequence[ObjectRow] | None, events: Sequen
         ("Attempted revision", f"<code>{esc(status.get('lastAttemptedRevision') or '-')}</code>"),
         ("Health", f'{_badge(row.health)}<p class="message">{esc(status.get("healthMessage") or "")}</p>'),
         ("Suspended", "yes" if row.suspended else "no"),
+        *([("Rolled back", f'{esc(rolled.get("status"))} {esc(rolled.get("reason") or "")}'
+                           f'<p class="message" id="hold-message">{esc(rolled.get("message") or "")}</p>')]
+          if (rolled := _condition(status, "RolledBack")) else []),
         ("Last sync", f"{esc(last.get('result') or 'never')}"
                       + (f" {esc(age(row.last_sync, now=now))} ago" if row.last_sync else "")
                       + f"; {summary}"

@@ -76,6 +76,18 @@ def test_buttons_only_when_allowed_and_each_form_carries_the_csrf_token() -> Non
     assert "/reconcile" not in html and "/apps/team-a/shop/resume" in html
 
 
+def test_a_held_app_says_so_and_offers_to_release_it() -> None:
+    hold = {"revision": "a" * 40, "from": "b" * 40, "holding": True}
+    rolled = {"type": "RolledBack", "status": "True", "reason": "Held", "message": "rolled back to aaaaaaaaaaaa"}
+    obj = app(**{**READY, "hold": hold, "conditions": [*READY["conditions"], rolled]})
+    obj["spec"]["hold"] = {"revision": "a" * 40, "from": "b" * 40}
+    assert "held (rolled back)" in apps_main([app_row(obj)], now=NOW)
+    assert "held (rolled back)" not in apps_main([app_row(app(**READY))], now=NOW)
+    html = app_main(obj, objects=None, events=[], actions=Actions(csrf="c0ffee", allowed=True), now=NOW)
+    assert "/apps/team-a/shop/release" in html and "rolled back to aaaaaaaaaaaa" in html
+    assert "/release" not in app_main(obj, objects=None, events=[], actions=Actions(), now=NOW)
+
+
 def test_events_newest_first() -> None:
     rows = event_rows([{"reason": "Old", "lastTimestamp": "2026-01-01T10:00:00Z"},
                        {"reason": "New", "lastTimestamp": "2026-01-01T11:00:00Z", "count": 3}])
