@@ -77,6 +77,14 @@ def reconcile_command(*, app: str, namespace: str, wait: bool, timeout: float, k
     sys.exit(report_app(live, output=output))
 
 
+def one_app(argument: str | None, option: str | None, *, usage: str) -> str:
+    """The App a command names by its argument or its --app option (both: the same one)."""
+    name = option or argument
+    if name is None or (argument and option and argument != option):
+        raise click.UsageError(usage)
+    return name
+
+
 def report_app(live: Object, *, output: str) -> int:
     """Print the App's outcome once a sync the user asked for ended (reconcile, approve,
     rollback); the exit code: 0 when the sync succeeded and it is not Stalled."""
@@ -146,9 +154,7 @@ def approve_command(*, app: str | None, app_option: str | None, namespace: str, 
     """Approve the plan an App with spec.approval: manual waits on (spec.approvedPlan): the
     daemon applies exactly that plan, or refuses it before any write when the cluster or the
     source moved since, and plans again."""
-    name = app_option or app
-    if name is None or (app and app_option and app != app_option):
-        raise click.UsageError("name one App: syncer approve APP -n NS (or --app NAME)")
+    name = one_app(app, app_option, usage="name one App: syncer approve APP -n NS (or --app NAME)")
     kube = connect(kubeconfig=kubeconfig, context=context, request_timeout=request_timeout)
     try:
         live = read_app(kube, namespace=namespace, name=name)

@@ -29,7 +29,7 @@ from syncer.apply.holdrecord import recorded_hold, write_hold
 from syncer.apply.status import now_rfc3339, status_from_annotations
 from syncer.cli import cli
 from syncer.cli.appselect import command_target
-from syncer.cli.apps import report_app
+from syncer.cli.apps import one_app, report_app
 from syncer.cli.common import (
     Duration, app_options, cluster_options, connect, live_capabilities, output_option, resolve_namespace,
 )
@@ -86,9 +86,8 @@ def rollback_command(*, app_argument: str | None, app: str | None, app_object: s
                            field_manager=field_manager, concurrency=concurrency, qps=qps, ignore_file=ignore_file,
                            lock_timeout=lock_timeout, kubeconfig=kubeconfig, context=context, output=output)
         return
-    name = app_object or app_argument
-    if name is None or (app_argument and app_object and app_argument != app_object):
-        raise click.UsageError("name one app: syncer rollback APP -n NS (or --app NAME), or --name for a CLI app")
+    name = one_app(app_argument, app_object,
+                   usage="name one app: syncer rollback APP -n NS (or --app NAME), or --name for a CLI app")
     kube = connect(kubeconfig=kubeconfig, context=context, request_timeout=request_timeout)
     try:
         live = read_app(kube, namespace=namespace, name=name)

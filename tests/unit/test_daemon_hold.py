@@ -34,13 +34,19 @@ def synced_twice(upstream: Upstream, cache: Path, cluster: Cluster) -> tuple[App
     return app, first, second
 
 
-def test_a_held_app_goes_back_and_stays_while_the_head_renders_as_before(
-    upstream: Upstream, cache: Path, cluster: Cluster,  # noqa: F811
-) -> None:
+def rolled_back(upstream: Upstream, cache: Path, cluster: Cluster) -> tuple[AppReconciler, str, str]:  # noqa: F811
+    """An App synced at two commits, then held at the first: (the App, first, second)."""
     app, first, second = synced_twice(upstream, cache, cluster)
     app = held(app, Hold(revision=first, from_revision=second), cluster)
     assert app.tick()
     assert cluster.syncs[-1] == (first, "blue", None) and cluster.applied == first
+    return app, first, second
+
+
+def test_a_held_app_goes_back_and_stays_while_the_head_renders_as_before(
+    upstream: Upstream, cache: Path, cluster: Cluster,  # noqa: F811
+) -> None:
+    app, first, second = rolled_back(upstream, cache, cluster)
     assert app.current_attempt is not None and (app.current_attempt.revision, app.current_attempt.ok) == (first, True)
 
     # A commit elsewhere in the repository (a monorepo) moves the head, not the App.
@@ -66,11 +72,7 @@ def test_a_held_app_goes_back_and_stays_while_the_head_renders_as_before(
 def test_a_commit_that_changes_the_apps_render_ends_the_hold(
     upstream: Upstream, cache: Path, cluster: Cluster,  # noqa: F811
 ) -> None:
-    app, first, second = synced_twice(upstream, cache, cluster)
-    app = held(app, Hold(revision=first, from_revision=second), cluster)
-    assert app.tick()
-    assert cluster.applied == first
-
+    app, first, second = rolled_back(upstream, cache, cluster)
     third = colour(upstream, "yellow")
     app.expect_news()
     assert app.tick()
