@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from syncer.apply.history import HistoryEntry
 from syncer.apply.status import now_rfc3339
 from syncer.apply.wait import health
 from syncer.daemon.appspec import InvalidApp
@@ -92,6 +93,8 @@ class Observation:
     """A new revision planned and waiting for approval (`spec.approval: manual`)."""
     app: AppId | None = None
     """The App, for the message that says how to approve."""
+    history: tuple[HistoryEntry, ...] | None = None
+    """The app's sync history as recorded on its parent (None: not known this tick)."""
 
 
 def _condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
@@ -218,6 +221,10 @@ def app_status(previous: dict[str, Any], observed: Observation, *, now: str | No
         status["drift"] = {"count": len(observed.drift), "objects": list(observed.drift[:MAX_LISTED])}
     if observed.handled_request is not None:
         status["lastHandledReconcileAt"] = observed.handled_request
+    if observed.history is not None and observed.history:
+        status["history"] = [entry.to_dict() for entry in observed.history]
+    if outcome is not None and outcome.changes is not None and outcome.changes.interrupted is not None:
+        status["lastInterrupted"] = outcome.changes.interrupted.to_dict()
     if observed.pending is not None:
         status["pendingPlan"] = observed.pending.to_status()
     elif observed.invalid is None and not observed.suspended and observed.syncing is None:

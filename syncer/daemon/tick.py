@@ -25,6 +25,7 @@ import logging
 from dataclasses import dataclass
 
 from syncer.apply.applyset import Inventory
+from syncer.apply.history import HistoryEntry
 from syncer.apply.membercache import MemberReads
 from syncer.daemon.appobserve import observe_drift, observe_health
 from syncer.daemon.appstatus import AppHealth
@@ -55,6 +56,8 @@ class TickOutcome:
     """The objects' health; None: not read (the file mode does not report it) or unreadable."""
     pending: PendingPlan | None = None
     """The new revision's plan, waiting for approval (`spec.approval: manual`)."""
+    history: tuple[HistoryEntry, ...] | None = None
+    """The app's sync history as the reconciler last read or recorded it."""
 
 
 def run_tick(reconciler: AppReconciler, *, kube: Kube, cache: MemberReads | None, health: bool) -> TickOutcome:
@@ -74,7 +77,7 @@ def run_tick(reconciler: AppReconciler, *, kube: Kube, cache: MemberReads | None
         drift = observe_drift(kube, manifests, options=reconciler.options, revision=reconciler.rendered_revision,
                               cache=cache)
     return TickOutcome(app=app.id, ok=step.ok, attempt=step.attempt, current=reconciler.current_attempt,
-                       drift=drift, health=observed_health, pending=reconciler.pending)
+                       drift=drift, health=observed_health, pending=reconciler.pending, history=reconciler.history)
 
 
 def _drift_may_have_changed(step: SyncStep, *, cache: MemberReads | None) -> bool:

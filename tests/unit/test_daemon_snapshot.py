@@ -80,6 +80,7 @@ class FakeReconciler:
         self.last_attempt: SyncAttempt | None = None
         self.current_attempt: SyncAttempt | None = None
         self.pending = None
+        self.history = None
         self.rendered_revision = f"revision-of-{app.repo}"
 
     def step(self) -> SyncStep:

@@ -27,6 +27,7 @@ class StepOnly:
         self._step = step
         self.current_attempt = step.attempt
         self.pending = None
+        self.history = None
 
     def step(self) -> SyncStep:
         return self._step
