@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from syncer.apply.history import Trigger, TriggerKind
+from syncer.apply.intent import Interrupted, SyncIntent
 from syncer.diff import FieldChange
 from syncer.model import CHANGING_ACTIONS, Action, ObjectRef
 
@@ -62,6 +64,16 @@ class ChangeSet:
     warnings: list[str] = field(default_factory=list)
     inventory_annotations: dict[str, str] = field(default_factory=dict)
     """The app's ApplySet parent annotations as the sync found them (the recorded status)."""
+    trigger: Trigger = Trigger(TriggerKind.CLI)
+    started: str = ""
+    """When the sync started (RFC 3339, UTC); its duration in `seconds`."""
+    seconds: float = 0.0
+    plan_digest: str = ""
+    """The digest of the plan it executed, when that plan wrote (`syncer.apply.planfile`)."""
+    intent: SyncIntent | None = None
+    """The intent this sync recorded before its first write: its result must be recorded."""
+    interrupted: Interrupted | None = None
+    """An earlier sync this one found unfinished (`syncer.apply.intent`)."""
 
     @property
     def ok(self) -> bool:
@@ -94,4 +106,5 @@ class ChangeSet:
             "warnings": list(self.warnings),
             "summary": self.summary(),
             "changes": [c.to_dict() for c in self.changes],
+            **({"interrupted": self.interrupted.to_dict()} if self.interrupted is not None else {}),
         }

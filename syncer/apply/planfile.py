@@ -24,7 +24,7 @@ from typing import Any
 from syncer.apply.planned import Plan, PlannedObject
 from syncer.diff import is_secret, normalize
 from syncer.diff.explain import Cause, FieldChange
-from syncer.model import Action, Manifest, Object, ObjectRef
+from syncer.model import Action, AppId, Manifest, Object, ObjectRef
 
 KIND = "Plan"
 SIGNATURE_PREFIX = "hmac-sha256:"
@@ -149,6 +149,21 @@ def plan_document(plan: Plan, *, manifests: Sequence[Manifest], context: Context
         "warnings": list(plan.warnings),
     }
     return {**body, "digest": document_digest(body)}
+
+
+def app_context(app: AppId) -> Context:
+    """A context every replica and the CLI compute alike for one app: no creation time, and a
+    salt derived from the app's identity, so one plan has one digest (approval, history)."""
+    salt = hashlib.sha256(f"syncer approval {app.namespace}/{app.name}".encode()).hexdigest()[:32]
+    return Context(source={"app": f"App/{app.namespace}/{app.name}"}, cluster_uid="", server_version="", salt=salt,
+                   created="")
+
+
+def plan_digest(plan: Plan, *, manifests: Sequence[Manifest]) -> str:
+    """The digest of the plan's document in `app_context`: what `syncer approve` approves for
+    an App, and what a sync's history entry records."""
+    app = AppId(namespace=plan.inventory.parent.namespace or "", name=plan.options.app)
+    return str(plan_document(plan, manifests=manifests, context=app_context(app))["digest"])
 
 
 def document_digest(document: Mapping[str, Any]) -> str:

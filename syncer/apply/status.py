@@ -25,13 +25,16 @@ import logging
 import socket
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from collections.abc import Sequence
 from typing import Literal
 
 from syncer.apply.applyset import ID_LABEL, PARENT_PREFIX, TOOLING, TOOLING_ANNOTATION, Inventory
 from syncer.apply.changeset import ChangeSet, summary_text
-from syncer.errors import ClusterError, LockLost
+from syncer.apply.history import HistoryEntry, Trigger, TriggerKind, add_entry, decode, encode, entry
+from syncer.apply.intent import INTENT_ANNOTATION, Interrupted, SyncIntent
+from syncer.errors import ClusterError, Conflict, LockLost
 from syncer.kube import Kube
-from syncer.model import Action, Object
+from syncer.model import CHANGING_ACTIONS, Action, Object
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,11 @@ Result = Literal["Succeeded", "Failed"]
 
 def now_rfc3339() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339(seconds: float) -> str:
+    """A POSIX time as RFC 3339, UTC."""
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -142,14 +150,34 @@ def status_from_annotations(annotations: dict[str, str]) -> AppStatus | None:
     )
 
 
+def read_history(parent: Object | None) -> tuple[HistoryEntry, ...]:
+    """The sync history a parent records, newest first (empty when it has none)."""
+    return decode((((parent or {}).get("metadata") or {}).get("annotations") or {}).get(HISTORY_ANNOTATION))
+
+
 def read_app_status(kube: Kube, *, app: str, namespace: str) -> AppStatus | None:
     parent = Inventory.for_app(app=app, namespace=namespace).parent
     live = kube.get(kube.resource_for("v1", "ConfigMap"), parent.name, namespace=namespace)
     return read_status(live)
 
 
-def write_status(kube: Kube, *, app: str, namespace: str, status: AppStatus) -> Object:
-    """Server-side apply the status annotations onto the app's parent; returns the parent.
+HISTORY_ANNOTATION = PREFIX + "history"
+WRITE_ATTEMPTS = 3
+
+
+def write_status(
+    kube: Kube, *, app: str, namespace: str, status: AppStatus | None,
+    add: Sequence[HistoryEntry] = (), intent: SyncIntent | None = None,
+) -> tuple[Object, tuple[HistoryEntry, ...]]:
+    """Server-side apply the status annotations onto the app's parent, with the history the
+    parent holds plus `add`, and `intent` when a sync is about to write; returns the parent
+    and its history. `status` None keeps the recorded status (a sync recording its intent,
+    a heal of an older revision recording only its history entry).
+
+    The annotations are this field manager's and applied whole: what it applied once and
+    leaves out now, the server removes (the intent, once the result is recorded). Read and
+    written with the parent's resourceVersion as a precondition, so that two writers' entries
+    never overwrite each other's; a conflict reads again.
 
     The status always carries the ApplySet id label and the tooling annotation: when there is
     no parent yet (the very first sync failed before writing anything) it creates the parent,
@@ -158,17 +186,39 @@ def write_status(kube: Kube, *, app: str, namespace: str, status: AppStatus) -> 
     """
     inventory = Inventory.for_app(app=app, namespace=namespace)
     configmaps = kube.resource_for("v1", "ConfigMap")
-    live = kube.get(configmaps, inventory.parent.name, namespace=namespace)
-    recorded = read_status(live)
-    if not status.applied_revision and recorded is not None:
-        # The annotations are applied whole: one left out would be removed, and a failed
-        # sync must not erase what the cluster last applied.
-        status = replace(status, applied_revision=recorded.applied_revision)
-    metadata: Object = {"name": inventory.parent.name, "namespace": namespace, "labels": {ID_LABEL: inventory.id},
-                        "annotations": {**status.annotations(), TOOLING_ANNOTATION: TOOLING}}
-    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
-    return kube.apply(configmaps, body, subject=str(inventory.parent), field_manager=STATUS_MANAGER,
-                      force=True, dry_run=False)
+    for attempt in range(WRITE_ATTEMPTS):
+        live = kube.get(configmaps, inventory.parent.name, namespace=namespace)
+        annotations = ((live or {}).get("metadata") or {}).get("annotations") or {}
+        recorded = status_from_annotations(annotations)
+        written = status or recorded
+        if written is not None and not written.applied_revision and recorded is not None:
+            # A failed sync must not erase what the cluster last applied.
+            written = replace(written, applied_revision=recorded.applied_revision)
+        history = decode(annotations.get(HISTORY_ANNOTATION))
+        for entry in add:
+            history = add_entry(history, entry)
+        values = {**(written.annotations() if written is not None else {}), TOOLING_ANNOTATION: TOOLING}
+        if history:
+            values[HISTORY_ANNOTATION] = encode(history)
+        if intent is not None:
+            values[INTENT_ANNOTATION] = intent.encode()
+        metadata: Object = {"name": inventory.parent.name, "namespace": namespace,
+                            "labels": {ID_LABEL: inventory.id}, "annotations": values}
+        if live is not None:
+            metadata["resourceVersion"] = live["metadata"]["resourceVersion"]
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
+        try:
+            return kube.apply(configmaps, body, subject=str(inventory.parent), field_manager=STATUS_MANAGER,
+                              force=True, dry_run=False), history
+        except Conflict:
+            if attempt == WRITE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def record_intent(kube: Kube, *, app: str, namespace: str, intent: SyncIntent) -> None:
+    """Record that a sync is about to write (see `syncer.apply.intent`)."""
+    write_status(kube, app=app, namespace=namespace, status=None, intent=intent)
 
 
 def event_about(obj: Object, *, reason: str, message: str, warning: bool, instance: str = "") -> Object:
@@ -209,15 +259,42 @@ def emit_event(kube: Kube, *, app: str, parent: Object, status: AppStatus, insta
                        subject=f"Event/{metadata['namespace']}/{metadata['name']}")
 
 
-def record(kube: Kube, *, app: str, namespace: str, status: AppStatus, instance: str = "") -> None:
-    """Write the status and its Event. Raises ClusterError when the status cannot be written
-    (e.g. the app's namespace does not exist yet); a failed Event is only logged, as the
-    status itself already tells the story."""
-    parent = write_status(kube, app=app, namespace=namespace, status=status)
+def record(
+    kube: Kube, *, app: str, namespace: str, status: AppStatus, instance: str = "",
+    add: Sequence[HistoryEntry] = (),
+) -> tuple[HistoryEntry, ...]:
+    """Write the status, with `add` in its history, and its Event; the history as written.
+    Raises ClusterError when the status cannot be written (e.g. the app's namespace does not
+    exist yet); a failed Event is only logged, as the status itself already tells the story."""
+    parent, history = write_status(kube, app=app, namespace=namespace, status=status, add=add)
     try:
         emit_event(kube, app=app, parent=parent, status=status, instance=instance)
     except ClusterError as error:
         log.warning("app %s: cannot create an Event: %s", app, error)
+    return history
+
+
+def report_interrupted(kube: Kube, *, app: str, parent: Object, interrupted: Interrupted, instance: str = "") -> None:
+    """A Warning Event `SyncInterrupted` on the app's parent; a failed Event is only logged."""
+    metadata = parent["metadata"]
+    event = event_about(parent, reason="SyncInterrupted", message=interrupted.message(app=app), warning=True,
+                        instance=instance)
+    try:
+        kube.create(kube.resource_for("v1", "Event"), event,
+                    subject=f"Event/{metadata['namespace']}/{metadata['name']}")
+    except ClusterError as error:
+        log.warning("app %s: cannot create an Event: %s", app, error)
+
+
+def changes_entry(changes: ChangeSet) -> HistoryEntry:
+    """A sync's history entry; a heal names the objects it wrote: those that had drifted."""
+    trigger = changes.trigger
+    if trigger.kind is TriggerKind.HEAL:
+        trigger = replace(trigger, objects=tuple(str(c.ref) for c in changes.changes if c.action in CHANGING_ACTIONS))
+    status = AppStatus.of(changes)
+    return entry(revision=changes.revision, started=changes.started or now_rfc3339(), finished=now_rfc3339(),
+                 seconds=changes.seconds, trigger=trigger, result=status.result, summary=status.summary,
+                 plan_digest=changes.plan_digest, error=status.error)
 
 
 @dataclass(frozen=True)
@@ -261,9 +338,10 @@ def list_app_statuses(kube: Kube, *, namespace: str | None) -> list[AppStatusRow
 
 class OutcomeRecorder:
     """Records an app's sync outcomes, for the CLI and the daemon alike: only news is written
-    (see `needs_recording`), what was recorded is remembered across ticks, and what a status
-    said before this process started is read back once (from the plan when it read the
-    parent, else with one GET)."""
+    (see `needs_recording`), with its history entry; what was recorded is remembered across
+    ticks, and what a status said before this process started is read back once (from the
+    plan when it read the parent, else with one GET). A sync that recorded its intent always
+    records its result, which clears the intent."""
 
     def __init__(self, kube: Kube, *, app: str, namespace: str, instance: str = "", create_parent: bool = True) -> None:
         self._kube = kube
@@ -277,36 +355,81 @@ class OutcomeRecorder:
         self._parent_exists = True
         self._recorded: AppStatus | None = None
         self._loaded = False
+        self.history: tuple[HistoryEntry, ...] | None = None
+        """The app's history as last read or written here (None: not known yet)."""
 
-    def record(self, status: AppStatus, *, changed: bool, parent_annotations: dict[str, str] | None = None) -> bool:
-        """Write the status when it is news; True when it was written. Raises ClusterError."""
-        if not self._loaded:
-            if parent_annotations is not None:
-                self._recorded = status_from_annotations(parent_annotations)
-            else:
-                configmaps = self._kube.resource_for("v1", "ConfigMap")
-                parent = self._kube.get(configmaps, PARENT_PREFIX + self._app, namespace=self._namespace)
-                self._recorded, self._parent_exists = read_status(parent), parent is not None
-            self._loaded = True
-        if not needs_recording(status, self._recorded, changed=changed):
+    def _load(self, parent_annotations: dict[str, str] | None) -> None:
+        """What the parent recorded, once: later plans may read it from a cache that has not
+        caught up with this recorder's own writes."""
+        if self._loaded:
+            return
+        if parent_annotations is not None:
+            self._recorded = status_from_annotations(parent_annotations)
+            self.history = decode(parent_annotations.get(HISTORY_ANNOTATION))
+        else:
+            configmaps = self._kube.resource_for("v1", "ConfigMap")
+            parent = self._kube.get(configmaps, PARENT_PREFIX + self._app, namespace=self._namespace)
+            self._recorded, self._parent_exists = read_status(parent), parent is not None
+            self.history = read_history(parent)
+        self._loaded = True
+
+    def record(
+        self, status: AppStatus, *, changed: bool, parent_annotations: dict[str, str] | None = None,
+        entries: Sequence[HistoryEntry] = (), must: bool = False, kube: Kube | None = None,
+    ) -> bool:
+        """Write the status when it is news (or `must`); True when it was written. `kube`:
+        the client to write with (the lock-guarded one, under the app's lock). Raises
+        ClusterError."""
+        self._load(parent_annotations)
+        if not must and not needs_recording(status, self._recorded, changed=changed):
             return False
         if not self._parent_exists and not self._create_parent:
             return False
-        record(self._kube, app=self._app, namespace=self._namespace, status=status, instance=self._instance)
+        self.history = record(kube or self._kube, app=self._app, namespace=self._namespace, status=status,
+                              instance=self._instance, add=entries)
         self._recorded, self._parent_exists = status, True
         return True
 
-    def record_changes(self, changes: ChangeSet) -> bool:
-        """The outcome of a sync that ran (never of a dry run: that records nothing)."""
+    def record_changes(self, changes: ChangeSet, *, current: bool = True, kube: Kube | None = None) -> bool:
+        """The outcome of a sync that ran (never of a dry run: that records nothing), with an
+        interrupted sync it found. `current` False: a heal of an older revision than the one
+        the app's status is about, which records only its history entry (when it wrote, or
+        must clear its intent)."""
         if changes.dry_run:
             return False
-        return self.record(AppStatus.of(changes), changed=changes.changed_something,
-                           parent_annotations=changes.inventory_annotations)
+        client = kube or self._kube
+        entries = [changes_entry(changes)]
+        interrupted = changes.interrupted
+        if interrupted is not None:
+            entries.insert(0, interrupted.history_entry())
+        must = changes.intent is not None or interrupted is not None
+        if current:
+            written = self.record(AppStatus.of(changes), changed=changes.changed_something,
+                                  parent_annotations=changes.inventory_annotations, entries=entries, must=must,
+                                  kube=client)
+        elif must or changes.changed_something:
+            _, self.history = write_status(client, app=self._app, namespace=self._namespace, status=None,
+                                           add=entries)
+            written = True
+        else:
+            self._load(changes.inventory_annotations)
+            written = False
+        if interrupted is not None:
+            parent = client.get(client.resource_for("v1", "ConfigMap"), PARENT_PREFIX + self._app,
+                                namespace=self._namespace)
+            if parent is not None:
+                report_interrupted(client, app=self._app, parent=parent, interrupted=interrupted,
+                                   instance=self._instance)
+        return written
 
-    def record_failure(self, *, revision: str, error: Exception) -> bool:
+    def record_failure(self, *, revision: str, error: Exception, trigger: Trigger, started: str,
+                       seconds: float) -> bool:
         """The outcome of a sync that failed before or while it ran (validation, source, lock).
         A sync that lost its lock records nothing: the sync that holds it now is the app's
         latest outcome, and this one may no longer write."""
         if isinstance(error, LockLost):
             return False
-        return self.record(AppStatus.failed(revision=revision, error=str(error)), changed=False)
+        status = AppStatus.failed(revision=revision, error=str(error))
+        failed = entry(revision=revision, started=started, finished=now_rfc3339(), seconds=seconds, trigger=trigger,
+                       result="Failed", error=status.error)
+        return self.record(status, changed=False, entries=[failed])

@@ -18,6 +18,7 @@ cannot prove it still holds the lock, it stops (LockLost) instead of undoing a n
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 
 from syncer.apply.applyset import is_member
@@ -31,11 +32,14 @@ from syncer.apply.membercache import MemberReads
 from syncer.apply.options import SyncOptions
 from syncer.apply.plan import build_plan
 from syncer.apply.planned import Plan
-from syncer.apply.status import status_from_annotations
+from syncer.apply.history import Trigger, TriggerKind
+from syncer.apply.intent import Interrupted, SyncIntent, read_intent
+from syncer.apply.planfile import plan_digest
+from syncer.apply.status import now_rfc3339, record_intent, status_from_annotations
 from syncer.apply.upgrade import take_over_legacy
-from syncer.errors import ClusterError, NotFound, SyncerError, ValidationFailed
+from syncer.errors import ClusterError, LockHeld, NotFound, SyncerError, ValidationFailed
 from syncer.kube import Kube
-from syncer.model import Manifest, ObjectRef
+from syncer.model import Action, Manifest, ObjectRef
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +132,7 @@ def sync(
     cache: MemberReads | None = None,
     record: Recorder | None = None,
     accept: Acceptance | None = None,
+    trigger: Trigger = Trigger(TriggerKind.CLI),
 ) -> ChangeSet:
     """Make the cluster match the manifests. Raises for failures before the first write
     (validation, guard rails, lock) and for a lost lock; returns a ChangeSet (possibly with an
@@ -140,17 +145,28 @@ def sync(
 
     `accept(plan)` (`syncer apply` of a reviewed plan) sees the plan before its first write,
     and again the plan made under the lock when the cluster moved in between; it raises to
-    refuse, and then nothing stays written (the app's new namespace is deleted again)."""
+    refuse, and then nothing stays written (the app's new namespace is deleted again).
+
+    A sync that writes records its intent on the parent before its first write (after the
+    checks above, under the lock); one that finds another sync's intent under the lock
+    reports it as interrupted (`ChangeSet.interrupted`, `syncer.apply.intent`). A plan that
+    writes nothing but finds an intent takes the lock to tell a sync still running from one
+    that died; while another sync holds it, that plan's outcome is as before."""
+    started, clock = now_rfc3339(), time.monotonic()
+
+    def finished(changes: ChangeSet, client: Kube) -> ChangeSet:
+        changes.trigger, changes.started, changes.seconds = trigger, started, time.monotonic() - clock
+        if record is not None and not options.dry_run:
+            record(client, changes)
+        return changes
+
     plan = plan_sync(kube, manifests, options=options, revision=revision, cache=cache)
     refuse_blocked(plan)
     refuse_held(plan, options)
     if accept is not None:
         accept(plan)
-    if options.dry_run or not plan.writes:
-        changes = execute(kube, plan, dry_run=options.dry_run, report=report, on_step=on_step)
-        if record is not None and not options.dry_run:
-            record(kube, changes)
-        return changes
+    if options.dry_run or (not plan.writes and read_intent(plan.parent_annotations) is None):
+        return finished(execute(kube, plan, dry_run=options.dry_run, report=report, on_step=on_step), kube)
 
     namespace = plan.inventory.parent.namespace or options.inventory_namespace
     bootstrap = execute_bootstrap(kube, plan)
@@ -166,6 +182,11 @@ def sync(
             "another --namespace",
             status=404,
         )]) from error
+    except LockHeld:
+        if plan.writes:
+            raise
+        # Another sync runs, and its intent is its own: this plan writes nothing.
+        return finished(execute(kube, plan, dry_run=False, report=report, on_step=on_step), kube)
     guarded = kube.guarded(lock.ensure_held)
     try:
         taken_over = take_over_legacy(guarded, options)
@@ -182,10 +203,27 @@ def sync(
             except (ValidationFailed, PlanRefused, PruneBudgetExceeded, HeldByRollback):
                 undo_bootstrap(guarded, bootstrap)
                 raise
+        interrupted = _interrupted(plan)
+        intent = None
+        if plan.writes:
+            intent = SyncIntent(revision=revision, plan_digest=plan_digest(plan, manifests=manifests), started=started,
+                                trigger=trigger)
+            record_intent(guarded, app=options.app, namespace=namespace, intent=intent)
         changes = execute(guarded, plan, dry_run=False, bootstrap=bootstrap, report=report, on_step=on_step,
                           confirm_lock=lock.confirm)
-        if record is not None:
-            record(guarded, changes)
-        return changes
+        changes.intent, changes.interrupted = intent, interrupted
+        changes.plan_digest = intent.plan_digest if intent is not None else ""
+        if interrupted is not None:
+            changes.warnings.insert(0, interrupted.message(app=options.app))
+        return finished(changes, guarded)
     finally:
         lock.release()
+
+
+def _interrupted(plan: Plan) -> Interrupted | None:
+    """The unfinished sync the parent records, as found under the lock: its holder is gone."""
+    intent = read_intent(plan.parent_annotations)
+    if intent is None:
+        return None
+    applied = sum(1 for p in plan.objects.values() if p.action is Action.UNCHANGED)
+    return Interrupted(intent=intent, already_applied=applied, planned=len(plan.objects), found=now_rfc3339())

@@ -26,6 +26,7 @@ _COMMAND_MODULES = {
     "completion": "syncer.cli.completion",
     "dev-cluster": "syncer.cli.devcluster",
     "diff": "syncer.cli.diff",
+    "history": "syncer.cli.history",
     "install": "syncer.cli.install",
     "plan": "syncer.cli.plan",
     "reconcile": "syncer.cli.apps",

@@ -17,7 +17,7 @@ from syncer.cli import OUTPUT_KEY
 from syncer.config import MAX_DURATION, DurationBounds, format_duration, parse_duration
 from syncer.diff import IgnoreRule, parse_ignore_rules
 from syncer.errors import ConfigError
-from syncer.kube import ClientOptions, Kube, default_namespace
+from syncer.kube import ClientOptions, Kube, current_context, default_namespace
 from syncer.model import Manifest, parse_confirmation, parse_prune_budget
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -164,6 +164,13 @@ def connect(
     if qps is not None:
         options = replace(options, qps=qps, burst=max(1, int(qps)))
     return Kube.connect(options)
+
+
+def cli_user(*, kubeconfig: str | None, context: str | None) -> str:
+    """Who runs the command, for the sync history: the kubeconfig context's user entry (read
+    from the file, no request), or the pod's service account in a cluster."""
+    found = current_context(ClientOptions(kubeconfig=kubeconfig, context=context))
+    return found.user if found is not None else "the pod's service account"
 
 
 def live_capabilities(

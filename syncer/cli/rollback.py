@@ -26,7 +26,7 @@ import click
 
 from syncer.apply.applyset import Inventory
 from syncer.apply.holdrecord import recorded_hold, write_hold
-from syncer.apply.status import now_rfc3339, status_from_annotations
+from syncer.apply.status import now_rfc3339, read_history, status_from_annotations
 from syncer.cli import cli
 from syncer.cli.appselect import command_target
 from syncer.cli.apps import one_app, report_app
@@ -135,8 +135,8 @@ def _roll_back_cli_app(
         if not current:
             raise ConfigError(f"app {app}: {parent_ref} records no applied revision, so there is nothing to go back from")
         try:
-            choice = pick_revision(cli_history_revisions(kube, app=app, namespace=namespace), current=current, to=to,
-                                   steps=steps)
+            choice = pick_revision([entry.revision for entry in read_history(parent) if entry.result == "Succeeded"],
+                                   current=current, to=to, steps=steps)
         except ValueError as error:
             raise ConfigError(f"app {app}: {error}") from None
         hold = Hold(revision=choice.revision, from_revision=held.from_revision if held else current,
@@ -157,11 +157,6 @@ def _roll_back_cli_app(
                       rollback=hold)
     run_sync(manifests, options=options, revision=snapshot.revision, kubeconfig=kubeconfig, context=context,
              qps=qps, impersonate=None, output=output, namespace_from="", verbose=False, rendering=rendering)
-
-
-def cli_history_revisions(kube: Kube, *, app: str, namespace: str) -> list[str]:
-    """The revisions a CLI app's history applied successfully, newest first."""
-    raise ConfigError(f"app {app}: no history in namespace {namespace}")
 
 
 def _release(kube: Kube, live: Object, *, progress: bool) -> Object:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, NoReturn
@@ -12,8 +13,9 @@ from typing import Any, NoReturn
 import click
 
 from syncer.apply import ChangeSet, SyncOptions, sync
+from syncer.apply.history import Trigger, TriggerKind
 from syncer.apply.holdrecord import HeldByRollback, write_hold
-from syncer.apply.status import OutcomeRecorder
+from syncer.apply.status import OutcomeRecorder, now_rfc3339
 from syncer.apply.sync import Acceptance, PlanRefused
 from syncer.cli import cli, verbosity
 from syncer.cli.appselect import command_target
@@ -21,6 +23,7 @@ from syncer.cli.common import (
     Duration,
     app_options,
     cluster_options,
+    cli_user,
     connect,
     live_capabilities,
     output_option,
@@ -119,12 +122,14 @@ def run_sync(
     kube = connect(kubeconfig=kubeconfig, context=context, concurrency=options.concurrency, qps=qps,
                    impersonate=impersonate)
     recorder = OutcomeRecorder(kube, app=app, namespace=options.inventory_namespace, create_parent=False)
+    trigger = Trigger(TriggerKind.ROLLBACK if options.rollback is not None else TriggerKind.CLI,
+                      user=cli_user(kubeconfig=kubeconfig, context=context))
+    started, clock = now_rfc3339(), time.monotonic()
 
     def record(client: Kube, changes: ChangeSet) -> None:
         """Under the app's lock (`syncer.apply.sync`), with the lock-guarded client; a
         rollback's hold (or its release) once the revision is applied."""
-        recorder = OutcomeRecorder(client, app=app, namespace=options.inventory_namespace, create_parent=False)
-        _record(lambda: recorder.record_changes(changes), warnings=changes.warnings)
+        _record(lambda: recorder.record_changes(changes, kube=client), warnings=changes.warnings)
         if changes.applied and (options.rollback is not None or options.release_hold):
             _record(lambda: write_hold(client, app=app, namespace=options.inventory_namespace, hold=options.rollback),
                     warnings=changes.warnings)
@@ -132,13 +137,15 @@ def run_sync(
     try:
         try:
             with progress.running(kube.stats):
-                changes = sync(kube, manifests, options=options, revision=revision,
-                               report=progress.on_change, on_step=progress.on_step, record=record, accept=accept)
+                changes = sync(kube, manifests, options=options, revision=revision, report=progress.on_change,
+                               on_step=progress.on_step, record=record, accept=accept, trigger=trigger)
         except (LockLost, PlanRefused, HeldByRollback):
             raise  # the sync that took the lock over records the app's status; a refused plan writes nothing
         except SyncerError as error:
             if not options.dry_run:
-                _record(lambda: recorder.record_failure(revision=revision, error=error), warnings=None)
+                _record(lambda: recorder.record_failure(revision=revision, error=error, trigger=trigger,
+                                                        started=started, seconds=time.monotonic() - clock),
+                        warnings=None)
             raise
     finally:
         kube.close()

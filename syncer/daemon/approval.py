@@ -15,13 +15,12 @@ Heals of the revision the cluster records are not new revisions and need no appr
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from syncer.apply import Plan
-from syncer.apply.planfile import Context, plan_document
+from syncer.apply.planfile import app_context, plan_document
 from syncer.apply.sync import Acceptance, PlanRefused
 from syncer.model import AppId, Manifest
 
@@ -43,14 +42,8 @@ class PendingPlan:
         return status
 
 
-def approval_context(app: AppId) -> Context:
-    salt = hashlib.sha256(f"syncer approval {app.namespace}/{app.name}".encode()).hexdigest()[:32]
-    return Context(source={"app": f"App/{app.namespace}/{app.name}"}, cluster_uid="", server_version="", salt=salt,
-                   created="")
-
-
 def pending_plan(plan: Plan, *, manifests: Sequence[Manifest], app: AppId) -> PendingPlan:
-    document = plan_document(plan, manifests=manifests, context=approval_context(app))
+    document = plan_document(plan, manifests=manifests, context=app_context(app))
     counts: dict[str, int] = {}
     for entry in [*document["objects"], *document["prune"]]:
         if entry["action"] != "unchanged":

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from syncer.apply.history import HistoryEntry
 from syncer.apply.status import now_rfc3339
 from syncer.apply.wait import health
 from syncer.daemon.appspec import InvalidApp
@@ -94,6 +95,8 @@ class Observation:
     """The App, for the message that says how to approve."""
     hold: dict[str, Any] | None = None
     """`status.hold`: the rollback's hold as the daemon applies it (None: the spec has none)."""
+    history: tuple[HistoryEntry, ...] | None = None
+    """The app's sync history as recorded on its parent (None: not known this tick)."""
 
 
 def _condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
@@ -241,6 +244,10 @@ def app_status(previous: dict[str, Any], observed: Observation, *, now: str | No
         status["hold"] = observed.hold
     elif observed.invalid is None:
         status.pop("hold", None)
+    if observed.history is not None and observed.history:
+        status["history"] = [entry.to_dict() for entry in observed.history]
+    if outcome is not None and outcome.changes is not None and outcome.changes.interrupted is not None:
+        status["lastInterrupted"] = outcome.changes.interrupted.to_dict()
     if observed.pending is not None:
         status["pendingPlan"] = observed.pending.to_status()
     elif observed.invalid is None and not observed.suspended and observed.syncing is None:

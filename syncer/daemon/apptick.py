@@ -110,11 +110,25 @@ class AppTicker:
         try:
             self._write(entry, state, Observation(entry.generation, outcome=state.last_attempt, health=outcome.health,
                                                   drift=outcome.drift, handled_request=entry.requested,
-                                                  pending=outcome.pending, app=entry.id, hold=outcome.hold))
+                                                  pending=outcome.pending, app=entry.id, history=outcome.history,
+                                                  hold=outcome.hold))
         except ClusterError as error:  # the outcome still counts; the status is written at a later tick
             log.warning("App/%s: %s", entry.key, error)
             return replace(outcome, ok=False)
+        self._report_interrupted(entry, outcome)
         return outcome
+
+    def _report_interrupted(self, entry: AppEntry, outcome: TickOutcome) -> None:
+        """A Warning Event `SyncInterrupted` on the App when its sync found an earlier one unfinished."""
+        changes = outcome.attempt.changes if outcome.attempt is not None else None
+        if changes is None or changes.interrupted is None:
+            return
+        try:
+            emit_app_event(self._kube, entry.obj, reason="SyncInterrupted", warning=True,
+                           message=changes.interrupted.message(app=entry.id.name),
+                           instance=self._context.options.identity)
+        except ClusterError as error:
+            log.warning("App/%s: cannot create an Event: %s", entry.key, error)
 
     def _reconciler(self, entry: AppEntry, state: AppTickState, spec: AppSpec) -> AppReconciler:
         """The App's reconciler, built again when its spec, Git credentials, age identities

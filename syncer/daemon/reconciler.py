@@ -41,7 +41,8 @@ from syncer.apply import ChangeSet, PruneBudgetExceeded, SyncOptions, plan_sync,
 from syncer.apply.applyset import Inventory
 from syncer.apply.changeset import summary_text
 from syncer.apply.membercache import MemberReads
-from syncer.apply.status import OutcomeRecorder
+from syncer.apply.history import HistoryEntry, Trigger, TriggerKind
+from syncer.apply.status import OutcomeRecorder, rfc3339
 from syncer.apply.sync import RecordMoved
 from syncer.config import AppConfig
 from syncer.daemon.approval import PendingPlan, approved, pending_plan
@@ -200,6 +201,8 @@ class AppReconciler:
         self._head_renders_as: str | None = None
         """The applied revision the head renders exactly as (a commit elsewhere in the
         repository): the app's current revision, not synced again (None: none such)."""
+        self._trigger = Trigger(TriggerKind.INTERVAL)
+        """What started the step in progress (`syncer.apply.history`)."""
 
     def note_drift(self) -> None:
         """A member changed: the next tick heals, without asking Git."""
@@ -236,6 +239,11 @@ class AppReconciler:
             self._move_on = True
 
     @property
+    def history(self) -> tuple[HistoryEntry, ...] | None:
+        """The app's history as this reconciler last read or recorded it (None: not yet)."""
+        return self._recorder.history
+
+    @property
     def manifests(self) -> Sequence[Manifest] | None:
         """The last render (None before the first), for checking drift and health."""
         return self._manifests
@@ -267,6 +275,8 @@ class AppReconciler:
         drifted, self._drifted = self._drifted, False
         fresh, self._news_expected = self._news_expected, False
         move_on, self._move_on = self._move_on, False
+        self._trigger = Trigger(TriggerKind.RECONCILE if move_on else TriggerKind.WEBHOOK if fresh
+                                else TriggerKind.HEAL if drifted else TriggerKind.INTERVAL)
         try:
             # A push (fresh) always asks Git, even when a member's change started this tick:
             # the drift shortcut would otherwise consume the push and leave it to the interval.
@@ -286,6 +296,10 @@ class AppReconciler:
                 return SyncStep(ok=True)
             revision = rendered
             expect = None if move is Move.SYNC_HEAD else recorded
+            if expect is not None:
+                self._trigger = Trigger(TriggerKind.HEAL)
+            elif self.app.hold is not None and revision == self.app.hold.revision:
+                self._trigger = Trigger(TriggerKind.ROLLBACK, user=self.app.hold.requested_by)
             if expect is not None and not self.app.self_heal and self._last_ok:
                 # Without selfHeal a member's change is reported (the tick's drift), not reverted.
                 return SyncStep(ok=True, member_changed=drifted)
@@ -300,7 +314,7 @@ class AppReconciler:
                 self.pending = None
                 accept = approved(pending.digest, manifests=self._manifests, app=self.app.id)
             changes = sync(self._kube, self._manifests, options=replace(self.options, expect_applied=expect),
-                           revision=revision, cache=self.cache, accept=accept)
+                           revision=revision, cache=self.cache, accept=accept, trigger=self._trigger)
         except RecordMoved as moved:
             log.info("app %s: not healing to %s: %s", self.app.id, revision[:12], moved,
                      extra={**self._app_fields, "revision": revision, "recorded": moved.recorded})
@@ -489,7 +503,9 @@ class AppReconciler:
             log.warning("app %s: %s", self.app.id, warning, extra=self._app_fields)
         attempt = self.last_attempt = SyncAttempt(revision=changes.revision, changes=changes, error=changes.error,
                                                   seconds=seconds)
-        if self._is_current(attempt):
+        if not self._is_current(attempt):
+            self._record(lambda: self._recorder.record_changes(changes, current=False))
+        else:
             self.current_attempt = attempt
             if self._record(lambda: self._recorder.record_changes(changes)) and attempt.applied:
                 # The target stays until the watch shows the record: a heal that a change
@@ -579,6 +595,7 @@ class AppReconciler:
 
     def _failed(self, *, revision: str, error: Exception, started: float) -> SyncAttempt:
         seconds = time.monotonic() - started
+        started_at = rfc3339(time.time() - seconds)
         self._last_ok = False
         self._synced_revision = None
         log.error("app %s sync of %s failed: %s", self.app.id, revision[:12], error,
@@ -590,7 +607,8 @@ class AppReconciler:
                                                   cause=failure_cause(error), stalled=stalled)
         if self._is_current(attempt):
             self.current_attempt = attempt
-            self._record(lambda: self._recorder.record_failure(revision=revision, error=error))
+            self._record(lambda: self._recorder.record_failure(revision=revision, error=error, trigger=self._trigger,
+                                                               started=started_at, seconds=seconds))
         return attempt
 
     def _record(self, write: Callable[[], bool]) -> bool:

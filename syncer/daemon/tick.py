@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncer.apply.applyset import Inventory
+from syncer.apply.history import HistoryEntry
 from syncer.apply.membercache import MemberReads
 from syncer.daemon.appobserve import observe_drift, observe_health
 from syncer.daemon.appstatus import AppHealth
@@ -58,6 +59,8 @@ class TickOutcome:
     """The new revision's plan, waiting for approval (`spec.approval: manual`)."""
     hold: dict[str, Any] | None = None
     """The rollback's hold as applied (`status.hold`); None: the App has none."""
+    history: tuple[HistoryEntry, ...] | None = None
+    """The app's sync history as the reconciler last read or recorded it."""
 
 
 def run_tick(reconciler: AppReconciler, *, kube: Kube, cache: MemberReads | None, health: bool) -> TickOutcome:
@@ -77,7 +80,7 @@ def run_tick(reconciler: AppReconciler, *, kube: Kube, cache: MemberReads | None
         drift = observe_drift(kube, manifests, options=reconciler.options, revision=reconciler.rendered_revision,
                               cache=cache)
     return TickOutcome(app=app.id, ok=step.ok, attempt=step.attempt, current=reconciler.current_attempt,
-                       drift=drift, health=observed_health, pending=reconciler.pending,
+                       drift=drift, health=observed_health, pending=reconciler.pending, history=reconciler.history,
                        hold=reconciler.hold_status)
 
 

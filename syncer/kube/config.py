@@ -68,6 +68,8 @@ class KubeconfigContext:
     namespace: str | None
     where: str
     """`kubeconfig a.yaml:b.yaml, context dev`, for messages."""
+    user: str = ""
+    """The context's user entry: who a sync's history says ran it."""
 
 
 def kubeconfig_paths(kubeconfig: str | None) -> list[str]:
@@ -120,7 +122,9 @@ def current_context(options: ClientOptions) -> KubeconfigContext | None:
     loader, where = _kubeconfig_loader(options)
     context = loader.current_context
     namespace = (context.get("context") or {}).get("namespace")
-    return KubeconfigContext(name=str(context["name"]), namespace=str(namespace) if namespace else None, where=where)
+    user = (context.get("context") or {}).get("user")
+    return KubeconfigContext(name=str(context["name"]), namespace=str(namespace) if namespace else None, where=where,
+                             user=str(user or ""))
 
 
 def default_namespace(options: ClientOptions) -> tuple[str, str]:

@@ -46,7 +46,7 @@ class Cluster:
         return False
 
     def sync(self, kube: object, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str,
-             cache: object, accept: object = None) -> ChangeSet:
+             cache: object, accept: object = None, trigger: object = None) -> ChangeSet:
         if self.moves_before_lock is not None:
             self.applied, self.moves_before_lock = self.moves_before_lock, None
         if options.expect_applied is not None and options.expect_applied != self.applied:
@@ -71,12 +71,15 @@ class Recorder:
 
     cluster: Cluster
 
-    def record_changes(self, changes: ChangeSet) -> bool:
-        if changes.applied and not self.cluster.lagging:
+    history = None
+
+    def record_changes(self, changes: ChangeSet, *, current: bool = True) -> bool:
+        """A heal of an older revision than the current one records only its history entry."""
+        if current and changes.applied and not self.cluster.lagging:
             self.cluster.applied = changes.revision
         return True
 
-    def record_failure(self, *, revision: str, error: Exception) -> bool:
+    def record_failure(self, *, revision: str, error: Exception, **when: object) -> bool:
         return True
 
 

@@ -81,6 +81,7 @@ class FakeReconciler:
         self.current_attempt: SyncAttempt | None = None
         self.pending = None
         self.hold_status = None
+        self.history = None
         self.rendered_revision = f"revision-of-{app.repo}"
 
     def step(self) -> SyncStep:

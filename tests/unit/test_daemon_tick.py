@@ -28,6 +28,7 @@ class StepOnly:
         self.current_attempt = step.attempt
         self.pending = None
         self.hold_status = None
+        self.history = None
 
     def step(self) -> SyncStep:
         return self._step
