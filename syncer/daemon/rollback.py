@@ -12,8 +12,8 @@ from syncer.model import Object
 
 def rollback_hold(live: Object, *, to: str | None, steps: int | None, requested_by: str) -> Hold:
     """The hold `syncer rollback` sets: the revision picked from the App's history, and the
-    revision it goes back from (the one the App is at, or the current hold's `from`, so that
-    going back further still ends at the same commit)."""
+    revision it goes back from (the one the App is at, or the standing hold's `from`, so that
+    going back further still ends at the same commit; a hold a commit ended is replaced)."""
     where = subject(live["metadata"]["namespace"], live["metadata"]["name"])
     status = live.get("status") or {}
     spec_hold = (live.get("spec") or {}).get("hold")
@@ -24,7 +24,8 @@ def rollback_hold(live: Object, *, to: str | None, steps: int | None, requested_
                  if isinstance(entry, dict) and entry.get("result") == "Succeeded" and entry.get("revision")]
     try:
         choice = pick_revision(revisions, current=current, to=to, steps=steps)
-        from_revision = (parse_hold(spec_hold).from_revision if spec_hold
+        holding = spec_hold and (status.get("hold") or {}).get("holding")
+        from_revision = (parse_hold(spec_hold).from_revision if holding
                          else str(status.get("lastAttemptedRevision") or current))
     except ValueError as error:
         raise ConfigError(f"{where}: {error}") from None

@@ -110,3 +110,17 @@ def test_the_status_shows_the_hold_and_when_it_ended() -> None:
     assert transitions(back, back) == []
     assert transitions(back, moved) == ["hold-released"]
     assert transitions(moved, released) == []
+
+
+def test_a_rollback_goes_back_from_the_standing_holds_from_or_from_where_the_app_is() -> None:
+    from syncer.daemon.rollback import rollback_hold
+
+    history = [{"revision": r, "result": "Succeeded"} for r in (C, A, B, A)]
+    held = {"metadata": {"namespace": "team-a", "name": "shop"}, "spec": {"hold": {"revision": A, "from": C}},
+            "status": {"lastAppliedRevision": A, "lastAttemptedRevision": A, "history": history,
+                       "hold": {"revision": A, "from": C, "holding": True}}}
+    assert rollback_hold(held, to=B, steps=None, requested_by="ann").from_revision == C
+    ended = {**held, "status": {**held["status"], "lastAppliedRevision": D, "lastAttemptedRevision": D,
+                                "hold": {"revision": A, "from": C, "holding": False, "releasedBy": D}}}
+    again = rollback_hold(ended, to=None, steps=2, requested_by="ann")
+    assert (again.revision, again.from_revision, again.requested_by) == (A, D, "ann")
