@@ -400,6 +400,7 @@ class DaemonModel(RuleBasedStateMachine):
         if not applied:
             return self.commit_good(move)
         sha = applied[move.choice % len(applied)]
+        started = time.monotonic()
         result = subprocess.run(
             [str(SYNCER), "rollback", app.ref.name, "-n", app.ref.namespace, "--to", sha, "--wait", "--timeout", "90s",
              "--kubeconfig", str(self.kubeconfigs[app.ref.namespace])],
@@ -408,7 +409,7 @@ class DaemonModel(RuleBasedStateMachine):
         if result.returncode != 0:
             raise AssertionError(f"{self.context}: syncer rollback exited {result.returncode}: "
                                  f"{result.stdout[-2000:]}{result.stderr[-3000:]}")
-        app.rolled_back(sha)
+        app.rolled_back(sha, at=started)
         self.step("rolled back")
 
     def edit_by_hand(self, move: Move) -> None:

@@ -31,10 +31,13 @@ Apps, their status, and Events about them. Everything else it does for an App it
 the App's service account."""
 
 
-def _revisions_with(ledger: Ledger, key: Key, content: dict[str, Any] | None) -> list[int]:
-    """The places in the ledger of the revisions that render `key` as `content` (absent: None)."""
+def _revisions_with(ledger: Ledger, key: Key, content: dict[str, Any] | None, *, at: float) -> list[int]:
+    """The places in the ledger of the revisions introduced by `at` that render `key` as
+    `content` (absent: None)."""
     found = []
     for index, revision in enumerate(ledger.revisions):
+        if revision.at > at:
+            continue
         if revision.content is not None and revision.content.desired().get(key) == content:
             found.append(index)
     return found
@@ -49,7 +52,7 @@ def went_back(history: Sequence[Sample], ledger: Ledger, *, app: str,
     for before, after in zip(history, history[1:]):
         # The newest revision recorded so far: a record that went back is its own violation,
         # and the members it took along are judged against what was recorded before it.
-        recorded = max(recorded, ledger.index(after.recorded))
+        recorded = max(recorded, ledger.index(after.recorded, at=after.at))
         if recorded < 0:
             continue
         for key in sorted(set(before.members) | set(after.members)):
@@ -58,7 +61,7 @@ def went_back(history: Sequence[Sample], ledger: Ledger, *, app: str,
                 continue
             if content is None and any(k == key and before.at - 1.0 <= t <= after.at for k, t in deleted_by_hand):
                 continue
-            places = _revisions_with(ledger, key, content)
+            places = _revisions_with(ledger, key, content, at=after.at)
             if places and max(places) < recorded:
                 shown = "absent" if content is None else f"{content}"
                 problems.append(
@@ -78,7 +81,8 @@ def record_went_back(history: Sequence[Sample], ledger: Ledger, *, app: str) -> 
             problems.append(f"{app}: the parent records {after.recorded[:12]}, which is no revision of the app's")
         elif revision.content is None:
             problems.append(f"{app}: the parent records the broken revision {after.recorded[:12]} as applied")
-        elif before.recorded is not None and ledger.index(after.recorded) < ledger.index(before.recorded):
+        elif before.recorded is not None and (ledger.index(after.recorded, at=after.at)
+                                              < ledger.index(before.recorded, at=before.at)):
             problems.append(f"{app}: the recorded revision went back from {before.recorded[:12]} to "
                             f"{after.recorded[:12]}")
     return problems
@@ -93,10 +97,10 @@ def ready_lies(history: Sequence[Sample], ledger: Ledger, *, app: str) -> list[s
             if applied != attempted:
                 problems.append(f"{app}: Ready=True with lastAppliedRevision {str(applied)[:12]} but "
                                 f"lastAttemptedRevision {str(attempted)[:12]}")
-            elif ledger.index(applied) < newest_attempt:
+            elif ledger.index(applied, at=sample.at) < newest_attempt:
                 problems.append(f"{app}: Ready=True for {str(applied)[:12]} after the newer revision "
                                 f"{ledger.revisions[newest_attempt].sha[:12]} was attempted")
-        newest_attempt = max(newest_attempt, ledger.index(attempted))
+        newest_attempt = max(newest_attempt, ledger.index(attempted, at=sample.at))
     return sorted(set(problems), key=problems.index)
 
 

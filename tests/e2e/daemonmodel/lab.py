@@ -84,8 +84,8 @@ class Lab:
         return path
 
     def add_tenant(self, namespace: str) -> Path:
-        """A team's namespace and its deployer (the documented recipe, plus Widgets); returns
-        a kubeconfig of the deployer for the team's own CLI runs."""
+        """A team's namespace and its deployer (the documented recipe, plus Widgets, plus the
+        team's own Apps); returns a kubeconfig of the deployer for the team's own CLI runs."""
         core: Any = client.CoreV1Api(self.api)
         rbac: Any = client.RbacAuthorizationV1Api(self.api)
         core.create_namespace({"metadata": {"name": namespace}})
@@ -93,9 +93,13 @@ class Lab:
         subject = [{"kind": "ServiceAccount", "name": DEPLOYER, "namespace": namespace}]
         rbac.create_namespaced_role(namespace, {"metadata": {"name": "widgets"}, "rules": [
             {"apiGroups": [WIDGET_GROUP], "resources": [WIDGET_PLURAL], "verbs": ["*"]}]})
+        # The team acts on its Apps from the CLI (syncer rollback) with the same credentials.
+        rbac.create_namespaced_role(namespace, {"metadata": {"name": "apps"}, "rules": [
+            {"apiGroups": ["syncer.dev"], "resources": ["apps"], "verbs": ["get", "list", "watch", "patch"]}]})
         for name, kind, role in (("deployer-edit", "ClusterRole", "edit"),
                                  ("deployer-syncer", "ClusterRole", "syncer-tenant"),
-                                 ("deployer-widgets", "Role", "widgets")):
+                                 ("deployer-widgets", "Role", "widgets"),
+                                 ("deployer-apps", "Role", "apps")):
             rbac.create_namespaced_role_binding(namespace, {
                 "metadata": {"name": name}, "subjects": subject,
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role}})

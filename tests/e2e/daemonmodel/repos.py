@@ -58,7 +58,11 @@ class Revision:
     content: Content | None
     """None: the revision does not render (a YAML error)."""
     how: str
-    """"commit" (to the tracked branch) or "hand" (synced by hand from another branch)."""
+    """"commit" (to the tracked branch), "hand" (synced by hand from another branch),
+    "elsewhere" (a commit to another path), or "rollback" (an earlier one, again)."""
+    at: float = 0.0
+    """When it was introduced (time.monotonic()): a rollback introduces an earlier revision
+    again, as the newest from then on, not for what was sampled before."""
 
 
 @dataclass
@@ -68,11 +72,12 @@ class Ledger:
     def add(self, revision: Revision) -> None:
         self.revisions.append(revision)
 
-    def index(self, sha: str | None) -> int:
-        """The revision's latest place in the order of introduction (a rollback introduces an
-        earlier revision again); -1 for none or an unknown one."""
+    def index(self, sha: str | None, *, at: float | None = None) -> int:
+        """The revision's latest place in the order of introduction, as of `at` (None: now);
+        -1 for none or an unknown one."""
         for position in range(len(self.revisions) - 1, -1, -1):
-            if self.revisions[position].sha == sha:
+            revision = self.revisions[position]
+            if revision.sha == sha and (at is None or revision.at <= at):
                 return position
         return -1
 
