@@ -427,14 +427,15 @@ class OutcomeRecorder:
                                    instance=self._instance)
         return written
 
-    def record_failure(self, *, revision: str, error: Exception, trigger: Trigger, started: str,
-                       seconds: float) -> bool:
+    def record_failure(self, *, revision: str, error: Exception, trigger: Trigger = Trigger(TriggerKind.CLI),
+                       started: str = "", seconds: float = 0.0) -> bool:
         """The outcome of a sync that failed before or while it ran (validation, source, lock).
         A sync that lost its lock records nothing: the sync that holds it now is the app's
         latest outcome, and this one may no longer write."""
         if isinstance(error, LockLost):
             return False
         status = AppStatus.failed(revision=revision, error=str(error))
-        failed = entry(revision=revision, started=started, finished=now_rfc3339(), seconds=seconds, trigger=trigger,
-                       result="Failed", error=status.error)
+        finished = now_rfc3339()
+        failed = entry(revision=revision, started=started or finished, finished=finished, seconds=seconds,
+                       trigger=trigger, result="Failed", error=status.error)
         return self.record(status, changed=False, entries=[failed])
