@@ -11,11 +11,16 @@ each change of it is also reported as a Kubernetes Event on that ConfigMap:
     status.syncer.dev/result     Succeeded | Failed
     status.syncer.dev/error      why it failed (absent after a success)
     status.syncer.dev/summary    {"created": 1, "configured": 2, ...} as JSON
+    status.syncer.dev/history    the last syncs, newest first, as JSON (`syncer.apply.history`),
+                                 written in the same request
+    status.syncer.dev/sync-in-progress   a writing sync's intent, from before its first write
+                                 until its result (`syncer.apply.intent`)
 
 The annotations are written by server-side apply under their own field manager,
 `syncer-status`, so they never take over or disturb the inventory fields the sync owns (and a
 sync never removes them). They are written only when the revision, the result or the error
-changed, or the sync changed something: a resync that finds nothing to do writes nothing.
+changed, or the sync changed something (and around a sync that writes, its intent): a resync
+that finds nothing to do writes nothing.
 """
 
 from __future__ import annotations
@@ -23,9 +28,9 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from collections.abc import Sequence
 from typing import Literal
 
 from syncer.apply.applyset import ID_LABEL, PARENT_PREFIX, TOOLING, TOOLING_ANNOTATION, Inventory
@@ -175,14 +180,14 @@ def write_status(
     a heal of an older revision recording only its history entry).
 
     The annotations are this field manager's and applied whole: what it applied once and
-    leaves out now, the server removes (the intent, once the result is recorded). Read and
-    written with the parent's resourceVersion as a precondition, so that two writers' entries
-    never overwrite each other's; a conflict reads again.
+    leaves out now, the server removes (the intent, once the result is recorded; a recorded
+    applied revision is therefore carried over by a failure). Read and written with the
+    parent's resourceVersion as a precondition, so that two writers' entries never overwrite
+    each other's; a conflict reads again.
 
     The status always carries the ApplySet id label and the tooling annotation: when there is
     no parent yet (the very first sync failed before writing anything) it creates the parent,
-    which must be recognisably the app's for a user looking for why the app never synced; and
-    what this field manager applied once and leaves out later, the server removes.
+    which must be recognisably the app's for a user looking for why the app never synced.
     """
     inventory = Inventory.for_app(app=app, namespace=namespace)
     configmaps = kube.resource_for("v1", "ConfigMap")
@@ -422,14 +427,15 @@ class OutcomeRecorder:
                                    instance=self._instance)
         return written
 
-    def record_failure(self, *, revision: str, error: Exception, trigger: Trigger, started: str,
-                       seconds: float) -> bool:
+    def record_failure(self, *, revision: str, error: Exception, trigger: Trigger = Trigger(TriggerKind.CLI),
+                       started: str = "", seconds: float = 0.0) -> bool:
         """The outcome of a sync that failed before or while it ran (validation, source, lock).
         A sync that lost its lock records nothing: the sync that holds it now is the app's
         latest outcome, and this one may no longer write."""
         if isinstance(error, LockLost):
             return False
         status = AppStatus.failed(revision=revision, error=str(error))
-        failed = entry(revision=revision, started=started, finished=now_rfc3339(), seconds=seconds, trigger=trigger,
-                       result="Failed", error=status.error)
+        finished = now_rfc3339()
+        failed = entry(revision=revision, started=started or finished, finished=finished, seconds=seconds,
+                       trigger=trigger, result="Failed", error=status.error)
         return self.record(status, changed=False, entries=[failed])

@@ -147,9 +147,10 @@ def sync(
     and again the plan made under the lock when the cluster moved in between; it raises to
     refuse, and then nothing stays written (the app's new namespace is deleted again).
 
-    A sync that writes records its intent on the parent before its first write (after the
-    checks above, under the lock); one that finds another sync's intent under the lock
-    reports it as interrupted (`ChangeSet.interrupted`, `syncer.apply.intent`). A plan that
+    A sync that records its outcome (`record`) and writes records its intent on the parent
+    before its first write (after the checks above, under the lock), which its outcome's
+    record clears; one that finds another sync's intent under the lock reports it as
+    interrupted (`ChangeSet.interrupted`, `syncer.apply.intent`). A plan that
     writes nothing but finds an intent takes the lock to tell a sync still running from one
     that died; while another sync holds it, that plan's outcome is as before."""
     started, clock = now_rfc3339(), time.monotonic()
@@ -165,7 +166,7 @@ def sync(
     refuse_held(plan, options)
     if accept is not None:
         accept(plan)
-    if options.dry_run or (not plan.writes and read_intent(plan.parent_annotations) is None):
+    if options.dry_run or (not plan.writes and (record is None or read_intent(plan.parent_annotations) is None)):
         return finished(execute(kube, plan, dry_run=options.dry_run, report=report, on_step=on_step), kube)
 
     namespace = plan.inventory.parent.namespace or options.inventory_namespace
@@ -203,9 +204,9 @@ def sync(
             except (ValidationFailed, PlanRefused, PruneBudgetExceeded, HeldByRollback):
                 undo_bootstrap(guarded, bootstrap)
                 raise
-        interrupted = _interrupted(plan)
+        interrupted = _interrupted(plan) if record is not None else None
         intent = None
-        if plan.writes:
+        if plan.writes and record is not None:
             intent = SyncIntent(revision=revision, plan_digest=plan_digest(plan, manifests=manifests), started=started,
                                 trigger=trigger)
             record_intent(guarded, app=options.app, namespace=namespace, intent=intent)

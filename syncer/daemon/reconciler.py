@@ -203,6 +203,8 @@ class AppReconciler:
         repository): the app's current revision, not synced again (None: none such)."""
         self._trigger = Trigger(TriggerKind.INTERVAL)
         """What started the step in progress (`syncer.apply.history`)."""
+        self._outcome_recorded = False
+        """The last sync's outcome was written (`_record_changes`)."""
 
     def note_drift(self) -> None:
         """A member changed: the next tick heals, without asking Git."""
@@ -313,8 +315,10 @@ class AppReconciler:
                 # Approved: what follows is this sync's outcome, reported as any sync's.
                 self.pending = None
                 accept = approved(pending.digest, manifests=self._manifests, app=self.app.id)
+            self._outcome_recorded = False
             changes = sync(self._kube, self._manifests, options=replace(self.options, expect_applied=expect),
-                           revision=revision, cache=self.cache, accept=accept, trigger=self._trigger)
+                           revision=revision, cache=self.cache, accept=accept, trigger=self._trigger,
+                           record=self._record_changes)
         except RecordMoved as moved:
             log.info("app %s: not healing to %s: %s", self.app.id, revision[:12], moved,
                      extra={**self._app_fields, "revision": revision, "recorded": moved.recorded})
@@ -503,11 +507,9 @@ class AppReconciler:
             log.warning("app %s: %s", self.app.id, warning, extra=self._app_fields)
         attempt = self.last_attempt = SyncAttempt(revision=changes.revision, changes=changes, error=changes.error,
                                                   seconds=seconds)
-        if not self._is_current(attempt):
-            self._record(lambda: self._recorder.record_changes(changes, current=False))
-        else:
+        if self._is_current(attempt.revision):
             self.current_attempt = attempt
-            if self._record(lambda: self._recorder.record_changes(changes)) and attempt.applied:
+            if self._outcome_recorded and attempt.applied:
                 # The target stays until the watch shows the record: a heal that a change
                 # starts before then must not read the parent's older record as the truth.
                 self._ours = attempt.revision
@@ -515,11 +517,19 @@ class AppReconciler:
                     self._seen_recorded = attempt.revision
         return attempt
 
-    def _is_current(self, attempt: SyncAttempt) -> bool:
+    def _record_changes(self, client: Kube, changes: ChangeSet) -> None:
+        """The sync's outcome, recorded by the sync under the app's lock with its guarded
+        client (`syncer.apply.sync`); a heal of an older revision than the current one records
+        only its history entry."""
+        current = self._is_current(changes.revision)
+        self._outcome_recorded = self._record(
+            lambda: self._recorder.record_changes(changes, current=current, kube=client))
+
+    def _is_current(self, revision: str) -> bool:
         """An attempt at the current revision (the head, or the rollback's while it holds), or
         at a working tree (which has no other)."""
         current = self._moving_to()
-        return current is None or attempt.revision == current or attempt.revision == WORKING_TREE
+        return current is None or revision == current or revision == WORKING_TREE
 
     def _moving_to(self) -> str | None:
         """The app's current revision: the revision rolled back to while the hold stands, else
@@ -605,7 +615,7 @@ class AppReconciler:
         text = f"{self.app.where or self.app.name}: revision {revision[:12]}: {error}" if stalled else str(error)
         attempt = self.last_attempt = SyncAttempt(revision=revision, changes=None, error=text, seconds=seconds,
                                                   cause=failure_cause(error), stalled=stalled)
-        if self._is_current(attempt):
+        if self._is_current(attempt.revision):
             self.current_attempt = attempt
             self._record(lambda: self._recorder.record_failure(revision=revision, error=error, trigger=self._trigger,
                                                                started=started_at, seconds=seconds))

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from syncer.apply.history import HistoryEntry
 from syncer.model import Object
 
 MAX_EVENTS = 20
@@ -229,6 +230,9 @@ def app_main(app: Object, *, objects: Sequence[ObjectRow] | None, events: Sequen
         condition = _condition(status, kind)
         if condition:
             facts.append((kind, f"{esc(condition.get('status'))} {esc(condition.get('reason') or '')}"))
+    pending = pending_fact(status)
+    if pending is not None:
+        facts.append(pending)
     parts = [f'<p class="crumbs"><a href="/">Apps</a> / {esc(row.namespace)}</p>',
              f"<h1>{esc(row.name)} <small>{esc(row.namespace)}</small></h1>", _actions(row, actions), _dl(facts)]
     parts.append('<h2 id="objects">Objects</h2>')
@@ -247,6 +251,7 @@ def app_main(app: Object, *, objects: Sequence[ObjectRow] | None, events: Sequen
                       f'<td data-label="Action">{esc(o.action)}</td><td data-label="Health">{_badge(o.health)}</td>'
                       f'<td data-label="Message">{esc(o.message)}</td></tr>' for o in objects)
             + "</tbody></table></div>")
+    parts.append(history_section(status, now=now))
     parts.append('<h2 id="events">Recent Events</h2>')
     if not events:
         parts.append('<p class="empty">No Events about this App.</p>')
@@ -262,6 +267,61 @@ def app_main(app: Object, *, objects: Sequence[ObjectRow] | None, events: Sequen
                       f'<td data-label="Message">{esc(e.message)}</td></tr>' for e in events)
             + "</tbody></table></div>")
     return "".join(parts)
+
+
+RESULT_BADGES = {"Succeeded": "ok", "Failed": "bad", "Interrupted": "wait"}
+
+
+def _changes(entry: HistoryEntry) -> str:
+    if entry.result == "Interrupted" and entry.planned is not None:
+        return f"{entry.already_applied} of {entry.planned} already applied"
+    return ", ".join(f"{n} {action}" for action, n in entry.summary.items()) or "-"
+
+
+def _trigger(entry: HistoryEntry) -> str:
+    text = esc(entry.trigger.text()) + (f" ×{entry.count}" if entry.count > 1 else "")
+    if entry.trigger.objects:
+        text += "<ul>" + "".join(f"<li><code>{esc(o)}</code></li>" for o in entry.trigger.objects) + "</ul>"
+    return text
+
+
+def history_section(status: dict[str, Any], *, now: datetime) -> str:
+    """The history table, newest first (`syncer history --app`'s columns)."""
+    raw = status.get("history") or []
+    entries = [e for e in (HistoryEntry.from_dict(item) for item in raw if isinstance(item, dict)) if e is not None]
+    parts = ['<h2 id="history">History</h2>']
+    if not entries:
+        return parts[0] + '<p class="empty">No sync recorded yet.</p>'
+    parts.append(
+        '<div class="scroll"><table class="history"><caption class="sr">The App\'s syncs, newest first</caption>'
+        '<thead><tr><th scope="col">Started</th><th scope="col">Revision</th><th scope="col">Trigger</th>'
+        '<th scope="col">Result</th><th scope="col">Changes</th><th scope="col">Duration</th>'
+        '<th scope="col">Plan</th></tr></thead><tbody>'
+        + "".join(
+            f'<tr><td data-label="Started">{esc(age(e.started, now=now))} ago</td>'
+            f'<th scope="row" data-label="Revision"><code>{esc(e.revision[:12])}</code></th>'
+            f'<td data-label="Trigger">{_trigger(e)}</td>'
+            f'<td data-label="Result"><span class="badge {RESULT_BADGES.get(e.result, "")}">{esc(e.result)}</span>'
+            + (f'<p class="message error">{esc(e.error)}</p>' if e.error else "") + "</td>"
+            f'<td data-label="Changes">{esc(_changes(e))}</td>'
+            f'<td data-label="Duration">{e.seconds:.1f}s</td>'
+            f'<td data-label="Plan"><code>{esc(e.plan_digest.removeprefix("sha256:")[:12] or "-")}</code></td></tr>'
+            for e in entries)
+        + "</tbody></table></div>")
+    return "".join(parts)
+
+
+def pending_fact(status: dict[str, Any]) -> tuple[str, str] | None:
+    """The plan waiting for approval (`spec.approval: manual`), as a fact of the app page."""
+    pending = status.get("pendingPlan")
+    if not isinstance(pending, dict):
+        return None
+    summary = ", ".join(f"{int(n)} {esc(action)}" for action, n in (pending.get("summary") or {}).items()
+                        if isinstance(n, int)) or "no changes"
+    blocked = f'<p class="message error">{esc(pending["blocked"])}</p>' if pending.get("blocked") else ""
+    return ("Waiting for approval", f"revision <code>{esc(str(pending.get('revision', ''))[:12])}</code>: {summary}"
+            f'<p class="message" id="pending-digest">digest <code>{esc(pending.get("digest", ""))}</code></p>'
+            + blocked)
 
 
 def login_main(*, error: str = "", csrf: str) -> str:

@@ -124,3 +124,29 @@ def eventually(condition: Callable[[], Any], *, timeout: float, what: str, inter
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def signal_at_write(signal_name: str) -> str:
+    """A `python -c` program that runs syncer's command line and sends itself `signal_name`
+    (SIGSTOP: frozen; SIGKILL: killed) right after the lock check of its n-th write under the
+    app's lock (n: `SYNCER_TEST_STOP_AT_WRITE`), before that write is sent."""
+    return f"""
+import os, runpy, signal, sys
+from syncer.kube import client
+
+chosen = int(os.environ["SYNCER_TEST_STOP_AT_WRITE"])
+checks = []
+guarded = client.Kube.guarded
+
+def signalling_after(check):
+    def checked():
+        check()
+        checks.append(1)
+        if len(checks) == chosen:
+            os.kill(os.getpid(), signal.{signal_name})
+    return checked
+
+client.Kube.guarded = lambda self, check: guarded(self, signalling_after(check))
+sys.argv[0] = "syncer"
+runpy.run_module("syncer", run_name="__main__", alter_sys=True)
+"""

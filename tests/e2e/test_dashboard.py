@@ -174,6 +174,15 @@ def test_the_dashboard_shows_apps_live_failures_and_never_a_secret(
     page.locator("table.events").get_by_text("SyncFailed").wait_for()
     assert page.evaluate("window.notReloaded") is True
 
+    # The history, newest first: the failed commit, the green one, the first sync.
+    history = page.locator("table.history")
+    history.locator("tbody tr").nth(2).wait_for()
+    rows = [history.locator("tbody tr").nth(n).inner_text() for n in range(3)]
+    assert broken[:12] in rows[0] and "Failed" in rows[0], rows
+    assert second[:12] in rows[1] and "1 configured" in rows[1] and "Succeeded" in rows[1], rows
+    assert first[:12] in rows[2] and "created" in rows[2], rows
+    assert SECRET_VALUE not in page.content()
+
 
 
 def test_a_user_sees_only_the_apps_of_their_namespaces_and_acts_only_with_their_rights(

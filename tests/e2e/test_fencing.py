@@ -48,7 +48,7 @@ from syncer.devcluster.config import ADMIN_CONTEXT, ADMIN_USER, RESTRICTED_CONTE
 from syncer.devcluster.state import RunningControlPlane
 from syncer.errors import ConfigError
 from tests.conftest import USE_EXISTING_CLUSTER, namespace_name
-from tests.e2e.apps import SLACK, connect, grant_restricted, options, render_app, write_app
+from tests.e2e.apps import SLACK, connect, grant_restricted, options, render_app, signal_at_write, write_app
 
 PAUSES = int(os.environ.get("SYNCER_FENCING_PAUSES", "10"))
 SEED = int(os.environ.get("SYNCER_FENCING_SEED", "20"))
@@ -354,26 +354,7 @@ def test_a_paused_sync_makes_no_write_after_a_newer_sync_took_its_lock_over(
     assert tally.failures() == ([], []), tally.summary("SIGSTOP at random points")
 
 
-STOP_AFTER_CHECK = """
-import os, runpy, signal, sys
-from syncer.kube import client
-
-chosen = int(os.environ["SYNCER_TEST_STOP_AT_WRITE"])
-checks = []
-guarded = client.Kube.guarded
-
-def stopping_after(check):
-    def checked():
-        check()
-        checks.append(1)
-        if len(checks) == chosen:
-            os.kill(os.getpid(), signal.SIGSTOP)  # frozen right after its lock was checked
-    return checked
-
-client.Kube.guarded = lambda self, check: guarded(self, stopping_after(check))
-sys.argv[0] = "syncer"
-runpy.run_module("syncer", run_name="__main__", alter_sys=True)
-"""
+STOP_AFTER_CHECK = signal_at_write("SIGSTOP")  # frozen right after its lock was checked
 PAUSES_AFTER_CHECK = int(os.environ.get("SYNCER_FENCING_PAUSES_AFTER_CHECK", "3"))
 SLOW_WRITE_BOUND = 6
 """The paused sync's --request-timeout in the worst case below: long enough that a newer sync

@@ -24,7 +24,7 @@ from syncer.config import AppConfig
 from syncer.daemon import AppReconciler, Metrics
 from syncer.kube import Kube
 from tests.conftest import ClusterAccess
-from tests.e2e.apps import SLACK, configmap, write_app
+from tests.e2e.apps import SLACK, configmap, signal_at_write, write_app
 from tests.schema import assert_valid
 
 OBJECTS = 6
@@ -125,26 +125,7 @@ def test_daemon_heals_share_an_entry_and_an_idle_tick_writes_nothing(
     assert reconciler.history is not None and [e.to_dict() for e in reconciler.history] == [heal, first]
 
 
-KILL_AT_WRITE = """
-import os, runpy, signal, sys
-from syncer.kube import client
-
-chosen = int(os.environ["SYNCER_TEST_KILL_AT_WRITE"])
-checks = []
-guarded = client.Kube.guarded
-
-def killing_at(check):
-    def checked():
-        check()
-        checks.append(1)
-        if len(checks) == chosen:
-            os.kill(os.getpid(), signal.SIGKILL)  # killed before its chosen write is sent
-    return checked
-
-client.Kube.guarded = lambda self, check: guarded(self, killing_at(check))
-sys.argv[0] = "syncer"
-runpy.run_module("syncer", run_name="__main__", alter_sys=True)
-"""
+KILL_AT_WRITE = signal_at_write("SIGKILL")
 LOCK_DURATION, REQUEST_TIMEOUT = 2, 5
 
 
@@ -154,7 +135,8 @@ def killed_sync(cluster: ClusterAccess, app: Path, namespace: str, *, at_write: 
     done = subprocess.run(
         [sys.executable, "-c", KILL_AT_WRITE, *cli_args(cluster, *sync_args(app, namespace)), "--concurrency", "1",
          "--lock-duration", f"{LOCK_DURATION}s", "--request-timeout", f"{REQUEST_TIMEOUT}s"],
-        capture_output=True, text=True, timeout=SLACK, env={**os.environ, "SYNCER_TEST_KILL_AT_WRITE": str(at_write)})
+        capture_output=True, text=True, timeout=SLACK,
+        env={**os.environ, "SYNCER_TEST_STOP_AT_WRITE": str(at_write)})
     assert done.returncode == -9, f"the sync was not killed: {done.returncode} {done.stderr}"
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from syncer.apply import Change, ChangeSet
+from syncer.apply.history import Trigger, TriggerKind, entry
+from syncer.apply.intent import Interrupted, SyncIntent
 from syncer.config import AppConfig, parse_config
 from syncer.daemon.appspec import AppSpec, InvalidApp, Notification, SecretKeyRef, TenantPolicy, app_spec
 from syncer.daemon.notifytarget import parse_allow_list
@@ -118,6 +120,22 @@ def test_ready_after_a_healthy_sync_and_an_idle_resync_changes_nothing() -> None
     same = app_status(first, Observation(3, outcome=_outcome("a" * 40, "created", "created"), health=HEALTHY,
                                          drift=()), now="t2")
     assert same == first
+
+
+def test_the_history_and_an_interrupted_sync_are_in_the_status_and_a_resync_changes_neither() -> None:
+    synced = entry(revision="a" * 40, started="t0", finished="t1", seconds=1.0, trigger=Trigger(TriggerKind.WEBHOOK),
+                   result="Succeeded", summary={"created": 2})
+    outcome = _outcome("a" * 40, "created", "created")
+    assert outcome.changes is not None
+    outcome.changes.interrupted = Interrupted(
+        intent=SyncIntent(revision="b" * 40, plan_digest="", started="t0", trigger=Trigger(TriggerKind.CLI)),
+        already_applied=1, planned=2, found="t1")
+    first = app_status({}, Observation(3, outcome=outcome, health=HEALTHY, drift=(), history=(synced,)), now="t1")
+    assert first["history"] == [synced.to_dict()]
+    assert first["lastInterrupted"]["revision"] == "b" * 40 and first["lastInterrupted"]["alreadyApplied"] == 1
+    assert app_status(first, Observation(3, outcome=outcome, health=HEALTHY, drift=(), history=(synced,)),
+                      now="t2") == first
+    assert app_status(first, Observation(3, outcome=outcome, health=HEALTHY, drift=()), now="t2") == first
 
 
 def test_a_failed_sync_keeps_the_applied_revision_and_says_why() -> None:

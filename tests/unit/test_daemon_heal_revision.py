@@ -4,7 +4,7 @@ the app's parent, and the syncs made (what they applied, and what record they ex
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,13 +46,17 @@ class Cluster:
         return False
 
     def sync(self, kube: object, manifests: Sequence[Manifest], *, options: SyncOptions, revision: str,
-             cache: object, accept: object = None, trigger: object = None) -> ChangeSet:
+             cache: object, accept: object = None, trigger: object = None,
+             record: Callable[[object, ChangeSet], None] | None = None) -> ChangeSet:
         if self.moves_before_lock is not None:
             self.applied, self.moves_before_lock = self.moves_before_lock, None
         if options.expect_applied is not None and options.expect_applied != self.applied:
             raise RecordMoved("moved", expected=options.expect_applied, recorded=self.applied)
         self.syncs.append((revision, str(manifests[0].obj["data"]["color"]), options.expect_applied))
-        return ChangeSet(app=options.app, revision=revision)
+        changes = ChangeSet(app=options.app, revision=revision)
+        if record is not None:  # as the sync records its outcome: under its lock, before it returns
+            record(kube, changes)
+        return changes
 
 
 class NoParent:
@@ -73,7 +77,7 @@ class Recorder:
 
     history = None
 
-    def record_changes(self, changes: ChangeSet, *, current: bool = True) -> bool:
+    def record_changes(self, changes: ChangeSet, *, current: bool = True, kube: object = None) -> bool:
         """A heal of an older revision than the current one records only its history entry."""
         if current and changes.applied and not self.cluster.lagging:
             self.cluster.applied = changes.revision

@@ -65,6 +65,27 @@ def test_everything_a_tenant_writes_is_escaped() -> None:
     assert "<script>" not in apps_main([app_row(obj)], now=NOW)
 
 
+def test_the_app_page_shows_its_history_newest_first_and_a_pending_plan() -> None:
+    history = [
+        {"revision": "b" * 40, "started": "2026-01-01T11:50:00Z", "finished": "2026-01-01T11:50:02Z",
+         "durationSeconds": 2.0, "trigger": {"kind": "heal", "objects": ["ConfigMap/team-a/<web>"]},
+         "result": "Succeeded", "summary": {"configured": 1}, "count": 2},
+        {"revision": "a" * 40, "started": "2026-01-01T11:00:00Z", "finished": "2026-01-01T11:00:00Z",
+         "durationSeconds": 0, "trigger": {"kind": "cli", "user": "alice"}, "result": "Interrupted", "summary": {},
+         "count": 1, "planDigest": "sha256:0123456789abcdef", "alreadyApplied": 3, "planned": 5},
+    ]
+    pending = {"revision": "c" * 40, "digest": "sha256:feed", "summary": {"configured": 2}}
+    html = app_main(app(**READY, history=history, pendingPlan=pending), objects=None, events=[], actions=Actions(),
+                    now=NOW)
+    table = html[html.index('id="history"'):html.index('id="events"')]
+    assert table.index("b" * 12) < table.index("a" * 12)
+    assert "heal ×2" in table and "ConfigMap/team-a/&lt;web&gt;" in table and "1 configured" in table
+    assert "Interrupted" in table and "3 of 5 already applied" in table and "0123456789ab" in table
+    assert "cli (alice)" in table and "10m ago" in table
+    assert "Waiting for approval" in html and "sha256:feed" in html and "2 configured" in html
+    assert "No sync recorded yet" in app_main(app(**READY), objects=None, events=[], actions=Actions(), now=NOW)
+
+
 def test_buttons_only_when_allowed_and_each_form_carries_the_csrf_token() -> None:
     obj = app(**READY)
     assert "<form" not in app_main(obj, objects=None, events=[], actions=Actions(), now=NOW)
