@@ -31,7 +31,7 @@ def read_live(
     another app's is read from the API server, with this sync's credentials."""
     def read(key: ListKey) -> list[Object] | ClusterError:
         resource, namespace = key
-        cached = cache.members(resource, namespace) if cache is not None else None
+        cached = cache.members(resource, namespace, applyset=applyset) if cache is not None else None
         if cached is not None:
             ours = [obj for obj in cached if is_member(obj, applyset)]
             if wanted[key] <= {obj["metadata"]["name"] for obj in ours}:
@@ -53,16 +53,27 @@ class Recovery:
     warnings: tuple[str, ...]
 
 
-def recover_inventory(kube: Kube, inventory: Inventory, *, namespaces: Iterable[str], workers: int) -> Recovery:
+def recover_inventory(
+    kube: Kube, inventory: Inventory, *, namespaces: Iterable[str], cache: MemberReads | None, workers: int,
+) -> Recovery:
     """The parent is missing: find the app's members by their `part-of` label, so that what
-    Git removed meanwhile is still pruned. One LIST per kind (cluster-wide, or per namespace
-    for credentials that may not list cluster-wide), `workers` at a time: on a first sync
-    these are most of its reads."""
+    Git removed meanwhile is still pruned. Per kind, the daemon's watch of it where one is
+    established (`MemberCache.labelled`), else one LIST (cluster-wide, or per namespace for
+    credentials that may not list cluster-wide), `workers` at a time: without the cache these
+    are most of a first sync's reads, and each makes the server read every object of its kind.
+
+    The watch is as good as the LIST here: it has seen every object written before its last
+    event, and no member of this app is being written now, since a sync writes the parent
+    before any member, under the app's lock (a member written after the scan escapes a LIST
+    just the same)."""
     selector = f"{PART_OF_LABEL}={inventory.id}"
     resources, undiscovered = kube.listable_resources()
     searched = sorted(set(namespaces))
 
     def search(resource: Resource) -> tuple[list[ObjectRef], list[str]]:
+        watched = cache.labelled(resource, inventory.id) if cache is not None else None
+        if watched is not None:
+            return watched, []
         try:
             return [ObjectRef.of(o) for o in kube.list(resource, label_selector=selector)], []
         except (Forbidden, NotFound) as error:
@@ -136,7 +147,7 @@ def members(
             cached = next((objs for (res, ns), objs in listed.items()
                            if ns == namespace and res.group == resource.group and res.kind == resource.kind), None)
             if not isinstance(cached, list) and cache is not None:
-                cached = cache.members(resource, namespace)
+                cached = cache.members(resource, namespace, applyset=inventory.id)
             if isinstance(cached, list):
                 live = [o for o in cached if is_member(o, inventory.id)]
             else:
