@@ -89,7 +89,10 @@ def recover_inventory(
                 unsearched.append(f"{resource.group_kind} in {namespace}")
         return found, unsearched
 
-    content = [r for r in resources if r.group not in NOT_CONTENT_GROUPS and r.kind != "Event"]
+    # A kind nobody may create or patch (ComponentStatus) holds no object a sync wrote; its
+    # answer cannot come from a watch either (no watch verb): it was a LIST per new App.
+    content = [r for r in resources if r.group not in NOT_CONTENT_GROUPS and r.kind != "Event"
+               and (not r.verbs or r.verbs & {"create", "patch"})]
     results = run_concurrently(search, content, workers=workers)
     found = [ref for refs, _ in results for ref in refs]
     unsearched = [f"{group_version} (cannot discover: {why})" for group_version, why in sorted(undiscovered.items())]
