@@ -28,21 +28,31 @@ def read_live(
 ) -> dict[ListKey, list[Object] | ClusterError]:
     """Each kind and namespace's live objects: from the cache when every wanted name there is
     a member of this app's ApplySet, else one LIST. An object that is missing, unlabelled or
-    another app's is read from the API server, with this sync's credentials."""
-    def read(key: ListKey) -> list[Object] | ClusterError:
+    another app's is read from the API server, with this sync's credentials. Only the LISTs
+    go to the worker pool: a pool started for answers the cache has cost more CPU than them."""
+    def cached(key: ListKey) -> list[Object] | None:
         resource, namespace = key
-        cached = cache.members(resource, namespace, applyset=applyset) if cache is not None else None
-        if cached is not None:
-            ours = [obj for obj in cached if is_member(obj, applyset)]
+        members = cache.members(resource, namespace, applyset=applyset) if cache is not None else None
+        if members is not None:
+            ours = [obj for obj in members if is_member(obj, applyset)]
             if wanted[key] <= {obj["metadata"]["name"] for obj in ours}:
                 return ours
+        return None
+
+    def read(key: ListKey) -> list[Object] | ClusterError:
+        resource, namespace = key
         try:
             return kube.list(resource, namespace=namespace)
         except ClusterError as error:
             return error
 
-    keys = list(wanted)
-    return dict(zip(keys, run_concurrently(read, keys, workers=workers)))
+    found: dict[ListKey, list[Object] | ClusterError] = {}
+    for key in wanted:
+        if (objects := cached(key)) is not None:
+            found[key] = objects
+    unanswered = [key for key in wanted if key not in found]
+    found.update(zip(unanswered, run_concurrently(read, unanswered, workers=workers)))
+    return {key: found[key] for key in wanted}
 
 
 @dataclass(frozen=True)
@@ -71,9 +81,6 @@ def recover_inventory(
     searched = sorted(set(namespaces))
 
     def search(resource: Resource) -> tuple[list[ObjectRef], list[str]]:
-        watched = cache.labelled(resource, inventory.id) if cache is not None else None
-        if watched is not None:
-            return watched, []
         try:
             return [ObjectRef.of(o) for o in kube.list(resource, label_selector=selector)], []
         except (Forbidden, NotFound) as error:
@@ -93,7 +100,11 @@ def recover_inventory(
     # answer cannot come from a watch either (no watch verb): it was a LIST per new App.
     content = [r for r in resources if r.group not in NOT_CONTENT_GROUPS and r.kind != "Event"
                and (not r.verbs or r.verbs & {"create", "patch"})]
-    results = run_concurrently(search, content, workers=workers)
+    watched = {r: refs for r in content
+               if cache is not None and (refs := cache.labelled(r, inventory.id)) is not None}
+    unwatched = [r for r in content if r not in watched]
+    results: list[tuple[list[ObjectRef], list[str]]] = [(refs, []) for refs in watched.values()]
+    results += run_concurrently(search, unwatched, workers=workers)
     found = [ref for refs, _ in results for ref in refs]
     unsearched = [f"{group_version} (cannot discover: {why})" for group_version, why in sorted(undiscovered.items())]
     unsearched += [where for _, missed in results for where in missed]
