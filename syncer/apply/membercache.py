@@ -22,8 +22,8 @@ change to nothing but an object's status does not.
 Besides the objects it keeps, each member watch indexes the names of every labelled object
 it sees, whichever ApplySet the label names (`labelled`): the label scan of an app whose
 ApplySet parent is missing (`syncer.apply.live.recover_inventory`) reads it instead of
-listing every kind cluster-wide, which at 1,000 new Apps was 48,000 LISTs that each made the
-API server read every object of their kind. Not only the served apps' names: an app this
+listing every kind cluster-wide: one LIST per kind (63 on Kubernetes 1.37) for every new App,
+each making the API server read every object of its kind. Not only the served apps' names: an app this
 replica serves from now on (a new App, a shard handover) was not served when its objects were
 listed.
 """
