@@ -550,9 +550,8 @@ def main(*, apps_text: str, layouts_text: str, replicas_text: str, interval: str
     print(markdown(results))
     table = estimate_table(estimates)
     if table:
-        print("\nLinear extrapolation from the sizes measured: an order of magnitude, not a measurement. Each new "
-              "App lists every kind cluster-wide by its label once, and each such LIST scans every object of its "
-              "kind, so the API server's part grows faster than linearly:\n")
+        print("\nLinear extrapolation from the sizes measured: an order of magnitude, not a measurement (the "
+              "machine's load and the daemon's peak, set by its 16 syncs at once, move with it):\n")
         print(table)
     print(f"\n{note}")
     console.print(f"results written to {json_path} ({seconds:.0f} s in all)")

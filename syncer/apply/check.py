@@ -17,6 +17,7 @@ from typing import Any
 from syncer.apply.options import SyncOptions
 from syncer.apply.ownership import opted_in
 from syncer.apply.planned import Check, Desired
+from syncer.apply.prepare import as_stored
 from syncer.diff import ObjectDiff, apply_ignores, compare, owned_fields, proven_unchanged, removed_paths, rules_for
 from syncer.errors import ClusterError, Conflict, Invalid
 from syncer.kube import Kube
@@ -67,7 +68,7 @@ def check_object(kube: Kube, desired: Desired, *, options: SyncOptions) -> Check
     rules = rules_for(desired.ref, desired.body, options.ignore)
     live = desired.live
     if live is not None and proven_unchanged(
-        apply_ignores(desired.body, rules=rules, live=live),
+        apply_ignores(as_stored(desired.body, live), rules=rules, live=live),
         apply_ignores(live, rules=rules, live=live),
         manager=options.field_manager,
     ):

@@ -28,21 +28,31 @@ def read_live(
 ) -> dict[ListKey, list[Object] | ClusterError]:
     """Each kind and namespace's live objects: from the cache when every wanted name there is
     a member of this app's ApplySet, else one LIST. An object that is missing, unlabelled or
-    another app's is read from the API server, with this sync's credentials."""
-    def read(key: ListKey) -> list[Object] | ClusterError:
+    another app's is read from the API server, with this sync's credentials. Only the LISTs
+    go to the worker pool: a pool started for answers the cache has cost more CPU than them."""
+    def cached(key: ListKey) -> list[Object] | None:
         resource, namespace = key
-        cached = cache.members(resource, namespace) if cache is not None else None
-        if cached is not None:
-            ours = [obj for obj in cached if is_member(obj, applyset)]
+        members = cache.members(resource, namespace, applyset=applyset) if cache is not None else None
+        if members is not None:
+            ours = [obj for obj in members if is_member(obj, applyset)]
             if wanted[key] <= {obj["metadata"]["name"] for obj in ours}:
                 return ours
+        return None
+
+    def read(key: ListKey) -> list[Object] | ClusterError:
+        resource, namespace = key
         try:
             return kube.list(resource, namespace=namespace)
         except ClusterError as error:
             return error
 
-    keys = list(wanted)
-    return dict(zip(keys, run_concurrently(read, keys, workers=workers)))
+    found: dict[ListKey, list[Object] | ClusterError] = {}
+    for key in wanted:
+        if (objects := cached(key)) is not None:
+            found[key] = objects
+    unanswered = [key for key in wanted if key not in found]
+    found.update(zip(unanswered, run_concurrently(read, unanswered, workers=workers)))
+    return {key: found[key] for key in wanted}
 
 
 @dataclass(frozen=True)
@@ -53,11 +63,19 @@ class Recovery:
     warnings: tuple[str, ...]
 
 
-def recover_inventory(kube: Kube, inventory: Inventory, *, namespaces: Iterable[str], workers: int) -> Recovery:
+def recover_inventory(
+    kube: Kube, inventory: Inventory, *, namespaces: Iterable[str], cache: MemberReads | None, workers: int,
+) -> Recovery:
     """The parent is missing: find the app's members by their `part-of` label, so that what
-    Git removed meanwhile is still pruned. One LIST per kind (cluster-wide, or per namespace
-    for credentials that may not list cluster-wide), `workers` at a time: on a first sync
-    these are most of its reads."""
+    Git removed meanwhile is still pruned. Per kind, the daemon's watch of it where one is
+    established (`MemberCache.labelled`), else one LIST (cluster-wide, or per namespace for
+    credentials that may not list cluster-wide), `workers` at a time: without the cache these
+    are most of a first sync's reads, and each makes the server read every object of its kind.
+
+    The watch is as good as the LIST here: it has seen every object written before its last
+    event, and no member of this app is being written now, since a sync writes the parent
+    before any member, under the app's lock (a member written after the scan escapes a LIST
+    just the same)."""
     selector = f"{PART_OF_LABEL}={inventory.id}"
     resources, undiscovered = kube.listable_resources()
     searched = sorted(set(namespaces))
@@ -78,8 +96,15 @@ def recover_inventory(kube: Kube, inventory: Inventory, *, namespaces: Iterable[
                 unsearched.append(f"{resource.group_kind} in {namespace}")
         return found, unsearched
 
-    content = [r for r in resources if r.group not in NOT_CONTENT_GROUPS and r.kind != "Event"]
-    results = run_concurrently(search, content, workers=workers)
+    # A kind nobody may create or patch (ComponentStatus) holds no object a sync wrote; its
+    # answer cannot come from a watch either (no watch verb): it was a LIST per new App.
+    content = [r for r in resources if r.group not in NOT_CONTENT_GROUPS and r.kind != "Event"
+               and (not r.verbs or r.verbs & {"create", "patch"})]
+    watched = {r: refs for r in content
+               if cache is not None and (refs := cache.labelled(r, inventory.id)) is not None}
+    unwatched = [r for r in content if r not in watched]
+    results: list[tuple[list[ObjectRef], list[str]]] = [(refs, []) for refs in watched.values()]
+    results += run_concurrently(search, unwatched, workers=workers)
     found = [ref for refs, _ in results for ref in refs]
     unsearched = [f"{group_version} (cannot discover: {why})" for group_version, why in sorted(undiscovered.items())]
     unsearched += [where for _, missed in results for where in missed]
@@ -136,7 +161,7 @@ def members(
             cached = next((objs for (res, ns), objs in listed.items()
                            if ns == namespace and res.group == resource.group and res.kind == resource.kind), None)
             if not isinstance(cached, list) and cache is not None:
-                cached = cache.members(resource, namespace)
+                cached = cache.members(resource, namespace, applyset=inventory.id)
             if isinstance(cached, list):
                 live = [o for o in cached if is_member(o, inventory.id)]
             else:

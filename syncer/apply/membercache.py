@@ -18,6 +18,14 @@ fresh LISTs under the app's lock and plans again from those when anything differ
 
 A change to a member by anyone (our own syncs included) calls `on_change(applyset, ref)`; a
 change to nothing but an object's status does not.
+
+Besides the objects it keeps, each member watch indexes the names of every labelled object
+it sees, whichever ApplySet the label names (`labelled`): the label scan of an app whose
+ApplySet parent is missing (`syncer.apply.live.recover_inventory`) reads it instead of
+listing every kind cluster-wide: one LIST per kind (63 on Kubernetes 1.37) for every new App,
+each making the API server read every object of its kind. Not only the served apps' names: an app this
+replica serves from now on (a new App, a shard handover) was not served when its objects were
+listed.
 """
 
 from __future__ import annotations
@@ -43,11 +51,14 @@ RELIST_INTERVAL = 600.0
 class MemberReads(Protocol):
     """What a plan asks of the watch cache (`MemberCache`, or it seen through `AuthorizedReads`)."""
 
-    def members(self, resource: Resource, namespace: str | None) -> list[Object] | None: ...
+    def members(self, resource: Resource, namespace: str | None, *, applyset: str | None = None,
+                ) -> list[Object] | None: ...
 
     def parent(self, namespace: str, name: str) -> tuple[bool, Object | None]: ...
 
     def watching(self, resources: Iterable[Resource]) -> bool: ...
+
+    def labelled(self, resource: Resource, applyset: str) -> list[ObjectRef] | None: ...
 
 
 ChangeHandler = Callable[[str, ObjectRef], None]
@@ -109,6 +120,22 @@ class _Watched:
     reflector: Reflector | None = None
     unavailable: str = ""
     """Why this resource cannot be watched (forbidden): plans list it themselves."""
+    applyset_of: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Every object seen, owned or not, to the ApplySet its label names (member watches only)."""
+    by_applyset: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    """The same, the other way round."""
+
+    def index(self, key: tuple[str, str], applyset: str | None) -> None:
+        """Record which ApplySet the object at `key` belongs to now (None: it is gone)."""
+        old = self.applyset_of.pop(key, None)
+        if old is not None:
+            keys = self.by_applyset[old]
+            keys.discard(key)
+            if not keys:
+                del self.by_applyset[old]
+        if applyset:
+            self.applyset_of[key] = applyset
+            self.by_applyset.setdefault(applyset, set()).add(key)
 
     @property
     def established(self) -> bool:
@@ -189,23 +216,49 @@ class MemberCache:
             return CacheStats(resources=len(every), objects=sum(len(w.objects) for w in every),
                               lists=sum(r.lists for r in reflectors), watches=sum(r.watches for r in reflectors))
 
-    def members(self, resource: Resource, namespace: str | None) -> list[Object] | None:
+    def members(self, resource: Resource, namespace: str | None, *, applyset: str | None = None,
+                ) -> list[Object] | None:
         """The cached members (of every app served) of a resource in a namespace (None:
         cluster-scoped), or None when the cache cannot tell: then the caller reads the API
-        server. The first question about a resource starts its watch."""
+        server. The first question about a resource starts its watch.
+
+        With `applyset`, None also when the cache lacks objects of that ApplySet there: the
+        objects of an app the daemon did not serve when the watch listed them were not kept
+        (a new App whose objects exist already, a shard handover), and a plan trusting their
+        absence would not prune them."""
         with self._lock:
-            watched = self._watched.get(resource)
+            watched = self._established(resource)
             if watched is None:
-                if "watch" not in resource.verbs and resource.verbs:
-                    return None
-                watched = self._watched[resource] = _Watched(resource, selector=PART_OF_LABEL, label=PART_OF_LABEL)
-                if self._started:
-                    self._spawn(watched)
-                return None
-            if not watched.established:
                 return None
             wanted = namespace or ""
+            if applyset is not None and any(key[0] == wanted and key not in watched.objects
+                                            for key in watched.by_applyset.get(applyset, ())):
+                return None
             return [obj for (ns, _), obj in watched.objects.items() if ns == wanted]
+
+    def labelled(self, resource: Resource, applyset: str) -> list[ObjectRef] | None:
+        """Every object of a resource, in all namespaces, whose `part-of` label names
+        `applyset`, served or not: what a LIST by that label would find, or None when the
+        cache cannot tell. The first question about a resource starts its watch."""
+        with self._lock:
+            watched = self._established(resource)
+            if watched is None:
+                return None
+            return [ObjectRef(resource.group, resource.kind, namespace or None, name)
+                    for namespace, name in sorted(watched.by_applyset.get(applyset, ()))]
+
+    def _established(self, resource: Resource) -> _Watched | None:
+        """The resource's watch if it is established; else None, after starting it if it is
+        not there yet. Called with the lock held."""
+        watched = self._watched.get(resource)
+        if watched is None:
+            if "watch" not in resource.verbs and resource.verbs:
+                return None
+            watched = self._watched[resource] = _Watched(resource, selector=PART_OF_LABEL, label=PART_OF_LABEL)
+            if self._started:
+                self._spawn(watched)
+            return None
+        return watched if watched.established else None
 
     def watching(self, resources: Iterable[Resource]) -> bool:
         """Whether the watches of these resources, and of the parents, are established: then a
@@ -238,6 +291,10 @@ class MemberCache:
         with self._lock:
             before = watched.objects if watched.listed else None
             watched.objects, watched.listed = kept, True
+            if watched.label == PART_OF_LABEL:
+                watched.applyset_of, watched.by_applyset = {}, {}
+                for obj in objects:
+                    watched.index(_key(obj), _labels(obj).get(PART_OF_LABEL))
         if before is None:
             return
         for key in before.keys() | kept.keys():
@@ -258,6 +315,8 @@ class MemberCache:
                 watched.objects[key] = obj
             else:
                 watched.objects.pop(key, None)
+            if watched.label == PART_OF_LABEL:
+                watched.index(key, None if kind == "DELETED" else _labels(obj).get(PART_OF_LABEL))
         if (owned or before is not None) and not (kind == "MODIFIED" and owned and not self._news(watched, before, obj)):
             self._changed(watched, before, obj)
 

@@ -140,7 +140,8 @@ def build_plan(
     if parent is None:
         namespaces = [options.inventory_namespace, options.namespace,
                       *(r.ref.namespace for r in resolved if r.ref.namespace)]
-        recovery = recovery or recover_inventory(kube, inventory, namespaces=namespaces, workers=options.concurrency)
+        recovery = recovery or recover_inventory(kube, inventory, namespaces=namespaces, cache=cache,
+                                                 workers=options.concurrency)
         inventory = inventory.including(list(recovery.members))
         warnings.extend(recovery.warnings)
     else:

@@ -14,6 +14,10 @@ these are fixed up before sending, as Flux does (fluxcd/pkg `ssa/normalize`):
   run and conflicts with itself (kubernetes#108008); it is folded into `data` here instead;
 - `status` and `metadata.creationTimestamp: null` (emitted by `kubectl create --dry-run -o
   yaml`) are dropped: status is not ours to set, and a null timestamp is rejected by SSA.
+
+`as_stored` is the other direction, for the local proof that an object is unchanged: the body
+with each container quantity the live object holds in the server's canonical form (`1000m`
+stored as `1`) written as stored.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import copy
 from typing import Any
 
 from syncer.apply.applyset import with_part_of
+from syncer.diff.quantity import same_quantity
 from syncer.model import Object
 
 _POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
@@ -74,26 +79,73 @@ def _fold_string_data(secret: Object) -> None:
     secret["data"] = data
 
 
+def _pod_spec_path(obj: Object) -> tuple[str, ...] | None:
+    """Where a built-in workload keeps its pod spec (None: not such a workload)."""
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    kind = obj.get("kind")
+    return _POD_TEMPLATE_PATHS[kind] if group in _WORKLOAD_GROUPS and kind in _POD_TEMPLATE_PATHS else None
+
+
+def _pod_spec(obj: Object, path: tuple[str, ...]) -> dict[str, Any] | None:
+    pod_spec = _dig(obj, path)
+    return pod_spec if isinstance(pod_spec, dict) else None
+
+
+def as_stored(body: Object, live: Object) -> Object:
+    """`body` with each container resource quantity that is the same number as the live
+    object's (`1000m` and `1`) in the live object's text, so that comparing the two as values
+    finds them equal; `body` itself when nothing differs only in form. Only built-in workload
+    kinds, whose schema makes these fields quantities: in a custom resource `1000m` and `1`
+    may be different strings, and the server stores them as written."""
+    path = _pod_spec_path(body)
+    pod_spec, live_spec = (_pod_spec(body, path), _pod_spec(live, path)) if path else (None, None)
+    if path is None or pod_spec is None or live_spec is None:
+        return body
+    stored: list[tuple[str, int, str, str, str]] = []
+    for field in ("containers", "initContainers", "ephemeralContainers"):
+        desired, found = pod_spec.get(field), live_spec.get(field)
+        if not isinstance(desired, list) or not isinstance(found, list) or len(desired) != len(found):
+            continue
+        for index, (container, live_container) in enumerate(zip(desired, found)):
+            if not isinstance(container, dict) or not isinstance(live_container, dict):
+                continue
+            for bound in ("limits", "requests"):
+                wanted = _dig(container, ("resources", bound))
+                have = _dig(live_container, ("resources", bound))
+                if not isinstance(wanted, dict) or not isinstance(have, dict):
+                    continue
+                stored += [(field, index, bound, name, have[name]) for name, value in wanted.items()
+                           if name in have and value != have[name] and same_quantity(value, have[name])]
+    if not stored:
+        return body
+    copied = copy.deepcopy(body)
+    copied_spec = _pod_spec(copied, path)
+    assert copied_spec is not None
+    for field, index, bound, name, text in stored:
+        copied_spec[field][index]["resources"][bound][name] = text
+    return copied
+
+
 def prepare_body(obj: Object, *, applyset: str, namespaced: bool) -> Object:
     """The body to apply: a deep copy with the SSA workarounds, the namespace fixed to the
     resource's scope, and the ApplySet membership label."""
     body = copy.deepcopy(obj)
     group = str(body.get("apiVersion", "")).rpartition("/")[0]
     kind = body.get("kind")
+    path = _pod_spec_path(body)
     body.pop("status", None)
     metadata = body.setdefault("metadata", {})
     if "creationTimestamp" in metadata and metadata["creationTimestamp"] is None:
         del metadata["creationTimestamp"]
     if not namespaced:
         metadata.pop("namespace", None)
-    if group in _WORKLOAD_GROUPS and kind in _POD_TEMPLATE_PATHS:
-        pod_spec = _dig(body, _POD_TEMPLATE_PATHS[kind])
-        if isinstance(pod_spec, dict):
-            for field in ("containers", "initContainers", "ephemeralContainers"):
-                for container in pod_spec.get(field) or []:
-                    if isinstance(container, dict):
-                        _default_protocols(container.get("ports"))
-                        _quantities_as_strings(container.get("resources"))
+    pod_spec = _pod_spec(body, path) if path else None
+    if pod_spec is not None:
+        for field in ("containers", "initContainers", "ephemeralContainers"):
+            for container in pod_spec.get(field) or []:
+                if isinstance(container, dict):
+                    _default_protocols(container.get("ports"))
+                    _quantities_as_strings(container.get("resources"))
     if group == "" and kind == "Service":
         _default_protocols(_dig(body, ("spec", "ports")))
     if group == "" and kind == "Secret":

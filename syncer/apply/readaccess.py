@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from syncer.apply.membercache import MemberReads
 from syncer.errors import ClusterError
 from syncer.kube import Kube, Resource
-from syncer.model import Object
+from syncer.model import Object, ObjectRef
 
 ACCESS_TTL = 60.0
 """Seconds a review's answer is used: a revoked right stops reads from the cache within it."""
@@ -81,10 +81,11 @@ class AuthorizedReads:
         self._access = access
         self._configmaps = configmaps
 
-    def members(self, resource: Resource, namespace: str | None) -> list[Object] | None:
+    def members(self, resource: Resource, namespace: str | None, *, applyset: str | None = None,
+                ) -> list[Object] | None:
         if not self._access.allowed(verb="list", resource=resource, namespace=namespace):
             return None
-        return self._cache.members(resource, namespace)
+        return self._cache.members(resource, namespace, applyset=applyset)
 
     def parent(self, namespace: str, name: str) -> tuple[bool, Object | None]:
         if not self._access.allowed(verb="get", resource=self._configmaps, namespace=namespace):
@@ -93,3 +94,8 @@ class AuthorizedReads:
 
     def watching(self, resources: Iterable[Resource]) -> bool:
         return self._cache.watching(resources)
+
+    def labelled(self, resource: Resource, applyset: str) -> list[ObjectRef] | None:
+        if not self._access.allowed(verb="list", resource=resource, namespace=None):
+            return None
+        return self._cache.labelled(resource, applyset)

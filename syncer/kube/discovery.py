@@ -78,6 +78,7 @@ class Discovery:
         self._lock = threading.Lock()
         self._group_versions: dict[str, _Listing] = {}
         self._preferred: dict[str, str] | None = None
+        self._preferred_at = 0.0
         self._served: tuple[str, ...] | None = None
         self._server_version: tuple[int, int, int] | None = None
         self._server_version_known = False
@@ -139,12 +140,13 @@ class Discovery:
         return self.resource_for(preferred[group], kind)
 
     def _read_preferred(self) -> dict[str, str]:
+        read_at = time.monotonic()
         groups = self._get("/apis", subject="discovery", retry=True)
         preferred = {item["name"]: item["preferredVersion"]["groupVersion"] for item in groups.get("groups", [])}
         served = ("v1", *(version["groupVersion"] for item in groups.get("groups", [])
                           for version in item.get("versions", [])))
         with self._lock:
-            self._preferred, self._served = preferred, served
+            self._preferred, self._served, self._preferred_at = preferred, served, read_at
         return preferred
 
     def served_group_versions(self) -> tuple[str, ...]:
@@ -162,7 +164,11 @@ class Discovery:
         """Every listable kind the server serves, at each group's preferred version, and the
         group-versions that could not be discovered (an aggregated API whose backend is down
         answers 503) with why: callers decide what not knowing them means."""
-        group_versions = ["v1", *self._read_preferred().values()]
+        # The groups are read again unless read within REFRESH_SECONDS: a scan of every kind
+        # must see a group created since, and a burst of new Apps scans once each.
+        with self._lock:
+            preferred = self._preferred if time.monotonic() - self._preferred_at < REFRESH_SECONDS else None
+        group_versions = ["v1", *(preferred if preferred is not None else self._read_preferred()).values()]
         found: list[Resource] = []
         undiscovered: dict[str, str] = {}
         for group_version in group_versions:

@@ -188,6 +188,51 @@ def test_unchanged_objects_are_not_written(
     assert writes == {}, "a no-op sync must send no write and no dry-run"
 
 
+def test_a_deployment_whose_quantities_the_server_rewrote_is_resynced_without_a_dry_run(
+    tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
+) -> None:
+    """The server stores `cpu: 1000m` as `1` and `memory: 1024Mi` as `1Gi`: compared as text
+    the Deployment differed from Git on every resync and was dry-run (twice per App and commit
+    in the App benchmark); as numbers it is unchanged."""
+    app = write_app(tmp_path / "app", {"d.yaml": """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: web}
+        spec:
+          replicas: 0
+          selector: {matchLabels: {app: web}}
+          template:
+            metadata: {labels: {app: web}}
+            spec:
+              containers:
+              - name: web
+                image: nginx:1.25
+                resources:
+                  limits: {cpu: 1000m, memory: 1024Mi}
+                  requests: {cpu: "0.5", memory: 32Mi}
+        """})
+    sync(kube, render_app(app, namespace=namespace), options=options("qty", namespace), revision="r1")
+    live = client.AppsV1Api(kube_api).read_namespaced_deployment("web", namespace)
+    resources = live.spec.template.spec.containers[0].resources
+    assert (resources.limits, resources.requests) == ({"cpu": "1", "memory": "1Gi"}, {"cpu": "500m", "memory": "32Mi"})
+    # Not the resourceVersion: kube-controller-manager writes the Deployment's status meanwhile.
+    before = (live.metadata.generation, [(f.manager, f.time) for f in live.metadata.managed_fields
+                                         if f.manager == "syncer"])
+    kube.stats.by_verb.clear()
+    changes = sync(kube, render_app(app, namespace=namespace), options=options("qty", namespace), revision="r1")
+    assert actions(changes) == {f"Deployment/{namespace}/web": "unchanged"}
+    live = client.AppsV1Api(kube_api).read_namespaced_deployment("web", namespace)
+    assert (live.metadata.generation, [(f.manager, f.time) for f in live.metadata.managed_fields
+                                       if f.manager == "syncer"]) == before
+    assert kube.stats.by_verb["dry-run"] == 0, dict(kube.stats.by_verb)
+    write_app(app, {"d.yaml": (app / "d.yaml").read_text().replace("cpu: 1000m", "cpu: 1100m")})
+    kube.stats.by_verb.clear()
+    changes = sync(kube, render_app(app, namespace=namespace), options=options("qty", namespace), revision="r2")
+    assert actions(changes) == {f"Deployment/{namespace}/web": "configured"}
+    live = client.AppsV1Api(kube_api).read_namespaced_deployment("web", namespace)
+    assert live.spec.template.spec.containers[0].resources.limits["cpu"] == "1100m"
+
+
 def test_prune_removes_file_but_keeps_hand_made_object(
     tmp_path: Path, kube: Kube, namespace: str, kube_api: client.ApiClient
 ) -> None:

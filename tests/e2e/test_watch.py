@@ -220,3 +220,78 @@ def test_a_push_noted_while_a_member_drifted_is_not_lost(
     reconciler.expect_news()
     assert reconciler.tick()
     assert color(kube_api, namespace) == "green"
+
+
+def test_the_cache_knows_every_labelled_object_by_its_applyset_served_or_not(
+    namespace: str, kube_api: client.ApiClient, kube: Kube
+) -> None:
+    """What a LIST by an app's label would find, for an app the daemon did not serve when the
+    watch listed (a new App, a shard handover): the inventory recovery of a new App reads it."""
+    mine, other = (Inventory.for_app(app=name, namespace=namespace).id for name in ("new", "other"))
+    core = client.CoreV1Api(kube_api)
+    for name, applyset in (("a", mine), ("b", other)):
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": name, "labels": {
+            "applyset.kubernetes.io/part-of": applyset}}})
+    cache = MemberCache(kube, owned=lambda applyset: False)
+    configmaps = kube.resource_for("v1", "ConfigMap")
+    assert cache.labelled(configmaps, mine) is None  # the first question starts the watch
+    cache.start()
+
+    def found(applyset: str) -> list[str] | None:
+        refs = cache.labelled(configmaps, applyset)
+        return None if refs is None else [f"{ref.namespace}/{ref.name}" for ref in refs]
+
+    try:
+        eventually(lambda: found(mine) == [f"{namespace}/a"], timeout=SLACK, what="the cache to list")
+        assert found(other) == [f"{namespace}/b"]
+        assert cache.members(configmaps, namespace) == []  # nothing of an unserved app is kept
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": "c", "labels": {
+            "applyset.kubernetes.io/part-of": mine}}})
+        core.patch_namespaced_config_map("b", namespace, {"metadata": {"labels": {
+            "applyset.kubernetes.io/part-of": mine}}})
+        core.delete_namespaced_config_map("a", namespace)
+        eventually(lambda: found(mine) == [f"{namespace}/b", f"{namespace}/c"], timeout=SLACK,
+                   what="the cache to follow creates, relabels and deletes")
+        assert found(other) == []
+    finally:
+        cache.stop()
+
+
+def test_a_lost_parent_is_recovered_from_the_cache_without_listing_every_kind(
+    tmp_path: Path, namespace: str, kube_api: client.ApiClient, kube: Kube, cluster: ClusterAccess
+) -> None:
+    """The inventory recovery of an app whose ApplySet parent is missing reads the daemon's
+    watches instead of one cluster-wide LIST per kind (1,000 new Apps made 48,000), and still
+    prunes what Git removed while the parent was gone."""
+    from syncer.apply import sync  # noqa: PLC0415
+    from tests.e2e.apps import options, render_app, write_app  # noqa: PLC0415
+
+    files = {"a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+             "b.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
+             "s.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n"}
+    source = write_app(tmp_path / "app", files)
+    assert sync(kube, render_app(source, namespace=namespace), options=options("lost", namespace), revision="r1").ok
+    core = client.CoreV1Api(kube_api)
+    core.delete_namespaced_config_map("syncer-lost", namespace)
+
+    watcher = Kube.connect(ClientOptions(kubeconfig=str(cluster.kubeconfig), context=cluster.context))
+    cache = MemberCache(watcher, owned=lambda applyset: False)
+    cache.start()
+    content = [r for r in kube.listable_resources()[0] if r.kind != "Event" and "watch" in r.verbs]
+    applyset = Inventory.for_app(app="lost", namespace=namespace).id
+    try:
+        eventually(lambda: all(cache.labelled(r, applyset) is not None for r in content), timeout=SLACK,
+                   what="the cache to watch every kind")
+        write_app(source, {"a.yaml": files["a.yaml"]})
+        kube.stats.by_verb.clear()
+        changes = sync(kube, render_app(source, namespace=namespace), options=options("lost", namespace),
+                       revision="r2", cache=cache)
+        assert changes.ok, changes.error
+        assert any("recovered" in w for w in changes.warnings), changes.warnings
+        assert kube.stats.by_verb["list"] < 10 < len(content), dict(kube.stats.by_verb)
+        assert [c.metadata.name for c in core.list_namespaced_config_map(namespace).items
+                if c.metadata.name in ("a", "b")] == ["a"]
+        assert [s.metadata.name for s in core.list_namespaced_service(namespace).items] == []
+    finally:
+        cache.stop()
+        watcher.close()
