@@ -13,7 +13,7 @@ value: the status and the change set name objects and actions, never their data.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -251,7 +251,7 @@ def app_main(app: Object, *, objects: Sequence[ObjectRow] | None, events: Sequen
                       f'<td data-label="Action">{esc(o.action)}</td><td data-label="Health">{_badge(o.health)}</td>'
                       f'<td data-label="Message">{esc(o.message)}</td></tr>' for o in objects)
             + "</tbody></table></div>")
-    parts.append(history_section(status, now=now))
+    parts.append(history_section(status, now=now, rollback=_rollback_form(row, actions)))
     parts.append('<h2 id="events">Recent Events</h2>')
     if not events:
         parts.append('<p class="empty">No Events about this App.</p>')
@@ -285,10 +285,33 @@ def _trigger(entry: HistoryEntry) -> str:
     return text
 
 
-def history_section(status: dict[str, Any], *, now: datetime) -> str:
-    """The history table, newest first (`syncer history --app`'s columns)."""
+def _rollback_form(app: AppRow, actions: Actions) -> Callable[[str], str] | None:
+    """With --ui-actions and `patch` on the App: a history row's "Roll back" button (what
+    `syncer rollback --to` does)."""
+    if not actions.allowed:
+        return None
+    base = esc(app_path(app.namespace, app.name))
+
+    def form(revision: str) -> str:
+        return (f'<form method="post" action="{base}/rollback"><input type="hidden" name="csrf" '
+                f'value="{esc(actions.csrf)}"><input type="hidden" name="revision" value="{esc(revision)}">'
+                f'<button type="submit" class="rollback" aria-label="Roll back to {esc(revision[:12])}">'
+                "Roll back</button></form>")
+    return form
+
+
+def history_section(status: dict[str, Any], *, now: datetime, rollback: Callable[[str], str] | None = None) -> str:
+    """The history table, newest first (`syncer history --app`'s columns); with `rollback`, a
+    button on each revision it applied other than the current one (its newest entry)."""
     raw = status.get("history") or []
     entries = [e for e in (HistoryEntry.from_dict(item) for item in raw if isinstance(item, dict)) if e is not None]
+    current, offered = status.get("lastAppliedRevision"), set()
+
+    def action(entry: HistoryEntry) -> str:
+        if rollback is None or entry.result != "Succeeded" or entry.revision in offered or entry.revision == current:
+            return ""
+        offered.add(entry.revision)
+        return rollback(entry.revision)
     parts = ['<h2 id="history">History</h2>']
     if not entries:
         return parts[0] + '<p class="empty">No sync recorded yet.</p>'
@@ -296,7 +319,7 @@ def history_section(status: dict[str, Any], *, now: datetime) -> str:
         '<div class="scroll"><table class="history"><caption class="sr">The App\'s syncs, newest first</caption>'
         '<thead><tr><th scope="col">Started</th><th scope="col">Revision</th><th scope="col">Trigger</th>'
         '<th scope="col">Result</th><th scope="col">Changes</th><th scope="col">Duration</th>'
-        '<th scope="col">Plan</th></tr></thead><tbody>'
+        '<th scope="col">Plan</th>' + ('<th scope="col">Roll back</th>' if rollback else "") + '</tr></thead><tbody>'
         + "".join(
             f'<tr><td data-label="Started">{esc(age(e.started, now=now))} ago</td>'
             f'<th scope="row" data-label="Revision"><code>{esc(e.revision[:12])}</code></th>'
@@ -305,7 +328,8 @@ def history_section(status: dict[str, Any], *, now: datetime) -> str:
             + (f'<p class="message error">{esc(e.error)}</p>' if e.error else "") + "</td>"
             f'<td data-label="Changes">{esc(_changes(e))}</td>'
             f'<td data-label="Duration">{e.seconds:.1f}s</td>'
-            f'<td data-label="Plan"><code>{esc(e.plan_digest.removeprefix("sha256:")[:12] or "-")}</code></td></tr>'
+            f'<td data-label="Plan"><code>{esc(e.plan_digest.removeprefix("sha256:")[:12] or "-")}</code></td>'
+            + (f'<td data-label="Roll back">{action(e)}</td>' if rollback else "") + "</tr>"
             for e in entries)
         + "</tbody></table></div>")
     return "".join(parts)

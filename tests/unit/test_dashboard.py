@@ -109,6 +109,20 @@ def test_a_held_app_says_so_and_offers_to_release_it() -> None:
     assert "/release" not in app_main(obj, objects=None, events=[], actions=Actions(), now=NOW)
 
 
+def test_history_rows_offer_a_rollback_to_each_other_revision_applied() -> None:
+    def entry(revision: str, result: str) -> dict[str, Any]:
+        return {"revision": revision, "started": "2026-01-01T11:00:00Z", "finished": "2026-01-01T11:00:01Z",
+                "durationSeconds": 1.0, "trigger": {"kind": "interval"}, "result": result, "summary": {}, "count": 1}
+
+    current, older, failed = "a" * 40, "b" * 40, "c" * 40
+    obj = app(**{**READY, "lastAppliedRevision": current,
+                 "history": [entry(current, "Succeeded"), entry(failed, "Failed"), entry(older, "Succeeded"),
+                             entry(current, "Succeeded"), entry(older, "Succeeded")]})
+    html = app_main(obj, objects=None, events=[], actions=Actions(csrf="c0ffee", allowed=True), now=NOW)
+    assert html.count("/apps/team-a/shop/rollback") == 1 and f'name="revision" value="{older}"' in html
+    assert "/rollback" not in app_main(obj, objects=None, events=[], actions=Actions(), now=NOW)
+
+
 def test_events_newest_first() -> None:
     rows = event_rows([{"reason": "Old", "lastTimestamp": "2026-01-01T10:00:00Z"},
                        {"reason": "New", "lastTimestamp": "2026-01-01T11:00:00Z", "count": 3}])
