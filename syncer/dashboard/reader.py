@@ -18,7 +18,7 @@ from syncer.daemon.apps import ClusterApps
 from syncer.daemon.appspec import KIND
 from syncer.errors import ClusterError, SyncerError
 from syncer.kube import Kube
-from syncer.model import Action, Object
+from syncer.model import Action, Object, ObjectRef
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,9 @@ class AppsReader:
         self._changes: dict[str, ChangeSet] = {}
         """The last change set seen per App uid: an attempt that failed before its plan (a
         broken commit) has none, and the objects of the one before are still what runs."""
+        self._diffs: dict[str, dict[ObjectRef, tuple[tuple[str, str], ...]]] = {}
+        """The last diff per App uid: each field the last sync that changed objects changed,
+        and why (the heals and resyncs after it change nothing, and would hide it)."""
 
     def apps(self) -> list[Object]:
         table = self._source.table
@@ -67,12 +70,18 @@ class AppsReader:
             if attempt is not None and attempt.changes is not None:
                 if len(self._changes) > 4096:
                     self._changes.clear()
+                    self._diffs.clear()
                 self._changes[uid] = attempt.changes
-            changes = self._changes.get(uid)
+                diff = {c.ref: tuple((f.path, f.describe()) for f in c.fields if f.is_change)
+                        for c in attempt.changes.changes if c.fields}
+                if diff:
+                    self._diffs[uid] = diff
+            changes, diff = self._changes.get(uid), self._diffs.get(uid, {})
         if changes is None:
             return None
         return [ObjectRow(kind=change.ref.kind, namespace=change.ref.namespace or "", name=change.ref.name,
                           action=str(change.action), message=change.message,
+                          fields=diff.get(change.ref, ()),
                           health="-" if change.action in GONE_ACTIONS else self._health(change.api_version,
                                                                                          change.ref.kind,
                                                                                          change.ref.namespace,

@@ -138,6 +138,10 @@ class ObjectRow:
     action: str
     health: str
     message: str = ""
+    fields: tuple[tuple[str, str], ...] = ()
+    """The last sync's diff of an updated object: each field that differed, and why (git,
+    drift, foreign; `syncer.diff.explain`). Paths and causes only, never values: a Secret's
+    data is never shown."""
 
 
 @dataclass(frozen=True)
@@ -248,7 +252,8 @@ def app_main(app: Object, *, objects: Sequence[ObjectRow] | None, events: Sequen
             '<th scope="col">Action</th><th scope="col">Health</th><th scope="col">Message</th></tr></thead><tbody>'
             + "".join(f'<tr><td data-label="Kind">{esc(o.kind)}</td><td data-label="Namespace">{esc(o.namespace or "-")}'
                       f'</td><th scope="row" data-label="Name">{esc(o.name)}</th>'
-                      f'<td data-label="Action">{esc(o.action)}</td><td data-label="Health">{_badge(o.health)}</td>'
+                      f'<td data-label="Action">{esc(o.action)}{_fields(o)}</td>'
+                      f'<td data-label="Health">{_badge(o.health)}</td>'
                       f'<td data-label="Message">{esc(o.message)}</td></tr>' for o in objects)
             + "</tbody></table></div>")
     parts.append(history_section(status, now=now, rollback=_rollback_form(row, actions)))
@@ -267,6 +272,13 @@ def app_main(app: Object, *, objects: Sequence[ObjectRow] | None, events: Sequen
                       f'<td data-label="Message">{esc(e.message)}</td></tr>' for e in events)
             + "</tbody></table></div>")
     return "".join(parts)
+
+
+def _fields(row: ObjectRow) -> str:
+    if not row.fields:
+        return ""
+    return ('<ul class="fields">' + "".join(f"<li><code>{esc(path)}</code> <small>{esc(cause)}</small></li>"
+                                            for path, cause in row.fields) + "</ul>")
 
 
 RESULT_BADGES = {"Succeeded": "ok", "Failed": "bad", "Interrupted": "wait"}

@@ -123,6 +123,14 @@ def test_history_rows_offer_a_rollback_to_each_other_revision_applied() -> None:
     assert "/rollback" not in app_main(obj, objects=None, events=[], actions=Actions(), now=NOW)
 
 
+def test_an_updated_object_shows_each_changed_field_and_why_never_a_value() -> None:
+    row = ObjectRow(kind="Secret", namespace="team-a", name="db", action="configured", health="Healthy",
+                    fields=((".data.password", "git"), (".spec.replicas", "drift: kubectl-scale at 2026-01-01T11:00:00Z")))
+    html = app_main(app(**READY), objects=[row], events=[], actions=Actions(), now=NOW)
+    assert "<code>.data.password</code> <small>git</small>" in html
+    assert "drift: kubectl-scale at 2026-01-01T11:00:00Z" in html
+
+
 def test_events_newest_first() -> None:
     rows = event_rows([{"reason": "Old", "lastTimestamp": "2026-01-01T10:00:00Z"},
                        {"reason": "New", "lastTimestamp": "2026-01-01T11:00:00Z", "count": 3}])
