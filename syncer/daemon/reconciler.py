@@ -49,7 +49,8 @@ from syncer.daemon.approval import PendingPlan, approved, pending_plan
 from syncer.daemon.metrics import Metrics
 from syncer.daemon.recorded import Move, moved_by_others, next_move, read_recorded
 from syncer.errors import ClusterError, RenderTooLarge, SyncerError
-from syncer.hold import hold_status, holds, render_digest
+from syncer.daemon.rollback import HoldJudge
+from syncer.hold import hold_status, render_digest
 from syncer.kube import Kube
 from syncer.model import Manifest
 from syncer.sources import (
@@ -192,10 +193,8 @@ class AppReconciler:
         """A recorded revision Git no longer has: not healed to, and said so once."""
         self._forgotten = False
         self._move_on = False
-        self._hold_judged: tuple[str, bool] | None = None
-        """(head, whether the hold stands with it): judged once per head the daemon sees."""
-        self._from_render: str | None = None
-        """The render digest of the revision the hold goes back from (None: not yet made)."""
+        self._hold_judge = (HoldJudge(app.hold, render_digest=self._render_digest, app=str(app.id))
+                            if app.hold is not None else None)
         self._synced_manifests: Sequence[Manifest] | None = None
         """The render the last successful sync applied."""
         self._head_renders_as: str | None = None
@@ -222,7 +221,7 @@ class AppReconciler:
         self._manifests = self._rendered_revision = self._rendered_tree = self._synced_revision = None
         self._head = self._target = self._seen_recorded = self._ours = self._gone = None
         self._last_ok = self._drifted = self._move_on = False
-        self._hold_judged = self._synced_manifests = self._head_renders_as = None
+        self._synced_manifests = self._head_renders_as = None
         # Git is asked afresh, not answered from the replicas' shared ls-remote: that answer may
         # be as old as the interval, older than what the replica that held the app meanwhile saw.
         self._news_expected = True
@@ -566,37 +565,18 @@ class AppReconciler:
 
     def holding(self) -> bool:
         """Whether the app's rollback hold stands with the head as last resolved (False: no
-        hold). Judged once per head: a head other than the revision rolled back from is
-        rendered, and the hold stands while it renders what that revision rendered."""
-        hold, head = self.app.hold, self._head
-        if hold is None:
-            return False
-        if head is None or head == hold.from_revision or head == WORKING_TREE:
-            return True
-        if self._hold_judged is None or self._hold_judged[0] != head:
-            standing = holds(hold, head=head, head_render=self._render_digest(head),
-                             from_render=self._render_digest(hold.from_revision))
-            if not standing:
-                log.info("app %s: the hold (%s) ends: commit %s changes the app's render", self.app.id,
-                         hold.describe(), head[:12], extra={**self._app_fields, "revision": head})
-            self._hold_judged = (head, standing)
-        return self._hold_judged[1]
+        hold; `syncer.daemon.rollback.HoldJudge`)."""
+        return self._hold_judge.holding(self._head) if self._hold_judge is not None else False
 
     def _render_digest(self, revision: str) -> str | None:
         """The render digest of a commit (`syncer.hold.render_digest`); None when it cannot be
-        fetched or rendered. The hold's `from` is rendered once per reconciler."""
-        hold = self.app.hold
-        if hold is not None and revision == hold.from_revision and self._from_render is not None:
-            return self._from_render
+        fetched or rendered."""
         try:
-            digest = render_digest(self._render_manifests(self.source.fetch_commit(revision)))
+            return render_digest(self._render_manifests(self.source.fetch_commit(revision)))
         except SyncerError as error:
             log.info("app %s: cannot render %s to compare it with the hold's: %s", self.app.id, revision[:12], error,
                      extra=self._app_fields)
             return None
-        if hold is not None and revision == hold.from_revision:
-            self._from_render = digest
-        return digest
 
     @property
     def hold_status(self) -> dict[str, Any] | None:

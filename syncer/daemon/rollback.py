@@ -1,13 +1,20 @@
-"""`syncer rollback` of an App, as the CLI and the dashboard ask for it: the hold to set in its
-spec (`syncer.hold`), picked from the App's history with the user's view of the App."""
+"""`syncer rollback` of an App: the hold to set in its spec (`syncer.hold`), picked from the
+App's history as the CLI and the dashboard ask for it; and whether a hold stands, as the
+daemon judges it."""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Callable
 
 from syncer.apply.status import now_rfc3339
 from syncer.daemon.appclient import subject
 from syncer.errors import ConfigError
-from syncer.hold import Hold, parse_hold, pick_revision
+from syncer.hold import Hold, holds, parse_hold, pick_revision
 from syncer.model import Object
+from syncer.sources import WORKING_TREE
+
+log = logging.getLogger(__name__)
 
 
 def rollback_hold(live: Object, *, to: str | None, steps: int | None, requested_by: str) -> Hold:
@@ -34,3 +41,30 @@ def rollback_hold(live: Object, *, to: str | None, steps: int | None, requested_
                           f"`syncer rollback --release` returns to it")
     return Hold(revision=choice.revision, from_revision=from_revision, requested_at=now_rfc3339(),
                 requested_by=requested_by)
+
+
+class HoldJudge:
+    """Whether an App's hold stands with the tracked ref at a given head: it does at the
+    revision rolled back from; at another head, while that head renders what `from` rendered
+    (`syncer.hold.holds`). Each head is judged once, and `from` is rendered once."""
+
+    def __init__(self, hold: Hold, *, render_digest: Callable[[str], str | None], app: str) -> None:
+        self.hold = hold
+        self._render_digest = render_digest
+        self._app = app
+        self._judged: tuple[str, bool] | None = None
+        self._from_render: str | None = None
+
+    def holding(self, head: str | None) -> bool:
+        hold = self.hold
+        if head is None or head == hold.from_revision or head == WORKING_TREE:
+            return True
+        if self._judged is None or self._judged[0] != head:
+            if self._from_render is None:
+                self._from_render = self._render_digest(hold.from_revision)
+            standing = holds(hold, head=head, head_render=self._render_digest(head), from_render=self._from_render)
+            if not standing:
+                log.info("app %s: the hold (%s) ends: commit %s changes the app's render", self._app, hold.describe(),
+                         head[:12], extra={"revision": head})
+            self._judged = (head, standing)
+        return self._judged[1]
