@@ -94,7 +94,9 @@ def run_set(cluster: Cluster, rw: RealWorldSet, *, version: tuple[int, int], cor
     resync = sync(cluster, source, rw, what="resync", app=app, refs=union(refs, extra))
     syncer.runs.append(resync)
     if not resync.ok or resync.written:
-        result.problems.append(f"resync: exit {resync.exit_code}, {resync.written} object(s) written; {resync.error}")
+        named = f" ({', '.join(resync.written_objects)})" if resync.written_objects else ""
+        result.problems.append(f"resync: exit {resync.exit_code}, {resync.written} object(s) written{named}; "
+                               f"{resync.error}")
     syncer.diff_exit = diff_exit(cluster, source, rw, app=app)
     if syncer.diff_exit != 0:
         result.problems.append(f"`syncer diff` right after the sync exits {syncer.diff_exit}, not 0")
