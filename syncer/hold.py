@@ -41,7 +41,8 @@ class Hold:
     requested_at: str = ""
     """When `syncer rollback` set it (RFC 3339), so a second rollback is a new hold."""
     requested_by: str = ""
-    """Who asked, as the cluster named them (SelfSubjectReview) or the kubeconfig's user."""
+    """Who asked: the kubeconfig context's user (`syncer rollback`, as the history names a
+    CLI sync's user), or the dashboard's signed-in user."""
 
     def to_spec(self) -> dict[str, str]:
         fields = {"revision": self.revision, "from": self.from_revision, "requestedAt": self.requested_at,

@@ -31,11 +31,11 @@ from syncer.cli import cli
 from syncer.cli.appselect import command_target
 from syncer.cli.apps import one_app, report_app
 from syncer.cli.common import (
-    Duration, app_options, cluster_options, connect, live_capabilities, output_option, resolve_namespace,
+    Duration, app_options, cli_user, cluster_options, connect, live_capabilities, output_option, resolve_namespace,
 )
 from syncer.cli.options import render_from_options, source_options
 from syncer.cli.sync import run_sync
-from syncer.daemon.appclient import patch_app, read_app, subject, whoami
+from syncer.daemon.appclient import patch_app, read_app, subject
 from syncer.daemon.rollback import rollback_hold
 from syncer.errors import ConfigError
 from syncer.hold import Hold, pick_revision
@@ -95,7 +95,8 @@ def rollback_command(*, app_argument: str | None, app: str | None, app_object: s
             live = _release(kube, live, progress=wait or output != "text")
             target = None
         else:
-            hold = rollback_hold(live, to=to, steps=steps, requested_by=whoami(kube))
+            user = cli_user(kubeconfig=kubeconfig, context=context)
+            hold = rollback_hold(live, to=to, steps=steps, requested_by=user)
             live = patch_app(kube, live, {"spec": {"hold": hold.to_spec()}})
             click.echo(f"{subject(namespace, name)}: {hold.describe()}, held until a commit changes the App's render "
                        f"or `syncer rollback {name} -n {namespace} --release`", err=wait or output != "text")
@@ -140,7 +141,7 @@ def _roll_back_cli_app(
         except ValueError as error:
             raise ConfigError(f"app {app}: {error}") from None
         hold = Hold(revision=choice.revision, from_revision=held.from_revision if held else current,
-                    requested_at=now_rfc3339(), requested_by=whoami(kube))
+                    requested_at=now_rfc3339(), requested_by=cli_user(kubeconfig=kubeconfig, context=context))
     finally:
         kube.close()
     click.echo(f"app {app}: {hold.describe()}; syncing it", err=True)

@@ -17,7 +17,7 @@ import yaml
 
 from syncer.apply.status import event_about
 from syncer.daemon.appspec import API_VERSION, KIND, RECONCILE_ANNOTATION, ValuesReference
-from syncer.errors import ConfigError, NotFound, SyncerError
+from syncer.errors import ConfigError, NotFound
 from syncer.kube import Kube, Resource
 from syncer.model import Object
 from syncer.sources.auth import GitAuth
@@ -75,18 +75,6 @@ def patch_app(kube: Kube, app: Object, patch: dict[str, Any]) -> Object:
     body = {**patch, "metadata": {**patch.get("metadata", {}), "uid": metadata["uid"]}}
     return kube.merge_patch(app_resource(kube), metadata["name"], body, namespace=metadata["namespace"],
                             subject=subject(metadata["namespace"], metadata["name"]))
-
-
-def whoami(kube: Kube) -> str:
-    """The user the cluster knows the client as (a SelfSubjectReview), for the record of who
-    asked; "" where the server has no such review (before Kubernetes 1.28) or refuses it."""
-    try:
-        review = kube.create(kube.resource_for("authentication.k8s.io/v1", "SelfSubjectReview"),
-                             {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
-                             subject="SelfSubjectReview")
-    except SyncerError:
-        return ""
-    return str(((review.get("status") or {}).get("userInfo") or {}).get("username") or "")
 
 
 def request_reconcile(kube: Kube, app: Object) -> str:
