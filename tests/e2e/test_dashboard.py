@@ -167,8 +167,9 @@ def test_the_dashboard_shows_apps_live_failures_and_never_a_secret(
     page.locator("#main").get_by_text(second).first.wait_for()
     assert page.evaluate("window.notReloaded") is True
     # The last diff: the field the commit changed, and why (never a value).
-    page.locator("table.objects tr", has_text="web-config").get_by_text(".data.color").wait_for()
-    assert "git" in page.locator("table.objects tr", has_text="web-config").inner_text()
+    changed = page.locator("table.objects tr", has_text="web-config").locator("ul.fields li")
+    changed.get_by_text(".data.color", exact=True).wait_for()
+    assert [item.split() for item in changed.all_inner_texts()] == [[".data.color", "git"]], changed.all_inner_texts()
 
     # A broken commit: Ready=False with the reason, still without a reload.
     broken = commit(repo, {"shop/config.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n"}, "broken")
