@@ -17,10 +17,10 @@ from typing import Any
 from kubernetes import client
 
 from tests.conftest import ClusterAccess
-from tests.e2e.apps import SLACK, signal_at_write
+from tests.e2e.apps import SLACK, eventually, signal_at_write
 from tests.e2e.test_apps import LAB_FLAGS, Kubectl, app_yaml, condition, syncer
 from tests.e2e.test_apps import installed, run_daemon  # noqa: F401 - fixtures
-from tests.e2e.test_daemon import commit, configmap_yaml, eventually, free_port
+from tests.e2e.test_daemon import commit, configmap_yaml, free_port
 from tests.e2e.test_daemon import repo  # noqa: F401 - the fixture: a Git repository
 from tests.schema import assert_valid
 
@@ -83,7 +83,7 @@ def test_a_daemon_killed_mid_sync_reports_the_sync_interrupted_when_it_restarts_
     core = client.CoreV1Api(kube_api)
 
     def colors() -> list[str]:
-        return [core.read_namespaced_config_map(f"cm{n}", namespace).data["color"] for n in range(OBJECTS)]
+        return [(core.read_namespaced_config_map(f"cm{n}", namespace).data or {})["color"] for n in range(OBJECTS)]
 
     first = commit(repo, {f"web/cm{n}.yaml": configmap_yaml(f"cm{n}", "blue") for n in range(OBJECTS)})
     daemon = run_daemon("--watch-namespace", namespace)
