@@ -29,14 +29,18 @@ RECREATE_ANNOTATION = "syncer.dev/recreate"
 def dry_run_apply(kube: Kube, desired: Desired, *, options: SyncOptions) -> tuple[Object, str | None]:
     """Server-side apply dry-run: the predicted object, and the fields it takes over from other
     managers (forced), or a Conflict with --no-force-conflicts."""
+    taken_over = None
     try:
-        return desired.write(kube, field_manager=options.field_manager, force=False, dry_run=True), None
+        predicted = desired.write(kube, field_manager=options.field_manager, force=False, dry_run=True)
     except Conflict as conflict:
         if not options.force_conflicts:
             raise Conflict(str(desired.ref), f"{conflict.message}; syncer leaves fields owned by other "
                            "managers alone with --no-force-conflicts (drop the flag to take them over)",
                            status=409) from conflict
-        return desired.write(kube, field_manager=options.field_manager, force=True, dry_run=True), conflict.message
+        predicted = desired.write(kube, field_manager=options.field_manager, force=True, dry_run=True)
+        taken_over = conflict.message
+    assert predicted is not None
+    return predicted, taken_over
 
 
 def _explain_immutable(error: Invalid, desired: Desired) -> ClusterError:
