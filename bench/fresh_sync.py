@@ -42,26 +42,28 @@ def _variant(text: str) -> tuple[str, Path]:
     return label, Path(root).resolve()
 
 
-_RUSAGE_REPORT = (
+_BOOTSTRAP = (
     "import atexit, json, os, resource, runpy, sys\n"
+    "del sys.path[0]\n"
     "def report():\n"
     "    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
     "    with open(os.environ['FRESH_SYNC_RUSAGE'], 'w') as out:\n"
     "        json.dump({'user': own.ru_utime, 'system': own.ru_stime,\n"
     "                   'children': children.ru_utime + children.ru_stime}, out)\n"
-    "atexit.register(report)\n"
+    "if 'FRESH_SYNC_RUSAGE' in os.environ:\n"
+    "    atexit.register(report)\n"
     "sys.argv[0] = 'syncer'\n"
     "runpy.run_module('syncer', run_name='__main__', alter_sys=True)\n"
 )
-"""syncer run as `python -m syncer` does, writing its own user and system CPU and its
-children's (git) to the file `FRESH_SYNC_RUSAGE` names as it exits."""
+"""syncer run as `python -m syncer` does, but from the variant's directory (PYTHONPATH), not
+from the current one, which `-m` and `-c` put first on the path; writing its own user and
+system CPU and its children's (git) to the file `FRESH_SYNC_RUSAGE` names, if any, as it exits."""
 
 
 def _command(bench: Bench, app: App, *, label: str, root: Path, rusage: Path | None = None) -> Command:
-    bootstrap = ["-c", _RUSAGE_REPORT] if rusage is not None else ["-m", "syncer"]
     return Command(
         tool=label, scenario="fresh", objects=app.count,
-        argv=[sys.executable, *bootstrap, *bench.syncer_args("sync", app)],
+        argv=[sys.executable, "-c", _BOOTSTRAP, *bench.syncer_args("sync", app)],
         user_agent=SYNCER_AGENT, bookkeeping=syncer_bookkeeping(app.home),
         env={**syncer_environment(), "PYTHONPATH": str(root),
              **({"FRESH_SYNC_RUSAGE": str(rusage)} if rusage is not None else {})},
@@ -131,7 +133,7 @@ def main(objects: int, repeat: int, variants: tuple[str, ...], profile_dir: Path
                           server=target.server, workdir=workdir, logs=workdir / "logs", console=console,
                           run_id=secrets.token_hex(2))
             for _, root in chosen:
-                subprocess.run([sys.executable, "-m", "syncer", "--version"], capture_output=True, check=False,
+                subprocess.run([sys.executable, "-c", _BOOTSTRAP, "--version"], capture_output=True, check=False,
                                env={**syncer_environment(), "PYTHONPATH": str(root)})
             for round_index in range(repeat):
                 for label, root in chosen:
