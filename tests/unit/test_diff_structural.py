@@ -8,25 +8,20 @@ SYNCER_FUZZ_EXAMPLES=100000 for a long run with fresh random examples.
 
 from __future__ import annotations
 
-import os
+import copy
 from typing import Any
 
 import pytest
 from deepdiff import DeepDiff
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from syncer.diff.explain import render_path
 from syncer.diff.normalize import Path
 from syncer.diff.structural import differing
+from tests.unit.properties import property_settings
 
-LONG_RUN = os.environ.get("SYNCER_FUZZ_EXAMPLES")
-PROPERTY = settings(
-    max_examples=int(LONG_RUN or 500),
-    derandomize=not LONG_RUN,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+PROPERTY = property_settings(examples=500)
 
 # Few distinct values, so that two drawn objects share keys, items and values often (and
 # 1, 1.0 and True meet, which deepdiff tells apart by type but difflib does not).
@@ -110,8 +105,6 @@ DEPLOYMENT = {
 
 
 def _with(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
-    import copy
-
     result = copy.deepcopy(DEPLOYMENT)
     target: Any = result
     for part in path[:-1]:
