@@ -537,9 +537,16 @@ class DaemonModel(RuleBasedStateMachine):
         self.replicas.wait_members()
         self.converge(deadline=TAKEOVER + APP_LOCK_SECONDS)
         if left is not None:
-            latest = self.sampler.latest(app.ref)
-            self.check("interrupted-reported", invariants.interrupted_unreported(
-                (latest.status if latest else None) or {}, left, app=str(app.ref)))
+            # Reported by the first sync that takes the App's lock: once the dead owner's has
+            # expired, which each replica measures from its first sight of it.
+            def unreported() -> list[str]:
+                self.sampler.sample_now()
+                latest = self.sampler.latest(app.ref)
+                return invariants.interrupted_unreported((latest.status if latest else None) or {}, left,
+                                                         app=str(app.ref))
+
+            self.wait_for(lambda: not unreported(), timeout=APP_LOCK_SECONDS + CONVERGE)
+            self.check("interrupted-reported", [f"after {APP_LOCK_SECONDS + CONVERGE:.0f}s: {p}" for p in unreported()])
         self.step(f"replica {started.index} started")
 
     def create_colliding_app(self, move: Move) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from kubernetes import client
 
+from syncer.apply.intent import INTENT_ANNOTATION
 from tests.conftest import ClusterAccess
 from tests.e2e.apps import SLACK, eventually, signal_at_write
 from tests.e2e.test_apps import LAB_FLAGS, Kubectl, app_yaml, condition, syncer
@@ -93,17 +94,20 @@ def test_a_daemon_killed_mid_sync_reports_the_sync_interrupted_when_it_restarts_
     daemon.terminate()
     daemon.wait(timeout=SLACK)
 
-    # Killed right before the second object's write: its intent and one object are written.
+    # Killed at its fourth write under the lock (the intent, the inventory, the first
+    # objects): the daemon applies objects in parallel, so how many landed varies.
     second = commit(repo, {f"web/cm{n}.yaml": configmap_yaml(f"cm{n}", "green") for n in range(OBJECTS)})
     with (tmp_path / "killed-daemon.log").open("w") as log:
         killed = subprocess.run(
             [sys.executable, "-c", KILL_AT_WRITE, "run", "--listen", f"127.0.0.1:{free_port()}",
              "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context,
              "--cache-dir", str(tmp_path / "cache"), *LAB_FLAGS, "--watch-namespace", namespace],
-            stdout=log, stderr=subprocess.STDOUT, timeout=SLACK, env={**os.environ, "SYNCER_TEST_STOP_AT_WRITE": "3"})
+            stdout=log, stderr=subprocess.STDOUT, timeout=SLACK, env={**os.environ, "SYNCER_TEST_STOP_AT_WRITE": "4"})
     assert killed.returncode == -9, (tmp_path / "killed-daemon.log").read_text()
     applied = colors().count("green")
-    assert 1 <= applied < OBJECTS, f"the daemon was killed mid-sync: {colors()}"
+    assert applied < OBJECTS, f"the daemon was killed mid-sync: {colors()}"
+    parent: Any = core.read_namespaced_config_map("syncer-web", namespace)
+    assert INTENT_ANNOTATION in parent.metadata.annotations, "the killed sync left its intent"
     assert kubectl.status(namespace, "web")["lastAppliedRevision"] == first, "nothing reported the killed sync"
 
     # Restarted within the dead daemon's lock duration: its first try finds the lock held
@@ -121,7 +125,7 @@ def test_a_daemon_killed_mid_sync_reports_the_sync_interrupted_when_it_restarts_
     assert (killed_entry["revision"], killed_entry["result"], killed_entry["alreadyApplied"]) == (
         second, "Interrupted", applied)
     assert (newest["revision"], newest["result"]) == (second, "Succeeded")
-    assert newest["summary"] == {"configured": OBJECTS - applied, "unchanged": applied}
+    assert newest["summary"] == {action: n for action, n in (("configured", OBJECTS - applied), ("unchanged", applied)) if n}
     assert waited, "the restarted daemon found the dead one's lock held first"
     assert [(e["result"], "another sync holds" in e["error"]) for e in waited] == [("Failed", True)] * len(waited)
     assert created["revision"] == first
