@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -46,10 +47,16 @@ def sha256(data: bytes) -> str:
     return DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
 
 
+SCRYPTS_AT_ONCE = threading.BoundedSemaphore(2)
+"""Each scrypt takes 16 MiB (128 * n * r bytes) for its 40 ms, outside the GIL: a daemon's 16
+syncs at once would otherwise add 256 MiB to its peak memory."""
+
+
 def sensitive_digest(data: bytes, *, salt: str) -> str:
     """A digest of data that may hold a Secret's value: scrypt with the plan's salt, so each
     guess costs an attacker what it costs us once."""
-    derived = hashlib.scrypt(data, salt=bytes.fromhex(salt), n=2**14, r=8, p=1, dklen=32)
+    with SCRYPTS_AT_ONCE:
+        derived = hashlib.scrypt(data, salt=bytes.fromhex(salt), n=2**14, r=8, p=1, dklen=32)
     return "scrypt:" + derived.hex()
 
 
@@ -61,8 +68,10 @@ def body_digest(body: Object, *, salt: str, shown: bool = True) -> str:
 
 
 def manifests_digest(manifests: Sequence[Manifest], *, salt: str) -> str:
-    """The digest of the rendered manifests, in render order (they may hold Secrets)."""
-    return sensitive_digest(canonical_json([m.obj for m in manifests]), salt=salt)
+    """The digest of the rendered manifests, in render order: a scrypt when they hold a
+    Secret, a sha256 when there is no Secret's value to guess."""
+    data = canonical_json([m.obj for m in manifests])
+    return sensitive_digest(data, salt=salt) if any(is_secret(m.obj) for m in manifests) else sha256(data)
 
 
 _STEP = re.compile(r'\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\["(.*?)"\]')

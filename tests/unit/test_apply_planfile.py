@@ -214,3 +214,15 @@ def test_the_markdown_comment_puts_the_summary_first_and_masks_secrets() -> None
     assert "new-secret-value" not in text and "bmV3LXNlY3JldC12YWx1ZQ" not in text and "b2xk" not in text
     assert "<secret sha256:" in text
     assert "+  color: green" in text
+
+
+def test_the_manifests_digest_is_a_scrypt_only_when_a_secret_is_rendered() -> None:
+    """A scrypt takes 16 MiB and 40 ms; without a Secret there is no value to guard."""
+    plain, db = configmap("green"), secret("s3cret")
+    without = plan_document(make_plan([[plain]]), manifests=[Manifest(obj=plain.body, origin=plain.origin)],
+                            context=app_context(AppId(namespace="shop", name="web")))
+    with_secret = plan_document(make_plan([[plain, db]]), manifests=[
+        Manifest(obj=plain.body, origin=plain.origin), Manifest(obj=db.body, origin=db.origin)],
+        context=app_context(AppId(namespace="shop", name="web")))
+    assert without["manifestsDigest"].startswith("sha256:")
+    assert with_secret["manifestsDigest"].startswith("scrypt:")
