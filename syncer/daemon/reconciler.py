@@ -568,11 +568,19 @@ class AppReconciler:
         hold; `syncer.daemon.rollback.HoldJudge`)."""
         return self._hold_judge.holding(self._head) if self._hold_judge is not None else False
 
+    def render_commit(self, revision: str) -> list[Manifest]:
+        """The app rendered at exactly the commit `revision`, as a sync or a rollback of it
+        renders it: the app's source and Git credentials, its path, its identity (Helm's
+        capabilities), its age keys. It changes nothing the ticks hold, so any thread may ask
+        (the dashboard compares two history entries with it). RevisionGone when the
+        repository no longer has the commit; another SyncerError when it does not render."""
+        return self._render_manifests(self.source.fetch_commit(revision))
+
     def _render_digest(self, revision: str) -> str | None:
         """The render digest of a commit (`syncer.hold.render_digest`); None when it cannot be
         fetched or rendered."""
         try:
-            return render_digest(self._render_manifests(self.source.fetch_commit(revision)))
+            return render_digest(self.render_commit(revision))
         except SyncerError as error:
             log.info("app %s: cannot render %s to compare it with the hold's: %s", self.app.id, revision[:12], error,
                      extra=self._app_fields)
