@@ -71,6 +71,8 @@ from syncer.sources.snapshot import RevisionGone
 
 log = logging.getLogger(__name__)
 
+UNKNOWN_REVISION = "unknown"
+"""The revision of an attempt that failed before it knew one (nothing rendered yet)."""
 DEFAULT_LOCK_TIMEOUT = 30.0
 """How long a tick waits for another sync of the same app (a manual `syncer sync`, or a
 former leader finishing); after that the tick fails and is retried with backoff."""
@@ -252,7 +254,7 @@ class AppReconciler:
     @property
     def rendered_revision(self) -> str:
         """The revision of the last render ("unknown" before the first)."""
-        return self._rendered_revision or "unknown"
+        return self._rendered_revision or UNKNOWN_REVISION
 
     @property
     def _app_fields(self) -> dict[str, str]:
@@ -272,7 +274,7 @@ class AppReconciler:
         started = time.monotonic()
         if self._forgotten:
             self._start_afresh()
-        revision = self._rendered_revision or "unknown"
+        revision = self._rendered_revision or UNKNOWN_REVISION
         drifted, self._drifted = self._drifted, False
         fresh, self._news_expected = self._news_expected, False
         move_on, self._move_on = self._move_on, False

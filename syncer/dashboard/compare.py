@@ -28,7 +28,7 @@ from typing import Any
 
 from syncer.apply.history import HistoryEntry
 from syncer.config import AppConfig
-from syncer.daemon.reconciler import AppReconciler
+from syncer.daemon.reconciler import UNKNOWN_REVISION, AppReconciler
 from syncer.diff import is_secret, normalize, to_yaml
 from syncer.diff.compare import differing
 from syncer.diff.explain import render_path
@@ -92,6 +92,8 @@ class Renders:
     def render(self, namespace: str, name: str, revision: str) -> list[Manifest]:
         """The App's render of `revision`; NotRendered saying why there is none."""
         short = revision[:12]
+        if revision in ("", UNKNOWN_REVISION):
+            raise NotRendered("this entry's sync failed before it knew its revision: there is nothing to render")
         if revision == WORKING_TREE:
             raise NotRendered(f"revision {revision}: the App's repository is a plain directory, which keeps no "
                               "earlier state to render again")
@@ -105,13 +107,16 @@ class Renders:
         with self._lock:
             flight = self._flights.setdefault(key, threading.Lock())
         with flight:
-            kept = self._lookup(key, app)
-            if kept is None:
-                kept = self._render(reconciler, revision)
-                with self._lock:
-                    self._kept[key] = kept
-                    while len(self._kept) > self._size:
-                        self._kept.popitem(last=False)
+            try:
+                kept = self._lookup(key, app)
+                if kept is None:
+                    kept = self._render(reconciler, revision)
+                    with self._lock:
+                        self._kept[key] = kept
+                        while len(self._kept) > self._size:
+                            self._kept.popitem(last=False)
+            finally:
+                with self._lock:  # whoever waits on this flight now finds its render kept
                     self._flights.pop(key, None)
         if kept.manifests is None:
             raise NotRendered(kept.problem)

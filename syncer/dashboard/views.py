@@ -257,7 +257,7 @@ def app_main(app: Object, *, objects: Sequence[ObjectRow] | None, events: Sequen
                       f'<td data-label="Health">{badge(o.health)}</td>'
                       f'<td data-label="Message">{esc(o.message)}</td></tr>' for o in objects)
             + "</tbody></table></div>")
-    parts.append(history_section(status, now=now, rollback=_rollback_form(row, actions), app=(row.namespace, row.name)))
+    parts.append(history_section(status, app=(row.namespace, row.name), now=now, rollback=_rollback_form(row, actions)))
     parts.append('<h2 id="events">Recent Events</h2>')
     if not events:
         parts.append('<p class="empty">No Events about this App.</p>')
@@ -342,15 +342,15 @@ def compare_form(namespace: str, name: str, entries: Sequence[HistoryEntry], *, 
             '<button type="submit" id="compare-submit">Compare</button></form>')
 
 
-def history_section(status: dict[str, Any], *, now: datetime, rollback: Callable[[str], str] | None = None,
-                    app: tuple[str, str] | None = None) -> str:
-    """The history table, newest first (`syncer history --app`'s columns); with `rollback`, a
-    button on each revision it applied other than the current one (its newest entry); with
-    `app` (namespace, name), the form comparing two entries and a link from each entry to
-    its comparison with the one before it."""
+def history_section(status: dict[str, Any], *, app: tuple[str, str], now: datetime,
+                    rollback: Callable[[str], str] | None = None) -> str:
+    """The history table of App `app` (namespace, name), newest first (`syncer history
+    --app`'s columns), a link from each entry to its comparison with the one before it, and
+    the form comparing any two; with `rollback`, a button on each revision it applied other
+    than the current one (its newest entry)."""
     entries = history_of({"status": status})
     current, offered = status.get("lastAppliedRevision"), set()
-    compare = app is not None and len(entries) > 1
+    compare = len(entries) > 1
 
     def action(entry: HistoryEntry) -> str:
         if rollback is None or entry.result != "Succeeded" or entry.revision in offered or entry.revision == current:
@@ -359,7 +359,7 @@ def history_section(status: dict[str, Any], *, now: datetime, rollback: Callable
         return rollback(entry.revision)
 
     def previous(n: int) -> str:
-        if app is None or n + 1 >= len(entries):
+        if n + 1 >= len(entries):
             return ""
         link = compare_path(*app, before=entry_key(entries[n + 1]), after=entry_key(entries[n]))
         return (f'<a href="{esc(link)}" aria-label="Compare {esc(entries[n].revision[:12])} with the entry before '
@@ -386,8 +386,7 @@ def history_section(status: dict[str, Any], *, now: datetime, rollback: Callable
             + (f'<td data-label="Roll back">{action(e)}</td>' if rollback else "") + "</tr>"
             for n, e in enumerate(entries))
         + "</tbody></table></div>")
-    if compare and app is not None:
-        parts.append(compare_form(*app, entries, now=now))
+    parts.append(compare_form(*app, entries, now=now))
     return "".join(parts)
 
 

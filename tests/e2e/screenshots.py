@@ -1,6 +1,7 @@
 """The dashboard's screenshots in docs/ (README, "Dashboard"): `scripts/screenshots` runs this
 file (not part of the suite) with SYNCER_SCREENSHOTS set to the folder to write into. Two
-Apps, one healthy and one whose last commit is broken, on a desktop and a phone width."""
+Apps, one healthy (synced twice, for the comparison of its two history entries) and one
+whose last commit is broken, on a desktop and a phone width."""
 
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ def test_screenshots(installed: Kubectl, repo: Path, namespace: str, browser: An
     commit(repo, {"billing/config.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n"}, "broken")
     eventually(lambda: kubectl.status(namespace, "billing").get("lastSync", {}).get("result") == "Failed",
                timeout=60, what="billing to fail")
+    green = commit(repo, {"shop/config.yaml": configmap_yaml("web-config", "green")}, "green")
+    eventually(lambda: kubectl.status(namespace, "shop").get("lastAppliedRevision") == green,
+               timeout=60, what="shop to sync the green commit")
     base = f"http://127.0.0.1:{port}"
     for suffix, size in SIZES.items():
         context = browser.new_context(viewport=size, device_scale_factor=1)
@@ -44,4 +48,7 @@ def test_screenshots(installed: Kubectl, repo: Path, namespace: str, browser: An
         page.goto(f"{base}/apps/{namespace}/shop")
         page.locator("table.objects").wait_for()
         page.screenshot(path=str(Path(folder) / f"dashboard-app{suffix}.png"), full_page=True)
+        page.get_by_role("link", name=f"Compare {green[:12]} with the entry before it").click()
+        page.locator("#compare-summary").wait_for()
+        page.screenshot(path=str(Path(folder) / f"dashboard-compare{suffix}.png"), full_page=True)
         context.close()

@@ -26,6 +26,7 @@ from syncer.dashboard.compare import (
     object_changes,
 )
 from syncer.dashboard.comparepage import compare_main
+from syncer.daemon.reconciler import UNKNOWN_REVISION
 from syncer.errors import RenderError, Problem
 from syncer.model import Manifest, Origin
 from syncer.sources import WORKING_TREE
@@ -169,6 +170,9 @@ def test_a_revision_gone_or_broken_is_a_message_naming_it_kept_a_while() -> None
     assert renders.render("team-a", "shop", FIRST) == BEFORE
     with pytest.raises(NotRendered, match="plain directory"):
         renders.render("team-a", "shop", WORKING_TREE)
+    with pytest.raises(NotRendered, match="failed before it knew its revision"):
+        renders.render("team-a", "shop", UNKNOWN_REVISION)
+    assert reconciler.calls == [FIRST, SECOND, FIRST]
 
 
 def test_renders_are_bounded() -> None:
