@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -146,9 +146,13 @@ def test_a_new_configuration_or_path_renders_again() -> None:
     holder: dict[str, Any] = {"team-a/shop": reconciler}
     renders = Renders(lambda key: holder.get(key))
     renders.render("team-a", "shop", FIRST)
-    holder["team-a/shop"] = moved = FakeReconciler(app_config("shop/v2"), {FIRST: AFTER})
+    holder["team-a/shop"] = same = FakeReconciler(app_config(), {FIRST: AFTER})  # rebuilt, configured alike
+    assert renders.render("team-a", "shop", FIRST) == BEFORE
+    holder["team-a/shop"] = other_namespace = FakeReconciler(replace(app_config(), namespace="web"), {FIRST: AFTER})
     assert renders.render("team-a", "shop", FIRST) == AFTER
-    assert (reconciler.calls, moved.calls) == ([FIRST], [FIRST])
+    holder["team-a/shop"] = moved = FakeReconciler(app_config("shop/v2"), {FIRST: BEFORE})
+    assert renders.render("team-a", "shop", FIRST) == BEFORE
+    assert (reconciler.calls, same.calls, other_namespace.calls, moved.calls) == ([FIRST], [], [FIRST], [FIRST])
 
 
 def test_a_revision_gone_or_broken_is_a_message_naming_it_kept_a_while() -> None:
