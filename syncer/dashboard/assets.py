@@ -56,7 +56,7 @@ button:hover { border-color: var(--focus); }
 .login { display: grid; gap: .5rem; max-width: 30rem; }
 .login input { font: inherit; padding: .4rem; min-height: 2.5rem; }
 .crumbs { margin: 0; color: var(--muted); }
-.compare { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin: 1rem 0; }
+form.compare { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin: 1rem 0; }
 select { font: inherit; padding: .3rem; min-height: 2.5rem; max-width: 100%; background: var(--bg);
   color: var(--fg); border: 1px solid var(--line); border-radius: .4rem; }
 table.values th, table.values td { padding: .2rem .4rem; }

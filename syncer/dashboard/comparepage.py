@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from syncer.apply.history import HistoryEntry
+from syncer.apply.history import MAX_ENTRIES, HistoryEntry
 from syncer.dashboard.compare import Comparison, FieldValues, ObjectChange, entry_key
 from syncer.dashboard.views import (
     RESULT_BADGES,
@@ -122,9 +122,16 @@ def compare_main(app: Object, comparison: Comparison, *, history: Sequence[Histo
     elif not comparison.changes:
         parts.append('<p class="empty">The two revisions render the same objects.</p>')
     else:
-        parts.append('<div class="scroll"><table class="compare"><caption class="sr">Objects that differ between '
+        parts.append('<div class="scroll"><table class="changes"><caption class="sr">Objects that differ between '
                      'the two revisions</caption><thead><tr><th scope="col">Change</th><th scope="col">Kind</th>'
                      '<th scope="col">Namespace</th><th scope="col">Name</th><th scope="col">Fields</th></tr>'
                      "</thead><tbody>" + "".join(_change_row(c) for c in comparison.changes) + "</tbody></table></div>")
     return "".join(parts)
 
+
+
+def no_entry_main(namespace: str, name: str, *, missing: Sequence[str]) -> str:
+    """The answer to a comparison of an entry the history does not hold (any more)."""
+    return (f"<h1>No such history entry</h1><p>App/{esc(namespace)}/{esc(name)} has no history entry "
+            f"{esc(', '.join(missing))}: the history keeps the last {MAX_ENTRIES} syncs.</p>"
+            f'<p><a href="{esc(app_path(namespace, name))}">Back to the App</a></p>')

@@ -156,10 +156,7 @@ class Dashboard:
         chosen = {key: find_entry(history, key) for key in (before, after)}
         missing = [key for key, entry in chosen.items() if entry is None]
         if missing:
-            return HTTPStatus.NOT_FOUND, (
-                f"<h1>No such history entry</h1><p>App/{views.esc(namespace)}/{views.esc(name)} has no history entry "
-                f"{views.esc(', '.join(missing))}: the history keeps its last 20 syncs.</p>"
-                f'<p><a href="{views.esc(views.app_path(namespace, name))}">Back to the App</a></p>')
+            return HTTPStatus.NOT_FOUND, comparepage.no_entry_main(namespace, name, missing=missing)
         old, new = chosen[before], chosen[after]
         assert old is not None and new is not None
         comparison = compare_entries(self.renders, namespace=namespace, name=name, before=old, after=new)

@@ -16,7 +16,7 @@ import pytest
 from tests.e2e.test_apps import Kubectl, app_yaml, installed, run_daemon  # noqa: F401 - fixtures
 from tests.e2e.test_daemon import commit, configmap_yaml, eventually, free_port
 from tests.e2e.test_daemon import repo  # noqa: F401 - the fixture
-from tests.e2e.test_dashboard import SECRET_YAML, browser  # noqa: F401 - the fixture
+from tests.e2e.test_dashboard import NEW_SECRET_VALUE, SECRET_VALUE, SECRET_YAML, browser  # noqa: F401 - the fixture
 
 SIZES = {"": {"width": 1280, "height": 800}, "-phone": {"width": 390, "height": 844}}
 
@@ -36,7 +36,8 @@ def test_screenshots(installed: Kubectl, repo: Path, namespace: str, browser: An
     commit(repo, {"billing/config.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n"}, "broken")
     eventually(lambda: kubectl.status(namespace, "billing").get("lastSync", {}).get("result") == "Failed",
                timeout=60, what="billing to fail")
-    green = commit(repo, {"shop/config.yaml": configmap_yaml("web-config", "green")}, "green")
+    green = commit(repo, {"shop/config.yaml": configmap_yaml("web-config", "green"),
+                          "shop/secret.yaml": SECRET_YAML.replace(SECRET_VALUE, NEW_SECRET_VALUE)}, "green")
     eventually(lambda: kubectl.status(namespace, "shop").get("lastAppliedRevision") == green,
                timeout=60, what="shop to sync the green commit")
     base = f"http://127.0.0.1:{port}"

@@ -144,7 +144,7 @@ def test_two_history_entries_compare_on_a_page_of_their_own(dashboard: Dashboard
 def test_a_compare_of_what_is_not_there_is_refused(dashboard: Dashboard) -> None:
     after = quote(entry_key(HISTORY[0]))
     status, page = compare(dashboard, f"?from=2025-01-01T00:00:00Z@{FIRST[:12]}&to={after}")
-    assert status == 404 and "has no history entry 2025-01-01T00:00:00Z@" in page
+    assert status == 404 and "has no history entry 2025-01-01T00:00:00Z@" in page and "last 20 syncs" in page
     assert compare(dashboard, f"?to={after}")[0] == 400
     assert request(dashboard, "GET", f"/apps/a/other/compare?from={after}&to={after}").status == 404
     assert request(dashboard, "GET", f"/stream/apps/a/shop/compare?from={after}&to={after}").status == 404
