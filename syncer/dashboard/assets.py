@@ -70,7 +70,7 @@ pre.diff .add { color: var(--ok); } pre.diff .del { color: var(--bad); } pre.dif
   thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
   tbody tr { border: 1px solid var(--line); border-radius: .5rem; margin-bottom: .75rem; padding: .25rem 0; }
   tbody th, tbody td { border: 0; padding: .2rem .75rem; }
-  tbody td::before, tbody th::before { content: attr(data-label) ": "; color: var(--muted); font-weight: 400; }
+  tbody td[data-label]::before, tbody th[data-label]::before { content: attr(data-label) ": "; color: var(--muted); font-weight: 400; }
 }
 """
 
