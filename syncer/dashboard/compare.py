@@ -30,7 +30,7 @@ from syncer.apply.history import HistoryEntry
 from syncer.config import AppConfig
 from syncer.daemon.reconciler import UNKNOWN_REVISION, AppReconciler
 from syncer.diff import is_secret, normalize, to_yaml
-from syncer.diff.compare import differing
+from syncer.diff.structural import differing
 from syncer.diff.explain import render_path
 from syncer.diff.normalize import Path
 from syncer.diff.revisions import compare_renders
