@@ -126,6 +126,9 @@ class Manifest:
     namespace_defaulted: bool = field(default=False)
     """True when the namespace was filled in from the app's default namespace, so it may be
     dropped if the cluster says the kind is cluster-scoped."""
+    decrypted: bool = field(default=False, compare=False)
+    """The document was SOPS-encrypted in the source (`syncer.sources.sops`): its values are
+    as secret as a Secret's, whatever its kind, and are shown as a Secret's are."""
 
     @property
     def ref(self) -> ObjectRef:

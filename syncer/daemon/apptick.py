@@ -28,7 +28,7 @@ from syncer.daemon.appspec import PRUNE_FINALIZER, AppSpec, InvalidApp, app_ref
 from syncer.daemon.appstatus import Observation, app_status
 from syncer.daemon.notify import Notifier, Receiver, message, transitions
 from syncer.daemon.notifytarget import AddressAllowList
-from syncer.daemon.reconciler import AppReconciler, SyncAttempt, failure_cause
+from syncer.daemon.reconciler import UNKNOWN_REVISION, AppReconciler, SyncAttempt, failure_cause
 from syncer.daemon.source import SourceContext
 from syncer.daemon.tick import TickOutcome, run_tick
 from syncer.errors import ClusterError, Conflict, SyncerError
@@ -99,7 +99,7 @@ class AppTicker:
         try:
             reconciler = self._reconciler(entry, state, spec)
         except SyncerError as error:
-            revision = state.last_attempt.revision if state.last_attempt else "unknown"
+            revision = state.last_attempt.revision if state.last_attempt else UNKNOWN_REVISION
             state.last_attempt = SyncAttempt(revision=revision, changes=None, error=str(error),
                                              cause=failure_cause(error))
             self._write(entry, state, Observation(entry.generation, outcome=state.last_attempt,

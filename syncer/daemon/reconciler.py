@@ -71,6 +71,8 @@ from syncer.sources.snapshot import RevisionGone
 
 log = logging.getLogger(__name__)
 
+UNKNOWN_REVISION = "unknown"
+"""The revision of an attempt that failed before it knew one (nothing rendered yet)."""
 DEFAULT_LOCK_TIMEOUT = 30.0
 """How long a tick waits for another sync of the same app (a manual `syncer sync`, or a
 former leader finishing); after that the tick fails and is retried with backoff."""
@@ -252,7 +254,7 @@ class AppReconciler:
     @property
     def rendered_revision(self) -> str:
         """The revision of the last render ("unknown" before the first)."""
-        return self._rendered_revision or "unknown"
+        return self._rendered_revision or UNKNOWN_REVISION
 
     @property
     def _app_fields(self) -> dict[str, str]:
@@ -272,7 +274,7 @@ class AppReconciler:
         started = time.monotonic()
         if self._forgotten:
             self._start_afresh()
-        revision = self._rendered_revision or "unknown"
+        revision = self._rendered_revision or UNKNOWN_REVISION
         drifted, self._drifted = self._drifted, False
         fresh, self._news_expected = self._news_expected, False
         move_on, self._move_on = self._move_on, False
@@ -568,11 +570,19 @@ class AppReconciler:
         hold; `syncer.daemon.rollback.HoldJudge`)."""
         return self._hold_judge.holding(self._head) if self._hold_judge is not None else False
 
+    def render_commit(self, revision: str) -> list[Manifest]:
+        """The app rendered at exactly the commit `revision`, as a sync or a rollback of it
+        renders it: the app's source and Git credentials, its path, its identity (Helm's
+        capabilities), its age keys. It changes nothing the ticks hold, so any thread may ask
+        (the dashboard compares two history entries with it). RevisionGone when the
+        repository no longer has the commit; another SyncerError when it does not render."""
+        return self._render_manifests(self.source.fetch_commit(revision))
+
     def _render_digest(self, revision: str) -> str | None:
         """The render digest of a commit (`syncer.hold.render_digest`); None when it cannot be
         fetched or rendered."""
         try:
-            return render_digest(self._render_manifests(self.source.fetch_commit(revision)))
+            return render_digest(self.render_commit(revision))
         except SyncerError as error:
             log.info("app %s: cannot render %s to compare it with the hold's: %s", self.app.id, revision[:12], error,
                      extra=self._app_fields)

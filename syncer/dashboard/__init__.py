@@ -5,8 +5,9 @@
     dashboard.stop()
 
 It reads only what the daemon already holds (its App watch, the change set of each App's
-last sync, its watch cache) plus each App's Events, and shows each user only what they may
-read (`syncer.dashboard.auth`). It sits above `syncer.daemon` and is wired in by the CLI.
+last sync, its watch cache) plus each App's Events, renders two revisions of an App's history
+to compare them as the App's own syncs render (`syncer.dashboard.compare`), and shows each
+user only what they may read (`syncer.dashboard.auth`). It sits above `syncer.daemon` and is wired in by the CLI.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from syncer.dashboard.auth import Authorizer, KubernetesAuth, NoAuth, is_loopback
+from syncer.dashboard.compare import Renders
 from syncer.dashboard.reader import AppsReader
 from syncer.dashboard.server import Dashboard, DashboardOptions, daemon_kube, user_kube
 from syncer.daemon import ClusterApps, Daemon
@@ -42,6 +44,7 @@ def serve(daemon: Daemon, *, client: ClientOptions, options: DashboardOptions) -
     act_as = user_kube(client) if options.auth == "kubernetes" else daemon_kube(client)
     try:
         dashboard = Dashboard(reader=AppsReader(daemon.source, kube=kube, cache=daemon.cache),
+                              renders=Renders(daemon.source.reconciler_of),
                               authorizer=authorizer, options=options, act_as=act_as)
     except OSError as error:
         host, port = options.listen

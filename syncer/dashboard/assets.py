@@ -2,7 +2,8 @@
 the dashboard works air-gapped and its Content-Security-Policy allows only its own origin.
 
 The script is the only JavaScript: it follows the page's event stream (`data-stream` on
-`<main>`) and swaps in the `<main>` each event carries, keeping the focus where it was.
+`<main>`) and swaps in the `<main>` each event carries, keeping the focus where it was and
+what the lists of a form had chosen (the history's compare form).
 Without it the pages are complete; they just do not update by themselves.
 """
 
@@ -25,7 +26,8 @@ header form { display: inline; }
 main { padding: 1rem; max-width: 80rem; margin: 0 auto; }
 h1 small, td small, th small { color: var(--muted); font-weight: 400; }
 a { color: var(--link); }
-a:focus-visible, button:focus-visible, input:focus-visible, main:focus-visible {
+a:focus-visible, button:focus-visible, input:focus-visible, select:focus-visible, main:focus-visible,
+summary:focus-visible {
   outline: 3px solid var(--focus); outline-offset: 2px; }
 .skip { position: absolute; left: -999px; }
 .skip:focus { left: 1rem; top: .5rem; background: var(--bg); padding: .25rem .5rem; }
@@ -54,13 +56,21 @@ button:hover { border-color: var(--focus); }
 .login { display: grid; gap: .5rem; max-width: 30rem; }
 .login input { font: inherit; padding: .4rem; min-height: 2.5rem; }
 .crumbs { margin: 0; color: var(--muted); }
+form.compare { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin: 1rem 0; }
+select { font: inherit; padding: .3rem; min-height: 2.5rem; max-width: 100%; background: var(--bg);
+  color: var(--fg); border: 1px solid var(--line); border-radius: .4rem; }
+table.values th, table.values td { padding: .2rem .4rem; }
+code.value { white-space: pre-wrap; }
+em.hidden, em.absent { color: var(--muted); }
+pre.diff { overflow-x: auto; padding: .5rem; border: 1px solid var(--line); border-radius: .4rem; }
+pre.diff .add { color: var(--ok); } pre.diff .del { color: var(--bad); } pre.diff .hunk { color: var(--muted); }
 @media (max-width: 40rem) {
   main { padding: .75rem; }
   table, thead, tbody, tr, th, td { display: block; width: 100%; }
   thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
   tbody tr { border: 1px solid var(--line); border-radius: .5rem; margin-bottom: .75rem; padding: .25rem 0; }
   tbody th, tbody td { border: 0; padding: .2rem .75rem; }
-  tbody td::before, tbody th::before { content: attr(data-label) ": "; color: var(--muted); font-weight: 400; }
+  tbody td[data-label]::before, tbody th[data-label]::before { content: attr(data-label) ": "; color: var(--muted); font-weight: 400; }
 }
 """
 
@@ -71,9 +81,27 @@ JS = """
   var live = document.getElementById("live");
   if (!main || !main.dataset.stream || !window.EventSource) { return; }
   var source = new EventSource(main.dataset.stream);
+  function chosen() {
+    var values = {};
+    Array.prototype.forEach.call(main.querySelectorAll("select[id]"), function (list) {
+      values[list.id] = list.value;
+    });
+    return values;
+  }
+  function choose(values) {
+    Object.keys(values).forEach(function (id) {
+      var list = document.getElementById(id);
+      if (!list) { return; }
+      Array.prototype.forEach.call(list.options, function (option) {
+        if (option.value === values[id]) { list.value = values[id]; }
+      });
+    });
+  }
   source.addEventListener("main", function (event) {
     var focused = document.activeElement && document.activeElement.id;
+    var values = chosen();
     main.innerHTML = event.data;
+    choose(values);
     if (focused) {
       var again = document.getElementById(focused);
       if (again) { again.focus(); }

@@ -4,6 +4,7 @@ and reaper as /healthz and /webhook).
 
     GET  /                           the Apps the user may see
     GET  /apps/NS/NAME               one App (404 when the user may not see it)
+    GET  /apps/NS/NAME/compare?from=ENTRY&to=ENTRY   two history entries' renders compared
     GET  /stream, /stream/apps/NS/NAME   the same `<main>`, as server-sent events
     POST /apps/NS/NAME/reconcile|suspend|resume   with --ui-actions, and `patch` on the App
     POST /apps/NS/NAME/rollback (revision=SHA)|release
@@ -14,6 +15,9 @@ Event streams are long requests: each holds a connection that the reaper leaves 
 it is answered, so they have their own cap (a quarter of the server's connections by
 default: probes and pages always find room) and end after `stream_idle` seconds without an
 update (the browser reconnects, which checks the user's token and rights again).
+
+The compare page has no stream: the renders of two commits do not change, and a Secret's
+field is named there at most, in the page only.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Literal
 from urllib.parse import parse_qs, unquote
 
-from syncer.dashboard import assets, views
+from syncer.dashboard import assets, comparepage, views
 from syncer.dashboard.auth import (
     ANONYMOUS,
     Authorizer,
@@ -40,6 +44,7 @@ from syncer.dashboard.auth import (
     new_secret,
     same_origin,
 )
+from syncer.dashboard.compare import Renders, compare_entries, find_entry, history_of
 from syncer.dashboard.reader import AppsReader
 from syncer.daemon.appclient import patch_app, read_app, request_reconcile
 from syncer.daemon.rollback import rollback_hold
@@ -91,9 +96,10 @@ class Session:
 class Dashboard:
     """The routes' state: the reader, the authorizer, the CSRF secret, the stream slots."""
 
-    def __init__(self, *, reader: AppsReader, authorizer: Authorizer, options: DashboardOptions,
+    def __init__(self, *, reader: AppsReader, renders: Renders, authorizer: Authorizer, options: DashboardOptions,
                  act_as: Callable[[User], Kube]) -> None:
         self.reader = reader
+        self.renders = renders
         self.authorizer = authorizer
         self.options = options
         self.secret = new_secret()
@@ -137,6 +143,24 @@ class Dashboard:
         actions = views.Actions(csrf=session.csrf, allowed=self.may_act(session.user, namespace, name))
         return views.app_main(app, objects=self.reader.objects(namespace, name),
                               events=views.event_rows(self.reader.events(app)), actions=actions, now=views.now_utc())
+
+    def compare_main(self, session: Session, namespace: str, name: str, *, before: str,
+                     after: str) -> tuple[int, str] | None:
+        """Two history entries of an App compared: (status, `<main>`); None when the App does
+        not exist or the user may not see it. An entry the history no longer holds is a 404
+        that says so; a revision that cannot be rendered is a message on the page."""
+        app = self.reader.app(namespace, name)
+        if app is None or not self.visible(session.user, namespace, name):
+            return None
+        history = history_of(app)
+        chosen = {key: find_entry(history, key) for key in (before, after)}
+        missing = [key for key, entry in chosen.items() if entry is None]
+        if missing:
+            return HTTPStatus.NOT_FOUND, comparepage.no_entry_main(namespace, name, missing=missing)
+        old, new = chosen[before], chosen[after]
+        assert old is not None and new is not None
+        comparison = compare_entries(self.renders, namespace=namespace, name=name, before=old, after=new)
+        return HTTPStatus.OK, comparepage.compare_main(app, comparison, history=history, now=views.now_utc())
 
     # -- what a user does -----------------------------------------------------------------
 
@@ -308,6 +332,8 @@ class _DashboardHandler(LimitedHandler):
             else:
                 self._page(HTTPStatus.OK, session, title=f"{app[1]} ({app[0]})", main=main,
                            stream="/stream" + views.app_path(*app))
+        elif (app := _app_page(path, "compare")) is not None:
+            self._compare(session, *app)
         elif (app := _app_path(path, "/stream/apps/")) is not None:
             namespace, name = app
             self._stream(session, lambda: self.dashboard.app_main(session, namespace, name))
@@ -315,6 +341,19 @@ class _DashboardHandler(LimitedHandler):
             self._error(HTTPStatus.NOT_FOUND, "no such page", session)
 
     do_HEAD = do_GET
+
+    def _compare(self, session: Session, namespace: str, name: str) -> None:
+        query = {key: values[0] for key, values in parse_qs(self.path.partition("?")[2]).items() if values}
+        before, after = query.get("from", ""), query.get("to", "")
+        if not before or not after:
+            self._error(HTTPStatus.BAD_REQUEST, "pick two history entries to compare (from and to)", session)
+            return
+        answer = self.dashboard.compare_main(session, namespace, name, before=before, after=after)
+        if answer is None:
+            self._error(HTTPStatus.NOT_FOUND, "no such App, or you may not see it", session)
+            return
+        status, main = answer
+        self._page(status, session, title=f"{name} ({namespace}): compare", main=main)
 
     def do_POST(self) -> None:
         self.server.connections.answering(self.request)
@@ -449,6 +488,12 @@ class _DashboardHandler(LimitedHandler):
             if left <= 0:
                 return
             version = dashboard.reader.wait_for_change(version, timeout=min(KEEPALIVE_SECONDS, left))
+
+
+def _app_page(path: str, page: str) -> tuple[str, str] | None:
+    """`/apps/NS/NAME/PAGE` -> (NS, NAME)."""
+    head, _, leaf = path.rpartition("/")
+    return _app_path(head, "/apps/") if leaf == page else None
 
 
 def _app_path(path: str, prefix: str) -> tuple[str, str] | None:

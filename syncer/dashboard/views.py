@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from syncer.apply.history import HistoryEntry
+from syncer.dashboard.compare import entry_key, history_of
 from syncer.model import Object
 
 MAX_EVENTS = 20
@@ -94,7 +95,7 @@ def app_row(app: Object) -> AppRow:
     )
 
 
-def _badge(value: str) -> str:
+def badge(value: str) -> str:
     kind = {"True": "ok", "Healthy": "ok", "Succeeded": "ok", "False": "bad", "Degraded": "bad", "Failed": "bad",
             "Missing": "bad"}.get(value, "wait" if value not in ("-", "") else "none")
     return f'<span class="badge {kind}">{esc(value or "-")}</span>'
@@ -109,11 +110,11 @@ def apps_main(rows: Sequence[AppRow], *, now: datetime) -> str:
         f'<tr data-app="{esc(row.namespace)}/{esc(row.name)}">'
         f'<td data-label="Namespace">{esc(row.namespace)}</td>'
         f'<th scope="row" data-label="App"><a href="{esc(app_path(row.namespace, row.name))}">{esc(row.name)}</a></th>'
-        f'<td data-label="Ready" title="{esc(row.message)}">{_badge(row.ready)}'
+        f'<td data-label="Ready" title="{esc(row.message)}">{badge(row.ready)}'
         f'{" <small>" + esc(row.reason) + "</small>" if row.reason else ""}</td>'
         f'<td data-label="Revision"><code>{esc(row.revision or "-")}</code>'
         f'{" <small>held (rolled back)</small>" if row.held else ""}</td>'
-        f'<td data-label="Health">{_badge(row.health)}</td>'
+        f'<td data-label="Health">{badge(row.health)}</td>'
         f'<td data-label="Drift">{esc(row.drift)}</td>'
         f'<td data-label="Suspended">{"yes" if row.suspended else "no"}</td>'
         f'<td data-label="Last sync">{esc(row.result or "never")}'
@@ -176,7 +177,7 @@ class Actions:
     allowed: bool = False
 
 
-def _dl(items: Sequence[tuple[str, str]]) -> str:
+def facts_list(items: Sequence[tuple[str, str]]) -> str:
     return "<dl class=\"facts\">" + "".join(f"<div><dt>{esc(k)}</dt><dd>{v}</dd></div>" for k, v in items) + "</dl>"
 
 
@@ -213,11 +214,11 @@ def app_main(app: Object, *, objects: Sequence[ObjectRow] | None, events: Sequen
     summary = ", ".join(f"{int(n)} {esc(action)}" for action, n in (last.get("summary") or {}).items()
                         if isinstance(n, int)) or "-"
     facts = [
-        ("Ready", f'{_badge(row.ready)} {esc(row.reason)}<p class="message" id="ready-message">{esc(row.message)}</p>'),
+        ("Ready", f'{badge(row.ready)} {esc(row.reason)}<p class="message" id="ready-message">{esc(row.message)}</p>'),
         ("Source", source),
         ("Applied revision", f"<code>{esc(status.get('lastAppliedRevision') or '-')}</code>"),
         ("Attempted revision", f"<code>{esc(status.get('lastAttemptedRevision') or '-')}</code>"),
-        ("Health", f'{_badge(row.health)}<p class="message">{esc(status.get("healthMessage") or "")}</p>'),
+        ("Health", f'{badge(row.health)}<p class="message">{esc(status.get("healthMessage") or "")}</p>'),
         ("Suspended", "yes" if row.suspended else "no"),
         *([("Rolled back", f'{esc(rolled.get("status"))} {esc(rolled.get("reason") or "")}'
                            f'<p class="message" id="hold-message">{esc(rolled.get("message") or "")}</p>')]
@@ -238,7 +239,7 @@ def app_main(app: Object, *, objects: Sequence[ObjectRow] | None, events: Sequen
     if pending is not None:
         facts.append(pending)
     parts = [f'<p class="crumbs"><a href="/">Apps</a> / {esc(row.namespace)}</p>',
-             f"<h1>{esc(row.name)} <small>{esc(row.namespace)}</small></h1>", _actions(row, actions), _dl(facts)]
+             f"<h1>{esc(row.name)} <small>{esc(row.namespace)}</small></h1>", _actions(row, actions), facts_list(facts)]
     parts.append('<h2 id="objects">Objects</h2>')
     if objects is None:
         parts.append('<p class="empty">No sync of this App by this daemon got as far as a plan since the daemon '
@@ -253,10 +254,10 @@ def app_main(app: Object, *, objects: Sequence[ObjectRow] | None, events: Sequen
             + "".join(f'<tr><td data-label="Kind">{esc(o.kind)}</td><td data-label="Namespace">{esc(o.namespace or "-")}'
                       f'</td><th scope="row" data-label="Name">{esc(o.name)}</th>'
                       f'<td data-label="Action">{esc(o.action)}{_fields(o)}</td>'
-                      f'<td data-label="Health">{_badge(o.health)}</td>'
+                      f'<td data-label="Health">{badge(o.health)}</td>'
                       f'<td data-label="Message">{esc(o.message)}</td></tr>' for o in objects)
             + "</tbody></table></div>")
-    parts.append(history_section(status, now=now, rollback=_rollback_form(row, actions)))
+    parts.append(history_section(status, app=(row.namespace, row.name), now=now, rollback=_rollback_form(row, actions)))
     parts.append('<h2 id="events">Recent Events</h2>')
     if not events:
         parts.append('<p class="empty">No Events about this App.</p>')
@@ -284,13 +285,13 @@ def _fields(row: ObjectRow) -> str:
 RESULT_BADGES = {"Succeeded": "ok", "Failed": "bad", "Interrupted": "wait"}
 
 
-def _changes(entry: HistoryEntry) -> str:
+def changes_text(entry: HistoryEntry) -> str:
     if entry.result == "Interrupted" and entry.planned is not None:
         return f"{entry.already_applied} of {entry.planned} already applied"
     return ", ".join(f"{n} {action}" for action, n in entry.summary.items()) or "-"
 
 
-def _trigger(entry: HistoryEntry) -> str:
+def trigger_html(entry: HistoryEntry) -> str:
     text = esc(entry.trigger.text()) + (f" ×{entry.count}" if entry.count > 1 else "")
     if entry.trigger.objects:
         text += "<ul>" + "".join(f"<li><code>{esc(o)}</code></li>" for o in entry.trigger.objects) + "</ul>"
@@ -312,18 +313,57 @@ def _rollback_form(app: AppRow, actions: Actions) -> Callable[[str], str] | None
     return form
 
 
-def history_section(status: dict[str, Any], *, now: datetime, rollback: Callable[[str], str] | None = None) -> str:
-    """The history table, newest first (`syncer history --app`'s columns); with `rollback`, a
-    button on each revision it applied other than the current one (its newest entry)."""
-    raw = status.get("history") or []
-    entries = [e for e in (HistoryEntry.from_dict(item) for item in raw if isinstance(item, dict)) if e is not None]
+def compare_path(namespace: str, name: str, *, before: str, after: str) -> str:
+    """The compare page of two history entries (`entry_key`s)."""
+    return f"{app_path(namespace, name)}/compare?{urlencode({'from': before, 'to': after})}"
+
+
+def entry_label(entry: HistoryEntry, *, now: datetime) -> str:
+    """An entry as a choice of the compare form: `0123456789ab · Succeeded · webhook · 5m ago`."""
+    return f"{entry.revision[:12]} · {entry.result} · {entry.trigger.text()} · {age(entry.started, now=now)} ago"
+
+
+def compare_form(namespace: str, name: str, entries: Sequence[HistoryEntry], *, now: datetime,
+                 selected: tuple[str, str] | None = None) -> str:
+    """Two lists of the history's entries and a button: a plain GET form, so it works without
+    the script and from the keyboard. By default the newest entry against the one before it."""
+    if len(entries) < 2:
+        return ""
+    keys = [entry_key(e) for e in entries]
+    before, after = selected or (keys[1], keys[0])
+
+    def choices(chosen: str) -> str:
+        return "".join(f'<option value="{esc(key)}"{" selected" if key == chosen else ""}>'
+                       f"{esc(entry_label(entry, now=now))}</option>" for key, entry in zip(keys, entries))
+    return (f'<form method="get" action="{esc(app_path(namespace, name))}/compare" class="compare" '
+            'aria-label="Compare two history entries">'
+            f'<label for="compare-from">From</label><select id="compare-from" name="from">{choices(before)}</select>'
+            f'<label for="compare-to">To</label><select id="compare-to" name="to">{choices(after)}</select>'
+            '<button type="submit" id="compare-submit">Compare</button></form>')
+
+
+def history_section(status: dict[str, Any], *, app: tuple[str, str], now: datetime,
+                    rollback: Callable[[str], str] | None = None) -> str:
+    """The history table of App `app` (namespace, name), newest first (`syncer history
+    --app`'s columns), a link from each entry to its comparison with the one before it, and
+    the form comparing any two; with `rollback`, a button on each revision it applied other
+    than the current one (its newest entry)."""
+    entries = history_of({"status": status})
     current, offered = status.get("lastAppliedRevision"), set()
+    compare = len(entries) > 1
 
     def action(entry: HistoryEntry) -> str:
         if rollback is None or entry.result != "Succeeded" or entry.revision in offered or entry.revision == current:
             return ""
         offered.add(entry.revision)
         return rollback(entry.revision)
+
+    def previous(n: int) -> str:
+        if n + 1 >= len(entries):
+            return ""
+        link = compare_path(*app, before=entry_key(entries[n + 1]), after=entry_key(entries[n]))
+        return (f'<a href="{esc(link)}" aria-label="Compare {esc(entries[n].revision[:12])} with the entry before '
+                'it">vs previous</a>')
     parts = ['<h2 id="history">History</h2>']
     if not entries:
         return parts[0] + '<p class="empty">No sync recorded yet.</p>'
@@ -331,19 +371,22 @@ def history_section(status: dict[str, Any], *, now: datetime, rollback: Callable
         '<div class="scroll"><table class="history"><caption class="sr">The App\'s syncs, newest first</caption>'
         '<thead><tr><th scope="col">Started</th><th scope="col">Revision</th><th scope="col">Trigger</th>'
         '<th scope="col">Result</th><th scope="col">Changes</th><th scope="col">Duration</th>'
-        '<th scope="col">Plan</th>' + ('<th scope="col">Roll back</th>' if rollback else "") + '</tr></thead><tbody>'
+        '<th scope="col">Plan</th>' + ('<th scope="col">Compare</th>' if compare else "")
+        + ('<th scope="col">Roll back</th>' if rollback else "") + '</tr></thead><tbody>'
         + "".join(
             f'<tr><td data-label="Started">{esc(age(e.started, now=now))} ago</td>'
             f'<th scope="row" data-label="Revision"><code>{esc(e.revision[:12])}</code></th>'
-            f'<td data-label="Trigger">{_trigger(e)}</td>'
+            f'<td data-label="Trigger">{trigger_html(e)}</td>'
             f'<td data-label="Result"><span class="badge {RESULT_BADGES.get(e.result, "")}">{esc(e.result)}</span>'
             + (f'<p class="message error">{esc(e.error)}</p>' if e.error else "") + "</td>"
-            f'<td data-label="Changes">{esc(_changes(e))}</td>'
+            f'<td data-label="Changes">{esc(changes_text(e))}</td>'
             f'<td data-label="Duration">{e.seconds:.1f}s</td>'
             f'<td data-label="Plan"><code>{esc(e.plan_digest.removeprefix("sha256:")[:12] or "-")}</code></td>'
+            + (f'<td data-label="Compare">{previous(n)}</td>' if compare else "")
             + (f'<td data-label="Roll back">{action(e)}</td>' if rollback else "") + "</tr>"
-            for e in entries)
+            for n, e in enumerate(entries))
         + "</tbody></table></div>")
+    parts.append(compare_form(*app, entries, now=now))
     return "".join(parts)
 
 

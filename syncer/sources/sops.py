@@ -90,7 +90,7 @@ def decrypt(manifests: Sequence[Manifest], *, identities: AgeIdentities | None) 
             if found:
                 problems += found
                 continue
-            decrypted[id(manifest)] = replace(manifest, obj=obj)
+            decrypted[id(manifest)] = replace(manifest, obj=obj, decrypted=True)
     if problems:
         raise RenderError(problems)
     return [decrypted.get(id(m), m) for m in manifests]

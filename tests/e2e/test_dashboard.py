@@ -4,6 +4,8 @@ pages show and what the cluster holds, never pixels."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import socket
 import subprocess
@@ -26,6 +28,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = Path("/usr/bin/chromium")
 SECRET_VALUE = "pa55-never-on-the-page-7f3a"
+NEW_SECRET_VALUE = "pa55-rotated-never-shown-91c4"
 CHROMIUM_ARGS = ("--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-default-apps", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage")
 
@@ -187,6 +190,57 @@ def test_the_dashboard_shows_apps_live_failures_and_never_a_secret(
     assert first[:12] in rows[2] and "created" in rows[2], rows
     assert SECRET_VALUE not in page.content()
 
+
+def test_two_history_entries_compare_with_old_and_new_values_and_never_a_secret(
+    installed: Kubectl, repo: Path, namespace: str, run_daemon: Callable[..., subprocess.Popen[str]], page: Any,
+) -> None:
+    kubectl = installed
+    first = commit(repo, {"shop/secret.yaml": SECRET_YAML}, "a secret")
+    base = dashboard(run_daemon, namespace)
+    kubectl("apply", "-f", "-", stdin=app_yaml(namespace, "shop", repo=repo, path="shop"))
+    kubectl("wait", "--for=condition=Ready", "app/shop", "-n", namespace, "--timeout=60s")
+    second = commit(repo, {"shop/config.yaml": configmap_yaml("web-config", "green"),
+                           "shop/secret.yaml": SECRET_YAML.replace(SECRET_VALUE, NEW_SECRET_VALUE)}, "green")
+    eventually(lambda: [entry["revision"] for entry in kubectl.status(namespace, "shop").get("history") or []
+                        if entry.get("result") == "Succeeded"][:2] == [second, first],
+               timeout=60, what="the second commit's sync in the App's history")
+    history = kubectl.status(namespace, "shop")["history"]
+
+    # On the app page: pick the two entries, and submit with the keyboard.
+    page.goto(f"{base}/apps/{namespace}/shop")
+    for label, revision in (("From", first), ("To", second)):
+        chooser = page.get_by_label(label, exact=True)
+        chooser.select_option(value=chooser.locator("option", has_text=revision[:12]).first.get_attribute("value"))
+    page.get_by_role("button", name="Compare").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(re.escape(f"{base}/apps/{namespace}/shop/compare?")))
+
+    # The two entries' facts, and what changed between their renders.
+    entries = page.locator("#compare-entries")
+    assert first in entries.inner_text() and second in entries.inner_text()
+    assert "created" in entries.locator("tr", has_text="Changes").inner_text(), entries.inner_text()
+    assert "2 changed, 0 added, 0 removed" in page.locator("#compare-summary").inner_text()
+    config = page.locator(f'tr[data-object="ConfigMap/{namespace}/web-config"] table.values tr', has_text=".data.color")
+    assert [cell.strip() for cell in config.locator("td").all_inner_texts()] == ["blue", "green"]
+    secret = page.locator(f'tr[data-object="Secret/{namespace}/shop-credentials"] table.values tr',
+                          has_text=".data.password")
+    assert [cell.strip() for cell in secret.locator("td").all_inner_texts()] == ["value hidden (Secret)"] * 2
+    content = page.content()
+    for value in (SECRET_VALUE, NEW_SECRET_VALUE):
+        assert value not in content and base64.b64encode(value.encode()).decode() not in content
+    assert "secret sha256" not in content
+
+    # The newest entry's "vs previous" is the same comparison.
+    page.goto(f"{base}/apps/{namespace}/shop")
+    page.get_by_role("link", name=f"Compare {second[:12]} with the entry before it").click()
+    page.locator("#compare-summary").get_by_text("2 changed").wait_for()
+    streamed = stream_text(f"{base}/stream/apps/{namespace}/shop", seconds=3)
+    assert "compare-from" in streamed and NEW_SECRET_VALUE not in streamed and SECRET_VALUE not in streamed
+
+    # Read-only: the cluster still runs the second commit, and no sync was recorded by comparing.
+    live = json.loads(kubectl("get", "configmap", "web-config", "-n", namespace, "-o", "json").stdout)
+    assert live["data"] == {"color": "green"}
+    assert kubectl.status(namespace, "shop")["history"] == history
 
 
 def test_a_user_sees_only_the_apps_of_their_namespaces_and_acts_only_with_their_rights(

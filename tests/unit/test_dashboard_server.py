@@ -1,6 +1,6 @@
 """The dashboard's server on 127.0.0.1, with a fixed set of Apps: live pages have their own
-cap within the server's connections, and every POST needs the dashboard's Origin and the
-session's CSRF token."""
+cap within the server's connections, every POST needs the dashboard's Origin and the
+session's CSRF token, and two history entries compare on a page of their own."""
 
 from __future__ import annotations
 
@@ -10,14 +10,39 @@ import socket
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
+from syncer.apply.history import HistoryEntry, Trigger, TriggerKind
+from syncer.config import AppConfig
 from syncer.dashboard.auth import NoAuth
+from syncer.dashboard.compare import Renders, entry_key
 from syncer.dashboard.server import Dashboard, DashboardOptions
 from syncer.daemon.http import HTTPLimits
+from syncer.model import Manifest, Origin
 
-APP = {"metadata": {"namespace": "a", "name": "shop", "uid": "u1"}, "spec": {"repo": "r"}, "status": {}}
+FIRST, SECOND = "1" * 40, "2" * 40
+HISTORY = [HistoryEntry(revision=revision, started=started, finished=started, seconds=1.0,
+                        trigger=Trigger(TriggerKind.INTERVAL), result="Succeeded")
+           for revision, started in ((SECOND, "2026-01-01T11:50:00Z"), (FIRST, "2026-01-01T11:00:00Z"))]
+APP = {"metadata": {"namespace": "a", "name": "shop", "uid": "u1"}, "spec": {"repo": "r"},
+       "status": {"history": [entry.to_dict() for entry in HISTORY]}}
+
+
+def configmap(color: str) -> list[Manifest]:
+    return [Manifest(obj={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web", "namespace": "a"},
+                          "data": {"color": color}}, origin=Origin("shop/web.yaml"))]
+
+
+class Reconciler:
+    """The App's reconciler as the compare page uses it: its configuration and its renders."""
+
+    app = AppConfig(name="shop", repo="https://git.example/shop.git", path="shop", home="a")
+    renders = {FIRST: configmap("blue"), SECOND: configmap("green")}
+
+    def render_commit(self, revision: str) -> list[Manifest]:
+        return self.renders[revision]
 
 
 class Reader:
@@ -43,7 +68,8 @@ def dashboard() -> Iterator[Dashboard]:
     def act_as(user: Any) -> Any:
         raise AssertionError("no action may reach the API server in these tests")
 
-    server = Dashboard(reader=Reader(), authorizer=NoAuth(), act_as=act_as,  # type: ignore[arg-type]
+    renders = Renders(lambda key: Reconciler() if key == "a/shop" else None)  # type: ignore[arg-type, return-value]
+    server = Dashboard(reader=Reader(), renders=renders, authorizer=NoAuth(), act_as=act_as,  # type: ignore[arg-type]
                        options=DashboardOptions(listen=("127.0.0.1", 0), actions=True, max_streams=1,
                                                 limits=HTTPLimits(header_timeout=2, body_timeout=2)))
     server.start()
@@ -93,3 +119,32 @@ def test_a_post_needs_the_origin_and_the_csrf_token_of_its_session(dashboard: Da
     other_session = {**with_origin, "Cookie": "syncer-session=" + "x" * 43}
     assert request(dashboard, "POST", "/apps/a/shop/suspend", headers=other_session,
                    body=f"csrf={found.group(1)}").status == 403
+
+
+def compare(dashboard: Dashboard, query: str) -> tuple[int, str]:
+    response = request(dashboard, "GET", "/apps/a/shop/compare" + query)
+    return response.status, response.read().decode()
+
+
+def test_two_history_entries_compare_on_a_page_of_their_own(dashboard: Dashboard) -> None:
+    app_page = request(dashboard, "GET", "/apps/a/shop").read().decode()
+    before, after = entry_key(HISTORY[1]), entry_key(HISTORY[0])
+    link = f"/apps/a/shop/compare?from={quote(before, safe='')}&amp;to={quote(after, safe='')}"
+    assert f'href="{link}"' in app_page  # the newest entry's "vs previous"
+    assert '<form method="get" action="/apps/a/shop/compare"' in app_page
+    assert '<label for="compare-from">From</label>' in app_page and 'name="to"' in app_page
+
+    status, page = compare(dashboard, f"?from={quote(before)}&to={quote(after)}")
+    assert status == 200, page
+    assert '<code class="value">blue</code>' in page and '<code class="value">green</code>' in page
+    assert ".data.color" in page and "data-stream" not in page
+    assert compare(dashboard, f"?from={quote(after)}&to={quote(after)}")[0] == 200
+
+
+def test_a_compare_of_what_is_not_there_is_refused(dashboard: Dashboard) -> None:
+    after = quote(entry_key(HISTORY[0]))
+    status, page = compare(dashboard, f"?from=2025-01-01T00:00:00Z@{FIRST[:12]}&to={after}")
+    assert status == 404 and "has no history entry 2025-01-01T00:00:00Z@" in page and "last 20 syncs" in page
+    assert compare(dashboard, f"?to={after}")[0] == 400
+    assert request(dashboard, "GET", f"/apps/a/other/compare?from={after}&to={after}").status == 404
+    assert request(dashboard, "GET", f"/stream/apps/a/shop/compare?from={after}&to={after}").status == 404

@@ -72,6 +72,7 @@ def test_an_encrypted_document_is_decrypted_and_the_others_are_left_in_place(sop
     result = sops.decrypt(rendered, identities=identities(KEY_FILE.read_text()))
     assert [m.obj for m in result] == [CONFIGMAP, SECRET]
     assert result[1].origin == Origin("db.yaml", 0, 3)
+    assert [m.decrypted for m in result] == [False, True]  # shown as a Secret is (the dashboard's compare)
 
 
 def test_the_namespace_the_render_filled_in_does_not_break_the_mac(sops_binary: str, tmp_path: Path) -> None:
