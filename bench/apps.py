@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -259,6 +260,7 @@ class Run:
         """Run `act`, then wait until every App of `waits_for` is Ready with its revision;
         measure the daemon meanwhile."""
         offset = self.target.server.audit.offset()
+        events_before = {e.metadata.uid for e in self._events()}
         cpu_before, server_before = cpu_of(self.samples()), self.target.server.cpu_seconds()
         since, started = time.time(), time.monotonic()
         act()
@@ -278,6 +280,7 @@ class Run:
             "server_cpu_seconds": None if server_before is None or server_after is None
             else round(server_after - server_before, 2),
             "requests": requests.to_dict(),
+            "events": _events_created([e for e in self._events() if e.metadata.uid not in events_before]),
             "load_average": [round(load, 2) for load in os.getloadavg()],
         }
         if seconds is None:
@@ -291,6 +294,9 @@ class Run:
                  f"{result['daemon_cpu_seconds']:.1f} s, {requests.total} requests ({dict(requests.by_verb.most_common(6))})")
         self.phases[name] = result
         return result
+
+    def _events(self) -> list[Any]:
+        return list(k8s.CoreV1Api(self.api).list_event_for_all_namespaces().items)
 
     def _wait(self, apps: Sequence[BenchApp], revision: Callable[[BenchApp], str | None], *,
               started: float) -> tuple[dict[str, float], bool]:
@@ -424,6 +430,17 @@ class Run:
             "wall_seconds": round(time.monotonic() - started, 1),
             "phases": self.phases, "notes": self.notes,
         }
+
+
+def _events_created(events: list[Any]) -> dict[str, dict[str, int]]:
+    """Events of a phase by reason and the kind they are about, and by the replica that
+    reported them, and how many repeat an Event of the phase word for word (about the same
+    object): what users see in `kubectl get events`, and whether replicas say things twice."""
+    by_reason = Counter(f"{e.reason} ({e.involved_object.kind})" for e in events)
+    by_replica = Counter(e.reporting_instance or (e.source.host if e.source else None) or "?" for e in events)
+    said = Counter((e.involved_object.namespace, e.involved_object.name, e.reason, e.message) for e in events)
+    return {"by_reason": dict(by_reason.most_common()), "by_replica": dict(by_replica.most_common()),
+            "repeated": {"events said before in the phase": sum(n - 1 for n in said.values())}}
 
 
 def _conditions(crd: Any) -> list[Any]:
