@@ -6,7 +6,8 @@
 
 For every resource a plan has asked about, one watch, cluster-wide, selected by the ApplySet
 `part-of` label, plus one watch of the ApplySet parents (ConfigMaps with the `id` label). Only
-objects of the apps this daemon serves (`owned`) are kept. Each is followed by the one
+objects of the apps this daemon serves (`owned`) are kept, as much of them as plans read
+(`syncer.apply.slim`). Each is followed by the one
 reflector (`syncer.kube.watch`): list, watch with bookmarks, list again after a 410 Gone, a
 watch the server ended early, and every `relist_interval` whatever happened.
 
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from syncer.apply.applyset import ID_LABEL, PART_OF_LABEL
+from syncer.apply.slim import slim
 from syncer.apply.status import APPLIED_REVISION_ANNOTATION
 from syncer.apply.status import PREFIX as STATUS_PREFIX
 from syncer.errors import ClusterError, Forbidden, NotFound
@@ -312,7 +314,7 @@ class MemberCache:
         watched.reflector.start()
 
     def _listed(self, watched: _Watched, objects: list[Object]) -> None:
-        kept = {_key(obj): obj for obj in objects if self._owned(_labels(obj).get(watched.label, ""))}
+        kept = {_key(obj): slim(obj) for obj in objects if self._owned(_labels(obj).get(watched.label, ""))}
         with self._lock:
             before = watched.objects if watched.listed else None
             watched.objects, watched.listed = kept, True
@@ -338,7 +340,7 @@ class MemberCache:
         with self._lock:
             before = watched.objects.get(key)
             if owned:
-                watched.objects[key] = obj
+                watched.objects[key] = slim(obj)
             else:
                 watched.objects.pop(key, None)
             watched.index(key, None if kind == "DELETED" else _labels(obj).get(watched.label))
