@@ -1,7 +1,8 @@
 """What the daemon's watch cache keeps of an object: what plans, proofs and health read.
 
-A cached object is most of the daemon's memory at 1,000 Apps (bench/RESULTS.md, "What the
-memory is made of"): decoded JSON, half of it `metadata.managedFields`. Its readers
+The daemon caches its Apps' objects as decoded JSON: 51 KiB per App of Flux's unit, half of
+it `metadata.managedFields` (bench/RESULTS.md, "1,000 Apps, one replica, after the lean
+changes"; 31 KiB as kept here). Its readers
 (`syncer.diff.fieldsets`: the three-way proof and the fields syncer would remove;
 `syncer.diff.explain`: who set a changed field; `syncer.apply.filters.never_applied`: whether
 syncer ever applied it; ignore rules by manager) read, of each entry, the manager, the
