@@ -328,7 +328,8 @@ def test_the_cache_knows_a_new_apps_parent_is_missing_and_reads_one_it_did_not_k
         real_get = kube.get
         monkeypatch.setattr(kube, "get", lambda resource, name, **kw: read.append(f"{resource.kind}/{name}")
                             or real_get(resource, name, **kw))
-        fresh = write_app(tmp_path / "fresh", {"f.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: f}\n"})
+        # A ServiceAccount: no LIST of the namespace's ConfigMaps that would find the parent anyway.
+        fresh = write_app(tmp_path / "fresh", {"f.yaml": "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: f}\n"})
         changes = sync(kube, render_app(fresh, namespace=namespace), options=options("fresh", namespace),
                        revision="r1", cache=cache)
         assert changes.ok, changes.error
