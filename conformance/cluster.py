@@ -55,43 +55,70 @@ def _entries(live: dict[str, Any], *, managers: frozenset[str], ours: bool) -> l
 
 def written_by(before: dict[str, Any] | None, after: dict[str, Any] | None, *,
                managers: frozenset[str] = SYNCER_MANAGERS) -> bool:
-    """Whether a tool (whose field managers are `managers`) wrote the object between two
-    reads, and not only a controller.
+    return write_seen(before, after, managers=managers) is not None
+
+
+def write_seen(before: dict[str, Any] | None, after: dict[str, Any] | None, *,
+               managers: frozenset[str] = SYNCER_MANAGERS) -> str | None:
+    """What shows that a tool (whose field managers are `managers`) wrote the object between
+    two reads, and not only a controller; None when nothing does.
 
     A bare resourceVersion also moves when the Deployment controller writes status or its
     revision annotation, or the token controller adds a ServiceAccount's secret. What moves
     only when the tool writes: the object's existence and uid (created, re-created, deleted),
-    its generation (spec changed), a ConfigMap's or Secret's data, and the tool's managedFields
-    entries (the time of its last change, the fields it owns) -- except that another
-    manager's update can take fields away from the tool's entries without the tool doing
-    anything: Kubernetes 1.20's StatefulSet controller, writing status about a second after
-    the StatefulSet was created, takes `spec.volumeClaimTemplates` from its applier (it sends
-    the templates back with the defaults its informer decoded). Fields that left the tool's
-    entries for another manager's entry are therefore not a write of the tool's.
+    its generation (spec changed) where the spec changed in fields the tool owns (a
+    HorizontalPodAutoscaler scales a Deployment through the scale subresource: `spec.replicas`,
+    which the tool left out, changes and no managedFields entry moves), a
+    ConfigMap's or Secret's data, and the tool's managedFields entries (the time of its last
+    change, the fields it owns) -- except that another manager's update can take fields away
+    from the tool's entries without the tool doing anything: Kubernetes 1.20's StatefulSet
+    controller, writing status about a second after the StatefulSet was created, takes
+    `spec.volumeClaimTemplates` from its applier (it sends the templates back with the
+    defaults its informer decoded). Fields that left the tool's entries for another manager's
+    entry are therefore not a write of the tool's.
     """
     if before is None or after is None:
-        return (before is None) != (after is None)
+        if (before is None) == (after is None):
+            return None
+        return "created" if before is None else "deleted"
     old_meta, new_meta = before.get("metadata") or {}, after.get("metadata") or {}
-    if (old_meta.get("uid"), old_meta.get("generation")) != (new_meta.get("uid"), new_meta.get("generation")):
-        return True
+    if old_meta.get("uid") != new_meta.get("uid"):
+        return "re-created"
     if before.get("kind") in ("ConfigMap", "Secret") and any(
             before.get(key) != after.get(key) for key in ("data", "binaryData")):
-        return True
+        return "data changed"
     old_ours = _entries(before, managers=managers, ours=True)
     new_ours = _entries(after, managers=managers, ours=True)
-
-    def stamps(entries: list[dict[str, Any]]) -> list[tuple[str, ...]]:
-        return sorted((str(e.get("manager")), str(e.get("operation")), str(e.get("apiVersion")),
-                       str(e.get("subresource") or ""), str(e.get("time"))) for e in entries)
-
-    if stamps(old_ours) != stamps(new_ours):
-        return True
+    if _stamps(old_ours) != _stamps(new_ours):
+        return f"its managedFields entries changed: {_stamps(old_ours)} -> {_stamps(new_ours)}"
     old_fields = set().union(*(_field_paths(e.get("fieldsV1")) for e in old_ours))
     new_fields = set().union(*(_field_paths(e.get("fieldsV1")) for e in new_ours))
     if new_fields - old_fields:
-        return True
+        return f"it owns new fields {sorted(new_fields - old_fields)}"
     taken = set().union(*(_field_paths(e.get("fieldsV1")) for e in _entries(after, managers=managers, ours=False)))
-    return not (old_fields - new_fields) <= taken
+    if not (old_fields - new_fields) <= taken:
+        return f"it gave up fields {sorted(old_fields - new_fields - taken)}"
+    generations = old_meta.get("generation"), new_meta.get("generation")
+    if generations[0] != generations[1]:
+        spec_changed = _changed_fields(before.get("spec"), after.get("spec"), ("f:spec",))
+        if not spec_changed or spec_changed & (old_fields | new_fields):
+            return f"generation {generations[0]} -> {generations[1]}, spec changed at {sorted(spec_changed)}"
+    return None
+
+
+def _changed_fields(old: Any, new: Any, prefix: tuple[str, ...]) -> set[tuple[str, ...]]:
+    """The `fieldsV1` paths (down to the first list) at which two trees differ."""
+    if old == new:
+        return set()
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return {prefix}
+    return {path for key in set(old) | set(new)
+            for path in _changed_fields(old.get(key), new.get(key), (*prefix, f"f:{key}"))}
+
+
+def _stamps(entries: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    return sorted((str(e.get("manager")), str(e.get("operation")), str(e.get("apiVersion")),
+                   str(e.get("subresource") or ""), str(e.get("time"))) for e in entries)
 
 
 def changed(before: Versions, after: Versions, *, managers: frozenset[str]) -> int:
@@ -106,10 +133,10 @@ writes are every object)."""
 
 
 def written_objects(before: Versions, after: Versions, *, managers: frozenset[str]) -> list[str]:
-    """`Kind/namespace/name` of the first WRITTEN_NAMED objects the tool wrote."""
+    """`Kind/namespace/name: why` of the first WRITTEN_NAMED objects the tool wrote."""
     refs = sorted(set(before) | set(after), key=qualified)
-    return [qualified(ref) for ref in refs
-            if written_by(before.get(ref), after.get(ref), managers=managers)][:WRITTEN_NAMED]
+    seen = ((ref, write_seen(before.get(ref), after.get(ref), managers=managers)) for ref in refs)
+    return [f"{qualified(ref)}: {why}" for ref, why in seen if why is not None][:WRITTEN_NAMED]
 
 
 def created(before: Versions, after: Versions) -> int:

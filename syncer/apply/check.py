@@ -26,17 +26,21 @@ from syncer.model import Action, Object
 RECREATE_ANNOTATION = "syncer.dev/recreate"
 
 
-def dry_run_apply(kube: Kube, desired: Desired, *, options: SyncOptions) -> tuple[Object, str | None]:
-    """Server-side apply dry-run: the predicted object, and the fields it takes over from other
-    managers (forced), or a Conflict with --no-force-conflicts."""
+def dry_run_apply(kube: Kube, desired: Desired, *, options: SyncOptions,
+                  decode: bool = True) -> tuple[Object | None, str | None]:
+    """Server-side apply dry-run: the predicted object (None with `decode=False`: the server's
+    answer is not decoded), and the fields it takes over from other managers (forced), or a
+    Conflict with --no-force-conflicts."""
     try:
-        return desired.write(kube, field_manager=options.field_manager, force=False, dry_run=True), None
+        return desired.write(kube, field_manager=options.field_manager, force=False, dry_run=True,
+                             decode=decode), None
     except Conflict as conflict:
         if not options.force_conflicts:
             raise Conflict(str(desired.ref), f"{conflict.message}; syncer leaves fields owned by other "
                            "managers alone with --no-force-conflicts (drop the flag to take them over)",
                            status=409) from conflict
-        return desired.write(kube, field_manager=options.field_manager, force=True, dry_run=True), conflict.message
+        return desired.write(kube, field_manager=options.field_manager, force=True, dry_run=True,
+                             decode=decode), conflict.message
 
 
 def _explain_immutable(error: Invalid, desired: Desired) -> ClusterError:
@@ -76,7 +80,9 @@ def check_object(kube: Kube, desired: Desired, *, options: SyncOptions) -> Check
         # two copies of the live object: on a resync nearly every object takes this path.
         return Check(Action.UNCHANGED, ObjectDiff(desired.ref, desired.api_version, Action.UNCHANGED, ""))
     try:
-        predicted, conflicts = dry_run_apply(kube, desired, options=options)
+        # A new object is compared as its manifest (server defaults would pollute its diff):
+        # only the server's objection matters, its prediction is not decoded.
+        predicted, conflicts = dry_run_apply(kube, desired, options=options, decode=live is not None)
     except Invalid as error:
         if live is not None and error.immutable_fields() and opted_in(desired.body, RECREATE_ANNOTATION):
             diff = compare(ref=desired.ref, api_version=desired.api_version, live=project(live, desired.body),
@@ -91,6 +97,7 @@ def check_object(kube: Kube, desired: Desired, *, options: SyncOptions) -> Check
         diff = compare(ref=desired.ref, api_version=desired.api_version, live=None,
                        predicted=desired.body, ignore=rules, text=options.diff_text)
     else:
+        assert predicted is not None
         owned = owned_fields(live, options.field_manager)
         removed = removed_paths(desired.body, owned) if owned is not None else []
         diff = compare(ref=desired.ref, api_version=desired.api_version, live=live,

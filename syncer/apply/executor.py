@@ -72,13 +72,14 @@ class Bootstrap:
 def write_inventory(kube: Kube, plan: Plan, task: WriteInventory, *, dry_run: bool) -> None:
     configmaps = kube.resource_for("v1", "ConfigMap")
     kube.apply(configmaps, task.inventory.parent_body(), subject=str(task.inventory.parent),
-               field_manager=plan.options.field_manager, force=True, dry_run=dry_run)
+               field_manager=plan.options.field_manager, force=True, dry_run=dry_run, decode=False)
 
 
 def _ensure_namespace(kube: Kube, plan: Plan, task: EnsureNamespace, *, dry_run: bool) -> str:
     """Apply the app's namespace as planned; its UID."""
     written = plan.objects[task.ref].write(kube, field_manager=plan.options.field_manager,
                                            force=plan.options.force_conflicts, dry_run=dry_run)
+    assert written is not None
     return str((written.get("metadata") or {}).get("uid", ""))
 
 
@@ -175,9 +176,11 @@ def _apply_one(kube: Kube, planned: PlannedObject, plan: Plan, *, dry_run: bool,
             _recreate(kube, planned, timeout=options.timeout, dry_run=dry_run)
             if not dry_run:
                 planned.write(kube, field_manager=options.field_manager, force=options.force_conflicts,
-                              dry_run=False)
+                              dry_run=False, decode=False)
         else:
-            planned.write(kube, field_manager=options.field_manager, force=options.force_conflicts, dry_run=dry_run)
+            # The change is the outcome alone: the server's answer is not decoded.
+            planned.write(kube, field_manager=options.field_manager, force=options.force_conflicts, dry_run=dry_run,
+                          decode=False)
     except ClusterError as error:
         return _failed(planned.ref, planned.api_version, error)
     if earlier is not None:

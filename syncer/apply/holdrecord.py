@@ -62,4 +62,4 @@ def write_hold(kube: Kube, *, app: str, namespace: str, hold: Hold | None) -> No
     if hold is not None:
         metadata["annotations"] = {HOLD_ANNOTATION: json.dumps(hold.to_spec(), sort_keys=True, separators=(",", ":"))}
     kube.apply(kube.resource_for("v1", "ConfigMap"), {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata},
-               subject=str(parent), field_manager=HOLD_MANAGER, force=True, dry_run=False)
+               subject=str(parent), field_manager=HOLD_MANAGER, force=True, dry_run=False, decode=False)

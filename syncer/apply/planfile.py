@@ -8,6 +8,8 @@ uids; the cluster's identity; a digest over all of it, and with a key an HMAC si
 
 A Secret's body digest is a salted scrypt of it, so that a plan handed around as a CI
 artifact is no cheap oracle for guessing a Secret's value; its changed fields carry paths only.
+A document of which only the digest leaves the process (`app_context`: an App's approval, a
+sync's intent and history) digests Secret bodies with sha256 instead: see `Context.shown`.
 """
 
 from __future__ import annotations
@@ -51,10 +53,11 @@ def sensitive_digest(data: bytes, *, salt: str) -> str:
     return "scrypt:" + derived.hex()
 
 
-def body_digest(body: Object, *, salt: str) -> str:
-    """The digest of one body to apply (a Secret's through `sensitive_digest`)."""
+def body_digest(body: Object, *, salt: str, shown: bool = True) -> str:
+    """The digest of one body to apply (a Secret's through `sensitive_digest` when the
+    document it enters is `shown`)."""
     data = canonical_json(body)
-    return sensitive_digest(data, salt=salt) if is_secret(body) else sha256(data)
+    return sensitive_digest(data, salt=salt) if shown and is_secret(body) else sha256(data)
 
 
 def manifests_digest(manifests: Sequence[Manifest], *, salt: str) -> str:
@@ -105,12 +108,13 @@ def plan_fields(planned: PlannedObject) -> list[dict[str, Any]]:
     return fields
 
 
-def _object_entry(planned: PlannedObject, *, salt: str) -> dict[str, Any]:
+def _object_entry(planned: PlannedObject, *, context: Context) -> dict[str, Any]:
     reason = "recreate" if planned.action is Action.RECREATED else ("conflict" if planned.conflicts else "")
     return {
         "action": str(planned.action), "reason": reason, "message": planned.conflicts or "",
         "apiVersion": planned.api_version, "kind": planned.ref.kind, "namespace": planned.ref.namespace,
-        "name": planned.ref.name, "fields": plan_fields(planned), "bodyDigest": body_digest(planned.body, salt=salt),
+        "name": planned.ref.name, "fields": plan_fields(planned),
+        "bodyDigest": body_digest(planned.body, salt=context.salt, shown=context.shown),
     }
 
 
@@ -127,11 +131,18 @@ class Context:
     """Hex; salts the digests of what may hold a Secret's value."""
     created: str
     """RFC 3339, UTC."""
+    shown: bool = True
+    """Whether the document itself is handed around (a `syncer plan` file), so that each
+    Secret's body digest must resist guessing on its own: a scrypt per Secret, 40 ms of CPU
+    each. A document only whose digest is kept (`app_context`) needs none of them: its
+    `manifestsDigest`, one scrypt over every rendered manifest, Secrets included, already
+    makes each guess of a Secret's value from that digest cost a scrypt. Done per Secret, they
+    were four fifths of the CPU of a fresh sync that writes 250 Secrets (bench/RESULTS.md)."""
 
 
 def plan_document(plan: Plan, *, manifests: Sequence[Manifest], context: Context) -> dict[str, Any]:
     """The plan as a v1 `Plan` document, with its digest (unsigned)."""
-    objects = [_object_entry(plan.objects[ref], salt=context.salt) for step in plan.steps for ref in step]
+    objects = [_object_entry(plan.objects[ref], context=context) for step in plan.steps for ref in step]
     prune = [{"action": str(d.action), "reason": d.reason, "message": d.message, "apiVersion": d.api_version,
               "kind": d.ref.kind, "namespace": d.ref.namespace, "name": d.ref.name,
               "uid": d.live["metadata"].get("uid", "")} for d in plan.prune]
@@ -156,7 +167,7 @@ def app_context(app: AppId) -> Context:
     salt derived from the app's identity, so one plan has one digest (approval, history)."""
     salt = hashlib.sha256(f"syncer approval {app.namespace}/{app.name}".encode()).hexdigest()[:32]
     return Context(source={"app": f"App/{app.namespace}/{app.name}"}, cluster_uid="", server_version="", salt=salt,
-                   created="")
+                   created="", shown=False)
 
 
 def plan_digest(plan: Plan, *, manifests: Sequence[Manifest]) -> str:

@@ -43,12 +43,15 @@ class Desired:
     """Why this server cannot server-side apply the kind, so it is updated instead
     (`syncer.apply.updateapply`); None: server-side apply."""
 
-    def write(self, kube: Kube, *, field_manager: str, force: bool, dry_run: bool) -> Object:
+    def write(
+        self, kube: Kube, *, field_manager: str, force: bool, dry_run: bool, decode: bool = True
+    ) -> Object | None:
         """Apply (or dry-run) this object the way the plan decided: server-side apply, or the
-        update fallback."""
+        update fallback. The object as written, or None with `decode=False` (the answer is
+        not decoded)."""
         return apply_or_update(kube, self.resource, self.body, subject=str(self.ref), encoded=self.encoded,
                                field_manager=field_manager, force=force, dry_run=dry_run,
-                               update_instead=self.update_instead)
+                               update_instead=self.update_instead, decode=decode)
 
     @functools.cached_property
     def encoded(self) -> bytes:
@@ -118,8 +121,10 @@ class PlannedObject:
     def waiting_for(self) -> str:
         return self.desired.waiting_for
 
-    def write(self, kube: Kube, *, field_manager: str, force: bool, dry_run: bool) -> Object:
-        return self.desired.write(kube, field_manager=field_manager, force=force, dry_run=dry_run)
+    def write(
+        self, kube: Kube, *, field_manager: str, force: bool, dry_run: bool, decode: bool = True
+    ) -> Object | None:
+        return self.desired.write(kube, field_manager=field_manager, force=force, dry_run=dry_run, decode=decode)
 
     # The decision.
     @property

@@ -172,7 +172,7 @@ WRITE_ATTEMPTS = 3
 
 def write_status(
     kube: Kube, *, app: str, namespace: str, status: AppStatus | None,
-    add: Sequence[HistoryEntry] = (), intent: SyncIntent | None = None,
+    add: Sequence[HistoryEntry] = (), intent: SyncIntent | None = None, ends_intent: bool = False,
 ) -> tuple[Object, tuple[HistoryEntry, ...]]:
     """Server-side apply the status annotations onto the app's parent, with the history the
     parent holds plus `add`, and `intent` when a sync is about to write; returns the parent
@@ -180,8 +180,12 @@ def write_status(
     a heal of an older revision recording only its history entry).
 
     The annotations are this field manager's and applied whole: what it applied once and
-    leaves out now, the server removes (the intent, once the result is recorded; a recorded
-    applied revision is therefore carried over by a failure). Read and written with the
+    leaves out now, the server removes. A recorded applied revision is therefore carried
+    over by a failure, and a recorded intent by every write but the one that `ends_intent`:
+    the outcome of a sync under the app's lock that wrote the intent or found it
+    interrupted. Any other writer (a failure before the lock, a sync that found the lock
+    held) would otherwise erase the intent of a sync that is running, or that died and has
+    yet to be reported. Read and written with the
     parent's resourceVersion as a precondition, so that two writers' entries never overwrite
     each other's; a conflict reads again.
 
@@ -207,6 +211,8 @@ def write_status(
             values[HISTORY_ANNOTATION] = encode(history)
         if intent is not None:
             values[INTENT_ANNOTATION] = intent.encode()
+        elif not ends_intent and INTENT_ANNOTATION in annotations:
+            values[INTENT_ANNOTATION] = annotations[INTENT_ANNOTATION]
         metadata: Object = {"name": inventory.parent.name, "namespace": namespace,
                             "labels": {ID_LABEL: inventory.id}, "annotations": values}
         if live is not None:
@@ -266,12 +272,14 @@ def emit_event(kube: Kube, *, app: str, parent: Object, status: AppStatus, insta
 
 def record(
     kube: Kube, *, app: str, namespace: str, status: AppStatus, instance: str = "",
-    add: Sequence[HistoryEntry] = (),
+    add: Sequence[HistoryEntry] = (), ends_intent: bool = False,
 ) -> tuple[HistoryEntry, ...]:
-    """Write the status, with `add` in its history, and its Event; the history as written.
+    """Write the status, with `add` in its history, and its Event; the history as written
+    (`ends_intent`: see `write_status`).
     Raises ClusterError when the status cannot be written (e.g. the app's namespace does not
     exist yet); a failed Event is only logged, as the status itself already tells the story."""
-    parent, history = write_status(kube, app=app, namespace=namespace, status=status, add=add)
+    parent, history = write_status(kube, app=app, namespace=namespace, status=status, add=add,
+                                   ends_intent=ends_intent)
     try:
         emit_event(kube, app=app, parent=parent, status=status, instance=instance)
     except ClusterError as error:
@@ -381,6 +389,7 @@ class OutcomeRecorder:
     def record(
         self, status: AppStatus, *, changed: bool, parent_annotations: dict[str, str] | None = None,
         entries: Sequence[HistoryEntry] = (), must: bool = False, kube: Kube | None = None,
+        ends_intent: bool = False,
     ) -> bool:
         """Write the status when it is news (or `must`); True when it was written. `kube`:
         the client to write with (the lock-guarded one, under the app's lock). Raises
@@ -391,7 +400,7 @@ class OutcomeRecorder:
         if not self._parent_exists and not self._create_parent:
             return False
         self.history = record(kube or self._kube, app=self._app, namespace=self._namespace, status=status,
-                              instance=self._instance, add=entries)
+                              instance=self._instance, add=entries, ends_intent=ends_intent)
         self._recorded, self._parent_exists = status, True
         return True
 
@@ -407,14 +416,15 @@ class OutcomeRecorder:
         interrupted = changes.interrupted
         if interrupted is not None:
             entries.insert(0, interrupted.history_entry())
+        # Only a sync under the lock has an intent of its own or found one interrupted.
         must = changes.intent is not None or interrupted is not None
         if current:
             written = self.record(AppStatus.of(changes), changed=changes.changed_something,
                                   parent_annotations=changes.inventory_annotations, entries=entries, must=must,
-                                  kube=client)
+                                  kube=client, ends_intent=must)
         elif must or changes.changed_something:
             _, self.history = write_status(client, app=self._app, namespace=self._namespace, status=None,
-                                           add=entries)
+                                           add=entries, ends_intent=must)
             written = True
         else:
             self._load(changes.inventory_annotations)
@@ -431,7 +441,9 @@ class OutcomeRecorder:
                        started: str = "", seconds: float = 0.0) -> bool:
         """The outcome of a sync that failed before or while it ran (validation, source, lock).
         A sync that lost its lock records nothing: the sync that holds it now is the app's
-        latest outcome, and this one may no longer write."""
+        latest outcome, and this one may no longer write. Recorded without the lock, so a
+        recorded intent stays (a sync that failed after writing its own is then reported
+        interrupted by the next, with what it had applied)."""
         if isinstance(error, LockLost):
             return False
         status = AppStatus.failed(revision=revision, error=str(error))

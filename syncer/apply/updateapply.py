@@ -136,11 +136,14 @@ def _decode(text: object) -> Object | None:
 
 def apply_or_update(
     kube: Kube, resource: Resource, obj: Object, *, subject: str, field_manager: str, force: bool, dry_run: bool,
-    update_instead: str | None, encoded: bytes | None = None,
-) -> Object:
+    update_instead: str | None, encoded: bytes | None = None, decode: bool = True,
+) -> Object | None:
     """Write a desired object the way the plan decided: server-side apply, or, where the plan
-    found that this server cannot apply the kind (`update_instead` says why), `update_apply`."""
+    found that this server cannot apply the kind (`update_instead` says why), `update_apply`.
+    The object as written, or with `decode=False` None (a server-side apply's answer is then
+    not decoded)."""
     if update_instead is not None:
-        return update_apply(kube, resource, obj, subject=subject, field_manager=field_manager, dry_run=dry_run)
+        updated = update_apply(kube, resource, obj, subject=subject, field_manager=field_manager, dry_run=dry_run)
+        return updated if decode else None
     return kube.apply(resource, obj, subject=subject, field_manager=field_manager, force=force, dry_run=dry_run,
-                      encoded=encoded)
+                      encoded=encoded, decode=decode)

@@ -57,7 +57,7 @@ def take_over_legacy(kube: Kube, options: SyncOptions) -> int:
     widened = replace(widened, group_kinds=widened.group_kinds | legacy.group_kinds,
                       namespaces=widened.namespaces | legacy.namespaces | {legacy.parent.namespace})
     kube.apply(configmaps, widened.parent_body(), subject=str(widened.parent), field_manager=options.field_manager,
-               force=True, dry_run=False)
+               force=True, dry_run=False, decode=False)
     for resource, obj in found:
         metadata = obj["metadata"]
         kube.merge_patch(resource, metadata["name"], {"metadata": {

@@ -8,7 +8,6 @@ before any text is produced, so they cannot reach a diff, a log line or an error
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,16 +15,11 @@ from typing import Any
 from syncer.diff.explain import FieldChange, explain, render_path
 from syncer.diff.fieldsets import values_equal
 from syncer.diff.ignore import IgnoreRule, apply_ignores
-from syncer.diff.normalize import Path, normalize
+from syncer.diff.normalize import normalize
 from syncer.diff.secrets import PROCESS_SALT, mask_secret
+from syncer.diff.structural import differing
 from syncer.diff.text import unified_yaml_diff
 from syncer.model import Action, Object, ObjectRef
-
-_DEEPDIFF_LOCK = threading.Lock()
-"""deepdiff parses path parts with ast.literal_eval, and CPython 3.11 before 3.11.8 can fail
-compile() run from several threads at once ("AST constructor recursion depth mismatch",
-cpython#106905): the planner's threads take turns."""
-
 
 @dataclass(frozen=True)
 class ObjectDiff:
@@ -52,21 +46,8 @@ class ObjectDiff:
 
 def changed_paths(before: Object, after: Object) -> tuple[str, ...]:
     """The differing leaves of two objects (`.spec.replicas`, `.spec.containers[0].image`,
-    `.metadata.labels["app.kubernetes.io/name"]`), found by deepdiff."""
+    `.metadata.labels["app.kubernetes.io/name"]`), as deepdiff finds them (`structural`)."""
     return tuple(sorted({render_path(path) for path in differing(before, after)}))
-
-
-def differing(before: Object, after: Object) -> list[Path]:
-    """Where two objects differ, as concrete paths: a changed value, or the root of a subtree
-    or list item only one of them has (an item's index is in the object that has it)."""
-    # Imported here: deepdiff (with pydantic) takes a tenth of a second to import, and a
-    # resync that changes nothing never gets here.
-    from deepdiff import DeepDiff
-
-    with _DEEPDIFF_LOCK:
-        tree = DeepDiff(before, after, view="tree")
-        return sorted({tuple(change.path(output_format="list")) for changes in tree.values() for change in changes},
-                      key=render_path)
 
 
 def _prepared(obj: Object, *, live: Object | None, ignore: Sequence[IgnoreRule], salt: bytes) -> Object:

@@ -6,8 +6,9 @@ teams, each App synced with its team's service account (impersonated). Rules: co
 revision, commit a broken one, sync a newer revision by hand from the CLI (as the team), roll an
 App back to a revision of its history with `syncer rollback` (as the team), edit
 a member by hand, delete a member, delete the Widget CRD by hand (and put it back), pause the
-replica that owns an App past its Lease while Git moves, create an App in team B that collides
-with team A's, restart a replica, and stay idle.
+replica that owns an App past its Lease while Git moves, kill (SIGKILL) the replica that owns an
+App in the middle of its sync, create an App in team B that collides with team A's, restart a
+replica, and stay idle.
 
 Checked after every step (tests/e2e/daemonmodel/invariants.py; the README lists them):
 - the live members are the render of the recorded revision, or converging to it: they reach
@@ -20,7 +21,9 @@ Checked after every step (tests/e2e/daemonmodel/invariants.py; the README lists 
   own rights beyond Apps, their status and Events (the audit log's user);
 - each distinct failure yields one SyncFailed Event (per object it is about);
 - an idle App writes nothing (the audit log, over two intervals);
-- the colliding App shows nothing that only reading team A's objects could tell.
+- the colliding App shows nothing that only reading team A's objects could tell;
+- a sync killed with its intent recorded is reported Interrupted (the App's history and
+  status.lastInterrupted) once the App has converged.
 
 The default run is one history of 12 steps from a fixed seed (about 4 minutes with its control
 plane). On demand:
@@ -51,6 +54,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 from kubernetes import client
 
+from syncer.apply.intent import read_intent
+from syncer.apply.status import status_from_annotations
 from tests.e2e.apps import SLACK
 from tests.e2e.daemonmodel import invariants
 from tests.e2e.daemonmodel.lab import (
@@ -78,6 +83,9 @@ CONVERGE = INTERVAL + SLACK
 TAKEOVER = LEASE_SECONDS + float(REQUEST_TIMEOUT.rstrip("s")) + SLACK
 """A paused owner's Apps are synced by the other replica after its Lease, plus the bound of a
 write the paused one may have had in flight, plus SLACK."""
+APP_LOCK_SECONDS = 30 + float(REQUEST_TIMEOUT.rstrip("s"))
+"""A killed owner's App lock (the daemon's 30 s, and the bound of its last write) expires
+before another replica can sync the App."""
 FIRST_CONTENT = Content(configmaps=(("one", "1"), ("two", "2")), widget="small")
 CHANGES = ("value", "add", "remove", "widget")
 PAUSE_AFTER = (0.0, 0.7, 1.4)
@@ -96,7 +104,7 @@ class Move:
 
 
 ACTIONS = ("commit_good", "commit_broken", "sync_by_hand", "roll_back", "edit_by_hand", "delete_member",
-           "delete_crd", "pause_owner_past_its_lease", "create_colliding_app", "restart_replica", "stay_idle")
+           "delete_crd", "pause_owner_past_its_lease", "kill_owner_mid_sync", "create_colliding_app", "restart_replica", "stay_idle")
 MOVES = st.builds(Move, action=st.sampled_from(ACTIONS), team=st.sampled_from(["a", "b"]),
                   change=st.sampled_from(CHANGES), choice=st.integers(0, 7))
 DEFAULT_SCRIPT = (
@@ -109,6 +117,7 @@ DEFAULT_SCRIPT = (
     Move("roll_back"),
     Move("delete_member", choice=1),
     Move("pause_owner_past_its_lease", choice=1),
+    Move("kill_owner_mid_sync", team="b", change="add"),
     Move("delete_crd"),
     Move("create_colliding_app"),
     Move("restart_replica"),
@@ -316,12 +325,12 @@ class DaemonModel(RuleBasedStateMachine):
         latest = self.sampler.latest(app.ref)
         return latest.ready() if latest else None
 
-    def wait_for(self, condition: Callable[[], bool], *, timeout: float) -> bool:
+    def wait_for(self, condition: Callable[[], bool], *, timeout: float, interval: float = 0.3) -> bool:
         end = time.monotonic() + timeout
         while not condition():
             if time.monotonic() >= end:
                 return False
-            time.sleep(0.3)
+            time.sleep(interval)
         return True
 
     # -- rules ---------------------------------------------------------------------------------
@@ -491,6 +500,47 @@ class DaemonModel(RuleBasedStateMachine):
         self.steps.append(f"replica {owner.index} resumed")
         time.sleep(2 * INTERVAL + 1)
         self.step(f"two intervals after replica {owner.index} resumed")
+
+    def kill_owner_mid_sync(self, move: Move) -> None:
+        """A commit, and the replica that owns the App killed with SIGKILL as soon as its sync
+        has recorded its intent (or, when the sync was quicker than the model's reads, once it
+        has finished); a replica is started in its place. A sync killed with its intent on
+        the parent must be reported interrupted once the App has converged."""
+        app = self.apps[move.team]
+        if app.held:
+            return self.commit_good(move)
+        owner = self.replicas.owner_of(str(app.ref))
+        self.edits += 1
+        sha = app.commit(with_change(app.content, change=move.change, n=self.edits), f"killed {self.edits}")
+        self.also_for_collider(app)
+        parent = inventory_of(app.ref).parent
+        core = client.CoreV1Api(self.world.lab.api)
+
+        def annotations() -> dict[str, str]:
+            metadata = core.read_namespaced_config_map(parent.name, app.ref.namespace).metadata
+            return dict((metadata.annotations if metadata else None) or {})
+
+        def writing_or_done() -> bool:
+            now = annotations()
+            found, recorded = read_intent(now), status_from_annotations(now)
+            return (found is not None and found.revision == sha) or (
+                recorded is not None and recorded.applied_revision == sha)
+
+        self.wait_for(writing_or_done, timeout=CONVERGE, interval=0.02)
+        self.replicas.kill(owner)
+        left = read_intent(annotations())
+        # The dead owner's App lock fails the sync of each replica that owns the App before it expires.
+        app.failures[sha] += 2
+        self.steps.append(f"{app.ref}: commit {sha[:8]} ({move.change}), its owner replica {owner.index} killed "
+                          + (f"with the intent of {left.revision[:8]} recorded" if left else "after its sync"))
+        started = self.replicas.start()
+        self.replicas.wait_members()
+        self.converge(deadline=TAKEOVER + APP_LOCK_SECONDS)
+        if left is not None:
+            latest = self.sampler.latest(app.ref)
+            self.check("interrupted-reported", invariants.interrupted_unreported(
+                (latest.status if latest else None) or {}, left, app=str(app.ref)))
+        self.step(f"replica {started.index} started")
 
     def create_colliding_app(self, move: Move) -> None:
         """Team B creates an App named as team A's, targeting team A's namespace, whose path

@@ -1,11 +1,14 @@
 """An App's sync history, with `syncer run` as a separate process against the real API server:
 `status.history` after the first sync, a new commit and a heal, as `syncer history --app`
-prints it, and no write of the App while nothing happens."""
+prints it, and no write of the App while nothing happens; and the daemon killed mid-sync,
+reported as Interrupted when it restarts."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +17,10 @@ from typing import Any
 from kubernetes import client
 
 from tests.conftest import ClusterAccess
-from tests.e2e.apps import SLACK
-from tests.e2e.test_apps import Kubectl, app_yaml, syncer
+from tests.e2e.apps import SLACK, eventually, signal_at_write
+from tests.e2e.test_apps import LAB_FLAGS, Kubectl, app_yaml, condition, syncer
 from tests.e2e.test_apps import installed, run_daemon  # noqa: F401 - fixtures
-from tests.e2e.test_daemon import commit, configmap_yaml, eventually
+from tests.e2e.test_daemon import commit, configmap_yaml, free_port
 from tests.e2e.test_daemon import repo  # noqa: F401 - the fixture: a Git repository
 from tests.schema import assert_valid
 
@@ -63,3 +66,64 @@ def test_an_apps_history_is_in_its_status_and_syncer_history_prints_it(
     version = kubectl.app(namespace, "web")["metadata"]["resourceVersion"]
     time.sleep(6)
     assert kubectl.app(namespace, "web")["metadata"]["resourceVersion"] == version
+
+
+OBJECTS = 6
+KILL_AT_WRITE = signal_at_write("SIGKILL")
+
+
+def test_a_daemon_killed_mid_sync_reports_the_sync_interrupted_when_it_restarts_and_converges(
+    installed: Kubectl, cluster: ClusterAccess, repo: Path, namespace: str, kube_api: client.ApiClient,  # noqa: F811
+    run_daemon: Callable[..., subprocess.Popen[str]], tmp_path: Path,  # noqa: F811
+) -> None:
+    """`syncer run` itself killed with SIGKILL between two writes of an App's sync: the
+    restarted daemon says so on the App (status.lastInterrupted, a SyncInterrupted Event, an
+    Interrupted history entry) and then applies the rest."""
+    kubectl = installed
+    core = client.CoreV1Api(kube_api)
+
+    def colors() -> list[str]:
+        return [(core.read_namespaced_config_map(f"cm{n}", namespace).data or {})["color"] for n in range(OBJECTS)]
+
+    first = commit(repo, {f"web/cm{n}.yaml": configmap_yaml(f"cm{n}", "blue") for n in range(OBJECTS)})
+    daemon = run_daemon("--watch-namespace", namespace)
+    kubectl("apply", "-f", "-", stdin=app_yaml(namespace, "web", repo=repo, path="web"))
+    eventually(lambda: kubectl.status(namespace, "web").get("lastAppliedRevision") == first, timeout=SLACK,
+               what="the first sync")
+    daemon.terminate()
+    daemon.wait(timeout=SLACK)
+
+    # Killed right before the second object's write: its intent and one object are written.
+    second = commit(repo, {f"web/cm{n}.yaml": configmap_yaml(f"cm{n}", "green") for n in range(OBJECTS)})
+    with (tmp_path / "killed-daemon.log").open("w") as log:
+        killed = subprocess.run(
+            [sys.executable, "-c", KILL_AT_WRITE, "run", "--listen", f"127.0.0.1:{free_port()}",
+             "--kubeconfig", str(cluster.kubeconfig), "--context", cluster.context,
+             "--cache-dir", str(tmp_path / "cache"), *LAB_FLAGS, "--watch-namespace", namespace],
+            stdout=log, stderr=subprocess.STDOUT, timeout=SLACK, env={**os.environ, "SYNCER_TEST_STOP_AT_WRITE": "3"})
+    assert killed.returncode == -9, (tmp_path / "killed-daemon.log").read_text()
+    applied = colors().count("green")
+    assert 1 <= applied < OBJECTS, f"the daemon was killed mid-sync: {colors()}"
+    assert kubectl.status(namespace, "web")["lastAppliedRevision"] == first, "nothing reported the killed sync"
+
+    # Restarted within the dead daemon's lock duration: its first try finds the lock held
+    # and fails, which must not erase the dead sync's intent.
+    run_daemon("--watch-namespace", namespace)
+    eventually(lambda: kubectl.status(namespace, "web").get("lastAppliedRevision") == second, timeout=2 * SLACK,
+               what="the restarted daemon's sync")
+    assert colors() == ["green"] * OBJECTS
+    status = kubectl.status(namespace, "web")
+    assert condition(status, "Ready")["status"] == "True"
+    interrupted = status["lastInterrupted"]
+    assert (interrupted["revision"], interrupted["alreadyApplied"], interrupted["planned"]) == (second, applied, OBJECTS)
+    assert interrupted["planDigest"].startswith("sha256:")
+    newest, killed_entry, *waited, created = status["history"]
+    assert (killed_entry["revision"], killed_entry["result"], killed_entry["alreadyApplied"]) == (
+        second, "Interrupted", applied)
+    assert (newest["revision"], newest["result"]) == (second, "Succeeded")
+    assert newest["summary"] == {"configured": OBJECTS - applied, "unchanged": applied}
+    assert waited, "the restarted daemon found the dead one's lock held first"
+    assert [(e["result"], "another sync holds" in e["error"]) for e in waited] == [("Failed", True)] * len(waited)
+    assert created["revision"] == first
+    events = core.list_namespaced_event(namespace, field_selector="involvedObject.kind=App").items
+    assert [e.reason for e in events if e.reason == "SyncInterrupted"] == ["SyncInterrupted"]

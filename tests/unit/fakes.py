@@ -59,6 +59,8 @@ class Request:
     verb: str
     dry_run: bool
     body: Any
+    decoded: bool = True
+    """Whether the caller asked for the answer (`Kube.request(decode=...)`)."""
 
     @property
     def writes(self) -> bool:
@@ -106,11 +108,11 @@ class FakeKube(Kube):
 
     def request(self, method: str, path: str, *, subject: str, verb: str, query: dict[str, str] | None = None,
                 body: Any = None, content_type: str = "application/json", retry: bool = True,
-                encoded: bytes | None = None) -> Any:
+                encoded: bytes | None = None, decode: bool = True) -> Any:
         if encoded is not None:
             body = json.loads(encoded)
         dry_run = bool(query and query.get("dryRun")) or (isinstance(body, dict) and bool(body.get("dryRun")))
-        request = Request(method, path, verb, dry_run, copy.deepcopy(body))
+        request = Request(method, path, verb, dry_run, copy.deepcopy(body), decode)
         if self._write_guard is not None and method != "GET" and not dry_run:
             self._write_guard()
         self.requests.append(request)
@@ -118,6 +120,10 @@ class FakeKube(Kube):
         for matches, error in self.failures:
             if matches(request):
                 raise error
+        answer = self._answer(method, path, body, subject=subject, verb=verb, dry_run=dry_run)
+        return answer if decode else None
+
+    def _answer(self, method: str, path: str, body: Any, *, subject: str, verb: str, dry_run: bool) -> Any:
         if method == "GET":
             return self._get(path, subject=subject, listing=verb == "list")
         if method == "DELETE":

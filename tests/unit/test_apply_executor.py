@@ -78,6 +78,25 @@ def test_dry_run_sends_only_dry_run_writes_and_skips_waits() -> None:
     assert actions(changes) == {str(r): str(a) for r, a in plan.decisions()}, "the dry run reports the plan"
 
 
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_the_answers_of_applies_prunes_and_inventory_writes_are_not_decoded(dry_run: bool) -> None:
+    """Nobody reads them: a change's outcome is whether the write succeeded."""
+    plan = make_plan([[planned("ConfigMap/shop/a", C), planned("Deployment.apps/shop/web", CF)]],
+                     prune=[pruned("Secret/shop/old")], inventory=recorded(INVENTORY, "Deployment.apps/shop/web",
+                                                                           "Secret/shop/old"))
+    kube = seeded(plan)
+    changes = execute(kube, plan, dry_run=dry_run)
+
+    assert changes.ok and actions(changes) == {"ConfigMap/shop/a": "created", "Deployment/shop/web": "configured",
+                                               "Secret/shop/old": "deleted"}
+    assert (path("ConfigMap/shop/a") in kube.store) is not dry_run
+    assert (path("Secret/shop/old") in kube.store) is dry_run
+    writes = kube.writes()
+    assert {r.path for r in writes} == {path("ConfigMap/shop/a"), path("Deployment.apps/shop/web"),
+                                        path("Secret/shop/old"), PARENT}
+    assert [(r.method, r.path) for r in writes if r.decoded] == []
+
+
 # -- a failed step -----------------------------------------------------------------------------------
 
 def test_failed_apply_step_stops_the_tasks_skips_the_rest_prunes_nothing() -> None:

@@ -12,6 +12,7 @@ import pytest
 from syncer.apply.planfile import (
     Context,
     age_problem,
+    app_context,
     body_digest,
     canonical_json,
     integrity_problems,
@@ -23,7 +24,7 @@ from syncer.apply.planfile import (
 from syncer.apply.planned import Check, Desired, PlannedObject
 from syncer.cli.planoutput import plan_markdown
 from syncer.diff import compare
-from syncer.model import Action, Manifest, ObjectRef, Origin
+from syncer.model import Action, AppId, Manifest, ObjectRef, Origin
 from tests.schema import undocumented_fields, validation_errors
 from tests.unit.fakes import make_plan, planned, pruned, resource
 
@@ -102,6 +103,23 @@ def test_body_digests_differ_with_the_body_and_a_secrets_with_the_salt() -> None
     assert body_digest(body, salt=SALT) != body_digest(configmap("red").body, salt=SALT)
     db = secret("x").body
     assert body_digest(db, salt=SALT) != body_digest(db, salt="ff" * 16)
+
+
+def test_an_approvals_document_digests_secret_bodies_once_and_still_changes_with_their_values() -> None:
+    """Only the digest of an App's plan document is kept (approval, intent, history): its
+    Secret bodies get a sha256 each, the one scrypt of the manifests guards their values,
+    and a changed value is a different plan to approve."""
+    def approval_document(value: str) -> dict[str, Any]:
+        db = secret(value)
+        return plan_document(make_plan([[db]]), manifests=[Manifest(obj=db.body, origin=db.origin)],
+                             context=app_context(AppId(namespace="shop", name="web")))
+
+    old, new = approval_document("old-secret-value"), approval_document("new-secret-value")
+    assert old["objects"][0]["bodyDigest"].startswith("sha256:")
+    assert old["manifestsDigest"].startswith("scrypt:")
+    assert old["objects"][0]["bodyDigest"] != new["objects"][0]["bodyDigest"]
+    assert old["manifestsDigest"] != new["manifestsDigest"] and old["digest"] != new["digest"]
+    assert "old-secret-value" not in canonical_json(old).decode()
 
 
 def test_a_plan_as_written_passes_and_any_edit_is_caught() -> None:

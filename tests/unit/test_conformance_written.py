@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from conformance.cluster import write_seen
 from conformance.cluster import written_by as written_by_syncer
 
 CAPTURED = json.loads((Path(__file__).parent / "data" / "statefulset-status-takes-volumeclaimtemplates.json").read_text())
@@ -70,3 +71,27 @@ def test_configmap_data_is_a_write() -> None:
     changed["data"]["color"] = "green"
     assert written_by_syncer(configmap, changed)
     assert not written_by_syncer(configmap, copy.deepcopy(configmap))
+
+
+HPA_CAPTURE = json.loads((Path(__file__).parent / "data" / "hpa-scales-deployment.json").read_text())
+
+
+def test_an_autoscaler_scaling_a_deployment_is_not_a_write_of_syncer() -> None:
+    """podinfo/kustomize once failed "resync: 1 object(s) written (Deployment/podinfo)": its
+    HorizontalPodAutoscaler (minReplicas 2) scaled the Deployment about a second after it was
+    created, moving its generation, and that landed between the reads around the resync."""
+    before, after = HPA_CAPTURE["before"], HPA_CAPTURE["after"]
+    assert (before["metadata"]["generation"], after["metadata"]["generation"]) == (1, 2)
+    assert (before["spec"]["replicas"], after["spec"]["replicas"]) == (1, 2)
+    assert before["metadata"]["managedFields"] == after["metadata"]["managedFields"]
+    assert not written_by_syncer(before, after)
+
+
+def test_a_spec_change_in_fields_syncer_owns_is_a_write_even_with_its_entry_unmoved() -> None:
+    before = HPA_CAPTURE["before"]
+    changed = copy.deepcopy(before)
+    changed["metadata"]["generation"] += 1
+    changed["spec"]["minReadySeconds"] = 30
+    assert written_by_syncer(before, changed)
+    write_seen_why = write_seen(before, changed)
+    assert write_seen_why is not None and "f:minReadySeconds" in write_seen_why

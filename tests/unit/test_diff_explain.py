@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from syncer.diff import Cause, FieldChange, explain
-from syncer.diff.compare import changed_paths, differing
+from syncer.diff.compare import changed_paths
+from syncer.diff.structural import differing
 from syncer.diff.explain import Owner, owned_paths, ownership, render_path
 from syncer.diff.normalize import normalize
 

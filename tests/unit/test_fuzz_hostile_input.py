@@ -9,26 +9,20 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import string
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from syncer.diff import scrub, secret_values
 from syncer.model import Origin
 from syncer.sources.validate import RenderedDocument, validate
 from syncer.sources.yamlload import Budget, LimitExceeded, RenderLimits, load_json, load_yaml
+from tests.unit.properties import property_settings
 
-LONG_RUN = os.environ.get("SYNCER_FUZZ_EXAMPLES")
-FUZZ = settings(
-    max_examples=int(LONG_RUN or 200),
-    derandomize=not LONG_RUN,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+FUZZ = property_settings(examples=200)
 LIMITS = RenderLimits(max_nodes=20_000, max_depth=64, max_objects=200)
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),

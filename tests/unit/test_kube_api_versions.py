@@ -44,11 +44,11 @@ class QueryKube(FakeKube):
 
     def request(self, method: str, path: str, *, subject: str, verb: str, query: dict[str, str] | None = None,
                 body: Any = None, content_type: str = "application/json", retry: bool = True,
-                encoded: bytes | None = None) -> Any:
+                encoded: bytes | None = None, decode: bool = True) -> Any:
         if method != "GET":
             self.queries.append(dict(query or {}))
         return super().request(method, path, subject=subject, verb=verb, query=query, body=body,
-                               content_type=content_type, retry=retry, encoded=encoded)
+                               content_type=content_type, retry=retry, encoded=encoded, decode=decode)
 
 
 @pytest.mark.parametrize(("version", "want"), [((1, 37, 2), {"fieldValidation": "Strict"}), ((1, 20, 2), {})])

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from syncer.errors import ClusterError
-from syncer.kube import ClientOptions, Connection, Kube
+from syncer.kube import ClientOptions, Connection, Kube, Resource
 from syncer.kube.config import load_connection
 
 
@@ -29,8 +29,11 @@ def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
         def do_GET(self) -> None:
             seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
             refused = self.path.startswith("/unauthorized")
-            body = json.dumps({"kind": "Status", "reason": "Unauthorized", "message": "Unauthorized", "code": 401}
-                              if refused else {"kind": "Status", "ok": True}).encode()
+            # A write under /unreadable/ is answered with no JSON at all: a client that decodes it fails.
+            unreadable = self.command != "GET" and self.path.startswith("/unreadable/")
+            body = (b"<html>" if unreadable else json.dumps(
+                {"kind": "Status", "reason": "Unauthorized", "message": "Unauthorized", "code": 401}
+                if refused else {"kind": "Status", "ok": True}).encode())
             self.send_response(401 if refused else 200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -172,3 +175,22 @@ def test_the_write_guard_runs_after_the_rate_limiter_and_before_the_last_byte(
     assert seen[0]["path"].startswith("/api/v1/namespaces/a/configmaps/kept?") and "incomplete" not in seen[0]
     assert seen[1]["path"].startswith("/api/v1/namespaces/a/configmaps/x?")
     assert seen[1]["incomplete"] == f"{size - 1}/{size}", "the check ran before anything but the last byte"
+
+
+def test_an_answer_nobody_reads_is_not_decoded_and_the_connection_serves_the_next_request(
+    server: tuple[str, list[dict[str, str]]]
+) -> None:
+    url, seen = server
+    kube = Kube(Connection(server=url + "/unreadable"), ClientOptions())
+    configmaps = Resource(group="", version="v1", kind="ConfigMap", plural="configmaps", namespaced=True)
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "a"}}
+    try:
+        assert kube.apply(configmaps, body, subject="x", field_manager="syncer", force=True, dry_run=False,
+                          decode=False) is None
+        assert kube.delete(configmaps, "x", namespace="a", subject="x") is True
+        with pytest.raises(ValueError):
+            kube.apply(configmaps, body, subject="x", field_manager="syncer", force=True, dry_run=False)
+    finally:
+        kube.close()
+    writes = [entry["path"].partition("?")[0] for entry in seen if not entry["path"].endswith("/version")]
+    assert writes == ["/unreadable/api/v1/namespaces/a/configmaps/x"] * 3

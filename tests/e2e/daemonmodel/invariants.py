@@ -13,6 +13,9 @@ Each returns the problems found, one line each, empty when the invariant holds:
                        or with the daemon's own rights on what is not the daemon's
     idle_writes        a write of the daemon (its own or a team's rights) while nothing happened
     failure_events     more SyncFailed Events for a revision than distinct failures of it
+    interrupted_unreported
+                       a sync killed with its intent recorded is not in the converged App's
+                       history as Interrupted, or not its status.lastInterrupted
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from syncer.apply.intent import SyncIntent
 from tests.e2e.daemonmodel.lab import DAEMON_USER, tenant_user
 from tests.e2e.daemonmodel.observe import Audited, Sample
 from tests.e2e.daemonmodel.repos import Key, Ledger
@@ -138,3 +142,19 @@ def failure_events(events: Iterable[dict[str, Any]], ledger: Ledger, *, allowed:
         counted[revision.sha if revision else "?"] += int(event.get("count") or 1)
     return [f"{about}: {n} SyncFailed Event(s) for revision {sha[:12]}, {allowed[sha]} distinct failure(s)"
             for sha, n in sorted(counted.items()) if n > allowed[sha]]
+
+
+def interrupted_unreported(status: dict[str, Any], intent: SyncIntent, *, app: str) -> list[str]:
+    """The App's status, once converged, against the intent a killed sync left on its parent."""
+    killed = (intent.revision, intent.started)
+    reported = [(e.get("revision"), e.get("started")) for e in status.get("history") or []
+                if e.get("result") == "Interrupted"]
+    last = status.get("lastInterrupted") or {}
+    problems = []
+    if killed not in reported:
+        problems.append(f"{app}: the sync of {intent.revision[:12]} started at {intent.started} was killed with its "
+                        f"intent recorded, and its history has no Interrupted entry for it (it has {reported})")
+    if (last.get("revision"), last.get("started")) != killed:
+        problems.append(f"{app}: status.lastInterrupted is {last or None}, not the killed sync of "
+                        f"{intent.revision[:12]} started at {intent.started}")
+    return problems

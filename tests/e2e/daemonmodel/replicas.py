@@ -1,5 +1,5 @@
 """`syncer run --shard` replicas as processes, with the daemon's own service account: start,
-stop (SIGTERM), pause and resume (SIGSTOP/SIGCONT), and which one owns an App (rendezvous
+stop (SIGTERM), kill (SIGKILL), pause and resume (SIGSTOP/SIGCONT), and which one owns an App (rendezvous
 hashing over the membership Leases, as the replicas compute it)."""
 
 from __future__ import annotations
@@ -108,6 +108,12 @@ class Replicas:
             code = replica.process.wait()
         self.running.remove(replica)
         return code
+
+    def kill(self, replica: Replica) -> None:
+        """SIGKILL: no chance to finish a write, release a Lease or record anything."""
+        replica.process.kill()
+        replica.process.wait()
+        self.running.remove(replica)
 
     def stop_all(self) -> None:
         for replica in list(self.running):
