@@ -3,7 +3,7 @@
 
 The control plane logs every request once (stage ResponseComplete, Metadata level; see
 `syncer.devcluster.config.audit_policy`). A command's requests are those received between its
-start and its end whose user agent starts with the tool's (`OpenAPI-Generator/` for syncer's
+start and its end whose user agent starts with the tool's (`syncer/` for syncer's
 Python client, `kubectl` for kubectl and its version dispatcher); kube-controller-manager and
 the API server's own loopback requests have agents of their own and drop out.
 
@@ -30,7 +30,7 @@ from urllib.parse import parse_qs
 
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 COUNTED_STAGES = frozenset({"ResponseComplete", "Panic"})
-SYNCER_AGENT = "OpenAPI-Generator/"
+SYNCER_AGENT = "syncer/"
 KUBECTL_AGENT = "kubectl"
 KPT_AGENT = "kpt"
 

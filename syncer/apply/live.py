@@ -122,15 +122,14 @@ def read_parent(
     kube: Kube, inventory: Inventory, listed: dict[ListKey, list[Object] | ClusterError], *,
     cache: MemberReads | None,
 ) -> Object | None:
-    """The app's ApplySet parent: from the cache, from a LIST the plan made anyway, or read.
-    A parent the cache does not hold is read: the watch keeps only the parents of the apps
-    this replica served when it saw them, and an app it took over since (a shard handover, a
-    restart of the other replica) may have one. The daemon model test found a replica that,
-    trusting the cache's "no parent", refused its every heal as a moved record."""
+    """The app's ApplySet parent: from the cache (which knows when there is none, see
+    `MemberCache.parent`), from a LIST the plan made anyway, or read. Where the cache cannot
+    tell, the parent is read: trusting a "no parent" the cache cannot vouch for, a replica
+    refused its every heal as a moved record (found by the daemon model test)."""
     parent = inventory.parent
     if cache is not None:
         known, live = cache.parent(parent.namespace or "", parent.name)
-        if known and live is not None:
+        if known:
             return live
     configmaps = kube.resource_for("v1", "ConfigMap")
     parent_list = listed.get((configmaps, parent.namespace))

@@ -6,7 +6,8 @@
 
 For every resource a plan has asked about, one watch, cluster-wide, selected by the ApplySet
 `part-of` label, plus one watch of the ApplySet parents (ConfigMaps with the `id` label). Only
-objects of the apps this daemon serves (`owned`) are kept. Each is followed by the one
+objects of the apps this daemon serves (`owned`) are kept, as much of them as plans read
+(`syncer.apply.slim`). Each is followed by the one
 reflector (`syncer.kube.watch`): list, watch with bookmarks, list again after a 410 Gone, a
 watch the server ended early, and every `relist_interval` whatever happened.
 
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from syncer.apply.applyset import ID_LABEL, PART_OF_LABEL
+from syncer.apply.slim import slim
 from syncer.apply.status import APPLIED_REVISION_ANNOTATION
 from syncer.apply.status import PREFIX as STATUS_PREFIX
 from syncer.errors import ClusterError, Forbidden, NotFound
@@ -55,6 +57,8 @@ class MemberReads(Protocol):
                 ) -> list[Object] | None: ...
 
     def parent(self, namespace: str, name: str) -> tuple[bool, Object | None]: ...
+
+    def wrote_parent(self, namespace: str, name: str) -> None: ...
 
     def watching(self, resources: Iterable[Resource]) -> bool: ...
 
@@ -121,7 +125,7 @@ class _Watched:
     unavailable: str = ""
     """Why this resource cannot be watched (forbidden): plans list it themselves."""
     applyset_of: dict[tuple[str, str], str] = field(default_factory=dict)
-    """Every object seen, owned or not, to the ApplySet its label names (member watches only)."""
+    """Every object seen, owned or not, to the ApplySet its label names."""
     by_applyset: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     """The same, the other way round."""
 
@@ -190,6 +194,8 @@ class MemberCache:
         self._lock = threading.Lock()
         self._watched: dict[Resource, _Watched] = {}
         self._parents: _Watched | None = None
+        self._written_parents: set[tuple[str, str]] = set()
+        """Parents this daemon's syncs wrote that the watch has not shown yet (`wrote_parent`)."""
         self._stop = threading.Event()
         self._started = False
 
@@ -270,12 +276,33 @@ class MemberCache:
                 for resource in resources)
 
     def parent(self, namespace: str, name: str) -> tuple[bool, Object | None]:
-        """(whether the cache knows, the ApplySet parent ConfigMap or None when it does not exist)."""
+        """(whether the cache knows, the ApplySet parent ConfigMap or None when it does not exist).
+
+        The watch sees every parent (ConfigMaps with the `id` label) and keeps those of the
+        apps served; it indexes the names of all of them. A parent it never saw does not
+        exist: a new App's plan and its record need not GET it (three GETs per new App
+        before). Not known: a parent seen but not kept (an app served only since: a new
+        App whose parent exists, a shard handover), and one this daemon wrote that the watch
+        has not shown yet (`wrote_parent`). A parent someone else created a moment ago may
+        still be missing here: the sync's reads under the lock list ConfigMaps afresh, so
+        that costs a second plan, never a wrong write."""
         with self._lock:
             parents = self._parents
             if parents is None or not parents.established:
                 return False, None
-            return True, parents.objects.get((namespace, name))
+            key = (namespace, name)
+            live = parents.objects.get(key)
+            if live is not None:
+                return True, live
+            if key in parents.applyset_of or key in self._written_parents:
+                return False, None
+            return True, None
+
+    def wrote_parent(self, namespace: str, name: str) -> None:
+        """This daemon wrote the parent: until the watch shows it, the cache does not know it."""
+        with self._lock:
+            if self._parents is None or (namespace, name) not in self._parents.objects:
+                self._written_parents.add((namespace, name))
 
     # -- what the reflectors see ----------------------------------------------------------------
 
@@ -287,14 +314,15 @@ class MemberCache:
         watched.reflector.start()
 
     def _listed(self, watched: _Watched, objects: list[Object]) -> None:
-        kept = {_key(obj): obj for obj in objects if self._owned(_labels(obj).get(watched.label, ""))}
+        kept = {_key(obj): slim(obj) for obj in objects if self._owned(_labels(obj).get(watched.label, ""))}
         with self._lock:
             before = watched.objects if watched.listed else None
             watched.objects, watched.listed = kept, True
-            if watched.label == PART_OF_LABEL:
-                watched.applyset_of, watched.by_applyset = {}, {}
-                for obj in objects:
-                    watched.index(_key(obj), _labels(obj).get(PART_OF_LABEL))
+            watched.applyset_of, watched.by_applyset = {}, {}
+            for obj in objects:
+                watched.index(_key(obj), _labels(obj).get(watched.label))
+            if watched is self._parents:
+                self._written_parents -= watched.applyset_of.keys()
         if before is None:
             return
         for key in before.keys() | kept.keys():
@@ -312,11 +340,12 @@ class MemberCache:
         with self._lock:
             before = watched.objects.get(key)
             if owned:
-                watched.objects[key] = obj
+                watched.objects[key] = slim(obj)
             else:
                 watched.objects.pop(key, None)
-            if watched.label == PART_OF_LABEL:
-                watched.index(key, None if kind == "DELETED" else _labels(obj).get(PART_OF_LABEL))
+            watched.index(key, None if kind == "DELETED" else _labels(obj).get(watched.label))
+            if watched is self._parents:
+                self._written_parents.discard(key)
         if (owned or before is not None) and not (kind == "MODIFIED" and owned and not self._news(watched, before, obj)):
             self._changed(watched, before, obj)
 

@@ -92,6 +92,9 @@ class AuthorizedReads:
             return False, None
         return self._cache.parent(namespace, name)
 
+    def wrote_parent(self, namespace: str, name: str) -> None:
+        self._cache.wrote_parent(namespace, name)
+
     def watching(self, resources: Iterable[Resource]) -> bool:
         return self._cache.watching(resources)
 

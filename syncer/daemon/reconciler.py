@@ -523,6 +523,9 @@ class AppReconciler:
         client (`syncer.apply.sync`); a heal of an older revision than the current one records
         only its history entry."""
         current = self._is_current(changes.revision)
+        if self.cache is not None:  # the sync wrote the parent, or this record writes it
+            parent = Inventory.for_app(app=self.options.app, namespace=self.options.inventory_namespace).parent
+            self.cache.wrote_parent(parent.namespace or "", parent.name)
         self._outcome_recorded = self._record(
             lambda: self._recorder.record_changes(changes, current=current, kube=client))
 

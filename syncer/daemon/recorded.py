@@ -76,14 +76,14 @@ def applied_revision(parent: Object | None) -> str:
 
 def read_recorded(kube: Kube, inventory: Inventory, *, cache: MemberReads | None) -> str:
     """The applied revision the app's parent records, from the daemon's watch of the parents
-    when it is established and the app's identity may read it there (no request at rest);
-    read when it has none, or says there is no parent (the watch keeps only the parents of
-    apps it served when it listed them)."""
+    when it is established and the app's identity may read it there (no request at rest, and
+    none for a new App's missing parent); read when the cache cannot tell
+    (`MemberCache.parent`)."""
     parent_ref = inventory.parent
     namespace = parent_ref.namespace or ""
     if cache is not None:
         known, parent = cache.parent(namespace, parent_ref.name)
-        if known and parent is not None:
+        if known:
             return applied_revision(parent)
     live = kube.get(kube.resource_for("v1", "ConfigMap"), parent_ref.name, namespace=namespace)
     return applied_revision(live)

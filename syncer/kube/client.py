@@ -23,11 +23,10 @@ from typing import Any, Literal, overload
 from urllib.parse import urlencode
 
 import urllib3
-from kubernetes import client as k8s_client
 
 from syncer.diff.secrets import scrub, secret_values
 from syncer.errors import ClusterError, NotFound, Unavailable
-from syncer.kube.config import ClientOptions, load_api_client
+from syncer.kube.config import ClientOptions, Connection, load_connection
 from syncer.kube.discovery import Discovery, api_version_of_path, strict_fields_supported
 from syncer.kube.errors import error_for_status, is_transient, server_answer
 from syncer.kube.resource import Resource
@@ -67,10 +66,9 @@ class Kube:
     Safe to share between threads.
     """
 
-    def __init__(self, api_client: k8s_client.ApiClient, options: ClientOptions = ClientOptions()) -> None:
-        self._api = api_client
+    def __init__(self, connection: Connection, options: ClientOptions = ClientOptions()) -> None:
         self._options = options
-        self._http = Transport(api_client)
+        self._http = Transport(connection, pool_size=options.pool_size)
         self._limiter = RateLimiter(qps=options.qps, burst=options.burst)
         self._discovery = Discovery(self._discovery_get)
         self.stats = RequestStats()
@@ -94,14 +92,14 @@ class Kube:
 
     @classmethod
     def connect(cls, options: ClientOptions = ClientOptions()) -> Kube:
-        return cls(load_api_client(options), options)
+        return cls(load_connection(options), options)
 
     @property
     def server(self) -> str:
         return self._http.host
 
     def close(self) -> None:
-        self._api.close()
+        self._http.close()
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -130,6 +128,7 @@ class Kube:
         budget = self._options.request_timeout
         deadline = time.monotonic() + budget
         attempt = dropped_while_reachable = 0
+        renewed_credentials = False
         guard = self._write_guard if method != "GET" and not dry_run else None
         while True:
             self._limiter.acquire()
@@ -167,6 +166,12 @@ class Kube:
                     data, fallback=str(response.reason), retry_after_header=response.headers.get("Retry-After")
                 )
                 message, reason, retry_after, details = answer.message, answer.reason, answer.retry_after, answer.details
+                if status == 401 and not renewed_credentials:
+                    # The credentials were refused before they expired (a revoked token): ask
+                    # for new ones once, as kubectl does for an exec plugin's token.
+                    renewed_credentials = True
+                    self._http.expire_credentials()
+                    continue
                 if status == 404 and not reason and (served := api_version_of_path(path)) is not None:
                     # A bare `404 page not found`, not a Status: the kind is not served (its
                     # CRD was deleted). Discover it again next time.

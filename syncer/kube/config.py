@@ -1,28 +1,32 @@
-"""From a kubeconfig (or a pod's service account) to a configured client, as kubectl reads it.
+"""From a kubeconfig (or a pod's service account) to a `Connection`: the server, its TLS
+settings and the credentials, as kubectl reads them.
 
-The official client loads the kubeconfig (contexts, client certificates, tokens that exec
-plugins and OIDC refresh, proxies) into its `ApiClient`; syncer keeps that and adds kubectl's
-rules where the client differs: several files merged, the first `current-context` wins, the
-namespace default.
+syncer reads kubeconfig files itself rather than through the official client's loader:
+that loader comes with the `kubernetes` package, whose import costs ~0.25 s and ~33 MB of
+RSS at every start of the CLI and the daemon (bench/RESULTS.md), for ~700 model classes syncer
+never uses (its requests go through `transport.py`). The rules are kubectl's (client-go
+`tools/clientcmd`): several files merged, the first definition of a name wins and so does the
+first `current-context`; relative paths are relative to the file that holds them; `-data`
+fields win over their file fields. Credentials: `credentials.py`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import urllib3
 import yaml
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
-from kubernetes.config import kube_config
-from kubernetes.config.config_exception import ConfigException
 
 from syncer.errors import ConfigError
+from syncer.kube.credentials import Credentials, ExecPlugin, FixedHeaders, TokenFile, data_as_files, parse_exec
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +60,28 @@ class ClientOptions:
     CA): the dashboard acts for a user with the user's own token, never the daemon's rights."""
 
 
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+SERVICE_ACCOUNT_NAMESPACE = SERVICE_ACCOUNT_DIR / "namespace"
 _insecure_servers_warned: set[str] = set()
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the API server is and how to talk to it: what `Transport` needs, and no more."""
+
+    server: str
+    credentials: Credentials = field(default_factory=FixedHeaders, repr=False)
+    ca_file: str | None = None
+    ca_data: str | None = field(default=None, repr=False)
+    """PEM text of the CA (`certificate-authority-data`, decoded)."""
+    insecure: bool = False
+    tls_server_name: str | None = None
+    client_certificate: tuple[str, str] | None = None
+    """Files of the client certificate and its key."""
+    proxy_url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    where: str = ""
+    """`kubeconfig a.yaml, context dev` or `in-cluster service account`, for messages."""
 
 
 @dataclass(frozen=True)
@@ -72,58 +96,110 @@ class KubeconfigContext:
     """The context's user entry: who a sync's history says ran it."""
 
 
+@dataclass(frozen=True)
+class Entry:
+    """A named cluster, user or context of a kubeconfig, with the file that defined it."""
+
+    name: str
+    value: Mapping[str, Any]
+    file: str
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.file).resolve().parent
+
+
+@dataclass(frozen=True)
+class Kubeconfig:
+    """Several kubeconfig files merged as kubectl merges them."""
+
+    listed: str
+    """The files as the user gave them, for messages."""
+    clusters: Mapping[str, Entry]
+    users: Mapping[str, Entry]
+    contexts: Mapping[str, Entry]
+    current_context: str | None
+
+
 def kubeconfig_paths(kubeconfig: str | None) -> list[str]:
     """The kubeconfig files in the order kubectl reads them: the option (or $KUBECONFIG) as a
     list separated by `os.pathsep`, else ~/.kube/config. Files that do not exist are skipped,
     as kubectl skips them; an empty list means there is no kubeconfig at all."""
     listed = kubeconfig or os.environ.get("KUBECONFIG") or ""
     candidates = [p for p in listed.split(os.pathsep) if p] or [str(Path.home() / ".kube" / "config")]
-    return [p for p in (os.path.expanduser(c) for c in candidates) if Path(p).is_file()]
+    found = [p for p in (os.path.expanduser(c) for c in candidates) if Path(p).is_file()]
+    return list(dict.fromkeys(found))
 
 
-def _kubeconfig_loader(options: ClientOptions) -> tuple[Any, str]:
-    """The client's KubeConfigLoader over the merged files, with options.context active.
+_SECTIONS = {"clusters": "cluster", "users": "user", "contexts": "context"}
 
-    Merged by the client's KubeConfigMerger, which already keeps the first definition of
-    each cluster, user and context, as kubectl does; only `current-context` is fixed up:
-    kubectl takes it from the first file that sets one, the merger from the last.
-    """
-    listed = options.kubeconfig or os.environ.get("KUBECONFIG") or ""
-    paths = kubeconfig_paths(options.kubeconfig)
-    where = f"kubeconfig {listed or (paths[0] if paths else '~/.kube/config')}"
+
+def read_kubeconfig(kubeconfig: str | None) -> Kubeconfig:
+    """The merged kubeconfig: for clusters, users and contexts the first file that defines a
+    name wins, and the first file that sets `current-context` sets it."""
+    listed = kubeconfig or os.environ.get("KUBECONFIG") or ""
+    paths = kubeconfig_paths(kubeconfig)
+    shown = listed or (paths[0] if paths else "~/.kube/config")
     if not paths:
-        raise ConfigError(f"{where}: no such file; pass --kubeconfig or set KUBECONFIG")
-    try:
-        merger = kube_config.KubeConfigMerger(os.pathsep.join(paths))
-        if merger.config is None:
-            raise ConfigError(f"{where}: no configuration found")
-        current = next((merger.config_files[p]["current-context"] for p in merger.paths
-                        if (merger.config_files[p] or {}).get("current-context")), None)
-        merged = merger.config
-        if current is not None:
-            merged.value["current-context"] = current
-        names = [str(c["name"]) for c in merged.value.get("contexts") or []]
-        wanted = options.context or current
-        if not wanted:
-            raise ConfigError(f"{where}: no current context; pass --context (one of {', '.join(names) or 'none'})")
-        where += f", context {wanted}"
-        if wanted not in names:
-            raise ConfigError(f"{where}: no such context; the contexts are: {', '.join(sorted(names)) or 'none'}")
-        return kube_config.KubeConfigLoader(config_dict=merged, active_context=wanted, config_base_path=None), where
-    except (ConfigException, OSError, yaml.YAMLError, KeyError, TypeError) as error:
-        raise ConfigError(f"{where}: cannot load the cluster configuration: {error}") from error
+        raise ConfigError(f"kubeconfig {shown}: no such file; pass --kubeconfig or set KUBECONFIG")
+    merged: dict[str, dict[str, Entry]] = {section: {} for section in _SECTIONS}
+    current: str | None = None
+    for path in paths:
+        try:
+            document = yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except OSError as error:
+            raise ConfigError(f"kubeconfig {path}: cannot read it: {error.strerror or error}") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"kubeconfig {path}: not valid YAML: {error}") from None
+        if document is None:
+            continue
+        if not isinstance(document, dict):
+            raise ConfigError(f"kubeconfig {path}: not a kubeconfig (a mapping with clusters, users, contexts)")
+        for section, item in _SECTIONS.items():
+            entries = document.get(section) or []
+            if not isinstance(entries, list):
+                raise ConfigError(f"kubeconfig {path}: {section} must be a list")
+            for index, entry in enumerate(entries):
+                if not isinstance(entry, dict) or not entry.get("name"):
+                    raise ConfigError(f"kubeconfig {path}: {section}[{index}] has no name")
+                value = entry.get(item) or {}
+                if not isinstance(value, dict):
+                    raise ConfigError(f"kubeconfig {path}: {section}[{index}] ({entry['name']}): {item} must be a mapping")
+                merged[section].setdefault(str(entry["name"]), Entry(str(entry["name"]), value, path))
+        if current is None and document.get("current-context"):
+            current = str(document["current-context"])
+    return Kubeconfig(listed=shown, clusters=merged["clusters"], users=merged["users"],
+                      contexts=merged["contexts"], current_context=current)
+
+
+def _selected_context(options: ClientOptions) -> tuple[Kubeconfig, Entry, str]:
+    """The merged kubeconfig, the context options.context (else its current context) names,
+    and `kubeconfig FILES, context NAME` for messages."""
+    config = read_kubeconfig(options.kubeconfig)
+    where = f"kubeconfig {config.listed}"
+    wanted = options.context or config.current_context
+    names = ", ".join(sorted(config.contexts)) or "none"
+    if not wanted:
+        raise ConfigError(f"{where}: no current context; pass --context (one of {names})")
+    where += f", context {wanted}"
+    if wanted not in config.contexts:
+        raise ConfigError(f"{where}: no such context; the contexts are: {names}")
+    return config, config.contexts[wanted], where
+
+
+def _uses_kubeconfig(options: ClientOptions) -> bool:
+    return bool(kubeconfig_paths(options.kubeconfig) or options.kubeconfig or os.environ.get("KUBECONFIG")
+                or options.context or not os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
 def current_context(options: ClientOptions) -> KubeconfigContext | None:
     """The kubeconfig context syncer would use, or None when it would use the pod's service
     account. Reads files only; the commands take the default of --namespace from it."""
-    if not kubeconfig_paths(options.kubeconfig) and not options.context and os.environ.get("KUBERNETES_SERVICE_HOST"):
+    if not _uses_kubeconfig(options):
         return None
-    loader, where = _kubeconfig_loader(options)
-    context = loader.current_context
-    namespace = (context.get("context") or {}).get("namespace")
-    user = (context.get("context") or {}).get("user")
-    return KubeconfigContext(name=str(context["name"]), namespace=str(namespace) if namespace else None, where=where,
+    _, context, where = _selected_context(options)
+    namespace, user = context.value.get("namespace"), context.value.get("user")
+    return KubeconfigContext(name=context.name, namespace=str(namespace) if namespace else None, where=where,
                              user=str(user or ""))
 
 
@@ -141,38 +217,142 @@ def default_namespace(options: ClientOptions) -> tuple[str, str]:
     return "default", "default"
 
 
-def load_api_client(options: ClientOptions) -> k8s_client.ApiClient:
-    """An ApiClient from the kubeconfig files (explicit, $KUBECONFIG — several files merged as
-    kubectl merges them — or ~/.kube/config) or, inside a pod with none, from the pod's
-    service account."""
-    configuration = k8s_client.Configuration()
-    if kubeconfig_paths(options.kubeconfig) or options.kubeconfig or os.environ.get("KUBECONFIG") or options.context:
-        loader, where = _kubeconfig_loader(options)
-        try:
-            loader.load_and_set(configuration)
-        except (ConfigException, OSError) as error:
-            raise ConfigError(f"{where}: cannot load the cluster configuration: {error}") from error
-    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-        try:
-            k8s_config.load_incluster_config(client_configuration=configuration)
-        except ConfigException as error:
-            raise ConfigError(f"in-cluster service account: cannot load the cluster configuration: {error}") from error
-    else:
-        raise ConfigError("no cluster configured: pass --kubeconfig, set KUBECONFIG, or run inside a pod")
-    if not configuration.verify_ssl:
-        _quiet_insecure_warnings(str(configuration.host))
-    configuration.connection_pool_maxsize = options.pool_size
-    configuration.retries = False
-    api = k8s_client.ApiClient(configuration)
-    if options.bearer_token is not None:
-        configuration.api_key = {"authorization": f"Bearer {options.bearer_token}"}
-        configuration.api_key_prefix = {}
-        configuration.refresh_api_key_hook = None
-        configuration.cert_file = configuration.key_file = None
-        configuration.username = configuration.password = ""
+def load_connection(options: ClientOptions) -> Connection:
+    """The connection the kubeconfig files describe (explicit, $KUBECONFIG — several files
+    merged as kubectl merges them — or ~/.kube/config) or, inside a pod with none, the pod's
+    service account's."""
+    connection = _from_kubeconfig(options) if _uses_kubeconfig(options) else _in_cluster()
+    headers = {"User-Agent": _user_agent()}
     if options.impersonate:
-        api.set_default_header("Impersonate-User", options.impersonate)
-    return api
+        headers["Impersonate-User"] = options.impersonate
+    credentials, certificate = connection.credentials, connection.client_certificate
+    if options.bearer_token is not None:
+        credentials, certificate = FixedHeaders.bearer(options.bearer_token), None
+    if connection.insecure:
+        _quiet_insecure_warnings(connection.server)
+    return Connection(server=connection.server, credentials=credentials, ca_file=connection.ca_file,
+                      ca_data=connection.ca_data, insecure=connection.insecure,
+                      tls_server_name=connection.tls_server_name, client_certificate=certificate,
+                      proxy_url=connection.proxy_url, headers=headers, where=connection.where)
+
+
+def _user_agent() -> str:
+    from syncer import __version__
+    return f"syncer/{__version__}"
+
+
+def _from_kubeconfig(options: ClientOptions) -> Connection:
+    config, context, where = _selected_context(options)
+    cluster_name = context.value.get("cluster")
+    if not cluster_name:
+        raise ConfigError(f"{where}: the context names no cluster")
+    if cluster_name not in config.clusters:
+        raise ConfigError(f"{where}: cluster {cluster_name!r} is not defined in kubeconfig {config.listed}")
+    cluster = config.clusters[cluster_name]
+    cluster_where = f"kubeconfig {cluster.file}, cluster {cluster.name}"
+    server = str(cluster.value.get("server") or "").rstrip("/")
+    if not server:
+        raise ConfigError(f"{cluster_where}: no server")
+    ca_data = _base64(cluster.value, "certificate-authority-data", where=cluster_where)
+    ca_file = None if ca_data else _path(cluster, "certificate-authority", where=cluster_where)
+    credentials: Credentials = FixedHeaders()
+    certificate: tuple[str, str] | None = None
+    user_name = context.value.get("user")
+    if user_name:
+        if user_name not in config.users:
+            raise ConfigError(f"{where}: user {user_name!r} is not defined in kubeconfig {config.listed}")
+        credentials, certificate = _user_credentials(config.users[user_name], cluster=cluster.value)
+    return Connection(
+        server=server, credentials=credentials, ca_file=ca_file,
+        ca_data=ca_data.decode() if ca_data else None,
+        insecure=bool(cluster.value.get("insecure-skip-tls-verify")),
+        tls_server_name=cluster.value.get("tls-server-name") or None, client_certificate=certificate,
+        proxy_url=cluster.value.get("proxy-url") or None, where=where)
+
+
+def _user_credentials(user: Entry, *, cluster: Mapping[str, Any]) -> tuple[Credentials, tuple[str, str] | None]:
+    """A user entry's credentials and client certificate files. In the official client's
+    order: a token (or token file), else an exec plugin, else basic auth; a client
+    certificate goes with any of them."""
+    where = f"kubeconfig {user.file}, user {user.name}"
+    fields = user.value
+    certificate: tuple[str, str] | None = None
+    certificate_data = _base64(fields, "client-certificate-data", where=where)
+    key_data = _base64(fields, "client-key-data", where=where)
+    certificate_file = None if certificate_data else _path(user, "client-certificate", where=where)
+    key_file = None if key_data else _path(user, "client-key", where=where)
+    if bool(certificate_data or certificate_file) != bool(key_data or key_file):
+        raise ConfigError(f"{where}: a client certificate needs its key, and a key its certificate "
+                          "(client-certificate[-data] and client-key[-data])")
+    if certificate_data or key_data:
+        certificate = data_as_files(certificate_data or Path(str(certificate_file)).read_bytes(),
+                                    key_data or Path(str(key_file)).read_bytes())
+    elif certificate_file and key_file:
+        certificate = (certificate_file, key_file)
+    credentials: Credentials = FixedHeaders()
+    if fields.get("token"):
+        credentials = FixedHeaders.bearer(str(fields["token"]))
+    elif fields.get("tokenFile"):
+        token_file = _path(user, "tokenFile", where=where)
+        credentials = TokenFile(str(token_file), where=where)
+    elif fields.get("exec"):
+        plugin = ExecPlugin(parse_exec(fields["exec"], where=where, base_dir=user.base_dir, cluster=cluster),
+                            where=where)
+        certificate = plugin.certificate_files or certificate
+        credentials = plugin
+    elif fields.get("username") and fields.get("password"):
+        credentials = FixedHeaders.basic(str(fields["username"]), str(fields["password"]))
+    elif fields.get("auth-provider"):
+        credentials = _auth_provider(fields["auth-provider"], where=where)
+    return credentials, certificate
+
+
+def _auth_provider(provider: Any, *, where: str) -> Credentials:
+    """An `oidc` auth-provider's id-token is used as it is; renewing it, and the `gcp` and
+    `azure` providers kubectl removed in 1.26, are an exec plugin's job now (kubelogin,
+    gke-gcloud-auth-plugin, kubelogin for Azure)."""
+    name = provider.get("name") if isinstance(provider, dict) else None
+    token = ((provider.get("config") or {}) if isinstance(provider, dict) else {}).get("id-token")
+    if name == "oidc" and token:
+        return FixedHeaders.bearer(str(token))
+    raise ConfigError(f"{where}: auth-provider {name!r} is not supported (kubectl dropped the gcp and azure "
+                      "providers): log in with an exec plugin (e.g. gke-gcloud-auth-plugin, kubelogin)")
+
+
+def _base64(fields: Mapping[str, Any], key: str, *, where: str) -> bytes | None:
+    text = fields.get(key)
+    if not text:
+        return None
+    try:
+        return base64.b64decode(str(text), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{where}: {key} is not base64") from None
+
+
+def _path(entry: Entry, key: str, *, where: str) -> str | None:
+    """A file an entry names, relative to the kubeconfig file that holds it; it must exist."""
+    given = entry.value.get(key)
+    if not given:
+        return None
+    path = entry.base_dir / os.path.expanduser(str(given))
+    if not path.is_file():
+        raise ConfigError(f"{where}: {key} {path}: no such file")
+    return str(path)
+
+
+def _in_cluster() -> Connection:
+    """The pod's service account: the API server from KUBERNETES_SERVICE_HOST and _PORT, its CA
+    and a token the kubelet rotates (read again every minute)."""
+    where = "in-cluster service account"
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST", ""), os.environ.get("KUBERNETES_SERVICE_PORT", "")
+    if not host or not port:
+        raise ConfigError(f"{where}: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must both be set")
+    ca_file = SERVICE_ACCOUNT_DIR / "ca.crt"
+    if not ca_file.is_file() or not ca_file.stat().st_size:
+        raise ConfigError(f"{where}: no CA certificate at {ca_file}")
+    token = TokenFile(str(SERVICE_ACCOUNT_DIR / "token"), where=where)
+    server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    return Connection(server=server, credentials=token, ca_file=str(ca_file), where=where)
 
 
 def _quiet_insecure_warnings(server: str) -> None:
@@ -182,5 +362,3 @@ def _quiet_insecure_warnings(server: str) -> None:
     if server not in _insecure_servers_warned:
         _insecure_servers_warned.add(server)
         log.warning("TLS certificates of %s are not verified (insecure-skip-tls-verify in the kubeconfig)", server)
-
-

@@ -1,16 +1,12 @@
-"""HTTP to one API server: the client's pooled connections and credentials, a rate limiter,
-request counts, and bodies encoded once.
-
-Requests go straight to the urllib3 connection pool the official client built for the API
-server, with its TLS settings, rather than through its generic `call_api` layers, which cost
-about a third of the CPU of each request measured in isolation (bench/RESULTS.md, "Client CPU
-per request").
-"""
+"""HTTP to one API server: pooled connections with the kubeconfig's TLS settings and
+credentials, a rate limiter, request counts, and bodies encoded once."""
 
 from __future__ import annotations
 
 import json
 import random
+import ssl
+import urllib.request
 import threading
 import time
 from collections import Counter
@@ -20,7 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
-from kubernetes import client as k8s_client
+
+from syncer.kube.config import Connection
 
 
 class RateLimiter:
@@ -72,57 +69,37 @@ def encode(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-CREDENTIALS_TTL = 1.0
-"""Seconds a request's credentials are reused before the client is asked again (see
-`Transport._credentials`)."""
-
-
 class Transport:
-    """HTTP to one API server through the connection pool the official client set up for it
-    (its TLS settings: CA, client certificate, verification, server name; its proxy, if any),
-    with the client's default headers and credentials.
+    """HTTP to one API server: urllib3's keep-alive connection pool (bounded by
+    `ClientOptions.pool_size`) with the connection's TLS settings (CA, client certificate,
+    verification, server name) and proxy, its headers and credentials.
 
-    Why not the client's `ApiClient.call_api`: per request it re-reads the computed
+    Why not the official client's `ApiClient.call_api`: per request it re-reads the computed
     `Configuration.host`, re-matches the content type, wraps the response, and the pool
     manager parses the whole URL again to find the same pool; together about a third of the
-    client's CPU per request. What stays is urllib3's pool: keep-alive connections, bounded
-    by `ClientOptions.pool_size`.
+    client's CPU per request (bench/RESULTS.md, "Client CPU per request").
     """
 
-    def __init__(self, api_client: k8s_client.ApiClient) -> None:
-        configuration = api_client.configuration
-        self.host = str(configuration.host).rstrip("/")
-        self._configuration = configuration
+    def __init__(self, connection: Connection, *, pool_size: int = 32) -> None:
+        self.host = connection.server.rstrip("/")
         self._prefix = urlsplit(self.host).path
         """A server URL may have a path (a cluster behind a gateway): every request path goes under it."""
-        self._headers = {**api_client.default_headers, "Accept": "application/json"}
-        self._auth: tuple[dict[str, str], float] | None = None
-        self._auth_lock = threading.Lock()
-        manager = api_client.rest_client.pool_manager
-        self._manager = manager
+        self._headers = {**connection.headers, "Accept": "application/json"}
+        self._credentials = connection.credentials
+        self._manager = _pool_manager(connection, pool_size=pool_size)
         self._pool: urllib3.HTTPConnectionPool | None = None
-        if not (isinstance(manager, urllib3.ProxyManager)
-                and manager._proxy_requires_url_absolute_form(urllib3.util.parse_url(self.host))):
-            self._pool = manager.connection_from_url(self.host)
+        if not (isinstance(self._manager, urllib3.ProxyManager)
+                and self._manager._proxy_requires_url_absolute_form(urllib3.util.parse_url(self.host))):
+            self._pool = self._manager.connection_from_url(self.host)
         # else: a plain-HTTP server behind an HTTP proxy takes the whole URL in each request,
         # which the proxy manager writes.
 
-    def _credentials(self) -> dict[str, str]:
-        """The Authorization header, from the client's auth_settings() at most once every
-        CREDENTIALS_TTL seconds. auth_settings() runs the kubeconfig loader's refresh hook,
-        which renews a token minutes before it expires (exec plugins, OIDC, in-cluster
-        service account tokens), and which, for every token, also sets the configuration's
-        host again, whose setter reads the whole environment for proxies: 0.5 ms of CPU, as
-        much as the rest of a request, when done per request."""
-        now = time.monotonic()
-        cached = self._auth
-        if cached is not None and now < cached[1]:
-            return cached[0]
-        with self._auth_lock:
-            auth = self._configuration.auth_settings().get("BearerToken")
-            header = {str(auth["key"]): str(auth["value"])} if auth and auth.get("value") else {}
-            self._auth = (header, now + CREDENTIALS_TTL)
-        return header
+    def expire_credentials(self) -> None:
+        """The server refused the credentials (401): ask for new ones (an exec plugin runs again)."""
+        self._credentials.expire()
+
+    def close(self) -> None:
+        self._manager.clear()
 
     def send(
         self, method: str, target: str, *, body: bytes | Iterator[bytes] | None, headers: dict[str, str],
@@ -131,7 +108,7 @@ class Transport:
         """One attempt, no redirects and no retries (Kube.request does those). `target` is
         the path and query; with `stream` the body is left to read (a watch). A `body` given
         in parts is sent part by part (with the Content-Length header the caller set)."""
-        all_headers = {**self._headers, **headers, **self._credentials()}
+        all_headers = {**self._headers, **headers, **self._credentials.headers()}
         options: dict[str, Any] = {
             "body": body, "headers": all_headers, "timeout": timeout, "retries": False, "redirect": False,
             "preload_content": not stream,
@@ -141,3 +118,31 @@ class Transport:
         return self._pool.urlopen(method, self._prefix + target, assert_same_host=False, **options)
 
 
+
+
+def _pool_manager(connection: Connection, *, pool_size: int) -> urllib3.PoolManager:
+    """The connection pool: verification against the connection's CA (else the system's), a
+    client certificate read from its files for each new connection (so one an exec plugin
+    renewed is used), and the kubeconfig's proxy-url, else the environment's proxy unless
+    NO_PROXY exempts the server (as kubectl, through Go's ProxyFromEnvironment)."""
+    options: dict[str, Any] = {
+        "maxsize": pool_size, "retries": False,
+        "cert_reqs": ssl.CERT_NONE if connection.insecure else ssl.CERT_REQUIRED,
+        "ca_certs": connection.ca_file, "ca_cert_data": connection.ca_data,
+    }
+    if connection.client_certificate is not None:
+        options["cert_file"], options["key_file"] = connection.client_certificate
+    if connection.tls_server_name:
+        options["server_hostname"] = connection.tls_server_name
+    proxy = connection.proxy_url
+    if proxy is None:
+        scheme = urlsplit(connection.server).scheme
+        proxies = urllib.request.getproxies()
+        if not urllib.request.proxy_bypass(urlsplit(connection.server).netloc):
+            proxy = proxies.get(scheme) or proxies.get("all")
+    if not proxy:
+        return urllib3.PoolManager(**options)
+    if urlsplit(proxy).scheme.startswith("socks"):
+        from urllib3.contrib.socks import SOCKSProxyManager
+        return SOCKSProxyManager(proxy, **options)
+    return urllib3.ProxyManager(proxy, **options)

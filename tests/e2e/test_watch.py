@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from kubernetes import client
 
 from syncer.apply.applyset import Inventory
@@ -292,6 +293,53 @@ def test_a_lost_parent_is_recovered_from_the_cache_without_listing_every_kind(
         assert [c.metadata.name for c in core.list_namespaced_config_map(namespace).items
                 if c.metadata.name in ("a", "b")] == ["a"]
         assert [s.metadata.name for s in core.list_namespaced_service(namespace).items] == []
+    finally:
+        cache.stop()
+        watcher.close()
+
+
+def test_the_cache_knows_a_new_apps_parent_is_missing_and_reads_one_it_did_not_keep(
+    tmp_path: Path, namespace: str, kube_api: client.ApiClient, kube: Kube, cluster: ClusterAccess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The parents' watch sees every ApplySet parent and indexes their names: a new App's plan
+    and record need not GET a parent that does not exist (three GETs per new App before),
+    while a parent the cache saw but did not keep (an app served only since), or one this
+    daemon wrote and the watch has not shown yet, is still read."""
+    from syncer.apply import sync  # noqa: PLC0415
+    from syncer.apply.live import read_parent  # noqa: PLC0415
+    from tests.e2e.apps import options, render_app, write_app  # noqa: PLC0415
+
+    source = write_app(tmp_path / "app", {"a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"})
+    assert sync(kube, render_app(source, namespace=namespace), options=options("older", namespace), revision="r1").ok
+    served = {Inventory.for_app(app="fresh", namespace=namespace).id}
+    watcher = Kube.connect(ClientOptions(kubeconfig=str(cluster.kubeconfig), context=cluster.context))
+    cache = MemberCache(watcher, owned=lambda applyset: applyset in served)
+    cache.start()
+    try:
+        eventually(lambda: cache.parent(namespace, "syncer-fresh") == (True, None), timeout=SLACK,
+                   what="the parents' watch to be established")
+        assert cache.parent(namespace, "syncer-older") == (False, None), "seen, not kept: the cache cannot tell"
+        older = Inventory.for_app(app="older", namespace=namespace)
+        parent = read_parent(kube, older, {}, cache=cache)
+        assert parent is not None and parent["metadata"]["name"] == "syncer-older", "read, not taken as missing"
+
+        read: list[str] = []
+        real_get = kube.get
+        monkeypatch.setattr(kube, "get", lambda resource, name, **kw: read.append(f"{resource.kind}/{name}")
+                            or real_get(resource, name, **kw))
+        # A ServiceAccount: no LIST of the namespace's ConfigMaps that would find the parent anyway.
+        fresh = write_app(tmp_path / "fresh", {"f.yaml": "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: f}\n"})
+        changes = sync(kube, render_app(fresh, namespace=namespace), options=options("fresh", namespace),
+                       revision="r1", cache=cache)
+        assert changes.ok, changes.error
+        assert "ConfigMap/syncer-fresh" not in read, read
+        assert client.CoreV1Api(kube_api).read_namespaced_config_map("syncer-fresh", namespace).metadata.labels
+
+        cache.wrote_parent(namespace, "syncer-another")
+        assert cache.parent(namespace, "syncer-another") == (False, None), "written by us, not yet seen"
+        eventually(lambda: cache.parent(namespace, "syncer-fresh")[1] is not None, timeout=SLACK,
+                   what="the watch to show the new parent")
     finally:
         cache.stop()
         watcher.close()

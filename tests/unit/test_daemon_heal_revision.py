@@ -42,6 +42,9 @@ class Cluster:
             REVISION_ANNOTATION: self.applied, RESULT_ANNOTATION: "Succeeded",
             APPLIED_REVISION_ANNOTATION: self.applied}}}
 
+    def wrote_parent(self, namespace: str, name: str) -> None:
+        pass  # this cluster's parent is always current (`lagging` aside)
+
     def watching(self, resources: object) -> bool:
         return False
 

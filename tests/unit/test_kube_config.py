@@ -9,7 +9,7 @@ import pytest
 import urllib3
 
 from syncer.errors import ConfigError
-from syncer.kube import ClientOptions, default_namespace, load_api_client
+from syncer.kube import ClientOptions, default_namespace, load_connection
 
 KUBECONFIG = """apiVersion: v1
 kind: Config
@@ -23,20 +23,20 @@ current-context: one
 def test_missing_kubeconfig_names_the_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope"
     with pytest.raises(ConfigError, match=f"kubeconfig {missing}: no such file"):
-        load_api_client(ClientOptions(kubeconfig=str(missing)))
+        load_connection(ClientOptions(kubeconfig=str(missing)))
 
 
 def test_unknown_context_names_file_and_context(tmp_path: Path) -> None:
     path = tmp_path / "config"
     path.write_text(KUBECONFIG)
     with pytest.raises(ConfigError, match=f"kubeconfig {path}, context two: no such context; the contexts are: one"):
-        load_api_client(ClientOptions(kubeconfig=str(path), context="two"))
+        load_connection(ClientOptions(kubeconfig=str(path), context="two"))
 
 
 def test_valid_kubeconfig_points_the_client_at_its_server(tmp_path: Path) -> None:
     path = tmp_path / "config"
     path.write_text(KUBECONFIG)
-    assert load_api_client(ClientOptions(kubeconfig=str(path))).configuration.host == "https://127.0.0.1:1"
+    assert load_connection(ClientOptions(kubeconfig=str(path))).server == "https://127.0.0.1:1"
 
 
 def write(path: Path, text: str) -> str:
@@ -69,10 +69,10 @@ def test_kubeconfig_list_is_merged_as_kubectl_merges_it(tmp_path: Path, monkeypa
     listed = write(tmp_path / "clusters", CLUSTERS) + ":" + str(tmp_path / "missing") + ":" + write(
         tmp_path / "contexts", CONTEXTS)
     monkeypatch.setenv("KUBECONFIG", listed)
-    configuration = load_api_client(ClientOptions()).configuration
-    assert configuration.host == "https://127.0.0.1:6443"
-    assert configuration.auth_settings()["BearerToken"]["value"] == "Bearer from-first-file"
-    assert load_api_client(ClientOptions(context="prod")).configuration.host == "https://10.0.0.1:6443"
+    connection = load_connection(ClientOptions())
+    assert connection.server == "https://127.0.0.1:6443"
+    assert connection.credentials.headers() == {"Authorization": "Bearer from-first-file"}
+    assert load_connection(ClientOptions(context="prod")).server == "https://10.0.0.1:6443"
     assert default_namespace(ClientOptions()) == ("shop", "context dev")
     assert default_namespace(ClientOptions(context="prod")) == ("default", "default")
 
@@ -80,7 +80,7 @@ def test_kubeconfig_list_is_merged_as_kubectl_merges_it(tmp_path: Path, monkeypa
 def test_unknown_context_lists_the_contexts_of_every_file(tmp_path: Path) -> None:
     listed = write(tmp_path / "a", CLUSTERS) + ":" + write(tmp_path / "b", CONTEXTS)
     with pytest.raises(ConfigError, match="context staging: no such context; the contexts are: dev, prod$"):
-        load_api_client(ClientOptions(kubeconfig=listed, context="staging"))
+        load_connection(ClientOptions(kubeconfig=listed, context="staging"))
 
 
 def test_insecure_skip_tls_verify_is_said_once(
@@ -91,8 +91,8 @@ def test_insecure_skip_tls_verify_is_said_once(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         for _ in range(3):
-            client = load_api_client(ClientOptions(kubeconfig=listed, context="dev"))
-            assert client.configuration.verify_ssl is False
+            client = load_connection(ClientOptions(kubeconfig=listed, context="dev"))
+            assert client.insecure is True
             warnings.warn("simulated", urllib3.exceptions.InsecureRequestWarning, stacklevel=1)
     assert [r.getMessage() for r in caplog.records if "not verified" in r.getMessage()] == [
         "TLS certificates of https://127.0.0.1:6443 are not verified (insecure-skip-tls-verify in the kubeconfig)"]

@@ -1,7 +1,7 @@
 """What the transport puts on the wire, checked with a local HTTP server (no API server needed
-for this part): the request path under the server URL's own path, the client's User-Agent (the
-benchmark recognises syncer's requests by it), and credentials asked from the client's refresh
-hook again once `CREDENTIALS_TTL` has passed (shortened here), never on every request."""
+for this part): the request path under the server URL's own path, syncer's User-Agent (the
+benchmark recognises syncer's requests by it), the credentials' current header on each request,
+and new credentials asked for after the server answered 401."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from kubernetes import client
-
-import syncer.kube.transport
-from syncer.kube import ClientOptions, Kube, Resource
+from syncer.errors import ClusterError
+from syncer.kube import ClientOptions, Connection, Kube, Resource
+from syncer.kube.config import load_connection
 
 
 @pytest.fixture
@@ -28,10 +28,13 @@ def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
 
         def do_GET(self) -> None:
             seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
+            refused = self.path.startswith("/unauthorized")
             # A write under /unreadable/ is answered with no JSON at all: a client that decodes it fails.
             unreadable = self.command != "GET" and self.path.startswith("/unreadable/")
-            body = b"<html>" if unreadable else json.dumps({"kind": "Status", "ok": True}).encode()
-            self.send_response(200)
+            body = (b"<html>" if unreadable else json.dumps(
+                {"kind": "Status", "reason": "Unauthorized", "message": "Unauthorized", "code": 401}
+                if refused else {"kind": "Status", "ok": True}).encode())
+            self.send_response(401 if refused else 200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -58,45 +61,66 @@ def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
     httpd.shutdown()
 
 
-def test_requests_go_under_the_servers_path_with_the_clients_agent_and_refreshed_credentials(
-    server: tuple[str, list[dict[str, str]]], monkeypatch: pytest.MonkeyPatch
+class CountingCredentials:
+    """A token that changes each time it is asked for again (as a renewed one would)."""
+
+    def __init__(self) -> None:
+        self.renewals = 0
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer token-{self.renewals}"}
+
+    def expire(self) -> None:
+        self.renewals += 1
+
+
+def test_requests_go_under_the_servers_path_with_syncers_agent_and_the_current_credentials(
+    server: tuple[str, list[dict[str, str]]], tmp_path: Any
 ) -> None:
     url, seen = server
-    refreshes: list[int] = []
-
-    def refresh(configuration: Any) -> None:
-        refreshes.append(1)
-        configuration.api_key["BearerToken"] = f"token-{len(refreshes)}"
-
-    configuration = client.Configuration()
-    configuration.host = url + "/gateway/cluster-a"
-    configuration.api_key = {"BearerToken": "token-0"}
-    configuration.api_key_prefix = {"BearerToken": "Bearer"}
-    configuration.refresh_api_key_hook = refresh
-    configuration.retries = False
-    kube = Kube(client.ApiClient(configuration), ClientOptions())
-    monkeypatch.setattr(syncer.kube.transport, "CREDENTIALS_TTL", 0.2)
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(f"""
+clusters: [{{name: c, cluster: {{server: "{url}/gateway/cluster-a/"}}}}]
+users: [{{name: u, user: {{token: token-0}}}}]
+contexts: [{{name: c, context: {{cluster: c, user: u}}}}]
+current-context: c
+""")
+    connection = load_connection(ClientOptions(kubeconfig=str(kubeconfig)))
+    credentials = CountingCredentials()
+    kube = Kube(replace(connection, credentials=credentials), ClientOptions())
     try:
         for _ in range(3):
             assert kube.request("GET", "/api/v1/namespaces", subject="namespaces", verb="list") == {
                 "kind": "Status", "ok": True}
-        time.sleep(0.25)
+        credentials.expire()
         kube.request("GET", "/version", subject="version", verb="discovery", query={"a": "b c"})
     finally:
         kube.close()
     assert [r["path"] for r in seen] == ["/gateway/cluster-a/api/v1/namespaces"] * 3 + ["/gateway/cluster-a/version?a=b+c"]
-    assert all(r["user-agent"].startswith("OpenAPI-Generator/") for r in seen)
-    assert [r["authorization"] for r in seen] == ["Bearer token-1"] * 3 + ["Bearer token-2"]
-    assert len(refreshes) == 2, "asked once for the first three requests, again after the TTL"
+    assert all(r["user-agent"].startswith("syncer/") for r in seen)
+    assert [r["authorization"] for r in seen] == ["Bearer token-0"] * 3 + ["Bearer token-1"]
+
+
+def test_a_401_asks_for_new_credentials_once_and_retries(server: tuple[str, list[dict[str, str]]]) -> None:
+    """As kubectl does with an exec plugin's token the server no longer accepts (revoked
+    before its expirationTimestamp): one new credential, one more attempt."""
+    url, seen = server
+    credentials = CountingCredentials()
+    kube = Kube(Connection(server=url + "/unauthorized", credentials=credentials), ClientOptions())
+    try:
+        with pytest.raises(ClusterError, match="Unauthorized"):
+            kube.request("GET", "/api/v1/namespaces", subject="namespaces", verb="list")
+    finally:
+        kube.close()
+    assert [r["authorization"] for r in seen] == ["Bearer token-0", "Bearer token-1"]
+    assert credentials.renewals == 1
 
 
 def test_every_write_carries_a_server_side_timeout_and_reads_do_not(
     server: tuple[str, list[dict[str, str]]]
 ) -> None:
     url, seen = server
-    configuration = client.Configuration()
-    configuration.host = url
-    kube = Kube(client.ApiClient(configuration), ClientOptions(request_timeout=20))
+    kube = Kube(Connection(server=url), ClientOptions(request_timeout=20))
     try:
         kube.request("GET", "/api/v1/namespaces/a/configmaps", subject="list", verb="list")
         kube.request("PATCH", "/api/v1/namespaces/a/configmaps/x", subject="apply", verb="apply",
@@ -120,8 +144,6 @@ def test_the_write_guard_runs_after_the_rate_limiter_and_before_the_last_byte(
     way: a lock lost by then leaves the server an incomplete request, which it drops; the
     server's timeout for the request started before the check (fencing, `syncer.kube.lease`)."""
     url, seen = server
-    configuration = client.Configuration()
-    configuration.host = url
     lost = threading.Event()
     checked: list[str] = []
 
@@ -135,7 +157,7 @@ def test_the_write_guard_runs_after_the_rate_limiter_and_before_the_last_byte(
         if lost.is_set():
             raise RuntimeError("lock lost")
 
-    kube = Kube(client.ApiClient(configuration), ClientOptions())
+    kube = Kube(Connection(server=url), ClientOptions())
     kube._limiter = PausingLimiter()  # type: ignore[assignment]
     guarded = kube.guarded(guard)
     body = {"kind": "ConfigMap", "data": {"a": "b"}}
@@ -159,9 +181,7 @@ def test_an_answer_nobody_reads_is_not_decoded_and_the_connection_serves_the_nex
     server: tuple[str, list[dict[str, str]]]
 ) -> None:
     url, seen = server
-    configuration = client.Configuration()
-    configuration.host = url + "/unreadable"
-    kube = Kube(client.ApiClient(configuration), ClientOptions())
+    kube = Kube(Connection(server=url + "/unreadable"), ClientOptions())
     configmaps = Resource(group="", version="v1", kind="ConfigMap", plural="configmaps", namespaced=True)
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "a"}}
     try:
