@@ -21,6 +21,8 @@ import yaml
 from kubernetes import client
 
 from syncer.errors import ClusterError, Unavailable
+from syncer.kube.config import Connection
+from syncer.kube.credentials import FixedHeaders
 from syncer.kube import ClientOptions, Kube
 from tests.conftest import ClusterAccess
 
@@ -118,12 +120,10 @@ def flaky(cluster: ClusterAccess) -> Iterator[tuple[Kube, Faults]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    configuration = client.Configuration()
-    configuration.host = f"http://127.0.0.1:{server.server_address[1]}"
-    configuration.api_key = {"authorization": f"Bearer {token}"}
-    configuration.retries = False  # as syncer configures its client: retries are its own
+    connection = Connection(server=f"http://127.0.0.1:{server.server_address[1]}",
+                            credentials=FixedHeaders.bearer(token))
     options = ClientOptions(max_retries=3, backoff_base=0.05, backoff_cap=2.0)
-    kube = Kube(client.ApiClient(configuration), options)
+    kube = Kube(connection, options)
     yield kube, faults
     kube.close()
     server.shutdown()
