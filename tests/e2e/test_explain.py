@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,19 @@ class Cluster:
         report = json.loads(stdout)
         assert_valid(report, kind="Diff" if command == "diff" else "Sync")
         return code, report
+
+    def deployment_controller_caught_up(self) -> None:
+        """Wait until the Deployment controller has acted on the Deployment's current spec. Its
+        writes (the revision annotation, then the status) are a foreign manager's fields, and
+        one landing between `diff` and `sync` would make their explanations differ."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            live = json.loads(self.kubectl("get", "deployment", "web", "-o", "json"))
+            if (live["status"].get("observedGeneration") == live["metadata"]["generation"]
+                    and "deployment.kubernetes.io/revision" in live["metadata"].get("annotations", {})):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"the Deployment controller never caught up with deployment/web in {self.namespace}")
 
     def entry_time(self, manager: str) -> str | None:
         """The time of `manager`'s managedFields entry: None where the server records none
@@ -152,8 +166,10 @@ def test_each_field_says_why_it_differs(
     app = write_app(tmp_path / "app", {"web.yaml": manifest()})
     target = Cluster(cluster, app, namespace)
     assert target.syncer("sync")[0] == 0
+    target.deployment_controller_caught_up()
     if case.cluster_change is not None:
         case.cluster_change(target)
+        target.deployment_controller_caught_up()
         if case.git is not None:
             assert target.document("diff")[0] == 0, "a field only another manager sets is no change"
     if case.git is not None:

@@ -22,7 +22,7 @@ from syncer.apply import ChangeSet, plan_sync, sync
 from syncer.apply.applyset import PART_OF_LABEL, Inventory
 from syncer.apply.status import read_app_status
 from syncer.cli import cli
-from syncer.errors import LockLost, ValidationFailed
+from syncer.errors import LockLost, NotFound, ValidationFailed
 from syncer.kube import Kube
 from syncer.model import Action, ObjectRef
 from tests.conftest import ClusterAccess
@@ -58,7 +58,13 @@ def snapshot(kube: Kube, namespaces: list[str]) -> Snapshot:
     for resource in resources:
         if resource.namespaced:
             for namespace in namespaces:
-                for obj in kube.list(resource, namespace=namespace):
+                try:
+                    listed = kube.list(resource, namespace=namespace)
+                except NotFound:
+                    # The kind stopped being served after discovery listed it (another test's
+                    # CRD finished deleting): it has no objects left.
+                    continue
+                for obj in listed:
                     meta = obj["metadata"]
                     found[(resource.group_kind, namespace, meta["name"])] = (meta["uid"], meta["resourceVersion"])
         elif resource.kind == "Namespace" and not resource.group:
