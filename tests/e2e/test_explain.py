@@ -8,7 +8,6 @@ import json
 import os
 import re
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from click.testing import CliRunner
 from syncer.cli import cli
 from syncer.kube import Kube
 from tests.conftest import ClusterAccess
-from tests.e2e.apps import write_app
+from tests.e2e.apps import eventually, write_app
 from tests.e2e.test_diff import deployment
 from tests.e2e.versions import release
 from tests.schema import assert_valid
@@ -62,14 +61,13 @@ class Cluster:
         """Wait until the Deployment controller has acted on the Deployment's current spec. Its
         writes (the revision annotation, then the status) are a foreign manager's fields, and
         one landing between `diff` and `sync` would make their explanations differ."""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        def caught_up() -> bool:
             live = json.loads(self.kubectl("get", "deployment", "web", "-o", "json"))
-            if (live["status"].get("observedGeneration") == live["metadata"]["generation"]
-                    and "deployment.kubernetes.io/revision" in live["metadata"].get("annotations", {})):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"the Deployment controller never caught up with deployment/web in {self.namespace}")
+            return bool(live["status"].get("observedGeneration") == live["metadata"]["generation"]
+                        and "deployment.kubernetes.io/revision" in live["metadata"].get("annotations", {}))
+
+        eventually(caught_up, timeout=60, interval=0.2,
+                   what=f"the Deployment controller to act on deployment/web in {self.namespace}")
 
     def entry_time(self, manager: str) -> str | None:
         """The time of `manager`'s managedFields entry: None where the server records none
